@@ -1,0 +1,5 @@
+"""``python -m jobpipe`` runs the CLI."""
+
+from jobpipe.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""The ``jobpipe`` command line: a click group, one module per command group.
+
+Commands are imported lazily, so ``jobpipe --help`` stays fast and a command's
+stage package (``bridge``, ``consumers`` ...) is imported only when it runs.
+A :class:`~jobpipe.errors.JobpipeError` becomes one line on stderr and exit 1;
+``-v`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from jobpipe.cli.context import CliContext
+from jobpipe.errors import JobpipeError
+from jobpipe.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+# command name -> "module:attribute"; each module owns one command group.
+COMMANDS: dict[str, str] = {
+    "dev": "jobpipe.cli.dev:dev",
+    "topics": "jobpipe.cli.topics:topics",
+    "enqueue": "jobpipe.cli.ingest:enqueue",
+    "ingest-server": "jobpipe.cli.ingest:ingest_server",
+    "bridge": "jobpipe.cli.bridge:bridge",
+    "worker": "jobpipe.cli.worker:worker",
+    "dlq": "jobpipe.cli.dlq:dlq",
+    "pause": "jobpipe.cli.control:pause",
+    "resume": "jobpipe.cli.control:resume",
+    "stats": "jobpipe.cli.stats:stats",
+    "bench": "jobpipe.cli.bench:bench",
+    "loadtest": "jobpipe.cli.loadtest:loadtest",
+    "capacity": "jobpipe.cli.loadtest:capacity",
+    "check": "jobpipe.cli.check:check",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
+
+
+def _version() -> str:
+    from jobpipe import __version__
+
+    return __version__
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="jobpipe")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks on errors.")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
+              help="Settings file (default: $JOBPIPE_CONFIG, then ./jobpipe.toml).")
+@click.option("--log-config", type=click.Path(exists=True, path_type=Path),
+              help="A JSON logging dictConfig file.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, config_path: Path | None,
+        log_config: Path | None) -> None:
+    """jobpipe: hand off jobs in microseconds, never lose one, run them anywhere."""
+    setup_logging(verbose, log_config)
+    ctx.obj = CliContext(config_path=config_path, verbose=verbose)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``jobpipe`` console script."""
+    try:
+        return cli.main(args=argv, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except JobpipeError as exc:
+        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
+            log.exception("failed")
+        click.echo(f"jobpipe: error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,26 @@
+"""What every command receives: where settings come from, and how chatty to be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobpipe.settings import Settings, load_settings
+
+
+@dataclass
+class CliContext:
+    """Carried in ``click.Context.obj``."""
+
+    config_path: Path | None = None
+    verbose: bool = False
+    _settings: Settings | None = field(default=None, repr=False)
+
+    def settings(self, overrides: dict[str, Any] | None = None) -> Settings:
+        """Settings from file and environment, with command flags on top."""
+        if overrides:
+            return load_settings(self.config_path, overrides=overrides)
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings

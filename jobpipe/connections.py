@@ -1,0 +1,133 @@
+"""Clients for Redis and Kafka, built from settings. No globals: callers own them.
+
+Kafka configs always carry ``acks=all`` and ``enable.idempotence=true`` for
+producers, and ``enable.auto.offset.store=false`` for consumers: the stage
+stores an offset only after the job is durably handled elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from jobpipe.errors import UnsafeRedis
+from jobpipe.settings import KafkaSettings, RedisSettings
+
+log = logging.getLogger(__name__)
+
+
+def _redis_kwargs(settings: RedisSettings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "socket_timeout": settings.socket_timeout_s,
+        "socket_connect_timeout": settings.socket_timeout_s,
+    }
+    if settings.ssl_ca_certs and settings.url.startswith("rediss://"):
+        kwargs["ssl_ca_certs"] = settings.ssl_ca_certs
+    return kwargs
+
+
+def redis_client(settings: RedisSettings) -> redis.Redis[bytes]:
+    """A blocking Redis client (bytes in, bytes out)."""
+    return redis.Redis.from_url(settings.url, **_redis_kwargs(settings))
+
+
+def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
+    """An asyncio Redis client (bytes in, bytes out)."""
+    return redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
+
+
+def redis_safety_problems(config: dict[str, str]) -> list[str]:
+    """What makes a Redis (given its ``CONFIG GET *``) unsafe for jobs, if anything."""
+    problems = []
+    policy = config.get("maxmemory-policy", "")
+    if policy != "noeviction":
+        problems.append(f"maxmemory-policy is {policy!r}: an evicting Redis silently drops "
+                        "jobs; set it to 'noeviction'")
+    if config.get("appendonly", "no") != "yes":
+        problems.append("appendonly is 'no': a restart loses every queued job; set "
+                        "'appendonly yes'")
+    return problems
+
+
+def _decode_config(raw: dict[Any, Any]) -> dict[str, str]:
+    return {(k.decode() if isinstance(k, bytes) else str(k)):
+            (v.decode() if isinstance(v, bytes) else str(v)) for k, v in raw.items()}
+
+
+def check_redis_safety(client: redis.Redis[bytes], settings: RedisSettings) -> list[str]:
+    """Check eviction policy and AOF; raise or warn as ``settings.require_safe`` says.
+
+    Returns:
+        The problems found (empty when Redis is safe).
+
+    Raises:
+        UnsafeRedis: problems were found and ``require_safe`` is on.
+    """
+    config = _decode_config(client.config_get("maxmemory-policy"))
+    config.update(_decode_config(client.config_get("appendonly")))
+    return _judge(config, settings)
+
+
+async def check_redis_safety_async(
+    client: redis.asyncio.Redis[bytes], settings: RedisSettings
+) -> list[str]:
+    """The asyncio twin of :func:`check_redis_safety`."""
+    config = _decode_config(await client.config_get("maxmemory-policy"))
+    config.update(_decode_config(await client.config_get("appendonly")))
+    return _judge(config, settings)
+
+
+def _judge(config: dict[str, str], settings: RedisSettings) -> list[str]:
+    problems = redis_safety_problems(config)
+    if problems and settings.require_safe:
+        raise UnsafeRedis(f"Redis at {settings.url} is unsafe for jobs: " + "; ".join(problems))
+    for problem in problems:
+        log.warning("Redis at %s: %s", settings.url, problem)
+    return problems
+
+
+def kafka_common_config(settings: KafkaSettings) -> dict[str, Any]:
+    """Properties every Kafka client gets: bootstrap, IPv4 preference, pass-through."""
+    return {
+        "bootstrap.servers": settings.bootstrap,
+        # librdkafka tries ::1 first for "localhost"; our brokers listen on IPv4.
+        "broker.address.family": "v4",
+        **settings.config,
+    }
+
+
+def kafka_producer_config(settings: KafkaSettings, **tuning: Any) -> dict[str, Any]:
+    """A producer config with ``acks=all`` and idempotence enforced.
+
+    Args:
+        tuning: stage-specific properties (``linger.ms``, ``compression.type``).
+            They cannot override the safety-critical keys.
+    """
+    conf = {**kafka_common_config(settings), **tuning, **settings.producer}
+    conf["acks"] = "all"
+    conf["enable.idempotence"] = True
+    return conf
+
+
+def kafka_consumer_config(settings: KafkaSettings, group_id: str, **tuning: Any) -> dict[str, Any]:
+    """A consumer config for at-least-once: offsets are stored by the stage, not on poll."""
+    conf = {
+        **kafka_common_config(settings),
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.auto.commit": True,
+        "auto.commit.interval.ms": 1000,
+        **tuning,
+        **settings.consumer,
+    }
+    conf["enable.auto.offset.store"] = False
+    return conf
+
+
+def kafka_admin_config(settings: KafkaSettings) -> dict[str, Any]:
+    """An AdminClient config."""
+    return kafka_common_config(settings)

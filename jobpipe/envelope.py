@@ -1,0 +1,193 @@
+"""The job envelope: one orjson object, encoded once by the producer.
+
+The bridge forwards the bytes to Kafka untouched; only the worker decodes them.
+``key`` is always the first field so the bridge can read the partition key from
+the first bytes without decoding the job (see :func:`peek_key`).
+
+Wire fields (optional ones are omitted when empty, to keep jobs small):
+
+    key           ordering/partition key or null (always present, always first)
+    id            UUIDv7 string: unique and time-ordered
+    queue, task   where it goes and which handler runs it
+    args          any JSON value
+    tenant        fairness/pausing unit (optional)
+    priority      priority level index, 0 = highest (optional, default 0)
+    attempt       1 on first delivery, +1 per retry
+    max_attempts  after this many failures the job is dead-lettered
+    enqueued_at   ns since the epoch, wall clock, set by the producer
+    run_at        ns since the epoch; a delayed job is not run before (optional)
+    idem          explicit idempotency key (optional; the id is used otherwise)
+    errors        failure history, appended on each retry (optional)
+    meta          small string map: trace context, replay marks (optional)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import uuid_utils
+
+from jobpipe.errors import EnvelopeError
+
+_NULL_KEY_PREFIX = b'{"key":null'
+_KEY_PREFIX = b'{"key":"'
+
+
+def new_job_id() -> str:
+    """Return a fresh UUIDv7 string: unique, and sortable by creation time."""
+    return str(uuid_utils.uuid7())
+
+
+def now_ns() -> int:
+    """Wall-clock nanoseconds since the epoch, the unit of every job timestamp."""
+    return time.time_ns()
+
+
+@dataclass(slots=True)
+class Job:
+    """One unit of work, as it travels through Redis and Kafka."""
+
+    id: str
+    queue: str
+    task: str
+    args: Any = None
+    key: str | None = None
+    tenant: str | None = None
+    priority: int = 0
+    attempt: int = 1
+    max_attempts: int = 5
+    enqueued_at: int = 0
+    run_at: int | None = None
+    idem: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key that marks this job done: the explicit one, else the job id."""
+        return self.idem or self.id
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form as a dict, ``key`` first, empty optional fields left out."""
+        out: dict[str, Any] = {
+            "key": self.key,
+            "id": self.id,
+            "queue": self.queue,
+            "task": self.task,
+            "args": self.args,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "enqueued_at": self.enqueued_at,
+        }
+        if self.tenant is not None:
+            out["tenant"] = self.tenant
+        if self.priority:
+            out["priority"] = self.priority
+        if self.run_at is not None:
+            out["run_at"] = self.run_at
+        if self.idem is not None:
+            out["idem"] = self.idem
+        if self.errors:
+            out["errors"] = self.errors
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+
+def encode(job: Job) -> bytes:
+    """Encode a job to its wire bytes.
+
+    Raises:
+        TypeError: ``args`` (or ``meta``) holds something JSON cannot carry.
+    """
+    return orjson.dumps(job.to_dict())
+
+
+_REQUIRED: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("id", str),
+    ("queue", str),
+    ("task", str),
+    ("attempt", int),
+    ("max_attempts", int),
+    ("enqueued_at", int),
+)
+_OPTIONAL: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("key", str),
+    ("tenant", str),
+    ("priority", int),
+    ("run_at", int),
+    ("idem", str),
+    ("errors", list),
+    ("meta", dict),
+)
+
+
+def decode(raw: bytes) -> Job:
+    """Decode wire bytes to a :class:`Job`.
+
+    Raises:
+        EnvelopeError: with ``reason`` one of ``invalid_json``, ``not_an_object``,
+            ``missing_field``, ``wrong_type``; it carries the raw bytes.
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError("invalid_json", str(exc), raw) from exc
+    if not isinstance(obj, dict):
+        got = type(obj).__name__
+        raise EnvelopeError("not_an_object", f"expected a JSON object, got {got}", raw)
+    for name, kind in _REQUIRED:
+        value = obj.get(name)
+        if value is None:
+            raise EnvelopeError("missing_field", f"field {name!r} is missing", raw)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise EnvelopeError("wrong_type", f"field {name!r} has the wrong type", raw)
+    for name, kind in _OPTIONAL:
+        value = obj.get(name)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise EnvelopeError("wrong_type", f"field {name!r} has the wrong type", raw)
+    if obj["attempt"] < 1 or obj["max_attempts"] < 1:
+        raise EnvelopeError("wrong_type", "attempt and max_attempts must be >= 1", raw)
+    return Job(
+        id=obj["id"],
+        queue=obj["queue"],
+        task=obj["task"],
+        args=obj.get("args"),
+        key=obj.get("key"),
+        tenant=obj.get("tenant"),
+        priority=obj.get("priority") or 0,
+        attempt=obj["attempt"],
+        max_attempts=obj["max_attempts"],
+        enqueued_at=obj["enqueued_at"],
+        run_at=obj.get("run_at"),
+        idem=obj.get("idem"),
+        errors=obj.get("errors") or [],
+        meta=obj.get("meta") or {},
+    )
+
+
+def peek_key(raw: bytes) -> bytes | None:
+    """Return a job's partition key as bytes without decoding the whole job.
+
+    The fast path reads it from the first bytes (``key`` is always first); a key
+    with escapes, or bytes not written by :func:`encode`, fall back to a full
+    JSON parse. Bytes that are not a job at all give ``None``: the worker
+    dead-letters them, the bridge only needs to move them.
+    """
+    if raw.startswith(_NULL_KEY_PREFIX):
+        return None
+    if raw.startswith(_KEY_PREFIX):
+        end = raw.find(b'"', len(_KEY_PREFIX))
+        if end > 0:
+            candidate = raw[len(_KEY_PREFIX) : end]
+            if b"\\" not in candidate:
+                return candidate
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    key = obj.get("key") if isinstance(obj, dict) else None
+    return key.encode() if isinstance(key, str) else None

@@ -1,0 +1,41 @@
+"""Logging setup for the CLI. Library code only calls ``logging.getLogger(__name__)``."""
+
+from __future__ import annotations
+
+import json
+import logging.config
+from pathlib import Path
+from typing import Any
+
+
+def logging_config(verbose: bool) -> dict[str, Any]:
+    """The default ``dictConfig``: one line per record on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "line": {
+                "format": "%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s",
+            }
+        },
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "line",
+                       "stream": "ext://sys.stderr"}
+        },
+        "loggers": {
+            "jobpipe": {"level": "DEBUG" if verbose else "INFO"},
+            "ingest": {"level": "DEBUG" if verbose else "INFO"},
+            "bridge": {"level": "DEBUG" if verbose else "INFO"},
+            "consumers": {"level": "DEBUG" if verbose else "INFO"},
+            "loadtest": {"level": "DEBUG" if verbose else "INFO"},
+        },
+        "root": {"level": "WARNING", "handlers": ["stderr"]},
+    }
+
+
+def setup_logging(verbose: bool = False, log_config: Path | None = None) -> None:
+    """Apply the default config, or a JSON ``dictConfig`` file given by ``--log-config``."""
+    if log_config is not None:
+        logging.config.dictConfig(json.loads(log_config.read_text()))
+    else:
+        logging.config.dictConfig(logging_config(verbose))

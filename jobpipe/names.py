@@ -1,0 +1,181 @@
+"""Every Redis key and Kafka topic name jobpipe uses, and nothing else.
+
+Redis keys of one queue share the hash tag ``{queue}`` so a Lua script can
+touch all of them on one Redis Cluster slot. Kafka names use ``.`` as the
+separator, which queue names may therefore not contain.
+
+Redis, per queue ``q`` in namespace ``ns``::
+
+    ns:{q}:ready:<level>:<shard>   LIST  ready jobs (LPUSH in, RPOP side out)
+    ns:{q}:t:<tenant>              LIST  ready jobs of one tenant (fair queues)
+    ns:{q}:tenants                 SET   tenants with waiting jobs (fair queues)
+    ns:{q}:delayed                 ZSET  delayed jobs scored by run_at (ms)
+    ns:{q}:inflight:<bridge>       LIST  jobs a bridge took and Kafka has not acked
+    ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)
+    ns:{q}:unique:<key>            STR   unique-job window -> first job id
+    ns:{q}:done:<key>              STR   idempotency marker of a completed job
+    ns:{q}:paused-tenants          SET   paused tenants
+    ns:{q}:parked:<tenant>         LIST  jobs of a paused tenant
+    ns:{q}:rate[:<tenant>]         HASH  token bucket
+    ns:paused                      SET   paused queues
+    ns:bridges                     ZSET  bridge id -> heartbeat deadline (ms)
+    ns:control                     pub/sub channel for pause/resume
+
+Kafka::
+
+    ns.q            main topic (priority level 0)
+    ns.q.p<level>   main topic of priority level >= 1
+    ns.q.retry.5s   retry tier with its delay in the name
+    ns.q.dlq        dead-letter topic
+"""
+
+from __future__ import annotations
+
+import re
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+_TENANT = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
+
+
+def is_valid_queue_name(name: str) -> bool:
+    """Queue names are 1-100 of ``[A-Za-z0-9_-]``: safe in keys and topic names."""
+    return bool(_NAME.match(name))
+
+
+def is_valid_namespace(name: str) -> bool:
+    """Namespaces follow the queue-name rules."""
+    return bool(_NAME.match(name))
+
+
+def is_valid_tenant(name: str) -> bool:
+    """Tenant names are 1-200 of ``[A-Za-z0-9_.:@-]``."""
+    return bool(_TENANT.match(name))
+
+
+def _q(ns: str, queue: str) -> str:
+    return f"{ns}:{{{queue}}}"
+
+
+# --- Redis: ready work ----------------------------------------------------------
+
+
+def ready_key(ns: str, queue: str, shard: int, level: int = 0) -> str:
+    """One shard of a queue's ready list at a priority level."""
+    return f"{_q(ns, queue)}:ready:{level}:{shard}"
+
+
+def tenant_ready_key(ns: str, queue: str, tenant: str) -> str:
+    """A fair queue's ready list of one tenant."""
+    return f"{_q(ns, queue)}:t:{tenant}"
+
+
+def tenants_key(ns: str, queue: str) -> str:
+    """A fair queue's registry of tenants that have jobs waiting."""
+    return f"{_q(ns, queue)}:tenants"
+
+
+def delayed_key(ns: str, queue: str) -> str:
+    """A queue's delayed jobs, scored by ``run_at`` in milliseconds."""
+    return f"{_q(ns, queue)}:delayed"
+
+
+# --- Redis: bridge --------------------------------------------------------------
+
+
+def inflight_key(ns: str, queue: str, bridge_id: str) -> str:
+    """Jobs one bridge took from a queue and Kafka has not yet acknowledged."""
+    return f"{_q(ns, queue)}:inflight:{bridge_id}"
+
+
+def inflight_pattern(ns: str, queue: str) -> str:
+    """SCAN pattern matching every bridge's in-flight list of a queue."""
+    return f"{_q(ns, queue)}:inflight:*"
+
+
+def bridge_id_from_inflight(ns: str, queue: str, key: str) -> str:
+    """The bridge id an in-flight key belongs to."""
+    return key[len(f"{_q(ns, queue)}:inflight:") :]
+
+
+def dead_key(ns: str, queue: str) -> str:
+    """Jobs Kafka refused for good, each stored with its reason."""
+    return f"{_q(ns, queue)}:dead"
+
+
+def bridges_key(ns: str) -> str:
+    """Live bridges: id scored by heartbeat deadline in milliseconds."""
+    return f"{ns}:bridges"
+
+
+# --- Redis: job state -----------------------------------------------------------
+
+
+def unique_key(ns: str, queue: str, idempotency_key: str) -> str:
+    """Unique-job window of one idempotency key; the value is the first job id."""
+    return f"{_q(ns, queue)}:unique:{idempotency_key}"
+
+
+def done_key(ns: str, queue: str, idempotency_key: str) -> str:
+    """Marker set once a job completed, so a redelivery is skipped."""
+    return f"{_q(ns, queue)}:done:{idempotency_key}"
+
+
+# --- Redis: operator controls ---------------------------------------------------
+
+
+def paused_queues_key(ns: str) -> str:
+    """The set of paused queues."""
+    return f"{ns}:paused"
+
+
+def paused_tenants_key(ns: str, queue: str) -> str:
+    """The set of paused tenants of a queue."""
+    return f"{_q(ns, queue)}:paused-tenants"
+
+
+def parked_key(ns: str, queue: str, tenant: str) -> str:
+    """Jobs of a paused tenant, held until it is resumed."""
+    return f"{_q(ns, queue)}:parked:{tenant}"
+
+
+def rate_key(ns: str, queue: str, tenant: str | None = None) -> str:
+    """Token bucket of a queue, or of one tenant within it."""
+    base = f"{_q(ns, queue)}:rate"
+    return base if tenant is None else f"{base}:{tenant}"
+
+
+def control_channel(ns: str) -> str:
+    """Pub/sub channel on which pause and resume are announced."""
+    return f"{ns}:control"
+
+
+# --- Kafka ----------------------------------------------------------------------
+
+
+def main_topic(ns: str, queue: str, level: int = 0) -> str:
+    """The main topic of a queue at a priority level (0 = highest)."""
+    return f"{ns}.{queue}" if level == 0 else f"{ns}.{queue}.p{level}"
+
+
+def format_delay(delay_s: float) -> str:
+    """A retry delay as it appears in a topic name: ``500ms``, ``5s``, ``5m``, ``2h``."""
+    ms = round(delay_s * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def retry_topic(ns: str, queue: str, delay_s: float) -> str:
+    """The retry tier topic of a queue with the given delay."""
+    return f"{ns}.{queue}.retry.{format_delay(delay_s)}"
+
+
+def dlq_topic(ns: str, queue: str) -> str:
+    """The dead-letter topic of a queue."""
+    return f"{ns}.{queue}.dlq"
+
+
+def group_id(ns: str, role: str) -> str:
+    """A Kafka consumer group id for a role such as ``workers`` or ``retry``."""
+    return f"{ns}.{role}"

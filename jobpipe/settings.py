@@ -1,0 +1,374 @@
+"""Settings: one frozen dataclass per component, loaded from one place.
+
+Precedence, lowest first (written down here and nowhere else):
+
+    1. defaults in these dataclasses
+    2. ``jobpipe.toml`` (``--config PATH``, else ``$JOBPIPE_CONFIG``, else
+       ``./jobpipe.toml`` when it exists)
+    3. environment: ``JOBPIPE_NAMESPACE``, ``JOBPIPE_REDIS_URL``,
+       ``JOBPIPE_KAFKA_BOOTSTRAP`` and, for any field, ``JOBPIPE_<SECTION>_<FIELD>``
+       (the value is read as a TOML value when it parses as one, else as a string)
+    4. command-line flags, passed to :func:`load_settings` as ``overrides``
+
+Unknown sections and keys are errors naming the file and the key: a typo must
+never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jobpipe import names
+from jobpipe.errors import ConfigError
+from jobpipe.topology import QueueSpec, Topology
+
+DEFAULT_REDIS_PORT = 16379
+DEFAULT_KAFKA_PORT = 19092
+SAFETY_CRITICAL_KAFKA_KEYS = ("acks", "enable.idempotence")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """Where the front buffer lives.
+
+    Attributes:
+        url: ``redis://[user:password@]host:port/db`` or ``rediss://`` for TLS.
+        require_safe: refuse to start when Redis may evict keys or has no AOF.
+        socket_timeout_s: per-command socket timeout.
+        ssl_ca_certs: CA bundle for ``rediss://`` URLs.
+    """
+
+    url: str = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
+    require_safe: bool = True
+    socket_timeout_s: float = 5.0
+    ssl_ca_certs: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"redis.url: {self.url!r} is not a redis://, rediss:// "
+                              "or unix:// URL")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Where the durable log lives.
+
+    ``acks=all`` and producer idempotence are enforced: jobpipe's guarantees
+    rest on them, so ``config`` may not turn them off.
+
+    Attributes:
+        bootstrap: ``host:port[,host:port]``.
+        replication_factor: of the topics ``jobpipe topics apply`` creates.
+        min_insync_replicas: of those topics.
+        config: librdkafka properties for every client (security, timeouts).
+        producer: librdkafka properties for producers only.
+        consumer: librdkafka properties for consumers only.
+    """
+
+    bootstrap: str = f"127.0.0.1:{DEFAULT_KAFKA_PORT}"
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+    producer: dict[str, str] = field(default_factory=dict)
+    consumer: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.replication_factor < 1 or self.min_insync_replicas < 1:
+            raise ConfigError("kafka: replication_factor and min_insync_replicas must be >= 1")
+        if self.min_insync_replicas > self.replication_factor:
+            raise ConfigError("kafka.min_insync_replicas: cannot exceed replication_factor")
+        for section in ("config", "producer"):
+            for key in SAFETY_CRITICAL_KAFKA_KEYS:
+                if key in getattr(self, section):
+                    raise ConfigError(f"kafka.{section}.{key}: jobpipe enforces acks=all "
+                                      "and idempotence; remove this key")
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    """The Redis-to-Kafka bridge.
+
+    Attributes:
+        batch_size: jobs moved from one ready list per take.
+        max_batches_in_flight: batches produced but not yet fully acknowledged.
+        heartbeat_interval_s: how often a bridge renews its heartbeat.
+        heartbeat_timeout_s: a bridge silent this long is presumed dead and its
+            in-flight jobs are returned to the ready lists.
+        delayed_interval_s: how often due delayed jobs are promoted.
+        idle_wait_s: longest sleep when every ready list is empty.
+        linger_ms: Kafka producer batching delay.
+        compression: Kafka producer compression codec.
+        log_interval_s: repeated trouble (broker down) is logged once per interval.
+    """
+
+    batch_size: int = 1000
+    max_batches_in_flight: int = 8
+    heartbeat_interval_s: float = 1.0
+    heartbeat_timeout_s: float = 10.0
+    delayed_interval_s: float = 0.02
+    idle_wait_s: float = 0.05
+    linger_ms: int = 5
+    compression: str = "lz4"
+    log_interval_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.max_batches_in_flight < 1:
+            raise ConfigError("bridge: batch_size and max_batches_in_flight must be >= 1")
+        if self.heartbeat_timeout_s <= 2 * self.heartbeat_interval_s:
+            raise ConfigError("bridge.heartbeat_timeout_s: must exceed twice heartbeat_interval_s")
+        if self.compression not in ("none", "lz4", "zstd", "snappy", "gzip"):
+            raise ConfigError(f"bridge.compression: unknown codec {self.compression!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """The worker runtime.
+
+    Attributes:
+        concurrency: jobs running at once in one process.
+        processes: worker processes (``--processes``).
+        batch_max: messages taken from Kafka per poll.
+        shutdown_timeout_s: on SIGTERM, how long in-flight jobs may finish.
+        revoke_timeout_s: on a rebalance, how long revoked partitions' jobs may finish.
+        commit_interval_s: how often completed offsets are committed.
+        control_interval_s: how often pause flags are re-read.
+    """
+
+    concurrency: int = 256
+    processes: int = 1
+    batch_max: int = 1000
+    shutdown_timeout_s: float = 30.0
+    revoke_timeout_s: float = 10.0
+    commit_interval_s: float = 1.0
+    control_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.processes < 1 or self.batch_max < 1:
+            raise ConfigError("worker: concurrency, processes and batch_max must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """Producers and the HTTP intake server.
+
+    Attributes:
+        on_full: ``block`` (wait up to ``block_timeout_s``) or ``raise`` QueueFull.
+        block_timeout_s: longest wait for room when ``on_full = "block"``.
+        deadline_s: how long Redis errors are retried before IntakeUnavailable.
+        spool_path: append-only file for jobs Redis could not take by the
+            deadline; re-sent in order when Redis answers. ``None`` = off.
+        http_host, http_port: where ``jobpipe ingest-server`` listens.
+        tokens: bearer tokens the HTTP intake accepts (empty = no auth).
+        max_request_bytes: HTTP request body cap, checked before parsing.
+    """
+
+    on_full: str = "raise"
+    block_timeout_s: float = 5.0
+    deadline_s: float = 10.0
+    spool_path: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8700
+    tokens: tuple[str, ...] = ()
+    max_request_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.on_full not in ("block", "raise"):
+            raise ConfigError(f"ingest.on_full: must be 'block' or 'raise', not {self.on_full!r}")
+
+
+def _default_topology() -> Topology:
+    return Topology({"default": QueueSpec("default")})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a jobpipe process needs to know.
+
+    Attributes:
+        namespace: prefix of every Redis key and Kafka topic; lets several
+            pipelines (or tests) share one Redis and one broker.
+    """
+
+    namespace: str = "jp"
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    bridge: BridgeSettings = field(default_factory=BridgeSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    topology: Topology = field(default_factory=_default_topology)
+
+    def __post_init__(self) -> None:
+        if not names.is_valid_namespace(self.namespace):
+            raise ConfigError(f"namespace: {self.namespace!r} must be 1-100 of [A-Za-z0-9_-]")
+
+
+_SECTIONS: dict[str, type] = {
+    "redis": RedisSettings,
+    "kafka": KafkaSettings,
+    "bridge": BridgeSettings,
+    "worker": WorkerSettings,
+    "ingest": IngestSettings,
+}
+T = TypeVar("T")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check (and gently convert) one value against a field's type hint."""
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, options[0], where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+        item = typing.get_args(hint)[1]
+        return {str(k): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # librdkafka properties are strings; TOML may say 10000
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
+    return value
+
+
+def build(cls: type[T], data: dict[str, Any], where: str, base: T | None = None) -> T:
+    """Build (or update ``base`` of) a settings dataclass from a mapping.
+
+    Raises:
+        ConfigError: naming ``where`` and the key, for unknown keys, wrong
+            types and invalid values.
+    """
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(known))})")
+        values[key] = _coerce(value, hints[key], f"{where}.{key}")
+    try:
+        if base is not None:
+            return replace(base, **values)  # type: ignore[type-var]
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    shortcuts = {"JOBPIPE_REDIS_URL": ("redis", "url"),
+                 "JOBPIPE_KAFKA_BOOTSTRAP": ("kafka", "bootstrap")}
+    for var, raw in environ.items():
+        if not var.startswith("JOBPIPE_") or var == "JOBPIPE_CONFIG":
+            continue
+        if var == "JOBPIPE_NAMESPACE":
+            tree["namespace"] = raw
+            continue
+        if var in shortcuts:
+            section, key = shortcuts[var]
+            tree.setdefault(section, {})[key] = raw
+            continue
+        rest = var[len("JOBPIPE_"):].lower()
+        section, _, key = rest.partition("_")
+        if section in _SECTIONS and key:
+            tree.setdefault(section, {})[key] = _parse_env_value(raw)
+    return tree
+
+
+def find_config(path: str | Path | None, environ: typing.Mapping[str, str]) -> Path | None:
+    """The settings file to read: the flag, then ``$JOBPIPE_CONFIG``, then ``./jobpipe.toml``."""
+    if path is not None:
+        return Path(path)
+    if environ.get("JOBPIPE_CONFIG"):
+        return Path(environ["JOBPIPE_CONFIG"])
+    local = Path("jobpipe.toml")
+    return local if local.exists() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: settings file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _apply(settings: Settings, tree: dict[str, Any], where: str) -> Settings:
+    changes: dict[str, Any] = {}
+    for section, body in tree.items():
+        if section == "namespace":
+            changes["namespace"] = _coerce(body, str, f"{where}: namespace")
+        elif section == "queues":
+            if not isinstance(body, dict):
+                raise ConfigError(f"{where}: [queues] must be a table of tables")
+            queues = {}
+            for qname, qbody in body.items():
+                if not isinstance(qbody, dict):
+                    raise ConfigError(f"{where}: queues.{qname} must be a table")
+                queues[qname] = build(QueueSpec, {"name": qname, **qbody},
+                                      f"{where}: queues.{qname}")
+            changes["topology"] = Topology(queues)
+        elif section in _SECTIONS:
+            if not isinstance(body, dict):
+                raise ConfigError(f"{where}: [{section}] must be a table")
+            current = getattr(settings, section)
+            changes[section] = build(_SECTIONS[section], body, f"{where}: {section}", current)
+        else:
+            known = ", ".join(["namespace", "queues", *_SECTIONS])
+            raise ConfigError(f"{where}: unknown section {section!r} (known: {known})")
+    try:
+        return replace(settings, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+) -> Settings:
+    """Load settings with the precedence in this module's docstring.
+
+    Args:
+        path: a ``jobpipe.toml``; see :func:`find_config` when ``None``.
+        overrides: highest-precedence values, shaped like the TOML file
+            (``{"bridge": {"batch_size": 500}}``).
+        environ: the environment (``os.environ`` when ``None``).
+
+    Raises:
+        ConfigError: one line naming the file (or variable) and the key.
+    """
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    config = find_config(path, env)
+    if config is not None:
+        settings = _apply(settings, _read_toml(config), str(config))
+    settings = _apply(settings, _env_overrides(env), "environment")
+    if overrides:
+        settings = _apply(settings, overrides, "flags")
+    return settings

@@ -1,0 +1,124 @@
+"""Queue topology: what each queue is, as declared under ``[queues.NAME]``.
+
+Pure data: no Redis, no Kafka. :mod:`jobpipe.names` turns a queue into key and
+topic names; :mod:`jobpipe.admin` turns the topology into topics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobpipe import names
+from jobpipe.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """One queue.
+
+    Attributes:
+        name: queue name, ``[A-Za-z0-9_-]``.
+        partitions: partitions of each of its Kafka topics.
+        shards: Redis ready lists per priority level; unkeyed jobs spread over
+            them, a keyed job always lands on the same one.
+        retry_tiers_s: delay of each retry tier; attempt n waits tier n-1 (the
+            last tier repeats).
+        max_attempts: attempts before a job is dead-lettered.
+        weight: share of the worker lottery against other queues.
+        priorities: lottery weight of each priority level, level 0 first.
+        ordered: jobs with the same key run one at a time, in order.
+        fair: one Redis list per tenant, drained round robin by the bridge.
+        tenant_weights: bridge share of named tenants (others weigh 1).
+        max_kafka_lag: fair queues: the bridge stops feeding Kafka past this
+            many unconsumed jobs, so fairness is decided in Redis, not lost in
+            Kafka's FIFO. ``None`` = unbounded.
+        max_backlog: high-water mark of jobs waiting in Redis (backpressure).
+        rate_limit_per_s: jobs per second for the whole queue, all workers.
+        tenant_rate_limit_per_s: jobs per second for each tenant.
+        timeout_s: default run-time limit of a job of this queue.
+        idempotency_ttl_s: how long a completed job's marker is kept.
+        max_job_bytes: size cap of an encoded job.
+    """
+
+    name: str
+    partitions: int = 6
+    shards: int = 4
+    retry_tiers_s: tuple[float, ...] = (5.0, 30.0, 300.0, 1800.0)
+    max_attempts: int = 5
+    weight: int = 1
+    priorities: tuple[int, ...] = (1,)
+    ordered: bool = False
+    fair: bool = False
+    tenant_weights: dict[str, int] = field(default_factory=dict)
+    max_kafka_lag: int | None = None
+    max_backlog: int | None = 1_000_000
+    rate_limit_per_s: float | None = None
+    tenant_rate_limit_per_s: float | None = None
+    timeout_s: float | None = 300.0
+    idempotency_ttl_s: int = 86_400
+    max_job_bytes: int = 262_144
+
+    def __post_init__(self) -> None:
+        where = f"queues.{self.name}"
+        if not names.is_valid_queue_name(self.name):
+            raise ConfigError(f"{where}: queue name must be 1-100 of [A-Za-z0-9_-]")
+        for attr in ("partitions", "shards", "max_attempts", "weight", "max_job_bytes"):
+            if getattr(self, attr) < 1:
+                raise ConfigError(f"{where}.{attr}: must be >= 1")
+        if not self.retry_tiers_s or any(d <= 0 for d in self.retry_tiers_s):
+            raise ConfigError(f"{where}.retry_tiers_s: needs at least one delay, each > 0")
+        if list(self.retry_tiers_s) != sorted(self.retry_tiers_s):
+            raise ConfigError(f"{where}.retry_tiers_s: delays must increase")
+        if not self.priorities or any(w < 1 for w in self.priorities):
+            raise ConfigError(f"{where}.priorities: needs at least one weight, each >= 1")
+        if self.fair and len(self.priorities) > 1:
+            raise ConfigError(f"{where}: a fair queue has a single priority level")
+        for attr in ("max_kafka_lag", "max_backlog", "rate_limit_per_s",
+                     "tenant_rate_limit_per_s", "timeout_s"):
+            value = getattr(self, attr)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{where}.{attr}: must be > 0")
+
+    @property
+    def levels(self) -> range:
+        """The priority levels, 0 (highest) first."""
+        return range(len(self.priorities))
+
+    def retry_delay_s(self, attempt: int) -> float:
+        """Delay before attempt ``attempt + 1``, after ``attempt`` failed."""
+        return self.retry_tiers_s[min(attempt, len(self.retry_tiers_s)) - 1]
+
+    def topics(self, ns: str) -> list[str]:
+        """Every Kafka topic of this queue: main per level, retry tiers, DLQ."""
+        return [
+            *(names.main_topic(ns, self.name, level) for level in self.levels),
+            *(names.retry_topic(ns, self.name, d) for d in self.retry_tiers_s),
+            names.dlq_topic(ns, self.name),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """All declared queues, by name."""
+
+    queues: dict[str, QueueSpec]
+
+    def __post_init__(self) -> None:
+        if not self.queues:
+            raise ConfigError("queues: at least one queue must be declared")
+
+    def get(self, name: str) -> QueueSpec:
+        """The queue called ``name``.
+
+        Raises:
+            ConfigError: no such queue.
+        """
+        try:
+            return self.queues[name]
+        except KeyError:
+            known = ", ".join(sorted(self.queues))
+            raise ConfigError(f"unknown queue {name!r} (declared: {known})") from None
+
+    def select(self, wanted: list[str] | tuple[str, ...] | None) -> list[QueueSpec]:
+        """The named queues, or all of them when ``wanted`` is empty."""
+        return [self.get(n) for n in wanted] if wanted else list(self.queues.values())
