@@ -6,6 +6,7 @@ topic names; :mod:`jobpipe.admin` turns the topology into topics.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 from jobpipe import names
@@ -122,3 +123,14 @@ class Topology:
     def select(self, wanted: list[str] | tuple[str, ...] | None) -> list[QueueSpec]:
         """The named queues, or all of them when ``wanted`` is empty."""
         return [self.get(n) for n in wanted] if wanted else list(self.queues.values())
+
+
+def shard_for(key: bytes | None, shards: int, spread: int) -> int:
+    """The ready-list shard of a job: a keyed job always the same one, so its
+    order holds; an unkeyed one wherever ``spread`` (any counter) points.
+
+    Producers and the bridge (when it promotes delayed jobs) both call this.
+    """
+    if key is None:
+        return spread % shards
+    return zlib.crc32(key) % shards

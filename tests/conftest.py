@@ -1,0 +1,87 @@
+"""Fixtures: real services once per run, isolation per test by namespace."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from jobpipe.settings import Settings, load_settings
+from tests.services import Services, find_services
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """Addresses of a real Redis and a real Kafka (see tests/services.py)."""
+    try:
+        with find_services() as found:
+            yield found
+    except Exception as exc:
+        if IN_CI:
+            raise
+        pytest.skip(f"no Redis/Kafka for integration tests: {exc}")
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of this test alone: its keys and topics share nothing."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(services: Services, namespace: str) -> MakeSettings:
+    """Build settings pointing at the real services, in this test's namespace.
+
+    Usage: ``make_settings(queues={"email": {"partitions": 3}}, bridge={...})``.
+    Queues default to one queue ``default`` with 3 partitions and short retry tiers.
+    """
+
+    def make(queues: dict[str, dict[str, Any]] | None = None, **sections: Any) -> Settings:
+        tree: dict[str, Any] = {
+            "namespace": namespace,
+            "queues": queues or {"default": {"partitions": 3, "retry_tiers_s": [1, 2]}},
+            **sections,
+        }
+        tree.setdefault("redis", {})["url"] = services.redis_url
+        tree.setdefault("kafka", {})["bootstrap"] = services.kafka_bootstrap
+        return load_settings(None, overrides=tree, environ={})
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    """Default settings for one test: queue ``default``, 3 partitions."""
+    return make_settings()
+
+
+@pytest.fixture
+def redis_client(services: Services, namespace: str) -> Iterator[redis.Redis]:
+    """A client of the real Redis; the test's keys are deleted afterwards."""
+    client = redis.Redis.from_url(services.redis_url)
+    yield client
+    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture
+def kafka_cleanup(services: Services, namespace: str) -> Iterator[None]:
+    """Delete the test's topics afterwards so the shared broker stays small."""
+    yield
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": services.kafka_bootstrap,
+                         "broker.address.family": "v4"})
+    mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{namespace}.")]
+    if mine:
+        admin.delete_topics(mine, operation_timeout=10)
