@@ -1,0 +1,68 @@
+"""Helpers for the operator-tool tests: produce and read real Kafka records."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from jobpipe.envelope import Job, new_job_id, now_ns
+from jobpipe.settings import Settings
+
+
+def make_job(queue: str = "default", task: str = "t", **fields: Any) -> Job:
+    """A job with fresh id and enqueue time."""
+    fields.setdefault("args", {"n": 1})
+    return Job(id=new_job_id(), queue=queue, task=task, enqueued_at=now_ns(), **fields)
+
+
+def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
+            headers: list[tuple[str, bytes]] | None = None,
+            partition: int | None = None) -> None:
+    """Produce (key, value) records and wait for every acknowledgement."""
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap,
+                         "broker.address.family": "v4", "enable.idempotence": True})
+    errors: list[Any] = []
+    for key, value in records:
+        extra = {} if partition is None else {"partition": partition}
+        producer.produce(topic, value=value, key=key, headers=headers,
+                         on_delivery=lambda err, _m: errors.append(err) if err else None,
+                         **extra)
+    assert producer.flush(30) == 0
+    assert not errors
+
+
+Reader = Callable[..., list[Any]]
+
+
+@pytest.fixture
+def read_topics() -> Iterator[Reader]:
+    """``read(settings, topics, count, timeout_s)``: the next ``count`` messages of
+    ``topics`` (from the beginning), with their arrival time (``time.monotonic``)."""
+    consumers: list[Consumer] = []
+
+    def read(settings: Settings, topics: list[str], count: int,
+             timeout_s: float = 20.0) -> list[tuple[float, Any]]:
+        consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap,
+                             "broker.address.family": "v4",
+                             "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                             "auto.offset.reset": "earliest",
+                             "enable.auto.commit": False})
+        consumers.append(consumer)
+        consumer.subscribe(topics)
+        got: list[tuple[float, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.1)
+            if msg is not None and msg.error() is None:
+                got.append((time.monotonic(), msg))
+        return got
+
+    yield read
+    for consumer in consumers:
+        consumer.close()
+
