@@ -34,6 +34,10 @@ from jobpipe.errors import EnvelopeError
 
 _NULL_KEY_PREFIX = b'{"key":null'
 _KEY_PREFIX = b'{"key":"'
+# orjson reads JSON nested up to 1024 levels but writes only up to 254, so a job
+# nested deeper would decode and then fail to re-encode on its way to a retry
+# topic. decode() refuses it (the full check runs only past this many brackets).
+_MAX_ENCODABLE_DEPTH = 254
 
 
 def new_job_id() -> str:
@@ -136,6 +140,12 @@ def decode(raw: bytes) -> Job:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError("invalid_json", str(exc), raw) from exc
+    if raw.count(b"[") + raw.count(b"{") > _MAX_ENCODABLE_DEPTH:
+        try:
+            orjson.dumps(obj)
+        except TypeError as exc:
+            raise EnvelopeError("invalid_json", f"nested deeper than {_MAX_ENCODABLE_DEPTH} "
+                                "levels", raw) from exc
     if not isinstance(obj, dict):
         got = type(obj).__name__
         raise EnvelopeError("not_an_object", f"expected a JSON object, got {got}", raw)
