@@ -141,6 +141,9 @@ JOBS_DEAD_LETTERED = _counter("jobpipe_jobs_dead_lettered_total", "Jobs sent to 
                               ["queue", "reason"])
 JOBS_DUPLICATE_SKIPPED = _counter("jobpipe_jobs_duplicate_skipped_total",
                                   "Redeliveries of completed jobs, skipped.", ["queue"])
+JOBS_TIMED_OUT = _counter("jobpipe_jobs_timed_out_total",
+                          "Jobs over their time limit (async ones are cancelled and retried).",
+                          ["queue", "task"])
 RUN_SECONDS = _histogram("jobpipe_job_run_seconds", "Handler run time.", ["queue", "task"])
 END_TO_END_SECONDS = _histogram("jobpipe_job_end_to_end_seconds",
                                 "From enqueue to handler completion.", ["queue"])

@@ -1,0 +1,242 @@
+"""The Kafka side of a worker process: one consumer, owned by one thread.
+
+Every consumer call (``consume``, ``store_offsets``, ``pause``, ``commit``,
+``close``) runs on this thread, never on the event loop. The event loop talks
+to it through thread-safe requests: offsets to store, topics to pause, and
+arbitrary calls (:meth:`Fetcher.call`). Rebalance callbacks run here too; a
+revoke waits (bounded) for the loop to finish the revoked partitions' jobs and
+stores what finished, then commits it synchronously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from jobpipe import metrics, names
+from jobpipe.connections import kafka_consumer_config
+from jobpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TP = tuple[str, int]
+RevokeFn = Callable[[list[TP]], Coroutine[Any, Any, dict[TP, int]]]
+LoseFn = Callable[[list[TP]], Coroutine[Any, Any, None]]
+
+
+class Fetcher:
+    """Runs the process's consumer on a dedicated thread.
+
+    Args:
+        settings: all settings (Kafka, worker section).
+        topics: main topics to subscribe to.
+        loop: the event loop that receives messages.
+        on_messages: called on the loop with each non-empty batch.
+        on_revoke: coroutine run on the loop for revoked partitions; returns
+            the offsets to store for them.
+        on_lost: coroutine run on the loop for lost partitions.
+        on_assign: called on the loop with newly assigned partitions.
+    """
+
+    def __init__(self, settings: Settings, topics: list[str], loop: asyncio.AbstractEventLoop,
+                 on_messages: Callable[[list[Message]], None], on_revoke: RevokeFn,
+                 on_lost: LoseFn, on_assign: Callable[[list[TP]], None]) -> None:
+        self._settings = settings
+        self._topics = topics
+        self._loop = loop
+        self._on_messages = on_messages
+        self._on_revoke = on_revoke
+        self._on_lost = on_lost
+        self._on_assign = on_assign
+        self._lock = threading.Lock()
+        self._to_store: dict[TP, int] = {}
+        self._calls: list[tuple[Callable[[Consumer], Any], asyncio.Future[Any]]] = []
+        self._wanted_paused: set[str] = set()
+        self._paused: set[TP] = set()
+        self.assignment: set[TP] = set()
+        self.fetching = True
+        self.handed = 0  # messages handed to the loop (this thread writes)
+        self.prepared = 0  # messages the loop has taken in (the loop writes)
+        self.backlog_max = 4 * settings.worker.batch_max
+        self._stop = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="jobpipe-fetcher", daemon=True)
+
+    # --- called from the loop ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread (creates the consumer there)."""
+        self._thread.start()
+
+    def store(self, offsets: dict[TP, int]) -> None:
+        """Offsets to store (the next message to read, per partition)."""
+        if offsets:
+            with self._lock:
+                self._to_store.update(offsets)
+
+    def set_paused_topics(self, topics: set[str]) -> None:
+        """Topics whose partitions must not be fetched (control pause or full buffer)."""
+        with self._lock:
+            self._wanted_paused = set(topics)
+
+    def call(self, fn: Callable[[Consumer], Any]) -> asyncio.Future[Any]:
+        """Run ``fn(consumer)`` on the consumer thread; the future resolves on the loop."""
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        with self._lock:
+            self._calls.append((fn, fut))
+        return fut
+
+    def stop(self) -> None:
+        """Stop fetching, store pending offsets, commit synchronously and close."""
+        self._stop.set()
+
+    def join(self, timeout_s: float | None = None) -> None:
+        """Wait for the thread to finish closing the consumer."""
+        self._thread.join(timeout_s)
+
+    # --- the consumer thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        worker = self._settings.worker
+        conf = kafka_consumer_config(
+            self._settings.kafka, names.group_id(self._settings.namespace, "workers"),
+            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
+               "statistics.interval.ms": 5000, "stats_cb": self._on_stats})
+        consumer = Consumer(conf)
+        consumer.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked,
+                           on_lost=self._lost)
+        try:
+            while not self._stop.is_set():
+                self._service(consumer)
+                if not self.fetching:
+                    # Every partition is paused: consume only serves callbacks; a
+                    # straggler is dropped unstored, so it is simply re-delivered.
+                    consumer.consume(1, 0.05)
+                    continue
+                if self.handed - self.prepared > self.backlog_max:
+                    time.sleep(0.002)  # the loop is behind: let it catch up
+                    continue
+                msgs = consumer.consume(worker.batch_max, 0.05)
+                if msgs:
+                    self.handed += len(msgs)
+                    self._loop.call_soon_threadsafe(self._on_messages, msgs)
+        except Exception:
+            log.exception("consumer thread failed")
+            raise
+        finally:
+            self._closing = True
+            self._service(consumer)
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._NO_OFFSET:
+                    log.warning("final commit failed: %s", exc)
+            consumer.close()
+            log.info("consumer closed")
+
+    def _service(self, consumer: Consumer) -> None:
+        with self._lock:
+            to_store, self._to_store = self._to_store, {}
+            calls, self._calls = self._calls, []
+            wanted = self._wanted_paused
+        self._store(consumer, to_store)
+        self._reconcile_pause(consumer, wanted)
+        for fn, fut in calls:
+            try:
+                result = fn(consumer)
+            except Exception as exc:
+                self._resolve(fut, None, exc)
+            else:
+                self._resolve(fut, result, None)
+
+    def _resolve(self, fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+        def done() -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(done)
+
+    def _store(self, consumer: Consumer, offsets: dict[TP, int]) -> None:
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()
+               if (t, p) in self.assignment]
+        if not tps:
+            return
+        try:
+            consumer.store_offsets(offsets=tps)
+        except KafkaException as exc:
+            log.warning("store_offsets failed: %s", exc)
+
+    def _reconcile_pause(self, consumer: Consumer, wanted: set[str]) -> None:
+        want = {tp for tp in self.assignment if tp[0] in wanted or not self.fetching}
+        to_pause = want - self._paused
+        to_resume = self._paused - want
+        if to_pause:
+            consumer.pause([TopicPartition(t, p) for t, p in to_pause])
+        if to_resume:
+            consumer.resume([TopicPartition(t, p) for t, p in to_resume])
+        self._paused = want
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        self.assignment.update(tps)
+        log.info("assigned %d partitions", len(tps))
+        self._loop.call_soon_threadsafe(self._on_assign, tps)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        log.info("revoking %d partitions", len(tps))
+        if not self._closing and not self._loop.is_closed():
+            timeout_s = self._settings.worker.revoke_timeout_s + 5
+            try:
+                fut = asyncio.run_coroutine_threadsafe(self._on_revoke(tps), self._loop)
+                offsets = fut.result(timeout_s)
+            except Exception as exc:  # loop gone or too slow: store nothing more
+                log.warning("revoke handling failed (%s); committing what was stored", exc)
+                offsets = {}
+            self._store(consumer, offsets)
+            commit = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+            if commit:
+                try:
+                    consumer.commit(offsets=commit, asynchronous=False)
+                except KafkaException as exc:
+                    log.warning("commit on revoke failed: %s", exc)
+        self._forget(tps)
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(tp.topic, tp.partition) for tp in partitions]
+        log.warning("lost %d partitions; their unfinished jobs will be re-delivered", len(tps))
+        if not self._loop.is_closed():
+            asyncio.run_coroutine_threadsafe(self._on_lost(tps), self._loop)
+        self._forget(tps)
+
+    def _forget(self, tps: list[TP]) -> None:
+        self.assignment.difference_update(tps)
+        self._paused.difference_update(tps)
+        with self._lock:
+            for tp in tps:
+                self._to_store.pop(tp, None)
+
+    def _on_stats(self, raw: str) -> None:
+        try:
+            stats = orjson.loads(raw)
+            for topic, body in stats.get("topics", {}).items():
+                lag = 0
+                for part in body.get("partitions", {}).values():
+                    if part.get("partition", -1) >= 0 and part.get("fetch_state") == "active":
+                        lag += max(0, int(part.get("consumer_lag_stored", 0)))
+                metrics.CONSUMER_LAG.labels(topic).set(lag)
+        except Exception as exc:  # stats are best effort
+            log.debug("bad statistics: %s", exc)
+

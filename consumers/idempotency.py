@@ -1,0 +1,58 @@
+"""Done markers: a completed job's idempotency key, so a redelivery is skipped.
+
+Markers are checked with one ``MGET`` per batch before running and written in
+one pipeline per batch after success (a Lua call per queue setting every key
+with the queue's TTL; keys of one queue share a hash tag, so this holds on
+Redis Cluster too). A queue with ``idempotency_ttl_s <= 0`` keeps no markers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import redis.asyncio
+
+from jobpipe import names
+
+_MARK = """
+local ttl = ARGV[1]
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ttl)
+end
+return #KEYS
+"""
+
+
+class DoneMarkers:
+    """Reads and writes done markers in one namespace.
+
+    Args:
+        client: an asyncio Redis client.
+        namespace: key namespace.
+    """
+
+    def __init__(self, client: redis.asyncio.Redis[bytes], namespace: str) -> None:
+        self._client = client
+        self._ns = namespace
+        self._mark = client.register_script(_MARK)
+
+    async def seen(self, queue: str, keys: Sequence[str]) -> list[bool]:
+        """Which of ``keys`` (idempotency keys of ``queue``) are already done."""
+        if not keys:
+            return []
+        ns = self._ns
+        values = await self._client.mget([names.done_key(ns, queue, k) for k in keys])
+        return [v is not None for v in values]
+
+    async def mark(self, by_queue: Iterable[tuple[str, int, Sequence[str]]]) -> None:
+        """Mark keys done: ``(queue, ttl_s, keys)`` triples, one pipeline in all."""
+        ns = self._ns
+        pipe = self._client.pipeline(transaction=False)
+        calls = 0
+        for queue, ttl_s, keys in by_queue:
+            if ttl_s > 0 and keys:
+                await self._mark(keys=[names.done_key(ns, queue, k) for k in keys],
+                                 args=[ttl_s], client=pipe)
+                calls += 1
+        if calls:
+            await pipe.execute()

@@ -1,0 +1,141 @@
+"""Intake: turn a batch of Kafka messages into runnable jobs.
+
+Each message is decoded once (orjson). Bad input never stops a partition: an
+undecodable envelope, an unknown task or a job on the wrong queue's topic goes
+to the DLQ with its reason code. Redeliveries of completed jobs are found with
+one ``MGET`` per queue per batch and skipped. Jobs of a paused tenant are
+parked in Redis. Everything not runnable is handed to ``settle`` (offset done)
+once it is safely elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+
+from consumers.accounting import BatchMetrics
+from consumers.failure import FailureSink, Source
+from consumers.idempotency import DoneMarkers
+from consumers.lanes import Item, Lane
+from consumers.registry import App
+from jobpipe.envelope import decode, encode
+from jobpipe.errors import EnvelopeError
+
+log = logging.getLogger(__name__)
+
+TPO = tuple[str, int, int]
+
+
+class Intake:
+    """Prepares message batches for the lanes.
+
+    Args:
+        app: the handlers.
+        lanes_by_topic: lane of each main topic.
+        markers: done markers.
+        sink: where bad input is dead-lettered.
+        controls: D2's pause controls, or ``None``.
+        stats: batch metrics.
+        settle: called on the loop with ``(topic, partition, offset)`` of a
+            message that needs no run (duplicate, parked, dead-lettered).
+        track: called with ``(topic, partition, offset)`` of every message taken in.
+        delivered: wraps a loop callback so the producer thread may call it.
+    """
+
+    def __init__(self, app: App, lanes_by_topic: dict[str, Lane], markers: DoneMarkers,
+                 sink: FailureSink, controls: Any, stats: BatchMetrics,
+                 settle: Callable[[TPO], None], track: Callable[[str, int, int], None],
+                 delivered: Callable[[TPO], Callable[[], None]]) -> None:
+        self._tasks = app.tasks
+        self._lanes = lanes_by_topic
+        self._markers = markers
+        self._sink = sink
+        self._controls = controls
+        self._stats = stats
+        self._settle = settle
+        self._track = track
+        self._delivered = delivered
+        self.delivering: set[TPO] = set()
+
+    async def prepare(self, msgs: list[Message]) -> list[Item]:
+        """Decode, check and de-duplicate one batch; returns the runnable jobs in order."""
+        by_queue: dict[str, list[Item]] = {}
+        tasks, lanes, track = self._tasks, self._lanes, self._track
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", err)
+                continue
+            topic: str = msg.topic()  # type: ignore[assignment]  # set on every message
+            partition: int = msg.partition()  # type: ignore[assignment]
+            offset: int = msg.offset()  # type: ignore[assignment]
+            track(topic, partition, offset)
+            lane = lanes[topic]
+            raw = msg.value() or b""
+            try:
+                job = decode(raw)
+            except EnvelopeError as exc:
+                self._dead(lane, raw, exc.reason, str(exc), (topic, partition, offset), msg)
+                continue
+            if job.queue != lane.spec.name:
+                self._dead(lane, raw, "unknown_queue",
+                           f"job {job.id} names queue {job.queue!r} but came from {topic}",
+                           (topic, partition, offset), msg)
+                continue
+            task = tasks.get(job.task)
+            if task is None:
+                self._dead(lane, raw, "unknown_task", f"no handler for task {job.task!r}",
+                           (topic, partition, offset), msg)
+                continue
+            item = Item(topic, partition, offset, msg.key(), job, task, lane)
+            by_queue.setdefault(lane.spec.name, []).append(item)
+        runnable: list[Item] = []
+        for queue, items in by_queue.items():
+            runnable.extend(await self._unseen(queue, items))
+        if self._controls is not None and runnable:
+            runnable = await self._park_paused(runnable)
+        return runnable
+
+    async def _unseen(self, queue: str, items: list[Item]) -> list[Item]:
+        if items[0].lane.spec.idempotency_ttl_s <= 0:
+            return items
+        try:
+            seen = await self._markers.seen(queue, [i.job.idempotency_key for i in items])
+        except Exception as exc:  # Redis trouble: run them (at-least-once beats stalling)
+            log.warning("idempotency check failed (%s); running the batch unchecked", exc)
+            return items
+        fresh = [i for i, s in zip(items, seen, strict=True) if not s]
+        if len(fresh) != len(items):
+            for item, s in zip(items, seen, strict=True):
+                if s:
+                    log.debug("job %s already done: skipped", item.job.id)
+                    self._settle((item.topic, item.partition, item.offset))
+            self._stats.duplicates(queue, len(items) - len(fresh))
+        return fresh
+
+    async def _park_paused(self, items: list[Item]) -> list[Item]:
+        controls = self._controls
+        keep: list[Item] = []
+        for item in items:
+            queue, tenant = item.job.queue, item.job.tenant or "default"
+            if not controls.is_tenant_paused(queue, tenant):
+                keep.append(item)
+                continue
+            await controls.park(encode(item.job), queue, tenant)
+            log.info("job %s of paused tenant %s parked", item.job.id, tenant)
+            self._settle((item.topic, item.partition, item.offset))
+        return keep
+
+    def _dead(self, lane: Lane, raw: bytes, reason: str, message: str, tpo: TPO,
+              msg: Message) -> None:
+        topic, partition, offset = tpo
+        log.error("dead-lettering %s[%d]@%d: %s", topic, partition, offset, message)
+        self._stats.dead_lettered(lane.spec.name, reason)
+        self.delivering.add(tpo)
+        self._sink.dead_letter(lane.spec.name, raw, reason, message,
+                               Source(topic, partition, offset, msg.key()),
+                               self._delivered(tpo))

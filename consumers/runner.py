@@ -1,0 +1,281 @@
+"""The asyncio side of one worker process: run jobs, account for them, store offsets.
+
+Runners (``settings.worker.concurrency`` coroutines) take the next job from
+the lanes and run it: async handlers on the loop, sync ones on a thread pool.
+A no-op async handler completes without suspending, so one runner drains a
+batch with no per-job task, lock or wake-up. Finished jobs are accounted for
+in batches by the flusher: done markers in one pipeline, then contiguous
+offsets handed to the fetcher to store. A failed job's offset completes only
+after its retry or DLQ record is acknowledged by Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from consumers.accounting import BatchMetrics
+from consumers.context import JobContext
+from consumers.failure import WORKER_ID, FailureSink, Source, error_record
+from consumers.followup import FollowUps
+from consumers.lanes import Item, Lanes
+from consumers.offsets import OffsetTracker
+from consumers.retry import Timeout, decide
+from jobpipe import metrics
+
+log = logging.getLogger(__name__)
+
+TPO = tuple[str, int, int]
+
+
+class Slot:
+    """One runner coroutine and the job it is running."""
+
+    __slots__ = ("deadline", "item", "task", "timed_out")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.item: Item | None = None
+        self.deadline = math.inf
+        self.timed_out = False
+
+
+class Runner:
+    """Runs jobs from the lanes and accounts for them.
+
+    Args:
+        lanes: the job buffers.
+        tracker: contiguous offsets.
+        sink: retries and dead letters.
+        follow_ups: producer of ``ctx.enqueue`` jobs.
+        markers: done markers (``mark``), or ``None`` to keep none.
+        limiter: D2's rate limiter, or ``None``.
+        stats: batch metrics.
+        concurrency: runner coroutines (and thread pool size for sync handlers).
+        store: called with committable offsets after each flush.
+    """
+
+    def __init__(self, lanes: Lanes, tracker: OffsetTracker, sink: FailureSink,
+                 follow_ups: FollowUps, markers: Any, limiter: Any, stats: BatchMetrics,
+                 concurrency: int, store: Any) -> None:
+        self.lanes = lanes
+        self.tracker = tracker
+        self._sink = sink
+        self._follow_ups = follow_ups
+        self._markers = markers
+        self._limiter = limiter
+        self._stats = stats
+        self._store = store
+        self.slots = [Slot() for _ in range(concurrency)]
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jobpipe-job")
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._finished: list[Item] = []  # succeeded: mark done, then complete
+        self._settled: list[TPO] = []  # needs no marker: just complete the offset
+        self.delivering: set[TPO] = set()  # waiting for Kafka to take a retry/DLQ/follow-up
+        self._flush_event = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self.on_pause_change: Any = None
+        self._loop = asyncio.get_running_loop()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> list[asyncio.Task[None]]:
+        """Start runners, flusher and watchdog; returns their tasks."""
+        tasks = []
+        for slot in self.slots:
+            slot.task = asyncio.create_task(self._run_loop(slot))
+            tasks.append(slot.task)
+        tasks.append(asyncio.create_task(self._flush_loop()))
+        tasks.append(asyncio.create_task(self._watchdog()))
+        return tasks
+
+    def close(self) -> None:
+        """Stop the thread pool (sync jobs still running are left to finish)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self, n: int) -> None:
+        """Wake up to ``n`` idle runners: work arrived."""
+        idle = self._idle
+        while n > 0 and idle:
+            fut = idle.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                n -= 1
+
+    def busy(self, tps: set[tuple[str, int]] | None = None) -> bool:
+        """Whether a job (of ``tps``, or any) is running or waiting for Kafka."""
+        for slot in self.slots:
+            item = slot.item
+            if item is not None and (tps is None or (item.topic, item.partition) in tps):
+                return True
+        if tps is None:
+            return bool(self.delivering)
+        return any((t, p) in tps for t, p, _ in self.delivering)
+
+    def has_unflushed(self) -> bool:
+        """Whether finished work still waits for the flusher."""
+        return bool(self._finished or self._settled)
+
+    # --- running -----------------------------------------------------------------------
+
+    async def _run_loop(self, slot: Slot) -> None:
+        lanes = self.lanes
+        while True:
+            item = lanes.next()
+            if lanes.changed and self.on_pause_change is not None:
+                self.on_pause_change()
+            if item is None:
+                fut = self._loop.create_future()
+                self._idle.append(fut)
+                await fut
+                continue
+            await self._run(item, slot)
+
+    async def _run(self, item: Item, slot: Slot) -> None:
+        job, task, spec = item.job, item.task, item.lane.spec
+        if self._limiter is not None and (spec.rate_limit_per_s or spec.tenant_rate_limit_per_s):
+            await self._limiter.acquire(spec, job.tenant)
+        ctx = JobContext(job, self._follow_ups.enqueue)
+        timeout_s = task.timeout_s or spec.timeout_s
+        started = time.perf_counter()
+        slot.item = item
+        slot.deadline = started + timeout_s if timeout_s else math.inf
+        slot.timed_out = False
+        try:
+            if task.is_async:
+                await task.fn(ctx, job.args)  # type: ignore[misc]
+            else:
+                await self._loop.run_in_executor(self._pool, task.fn, ctx, job.args)
+        except asyncio.CancelledError:
+            if not slot.timed_out:
+                raise
+            if slot.task is not None:
+                slot.task.uncancel()
+            self._fail(item, Timeout(f"ran longer than {timeout_s}s and was cancelled"))
+        except Exception as exc:
+            self._fail(item, exc)
+        else:
+            item.run_s = time.perf_counter() - started
+            if ctx._produced != ctx._delivered:
+                self._hold_until_delivered(item, ctx)
+            else:
+                self._finished.append(item)
+                self._flush_event.set()
+        finally:
+            slot.item = None
+            if item.lane.ordered:
+                self.lanes.release(item)
+                if self._idle:
+                    self.wake(1)
+
+    def _hold_until_delivered(self, item: Item, ctx: JobContext) -> None:
+        tpo = (item.topic, item.partition, item.offset)
+        self.delivering.add(tpo)
+
+        def settled() -> None:
+            self.delivering.discard(tpo)
+            self._finished.append(item)
+            self._flush_event.set()
+
+        ctx._on_settled = settled
+
+    def _fail(self, item: Item, exc: BaseException) -> None:
+        job, spec = item.job, item.lane.spec
+        decision = decide(spec, job.attempt, job.max_attempts, exc, item.task.retry_on)
+        error = error_record(exc, WORKER_ID)
+        tpo = (item.topic, item.partition, item.offset)
+        self.delivering.add(tpo)
+        source = Source(item.topic, item.partition, item.offset, item.msg_key)
+        self._stats.failed(job.queue, job.task, decision.retry, decision.reason)
+        if decision.retry:
+            assert decision.delay_s is not None
+            log.warning("job %s %s/%s attempt %d failed (%s: %s); retry in %ss", job.id,
+                        job.queue, job.task, job.attempt, error["type"], error["message"],
+                        decision.delay_s)
+            self._sink.retry(job, decision.delay_s, error, source, self.delivered(tpo))
+        else:
+            log.error("job %s %s/%s attempt %d dead-lettered (%s): %s: %s", job.id, job.queue,
+                      job.task, job.attempt, decision.reason, error["type"], error["message"])
+            self._sink.dead_letter_job(job, decision.reason, error, source, self.delivered(tpo))
+
+    def delivered(self, tpo: TPO) -> Any:
+        """A callback for the producer thread: the record of ``tpo`` is safe in Kafka."""
+        loop = self._loop
+
+        def report() -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._settle_delivered, tpo)
+
+        return report
+
+    def _settle_delivered(self, tpo: TPO) -> None:
+        self.delivering.discard(tpo)
+        self.settle(tpo)
+
+    def settle(self, tpo: TPO) -> None:
+        """Complete an offset that needs no done marker (failed onward, duplicate, parked)."""
+        self._settled.append(tpo)
+        self._flush_event.set()
+
+    async def _watchdog(self) -> None:
+        timed_out = metrics.JOBS_TIMED_OUT
+        while True:
+            await asyncio.sleep(0.05)
+            now = time.perf_counter()
+            for slot in self.slots:
+                item = slot.item
+                if item is None or slot.timed_out or now < slot.deadline:
+                    continue
+                slot.timed_out = True
+                timed_out.labels(item.job.queue, item.job.task).inc()
+                if item.task.is_async and slot.task is not None:
+                    log.warning("job %s %s/%s over its time limit: cancelling", item.job.id,
+                                item.job.queue, item.job.task)
+                    slot.task.cancel()
+                else:  # a thread cannot be killed: report it, let it finish
+                    log.error("job %s %s/%s (sync) is over its time limit and still running",
+                              item.job.id, item.job.queue, item.job.task)
+
+    # --- flushing ----------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush_event.wait()
+            self._flush_event.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write done markers, complete offsets, record metrics, hand offsets over."""
+        async with self._flush_lock:
+            finished, self._finished = self._finished, []
+            settled, self._settled = self._settled, []
+            if not finished and not settled:
+                return
+            if finished and self._markers is not None:
+                await self._mark(finished)
+            tracker = self.tracker
+            for item in finished:
+                tracker.complete(item.topic, item.partition, item.offset)
+            for topic, partition, offset in settled:
+                tracker.complete(topic, partition, offset)
+            self._stats.finished([(i.job.queue, i.job.task, i.run_s,
+                                   i.job.enqueued_at) for i in finished])
+            self._store(tracker.take_committable())
+
+    async def _mark(self, finished: list[Item]) -> None:
+        by_queue: dict[str, tuple[int, list[str]]] = {}
+        for item in finished:
+            spec = item.lane.spec
+            entry = by_queue.get(spec.name)
+            if entry is None:
+                entry = by_queue[spec.name] = (spec.idempotency_ttl_s, [])
+            entry[1].append(item.job.idempotency_key)
+        try:
+            await self._markers.mark((q, ttl, keys) for q, (ttl, keys) in by_queue.items())
+        except Exception as exc:  # a redelivery may then run twice; never stall offsets
+            log.warning("writing done markers failed: %s", exc)

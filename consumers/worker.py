@@ -1,0 +1,299 @@
+"""The Worker: one process's consumer, intake, runners and controls, wired together.
+
+    worker = Worker(settings, app, queues=["email"])
+    worker.run()                  # until SIGTERM / SIGINT / stop()
+    worker.run_until_idle(30.0)   # tests and the load test
+
+Shutdown (SIGTERM or ``stop()``): stop fetching, drop jobs not yet started,
+let running jobs finish for up to ``shutdown_timeout_s``, store and commit
+what finished, close. A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import uvloop
+from confluent_kafka import Message
+
+from consumers.accounting import BatchMetrics
+from consumers.failure import FailureSink
+from consumers.fetcher import TP, Fetcher
+from consumers.followup import FollowUps
+from consumers.idempotency import DoneMarkers
+from consumers.idle import caught_up
+from consumers.intake import Intake
+from consumers.lanes import Lane, Lanes
+from consumers.offsets import OffsetTracker
+from consumers.producing import DeliveringProducer
+from consumers.registry import App
+from consumers.runner import Runner
+from jobpipe import names
+from jobpipe.connections import async_redis_client
+from jobpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs an :class:`App`'s handlers on jobs of some queues.
+
+    Args:
+        settings: all settings.
+        app: the handlers.
+        queues: queue names to serve (default: every declared queue).
+        retry_relay: also run the retry relay of these queues in this process.
+    """
+
+    def __init__(self, settings: Settings, app: App, queues: list[str] | None = None,
+                 retry_relay: bool = True) -> None:
+        self.settings = settings
+        self.app = app
+        self.specs = settings.topology.select(queues)
+        self.retry_relay = retry_relay
+        self._stop_requested = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._revoked: set[TP] = set()  # partitions given up, until assigned again
+
+    # --- public ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM, SIGINT or :meth:`stop`; returns after a clean shutdown."""
+        uvloop.run(self._main(idle_timeout_s=None, signals=True))
+
+    def run_until_idle(self, timeout_s: float = 60.0) -> bool:
+        """Run until no job is waiting (group lag 0 on its topics), none is running and
+        offsets are committed; ``False`` if that did not happen within ``timeout_s``."""
+        return bool(uvloop.run(self._main(idle_timeout_s=timeout_s, signals=False)))
+
+    def stop(self) -> None:
+        """Ask a running worker to shut down gracefully (any thread)."""
+        self._stop_requested.set()
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stopping.set)
+
+    # --- one process -------------------------------------------------------------------
+
+    async def _main(self, idle_timeout_s: float | None, signals: bool) -> bool:
+        loop = asyncio.get_running_loop()
+        self._loop, self._stopping = loop, asyncio.Event()
+        if self._stop_requested.is_set():
+            self._stopping.set()
+        s, ns = self.settings, self.settings.namespace
+        lane_list = [Lane(spec, level, names.main_topic(ns, spec.name, level))
+                     for spec in self.specs for level in spec.levels]
+        lanes = Lanes(lane_list, buffer_max=max(2 * s.worker.batch_max, 2 * s.worker.concurrency))
+        redis = async_redis_client(s.redis)
+        producer = DeliveringProducer(s.kafka)
+        stats, tracker = BatchMetrics(), OffsetTracker()
+        sink = FailureSink(producer, ns)
+        controls, limiter = _controls(redis, ns), _limiter(redis, ns)
+        stored: list[Fetcher] = []  # the fetcher needs the runner's callbacks first
+        runner = Runner(lanes, tracker, sink, FollowUps(producer, s.topology, ns, loop),
+                        DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
+                        store=lambda offsets: stored[0].store(offsets))
+        arrivals: deque[list[Message]] = deque()
+        arrived = asyncio.Event()
+
+        def on_messages(msgs: list[Message]) -> None:
+            arrivals.append(msgs)
+            arrived.set()
+
+        fetcher = Fetcher(s, [lane.topic for lane in lane_list], loop, on_messages,
+                          lambda tps: self._revoke(runner, tps),
+                          lambda tps: self._lose(runner, tps), self._revoked.difference_update)
+        stored.append(fetcher)
+        intake = Intake(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls, stats,
+                        runner.settle, tracker.add, runner.delivered)
+        runner.delivering = intake.delivering  # one set: bad input and failures alike
+        control_topics: set[str] = set()
+
+        def push_pause() -> None:
+            fetcher.set_paused_topics(control_topics | lanes.full_topics())
+
+        runner.on_pause_change = push_pause
+        tasks = runner.start()
+
+        async def intake_loop() -> None:
+            while True:
+                if not arrivals:
+                    arrived.clear()
+                    await arrived.wait()
+                    continue
+                msgs = arrivals.popleft()
+                items = await intake.prepare(msgs)
+                fetcher.prepared += len(msgs)
+                if self._revoked:
+                    items = [i for i in items if (i.topic, i.partition) not in self._revoked]
+                if self._stopping is not None and self._stopping.is_set():
+                    continue  # not started, not stored: re-delivered after restart
+                for item in items:
+                    lanes.push(item)
+                if lanes.changed:
+                    push_pause()
+                runner.wake(len(items))
+
+        async def control_loop() -> None:
+            while controls is not None:
+                try:
+                    await controls.refresh()
+                except Exception as exc:
+                    log.warning("reading pause flags failed: %s", exc)
+                paused = {sp.name for sp in self.specs if controls.is_queue_paused(sp.name)}
+                resumed = False
+                for lane in lane_list:
+                    was, lane.paused = lane.paused, lane.spec.name in paused
+                    resumed |= was and not lane.paused
+                control_topics.clear()
+                control_topics.update(ln.topic for ln in lane_list if ln.paused)
+                push_pause()
+                if resumed:
+                    runner.wake(len(runner.slots))
+                await asyncio.sleep(min(1.0, s.worker.control_interval_s))
+
+        tasks += [asyncio.create_task(intake_loop()), asyncio.create_task(control_loop())]
+        relay_stop, relay_thread = self._start_relay()
+        fetcher.start()
+        if signals:
+            self._install_signals(loop)
+        log.info("worker %d serving %s (concurrency %d)", os.getpid(),
+                 ", ".join(sp.name for sp in self.specs), s.worker.concurrency)
+        idle = False
+        try:
+            if idle_timeout_s is None:
+                await self._stopping.wait()
+            else:
+                idle = await self._wait_idle(idle_timeout_s, arrivals, fetcher, runner, lanes,
+                                             producer)
+        finally:
+            await self._shutdown(fetcher, runner, lanes, arrivals, producer, tasks)
+            relay_stop.set()
+            if relay_thread is not None:
+                await asyncio.to_thread(relay_thread.join, 30)
+            await redis.close()
+        return idle
+
+    async def _revoke(self, runner: Runner, tps: list[TP]) -> dict[TP, int]:
+        gone = set(tps)
+        self._revoked |= gone
+        runner.lanes.drop(lambda i: (i.topic, i.partition) in gone)
+        deadline = time.monotonic() + self.settings.worker.revoke_timeout_s
+        while runner.busy(gone) and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        await runner.flush()
+        offsets = {}
+        for tp in tps:
+            committable = runner.tracker.partition(*tp).committable
+            if committable is not None:
+                offsets[tp] = committable
+            runner.tracker.drop(*tp)
+        log.info("revoked %d partitions, storing %d offsets", len(tps), len(offsets))
+        return offsets
+
+    async def _lose(self, runner: Runner, tps: list[TP]) -> None:
+        gone = set(tps)
+        self._revoked |= gone
+        runner.lanes.drop(lambda i: (i.topic, i.partition) in gone)
+        for tp in tps:
+            runner.tracker.drop(*tp)
+
+    async def _wait_idle(self, timeout_s: float, arrivals: deque[list[Message]],
+                         fetcher: Fetcher, runner: Runner, lanes: Lanes,
+                         producer: DeliveringProducer) -> bool:
+        assert self._stopping is not None
+        deadline = time.monotonic() + timeout_s
+        ns = self.settings.namespace
+        main = [lane.topic for lane in lanes.all]
+        retry = ([names.retry_topic(ns, sp.name, d) for sp in self.specs
+                  for d in sp.retry_tiers_s] if self.retry_relay else [])
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            await asyncio.sleep(0.05)
+            if (arrivals or fetcher.handed != fetcher.prepared or lanes.waiting()
+                    or runner.busy() or runner.has_unflushed() or producer.pending()):
+                continue
+            await runner.flush()
+            try:
+                if await fetcher.call(lambda c: caught_up(c, self.settings, main, retry)):
+                    return True
+            except Exception as exc:
+                log.debug("idle check failed: %s", exc)
+        return False
+
+    async def _shutdown(self, fetcher: Fetcher, runner: Runner, lanes: Lanes,
+                        arrivals: deque[list[Message]], producer: DeliveringProducer,
+                        tasks: list[asyncio.Task[None]]) -> None:
+        log.info("shutting down: finishing running jobs")
+        assert self._stopping is not None
+        self._stopping.set()
+        fetcher.fetching = False
+        dropped = lanes.drop(lambda i: True)
+        fetcher.prepared += sum(len(m) for m in arrivals)
+        arrivals.clear()
+        deadline = time.monotonic() + self.settings.worker.shutdown_timeout_s
+        while runner.busy() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        if runner.busy():
+            log.warning("shutdown timeout: abandoning running jobs (they will be re-delivered)")
+        await runner.flush()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        fetcher.stop()
+        await asyncio.to_thread(fetcher.join)
+        await asyncio.to_thread(producer.close)
+        runner.close()
+        log.info("worker stopped (%d waiting jobs left for re-delivery)", dropped)
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        def on_signal(signum: int) -> None:
+            assert self._stopping is not None
+            if self._stopping.is_set():
+                log.warning("second signal: exiting at once")
+                os._exit(1)
+            log.info("signal %d: graceful shutdown", signum)
+            self._stopping.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+
+    def _start_relay(self) -> tuple[threading.Event, threading.Thread | None]:
+        stop = threading.Event()
+        if not self.retry_relay:
+            return stop, None
+        try:
+            from consumers.retry_relay import RetryRelay
+        except ImportError:
+            log.warning("consumers.retry_relay is not available: retries wait in their topics")
+            return stop, None
+        relay = RetryRelay(self.settings, self.specs)
+        thread = threading.Thread(target=relay.run, args=(stop,), name="jobpipe-retry-relay",
+                                  daemon=True)
+        thread.start()
+        return stop, thread
+
+
+def _controls(client: Any, ns: str) -> Any:
+    try:
+        from consumers.control import Controls
+    except ImportError:
+        log.info("consumers.control is not available: pause/resume is off")
+        return None
+    return Controls(client, ns)
+
+
+def _limiter(client: Any, ns: str) -> Any:
+    try:
+        from consumers.ratelimit import RateLimiter
+    except ImportError:
+        log.info("consumers.ratelimit is not available: rate limits are off")
+        return None
+    return RateLimiter(client, ns)
