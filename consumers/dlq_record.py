@@ -75,9 +75,11 @@ class DlqRecord:
 
 
 def make_record(partition: int, offset: int, timestamp_ms: int, key: bytes | None,
-                value: bytes, headers: list[tuple[str, bytes | None]] | None) -> DlqRecord:
-    """Build a :class:`DlqRecord` from a consumed message's parts."""
-    text = {k: (v or b"").decode(errors="replace") for k, v in headers or []}
+                value: bytes, headers: Any) -> DlqRecord:
+    """Build a :class:`DlqRecord` from a consumed message's parts (``headers`` as
+    confluent gives them: a list of (name, value) pairs, or ``None``)."""
+    text = {k: v.decode(errors="replace") if isinstance(v, bytes) else str(v or "")
+            for k, v in headers or []}
     try:
         job: Job | None = decode(value)
     except EnvelopeError:
