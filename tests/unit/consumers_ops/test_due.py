@@ -1,0 +1,65 @@
+"""Retry tier decisions: routes, due times, target level."""
+
+from __future__ import annotations
+
+import pytest
+
+from consumers.due import next_wake_s, priority_level, tier_routes, wait_ms
+from jobpipe import names
+from jobpipe.envelope import Job, encode
+from jobpipe.errors import EnvelopeError
+from jobpipe.topology import QueueSpec
+
+
+def test_tier_routes_map_each_tier_topic_to_its_queue_and_delay():
+    a = QueueSpec("a", retry_tiers_s=(0.5, 5))
+    b = QueueSpec("b", retry_tiers_s=(60,))
+    routes = tier_routes("ns", [a, b])
+    assert set(routes) == {names.retry_topic("ns", "a", 0.5), names.retry_topic("ns", "a", 5),
+                           names.retry_topic("ns", "b", 60)}
+    route = routes[names.retry_topic("ns", "a", 0.5)]
+    assert route.spec is a
+    assert route.delay_ms == 500
+
+
+def test_wait_is_timestamp_plus_delay_minus_now():
+    assert wait_ms(10_000, 5000, 12_000) == 3000
+    assert wait_ms(10_000, 5000, 15_000) == 0
+    assert wait_ms(10_000, 5000, 99_000) == 0
+
+
+def test_a_message_without_timestamp_is_due_at_once():
+    assert wait_ms(None, 5000, 1) == 0
+    assert wait_ms(-1, 5000, 1) == 0
+
+
+def test_a_future_timestamp_never_holds_longer_than_the_delay():
+    assert wait_ms(1_000_000, 5000, 1000) == 5000
+
+
+def _raw(priority: int) -> bytes:
+    return encode(Job(id="x", queue="q", task="t", priority=priority))
+
+
+def test_priority_level_reads_the_job_priority_and_clamps_to_the_queue_levels():
+    spec = QueueSpec("q", priorities=(3, 2, 1))
+    assert priority_level(_raw(0), spec) == 0
+    assert priority_level(_raw(2), spec) == 2
+    assert priority_level(_raw(7), spec) == 2
+
+
+@pytest.mark.parametrize(("raw", "reason"), [(b"{nope", "invalid_json"),
+                                             (b"[1]", "not_an_object"),
+                                             (b'{"priority": "high"}', "wrong_type"),
+                                             (b'{"priority": -1}', "wrong_type")])
+def test_priority_level_refuses_what_is_not_a_job(raw, reason):
+    with pytest.raises(EnvelopeError) as caught:
+        priority_level(raw, QueueSpec("q"))
+    assert caught.value.reason == reason
+
+
+def test_next_wake_is_the_earliest_due_time_capped_by_idle():
+    assert next_wake_s([], 0, 0.5) == 0.5
+    assert next_wake_s([1200, 1100], 1000, 0.5) == pytest.approx(0.1)
+    assert next_wake_s([5000], 1000, 0.5) == 0.5
+    assert next_wake_s([900], 1000, 0.5) == 0.0
