@@ -1,0 +1,197 @@
+"""Latency recording: HdrHistograms per stage, written as interval logs.
+
+Every process of a run (producers, workers, peers) keeps one histogram per
+stage and, once a second, appends a JSON line to its own file in the run's
+``intervals/`` folder: counters of the interval and each stage's histogram in
+HdrHistogram's compressed, base64 encoding (the same idea as HdrHistogram's
+``HistogramLogWriter``). The runner tails those files for the live view and,
+at the end, merges every interval of every process into one histogram per
+stage. A process killed with -9 loses at most its last interval.
+
+Values are recorded in microseconds, 1 us to 1 hour, 3 significant digits.
+Stages (``STAGES``):
+
+    send_lag   intended send time -> the producer called enqueue (its own lateness)
+    enqueue    duration of one enqueue call (a batch: see the report)
+    redis      enqueued -> the bridge produced it to Kafka (Kafka message timestamp)
+    kafka      produced to Kafka -> the handler started
+    queued     enqueued -> the handler started (redis + kafka, always measured)
+    run        the handler itself
+    e2e        intended send time -> the handler finished
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hdrh.histogram import HdrHistogram
+
+STAGES = ("send_lag", "enqueue", "redis", "kafka", "queued", "run", "e2e")
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000
+SIGNIFICANT_DIGITS = 3
+INTERVALS_DIR = "intervals"
+PERCENTILES = (50.0, 95.0, 99.0, 99.9)
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty histogram in microseconds with the run-wide range and precision."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def decode_histogram(encoded: str) -> HdrHistogram:
+    """A histogram from its base64 compressed encoding."""
+    return HdrHistogram.decode(encoded.encode())
+
+
+def merge_encoded(encoded: Iterable[str]) -> HdrHistogram:
+    """One histogram holding every value of all the encoded ones."""
+    total = new_histogram()
+    for item in encoded:
+        total.add(decode_histogram(item))
+    return total
+
+
+def summarize(hist: HdrHistogram) -> dict[str, float]:
+    """Count, mean, p50/p95/p99/p99.9 and max of a histogram, in milliseconds."""
+    count = hist.get_total_count()
+    out: dict[str, float] = {"count": float(count)}
+    if not count:
+        return {**out, "mean_ms": 0.0, "p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0,
+                "p99.9_ms": 0.0, "max_ms": 0.0}
+    out["mean_ms"] = hist.get_mean_value() / 1000
+    for pct in PERCENTILES:
+        out[f"p{pct:g}_ms"] = hist.get_value_at_percentile(pct) / 1000
+    out["max_ms"] = hist.get_max_value() / 1000
+    return out
+
+
+def cdf_points(hist: HdrHistogram) -> list[tuple[float, float]]:
+    """(latency ms, fraction at or below) along the histogram, for a CDF plot."""
+    total = hist.get_total_count()
+    if not total:
+        return []
+    points: list[tuple[float, float]] = []
+    for item in hist.get_recorded_iterator():
+        points.append((item.value_iterated_to / 1000, item.total_count_to_this_value / total))
+    return points
+
+
+class StageRecorder:
+    """This process's histograms and counters for the current interval. Thread-safe.
+
+    Args:
+        role: ``producer``, ``worker``, ``celery`` ... (kept in every line).
+    """
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self._lock = threading.Lock()
+        self._hists: dict[str, HdrHistogram] = {}
+        self._counts: dict[str, int] = {}
+
+    def record_ns(self, stage: str, value_ns: int, count: int = 1) -> None:
+        """Record one duration (negative clock skew is clamped to 1 us)."""
+        value_us = min(max(value_ns // 1000, LOWEST_US), HIGHEST_US)
+        with self._lock:
+            hist = self._hists.get(stage)
+            if hist is None:
+                hist = self._hists[stage] = new_histogram()
+            hist.record_value(value_us, count)
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the interval counter ``name`` (``sent``, ``done`` ...)."""
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + n
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The interval so far as a JSON-ready line, then start a new interval.
+
+        Returns:
+            ``None`` when nothing was recorded in the interval.
+        """
+        with self._lock:
+            if not self._counts and not any(h.get_total_count() for h in self._hists.values()):
+                return None
+            hists = {stage: h.encode().decode() for stage, h in self._hists.items()
+                     if h.get_total_count()}
+            counts, self._counts = self._counts, {}
+            for hist in self._hists.values():
+                hist.reset()
+        return {"t": time.time(), "pid": os.getpid(), "role": self.role,
+                "counts": counts, "h": hists}
+
+
+class IntervalLog:
+    """Writes a recorder's snapshot to ``<run_dir>/intervals/<role>-<pid>.jsonl`` each interval.
+
+    Args:
+        run_dir: the run's report folder.
+        recorder: what to snapshot.
+        interval_s: seconds between lines.
+    """
+
+    def __init__(self, run_dir: str | Path, recorder: StageRecorder,
+                 interval_s: float = 1.0) -> None:
+        folder = Path(run_dir) / INTERVALS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{recorder.role}-{os.getpid()}.jsonl"
+        self.recorder = recorder
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name=f"intervals-{recorder.role}")
+        self._thread.start()
+
+    def write_now(self) -> None:
+        """Append the current interval (if anything happened in it)."""
+        line = self.recorder.snapshot()
+        if line is not None:
+            with self.path.open("ab") as fh:
+                fh.write(orjson.dumps(line) + b"\n")
+
+    def close(self) -> None:
+        """Stop the writer thread and write the last interval."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.write_now()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.write_now()
+
+
+class IntervalReader:
+    """Reads the interval logs of a run incrementally (only new whole lines each call)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.folder = Path(run_dir) / INTERVALS_DIR
+        self._offsets: dict[Path, int] = {}
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """Lines appended since the last call, from every process's file."""
+        if not self.folder.exists():
+            return []
+        lines: list[dict[str, Any]] = []
+        for path in sorted(self.folder.glob("*.jsonl")):
+            start = self._offsets.get(path, 0)
+            with path.open("rb") as fh:
+                fh.seek(start)
+                data = fh.read()
+            end = data.rfind(b"\n") + 1  # a torn last line waits for its newline
+            self._offsets[path] = start + end
+            for raw in data[:end].splitlines():
+                if raw:
+                    lines.append(orjson.loads(raw))
+        return lines
+
+
+def read_all_intervals(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Every whole interval line of a run, from every process."""
+    return IntervalReader(run_dir).read_new()

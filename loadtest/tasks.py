@@ -1,0 +1,103 @@
+"""The load test's worker app: ``jobpipe worker loadtest.tasks:app``.
+
+One task, ``noop``: it sleeps the handler time the producer drew for the job
+(``args["ms"]``, absent for a pure no-op), then records per-stage latencies
+into this process's interval log and the job id into the ledger's
+``executed`` role. The runner passes where to write through the environment:
+
+    JPLT_RUN_DIR       the run's report folder (required for recording)
+    JPLT_LEDGER_SYNC   "1": write each executed id at once (chaos runs kill workers)
+
+Kafka's message timestamp (when the bridge produced the job) splits the wait
+into "in Redis" and "in Kafka" when the worker's :class:`JobContext` exposes it
+as ``kafka_timestamp_ms``; otherwise only their sum, ``queued``, is recorded
+and the report says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import time
+from typing import Any
+
+from consumers import App, JobContext
+from loadtest.ledger import EXECUTED, LedgerWriter
+from loadtest.recording import IntervalLog, StageRecorder
+
+RUN_DIR_ENV = "JPLT_RUN_DIR"
+LEDGER_SYNC_ENV = "JPLT_LEDGER_SYNC"
+LEDGER_DIR = "ledger"
+
+app = App("loadtest")
+
+
+class _ProcessState:
+    """This process's recorder, interval log and ledger writer (one per pid)."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.pid = os.getpid()
+        self.recorder = StageRecorder("worker")
+        self.log = IntervalLog(run_dir, self.recorder)
+        flush_s = 0.0 if os.environ.get(LEDGER_SYNC_ENV) == "1" else 0.2
+        ledger_dir = os.path.join(run_dir, LEDGER_DIR)
+        os.makedirs(ledger_dir, exist_ok=True)
+        self.ledger = LedgerWriter(ledger_dir, EXECUTED, flush_interval_s=flush_s)
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self.pid != os.getpid():
+            return
+        self.log.close()
+        self.ledger.close()
+
+
+_state: _ProcessState | None = None
+_state_lock = threading.Lock()
+
+
+def _process_state() -> _ProcessState | None:
+    global _state
+    state = _state
+    if state is not None and state.pid == os.getpid():
+        return state
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        return None
+    with _state_lock:
+        if _state is None or _state.pid != os.getpid():
+            _state = _ProcessState(run_dir)
+        return _state
+
+
+def record_job(ctx: JobContext, args: Any, started_ns: int, finished_ns: int) -> None:
+    """Record one finished job's stage latencies and its id (no-op without a run dir)."""
+    state = _process_state()
+    if state is None:
+        return
+    rec = state.recorder
+    enqueued_ns = ctx.enqueued_at_ns
+    rec.record_ns("queued", started_ns - enqueued_ns)
+    kafka_ms = getattr(ctx, "kafka_timestamp_ms", None)
+    if isinstance(kafka_ms, int) and kafka_ms > 0:
+        kafka_ns = kafka_ms * 1_000_000
+        rec.record_ns("redis", kafka_ns - enqueued_ns)
+        rec.record_ns("kafka", started_ns - kafka_ns)
+    rec.record_ns("run", finished_ns - started_ns)
+    intended_ns = args.get("t") if isinstance(args, dict) else None
+    if isinstance(intended_ns, int):
+        rec.record_ns("e2e", finished_ns - intended_ns)
+    rec.count("done")
+    state.ledger.record_one(ctx.job_id)
+
+
+@app.task("noop")
+async def noop(ctx: JobContext, args: Any) -> None:
+    """Sleep ``args["ms"]`` milliseconds (if given) and record the job."""
+    started_ns = time.time_ns()
+    handler_ms = args.get("ms") if isinstance(args, dict) else None
+    if handler_ms:
+        await asyncio.sleep(float(handler_ms) / 1000)
+    record_job(ctx, args, started_ns, time.time_ns())

@@ -1,0 +1,53 @@
+"""The capacity planner's arithmetic and its parsing of targets and reports."""
+
+import pytest
+
+from jobpipe.errors import ConfigError
+from loadtest.capacity import Measured, measured_from_report, parse_target, plan_capacity
+
+
+@pytest.mark.parametrize(("text", "value"), [("100000/s", 1e5), ("100k/s", 1e5),
+                                             ("1.5M/s", 1.5e6), ("250", 250.0)])
+def test_targets_parse(text, value):
+    assert parse_target(text) == value
+
+
+def test_bad_target_is_one_clear_error():
+    with pytest.raises(ConfigError, match="--target"):
+        parse_target("fast")
+
+
+def test_plan_divides_the_target_by_per_process_rates_with_headroom():
+    measured = Measured(bridge_per_s=30_000, worker_per_s=6_000, producer_per_s=60_000,
+                        redis_shard_per_s=100_000, partition_per_s=5_000,
+                        broker_bytes_per_s=50e6, job_bytes=250, replication=3)
+    plan = plan_capacity(100_000, 50, measured, headroom=0.5)
+    assert plan.bridges == 7  # 100k / (30k * 0.5)
+    assert plan.workers == 34
+    assert plan.producers == 4
+    assert plan.partitions == 68  # 2 x workers beats 100k / 2.5k = 40
+    assert plan.redis_shards == 2
+    assert plan.kafka_brokers == 3  # replication floor: 75 MB/s fits 3 brokers at 25
+    assert any("headroom 50%" in line for line in plan.assumptions)
+
+
+def test_plan_warns_when_the_p99_target_is_below_any_measured_p99():
+    plan = plan_capacity(1000, 5, Measured(p99_floor_ms=12.0, source="report x"))
+    assert any("below the lowest p99" in w for w in plan.warnings)
+
+
+def test_headroom_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match="headroom"):
+        plan_capacity(1000, 50, Measured(), headroom=1.0)
+
+
+def test_measured_figures_come_from_a_report():
+    report = {"config": {"bridges": 2, "workers": 4, "producers": 1},
+              "totals": {"throughput_per_s": 10_000, "job_bytes": 200},
+              "saturation": {"sustained_per_s": 16_000}, "p99_floor_ms": 3.0}
+    measured = measured_from_report(report, "reports/x")
+    assert measured.bridge_per_s == 8_000
+    assert measured.worker_per_s == 4_000
+    assert measured.p99_floor_ms == 3.0
+    with pytest.raises(ConfigError, match="lacks"):
+        measured_from_report({"config": {}}, "reports/y")

@@ -1,0 +1,69 @@
+"""Recording: per-stage histograms, interval logs and their merge across processes."""
+
+import os
+
+import orjson
+import pytest
+
+from loadtest.recording import (
+    IntervalReader,
+    StageRecorder,
+    merge_encoded,
+    read_all_intervals,
+    summarize,
+)
+from loadtest.series import Aggregate
+
+
+def test_histograms_from_several_processes_merge_into_one():
+    a, b = StageRecorder("worker"), StageRecorder("worker")
+    for ms in range(1, 101):
+        a.record_ns("e2e", ms * 1_000_000)
+    b.record_ns("e2e", 1_000_000_000, count=100)
+    la, lb = a.snapshot(), b.snapshot()
+    merged = merge_encoded([la["h"]["e2e"], lb["h"]["e2e"]])
+    summary = summarize(merged)
+    assert summary["count"] == 200
+    assert 99 <= summary["p50_ms"] <= 101
+    assert 995 <= summary["p99_ms"] <= 1001
+
+
+def test_snapshot_starts_a_new_interval():
+    rec = StageRecorder("producer")
+    rec.count("sent", 5)
+    assert rec.snapshot()["counts"] == {"sent": 5}
+    assert rec.snapshot() is None
+
+
+def test_reader_returns_whole_lines_once_and_skips_a_torn_tail(tmp_path):
+    folder = tmp_path / "intervals"
+    folder.mkdir()
+    line = {"t": 10.0, "pid": 1, "role": "worker", "counts": {"done": 3}, "h": {}}
+    path = folder / "worker-1.jsonl"
+    path.write_bytes(orjson.dumps(line) + b"\n" + b'{"t": 11')
+    reader = IntervalReader(tmp_path)
+    assert reader.read_new() == [line]
+    assert reader.read_new() == []
+    with path.open("ab") as fh:
+        fh.write(b'.0, "pid": 1, "role": "worker", "counts": {"done": 1}, "h": {}}\n')
+    assert reader.read_new()[0]["counts"] == {"done": 1}
+
+
+def test_aggregate_buckets_counts_and_percentiles_per_second(tmp_path):
+    start = 1000.0
+    lines = []
+    for second in range(3):
+        rec = StageRecorder("worker")
+        rec.count("done", 10 * (second + 1))
+        rec.record_ns("e2e", (second + 1) * 1_000_000, count=10)
+        line = rec.snapshot()
+        line["t"] = start + second + 1
+        lines.append(line)
+    agg = Aggregate(start, roles=frozenset({"worker"}))
+    agg.add(lines)
+    assert agg.rate_series("done", 3) == [10.0, 20.0, 30.0]
+    assert agg.percentile_series(99, 3) == pytest.approx([1.0, 2.0, 3.0], rel=1e-3)
+    assert agg.count_between("done", 1, 3) == 50
+    assert agg.stage_summary()["e2e"]["count"] == 30
+    assert os.fspath(tmp_path)
+    assert read_all_intervals(tmp_path) == []
