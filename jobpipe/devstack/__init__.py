@@ -1,0 +1,37 @@
+"""A local Redis and Apache Kafka for development and tests, without Docker.
+
+``jobpipe dev up`` runs Debian's ``redis-server`` and a KRaft Kafka assembled
+from its Maven Central jars (``pom.xml`` here), each as a child process tracked
+by a PID file under ``.jobpipe/``. Tests start private stacks on free ports::
+
+    stack = DevStack(tmp_path, redis_port=free_port(), kafka_port=free_port_block(2))
+    info = stack.up()
+    ...
+    stack.down()
+"""
+
+from jobpipe.devstack.kafka_broker import ExtraListener
+from jobpipe.devstack.ports import free_port, free_port_block
+from jobpipe.devstack.stack import (
+    DEFAULT_KAFKA_PORT,
+    DEFAULT_REDIS_PORT,
+    DevStack,
+    ProcessStatus,
+    StackInfo,
+)
+from jobpipe.devstack.tools import find_tool, require_tools
+
+__all__ = [
+    # The stack
+    "DEFAULT_KAFKA_PORT",
+    "DEFAULT_REDIS_PORT",
+    "DevStack",
+    "ExtraListener",
+    "ProcessStatus",
+    "StackInfo",
+    # Helpers
+    "find_tool",
+    "free_port",
+    "free_port_block",
+    "require_tools",
+]

@@ -1,0 +1,129 @@
+"""The Kafka nodes of one dev stack: format once, start, wait for metadata, stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+from jobpipe.devstack.kafka_broker import KafkaLayout, KafkaNode, new_cluster_id
+from jobpipe.devstack.kafka_jars import ensure_kafka_jars
+from jobpipe.errors import StackError
+
+
+class KafkaCluster:
+    """One or three combined KRaft nodes under ``home`` (one directory per layout).
+
+    Args:
+        home: ``root/kafka/cluster-<N>``; holds ``cluster.id`` and ``node<i>/``.
+        layout: ports, node count and configuration.
+        libs_dir: the jars; fetched into the shared cache when ``None``.
+        tool_path: ``PATH`` for ``mvn`` when the jars must be fetched.
+        start_timeout_s: longest wait for the nodes to serve metadata.
+    """
+
+    def __init__(self, home: Path, layout: KafkaLayout, libs_dir: Path | None = None,
+                 tool_path: str | None = None, start_timeout_s: float = 120.0) -> None:
+        self.home = home
+        self.layout = layout
+        self.libs_dir = libs_dir
+        self.tool_path = tool_path
+        self.start_timeout_s = start_timeout_s
+        self.java = "java"
+        self.nodes = {n: KafkaNode(home / f"node{n}", layout, n, libs_dir or Path("."))
+                      for n in layout.nodes}
+
+    def ensure_jars(self) -> Path:
+        """The jar directory, fetched with Maven the first time (see kafka_jars)."""
+        if self.libs_dir is None or not any(self.libs_dir.glob("kafka_2.13-*.jar")):
+            self.libs_dir = ensure_kafka_jars(self.libs_dir, tool_path=self.tool_path)
+        for node in self.nodes.values():
+            node.libs_dir, node.java = self.libs_dir, self.java
+        return self.libs_dir
+
+    def start(self, node: int | None = None) -> float | None:
+        """Start one node, or every node that is down, and wait until it serves metadata.
+
+        Returns:
+            Seconds from spawning the JVMs to ready, or None when all ran already.
+
+        Raises:
+            StackError: formatting failed, a port is taken, a JVM exited (with
+                the end of its log) or time ran out.
+        """
+        self.ensure_jars()
+        wanted = [self.nodes[node]] if node is not None else list(self.nodes.values())
+        to_start = [n for n in wanted if not n.process.alive]
+        deadline = time.monotonic() + self.start_timeout_s
+        if not to_start:
+            for each in wanted:
+                each.wait_port(deadline)
+            return None
+        cluster_id = self._cluster_id()
+        formats = [(n, n.prepare(cluster_id)) for n in to_start]  # format in parallel
+        for each, fmt in formats:
+            if fmt is not None:
+                output, _ = fmt.communicate(timeout=self.start_timeout_s)
+                if fmt.returncode != 0:
+                    text = output.decode(errors="replace").strip().splitlines()
+                    raise StackError(f"kafka-{each.node}: formatting storage failed: "
+                                     f"{text[-1] if text else fmt.returncode}")
+        began = time.monotonic()
+        for each in to_start:
+            each.spawn()
+        for each in to_start:
+            each.wait_port(deadline)
+        self._wait_metadata([n.node for n in to_start], deadline)
+        start_s = round(time.monotonic() - began, 2)
+        for each in to_start:
+            (each.home / "started.json").write_text(json.dumps({"start_s": start_s}))
+        return start_s
+
+    def recorded_start_s(self, node: int) -> float | None:
+        """How long ``node`` took to become ready at its last start."""
+        try:
+            data = json.loads((self.nodes[node].home / "started.json").read_text())
+            return float(data["start_s"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _cluster_id(self) -> str:
+        path = self.home / "cluster.id"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_cluster_id())
+        return path.read_text().strip()
+
+    def _wait_metadata(self, node_ids: list[int], deadline: float) -> None:
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.layout.bootstrap,
+                             "broker.address.family": "v4", "log_level": 2})
+        while True:
+            try:
+                if set(node_ids) <= set(admin.list_topics(timeout=5).brokers):
+                    return
+            except KafkaException:
+                pass
+            if time.monotonic() > deadline:
+                raise StackError(f"kafka at {self.layout.bootstrap} did not list brokers "
+                                 f"{node_ids} in time; see {self.home}")
+            time.sleep(0.2)
+
+    def stop(self, node: int, timeout_s: float = 30.0) -> bool:
+        """SIGTERM a node (clean shutdown), SIGKILL after ``timeout_s``."""
+        return self.nodes[node].process.stop(timeout_s)
+
+    def kill(self, node: int) -> bool:
+        """SIGKILL a node: it recovers its log on the next start."""
+        return self.nodes[node].process.kill()
+
+    def freeze(self, node: int) -> bool:
+        """SIGSTOP a node: its sockets stay open but it answers nothing."""
+        return self.nodes[node].process.send(signal.SIGSTOP)
+
+    def thaw(self, node: int) -> bool:
+        """SIGCONT a frozen node."""
+        return self.nodes[node].process.send(signal.SIGCONT)
