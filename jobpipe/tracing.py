@@ -72,8 +72,11 @@ def extract(meta: MutableMapping[str, Any] | None) -> Any:
 
 @contextlib.contextmanager
 def job_span(meta: MutableMapping[str, Any] | None, *, task: str, queue: str,
-             job_id: str | None = None) -> Iterator[Any]:
+             job_id: str | None = None, tracer_provider: Any = None) -> Iterator[Any]:
     """A span around one handler run, child of the enqueue-time span.
+
+    Args:
+        tracer_provider: default the global one (``trace.set_tracer_provider``).
 
     Yields:
         The span (``None`` when OpenTelemetry is absent).
@@ -84,7 +87,7 @@ def job_span(meta: MutableMapping[str, Any] | None, *, task: str, queue: str,
     parent = extract(meta)
     token = otel_context.attach(parent) if parent is not None else None
     try:
-        tracer = trace.get_tracer(TRACER_NAME)
+        tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
         attributes = {"messaging.system": "jobpipe", "messaging.destination.name": queue,
                       "jobpipe.task": task}
         if job_id is not None:
