@@ -11,6 +11,9 @@ Redis, per queue ``q`` in namespace ``ns``::
     ns:{q}:tenants                 SET   tenants with waiting jobs (fair queues)
     ns:{q}:delayed                 ZSET  delayed jobs scored by run_at (ms)
     ns:{q}:inflight:<bridge>       LIST  jobs a bridge took and Kafka has not acked
+    ns:{q}:inflight:<bridge>:<src> LIST  the same, per ready list taken from (bridge/)
+    ns:{q}:inflight-index          SET   in-flight list keys that may hold jobs
+    ns:{q}:inflight-owners         SET   bridge ids still allowed to write them
     ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)
     ns:{q}:unique:<key>            STR   unique-job window -> first job id
     ns:{q}:done:<key>              STR   idempotency marker of a completed job
@@ -93,8 +96,33 @@ def inflight_pattern(ns: str, queue: str) -> str:
 
 
 def bridge_id_from_inflight(ns: str, queue: str, key: str) -> str:
-    """The bridge id an in-flight key belongs to."""
-    return key[len(f"{_q(ns, queue)}:inflight:") :]
+    """The bridge id an in-flight key belongs to (bridge ids never contain ``:``)."""
+    return key[len(f"{_q(ns, queue)}:inflight:") :].partition(":")[0]
+
+
+def inflight_list_key(ns: str, queue: str, bridge_id: str, source_key: str) -> str:
+    """One bridge's in-flight list of the jobs it took from one ready list.
+
+    ``source_key`` is that ready (or tenant) list's own key; recovery returns
+    the jobs to exactly it (see :func:`inflight_source`).
+    """
+    return f"{inflight_key(ns, queue, bridge_id)}:{source_key[len(_q(ns, queue)) + 1 :]}"
+
+
+def inflight_source(ns: str, queue: str, key: str) -> str:
+    """The ready list an :func:`inflight_list_key` took its jobs from."""
+    rest = key[len(f"{_q(ns, queue)}:inflight:") :]
+    return f"{_q(ns, queue)}:{rest.partition(':')[2]}"
+
+
+def inflight_index_key(ns: str, queue: str) -> str:
+    """The in-flight list keys of a queue that may hold jobs (so none needs a SCAN)."""
+    return f"{_q(ns, queue)}:inflight-index"
+
+
+def inflight_owners_key(ns: str, queue: str) -> str:
+    """Bridge ids still allowed to write their in-flight lists of a queue (fencing)."""
+    return f"{_q(ns, queue)}:inflight-owners"
 
 
 def dead_key(ns: str, queue: str) -> str:

@@ -1,0 +1,298 @@
+"""The bridge loop: take -> produce -> ack, plus heartbeats, recovery and promotion.
+
+A plain single-threaded loop (the lag monitor has its own thread): each
+iteration takes batches while fewer than ``max_batches_in_flight`` are
+outstanding, hands each to Kafka in one call, serves delivery reports, and
+acknowledges complete batches oldest first. When the broker is unreachable
+the reports stop, the in-flight bound is reached and taking stops: Redis
+buffers, nothing times out (``message.timeout.ms=0``), and the loop resumes by
+itself when Kafka answers. SIGTERM (via :meth:`Bridge.stop`): stop taking,
+wait for the outstanding reports, acknowledge, return anything left to ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+
+import redis
+
+from bridge.backlog import measure_backlog, publish_backlog
+from bridge.batch import AckOrder, Batch, Source
+from bridge.dead import encode_record
+from bridge.delayed import Promoter
+from bridge.fair import lag_allows
+from bridge.lag import LagMonitor
+from bridge.reaper import Reaper, default_bridge_name, new_bridge_id
+from bridge.relay import Relay
+from bridge.sources import Rotation
+from bridge.take import Fenced, Taker
+from jobpipe import metrics, names
+from jobpipe.connections import check_redis_safety, redis_client
+from jobpipe.errors import ConfigError
+from jobpipe.settings import Settings
+from jobpipe.topology import QueueSpec
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_SIZE = 5000  # Lua unpack() limit is ~8000 values per call
+BACKLOG_INTERVAL_S = 1.0
+
+
+class Bridge:
+    """Moves jobs from Redis lists to Kafka topics without losing any.
+
+    Args:
+        settings: where Redis and Kafka are, topology and ``[bridge]`` tuning.
+        queues: names of the queues to bridge (default: all).
+        bridge_id: a stable name for this bridge (``[A-Za-z0-9_-]``). A bridge
+            started again under the same name returns its predecessor's
+            in-flight jobs at once instead of after the heartbeat timeout.
+        shutdown_timeout_s: on stop, how long to wait for Kafka's reports
+            before returning unacknowledged jobs to ready (they may then be
+            delivered twice, never lost).
+    """
+
+    def __init__(self, settings: Settings, queues: list[str] | None = None,
+                 bridge_id: str | None = None, shutdown_timeout_s: float = 30.0) -> None:
+        if settings.bridge.batch_size > MAX_BATCH_SIZE:
+            raise ConfigError(f"bridge.batch_size: at most {MAX_BATCH_SIZE}")
+        self.settings = settings
+        self.specs: list[QueueSpec] = settings.topology.select(queues)
+        self.name = bridge_id or default_bridge_name()
+        self.bridge_id = new_bridge_id(self.name)
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._stop = threading.Event()
+        self._acks = AckOrder()
+        self._acked: dict[str, int] = defaultdict(int)
+        self._sent: dict[str, int] = defaultdict(int)
+        self._inflight: dict[str, int] = defaultdict(int)
+        self._ready_total = 0
+        self._log_at: dict[str, float] = {}
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Bridge until :meth:`stop`, then drain what is in flight and return."""
+        self._start()
+        try:
+            while not self._stop.is_set():
+                self._step_safely()
+        finally:
+            self._shutdown()
+
+    def run_until_idle(self, timeout_s: float) -> bool:
+        """Bridge until nothing waits in the ready lists, no due delayed job
+        remains and every batch is acknowledged, or ``timeout_s`` passes.
+
+        Returns:
+            True when idle was reached, False on timeout or :meth:`stop`.
+        """
+        deadline = time.monotonic() + timeout_s
+        self._start()
+        try:
+            while not self._stop.is_set() and time.monotonic() < deadline:
+                busy = self._step_safely()
+                if not busy and self._idle():
+                    return True
+            return False
+        finally:
+            self._shutdown()
+
+    def _start(self) -> None:
+        s = self.settings
+        ns = s.namespace
+        self._client = redis_client(s.redis)
+        check_redis_safety(self._client, s.redis)
+        queues = [spec.name for spec in self.specs]
+        self._reaper = Reaper(self._client, ns, queues, self.bridge_id,
+                              s.bridge.heartbeat_timeout_s)
+        self._reaper.register()
+        earlier = self._reaper.claim_name(self.name)
+        if earlier:
+            log.info("bridge %s: recovering earlier incarnations %s", self.name, earlier)
+        self._reaper.claim_lapsed()
+        self._reaper.sweep()
+        per_q = {"owners": names.inflight_owners_key, "index": names.inflight_index_key,
+                 "tenants": names.tenants_key, "dead": names.dead_key}
+        keys = {k: {q: f(ns, q) for q in queues} for k, f in per_q.items()}
+        self._taker = Taker(self._client, self.bridge_id, keys["owners"], keys["index"],
+                            keys["tenants"], keys["dead"])
+        self._rotation = Rotation(self._client, ns, self.specs, self.bridge_id,
+                                  s.bridge.batch_size)
+        self._promoter = Promoter(self._client, ns, self.specs)
+        self._relay = Relay(s, s.bridge.log_interval_s)
+        self._lag = LagMonitor(s, [q for q in self.specs if q.fair and q.max_kafka_lag],
+                               lambda q: self._acked[q])
+        self._lag.start()
+        now = time.monotonic()
+        self._next_beat = now + s.bridge.heartbeat_interval_s
+        self._next_promote = now
+        self._next_backlog = now
+        log.info("bridge %s started on queues %s", self.bridge_id, ", ".join(queues))
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.shutdown_timeout_s
+        try:
+            while len(self._acks) and time.monotonic() < deadline:
+                self._relay.poll(0.05)
+                self._settle_and_ack(time.monotonic())
+        except (Fenced, redis.RedisError) as exc:
+            log.warning("bridge %s: could not acknowledge at exit (%s)", self.bridge_id, exc)
+        left = self._acks.jobs()
+        try:
+            moved = self._reaper.retire()
+            if left or moved:
+                log.warning("bridge %s: returned %d unacknowledged jobs to ready (Kafka may "
+                            "also have them: at-least-once)", self.bridge_id, moved)
+        except redis.RedisError as exc:
+            log.error("bridge %s: Redis unavailable at exit; another bridge will return its "
+                      "in-flight jobs after the heartbeat timeout (%s)", self.bridge_id, exc)
+        self._lag.stop()
+        self._relay.flush(0)
+        self._client.close()
+        log.info("bridge %s stopped", self.bridge_id)
+
+    # --- the loop ----------------------------------------------------------------
+
+    def _step_safely(self) -> bool:
+        try:
+            return self._step()
+        except Fenced:
+            self._reincarnate()
+            return True
+        except redis.RedisError as exc:
+            self._log_once("redis", "Redis unavailable (%s); retrying", exc)
+            self._relay.poll(0.5)
+            return True
+
+    def _step(self) -> bool:
+        now = time.monotonic()
+        b = self.settings.bridge
+        if now >= self._next_beat:
+            self._next_beat = now + b.heartbeat_interval_s
+            self._heartbeat()
+        if now >= self._next_promote:
+            self._next_promote = now + b.delayed_interval_s
+            for q, promo in self._promoter.promote().items():
+                metrics.JOBS_PROMOTED.labels(q).inc(promo.moved)
+        if now >= self._next_backlog:
+            self._next_backlog = now + BACKLOG_INTERVAL_S
+            self._publish_backlog()
+        if self._relay.fatal:
+            self._relay.restart()
+        took = 0
+        while len(self._acks) < b.max_batches_in_flight and not self._stop.is_set():
+            got = self._rotation.take_next(self._taker.take, self._lag_allows)
+            if got is None:
+                break
+            self._send(Batch(got[0], got[1], time.monotonic()))
+            took += 1
+        waiting = len(self._acks) > 0
+        self._relay.poll(0 if took else (0.002 if waiting else b.idle_wait_s))
+        self._settle_and_ack(time.monotonic())
+        return took > 0 or len(self._acks) > 0
+
+    def _send(self, batch: Batch) -> None:
+        q = batch.source.queue
+        n = len(batch.items)
+        self._acks.add(batch)
+        self._sent[q] += n
+        self._inflight[q] += n
+        metrics.BRIDGE_BATCH_SIZE.labels(q).observe(n)
+        metrics.BRIDGE_INFLIGHT.labels(q).set(self._inflight[q])
+        self._relay.send(batch)
+
+    def _settle_and_ack(self, now: float) -> None:
+        for batch in self._acks:
+            self._relay.settle(batch)
+            self._relay.resend_due(batch, now)
+        prefixes = self._acks.ackable()
+        if not prefixes:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for prefix in prefixes:
+            source: Source = prefix[0].source
+            dead = [encode_record(d, source.key) for b in prefix for d in b.dead]
+            self._taker.ack(pipe, source, sum(len(b.items) for b in prefix), dead)
+        results = pipe.execute()
+        Taker.check_acks(results)
+        for prefix in prefixes:
+            self._acks.remove(prefix)
+            for batch in prefix:
+                self._record_ack(batch, now)
+
+    def _record_ack(self, batch: Batch, now: float) -> None:
+        q = batch.source.queue
+        n = len(batch.items)
+        self._acked[q] += n
+        self._inflight[q] -= n
+        metrics.BRIDGE_INFLIGHT.labels(q).set(self._inflight[q])
+        metrics.JOBS_BRIDGED.labels(q).inc(n - len(batch.dead))
+        metrics.PRODUCE_SECONDS.labels(q).observe(now - batch.started_s)
+        for dead in batch.dead:
+            metrics.BRIDGE_DEAD.labels(q, dead.reason).inc()
+            log.error("job moved to the dead list of %s: %s (%s)", q, dead.reason, dead.error)
+
+    def _lag_allows(self, spec: QueueSpec) -> bool:
+        reading = self._lag.reading(spec.name)
+        if reading is None:
+            return lag_allows(None, 0, spec.max_kafka_lag)
+        return lag_allows(reading.lag, self._sent[spec.name] - reading.acked_before,
+                          spec.max_kafka_lag)
+
+    # --- liveness ----------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        if not self._reaper.beat():
+            raise Fenced(self.bridge_id)
+        lapsed = self._reaper.claim_lapsed()
+        if lapsed:
+            log.warning("bridges %s missed their heartbeat; returning their in-flight jobs",
+                        lapsed)
+        self._reaper.sweep()
+
+    def _reincarnate(self) -> None:
+        dropped = self._acks.clear()
+        for batch in dropped:
+            batch.abandoned = True
+            self._inflight[batch.source.queue] -= len(batch.items)
+        old = self.bridge_id
+        self.bridge_id = new_bridge_id(self.name)
+        log.warning("bridge %s was presumed dead (missed heartbeats); its %d in-flight batches "
+                    "were returned to ready by another bridge; continuing as %s",
+                    old, len(dropped), self.bridge_id)
+        self._reaper.bridge_id = self.bridge_id
+        self._taker.bridge_id = self.bridge_id
+        self._rotation.rebind(self.bridge_id)
+        self._reaper.register()
+
+    # --- observation -------------------------------------------------------------
+
+    def _publish_backlog(self) -> None:
+        backlog = measure_backlog(self._client, self.settings.namespace, self.specs)
+        publish_backlog(backlog)
+        self._ready_total = sum(states["ready"] for states in backlog.values())
+
+    def _idle(self) -> bool:
+        if len(self._acks) or self._rotation.empty_streak < 1:
+            return False
+        self._publish_backlog()
+        return self._ready_total == 0 and self._promoter.due_count() == 0
+
+    def _log_once(self, what: str, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._log_at.get(what, -1e9) >= self.settings.bridge.log_interval_s:
+            self._log_at[what] = now
+            log.warning(msg, *args)
+
+    @property
+    def acked_jobs(self) -> dict[str, int]:
+        """Jobs acknowledged by Kafka (or dead-listed) per queue, by this bridge."""
+        return dict(self._acked)
