@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 
-from jobpipe.errors import UnsafeRedis
+from jobpipe.errors import ConfigError, UnsafeRedis
 from jobpipe.settings import KafkaSettings, RedisSettings
 
 log = logging.getLogger(__name__)
@@ -66,26 +67,54 @@ def check_redis_safety(client: redis.Redis[bytes], settings: RedisSettings) -> l
     Raises:
         UnsafeRedis: problems were found and ``require_safe`` is on.
     """
-    config = _decode_config(client.config_get("maxmemory-policy"))
-    config.update(_decode_config(client.config_get("appendonly")))
+    try:
+        config = _decode_config(client.config_get("maxmemory-policy"))
+        config.update(_decode_config(client.config_get("appendonly")))
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+        raise _access_error(settings, exc) from None
     return _judge(config, settings)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (for logs and error messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def _access_error(settings: RedisSettings, exc: Exception) -> ConfigError:
+    """One clear line for a Redis that refuses our credentials or a command."""
+    where = redact_url(settings.url)
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return ConfigError(f"redis.url: the Redis user of {where} may not run CONFIG GET "
+                           f"(jobpipe checks eviction and AOF at start): {exc}; grant "
+                           "+config|get or set redis.require_safe = false")
+    return ConfigError(f"redis.url: Redis at {where} refused the credentials ({exc}); put "
+                       "the user and password in the URL: redis://USER:PASSWORD@host:port/db")
 
 
 async def check_redis_safety_async(
     client: redis.asyncio.Redis[bytes], settings: RedisSettings
 ) -> list[str]:
     """The asyncio twin of :func:`check_redis_safety`."""
-    config = _decode_config(await client.config_get("maxmemory-policy"))
-    config.update(_decode_config(await client.config_get("appendonly")))
+    try:
+        config = _decode_config(await client.config_get("maxmemory-policy"))
+        config.update(_decode_config(await client.config_get("appendonly")))
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+        raise _access_error(settings, exc) from None
     return _judge(config, settings)
 
 
 def _judge(config: dict[str, str], settings: RedisSettings) -> list[str]:
     problems = redis_safety_problems(config)
     if problems and settings.require_safe:
-        raise UnsafeRedis(f"Redis at {settings.url} is unsafe for jobs: " + "; ".join(problems))
+        raise UnsafeRedis(f"Redis at {redact_url(settings.url)} is unsafe for jobs: "
+                          + "; ".join(problems))
     for problem in problems:
-        log.warning("Redis at %s: %s", settings.url, problem)
+        log.warning("Redis at %s: %s", redact_url(settings.url), problem)
     return problems
 
 
