@@ -44,8 +44,12 @@ def format_info(info: StackInfo) -> list[str]:
     """The lines ``dev up`` prints: addresses, then environment assignments."""
     lines = [f"redis  {info.redis_url}  (pid {info.redis_pid})",
              f"kafka  {info.kafka_bootstrap}  (pids {', '.join(map(str, info.kafka_pids))})"]
+    lines.append(f"started: {', '.join(info.started)}" if info.started
+                 else "already running")
     if info.kafka_start_s is not None:
-        lines.append(f"kafka start to ready: {info.kafka_start_s:.2f} s")
+        fresh = any(name.startswith("kafka") for name in info.started)
+        lines.append(f"kafka start to ready: {info.kafka_start_s:.2f} s"
+                     + ("" if fresh else " (last start)"))
     lines += [f"{name}={value}" for name, value in info.env().items()]
     return lines
 

@@ -3,8 +3,8 @@
 A PID file holds the PID and the strings the process's command line must
 contain (one or more alternatives: a server may rewrite its process title, as
 redis-server does). A PID is trusted only when ``/proc/<pid>/cmdline`` still
-contains every string of one alternative, so a reused PID is never signalled. Processes are only ever ended by
-their PID, never by name.
+contains every string of one alternative, so a reused PID is never
+signalled. Processes are only ever ended by their PID, never by name.
 """
 
 from __future__ import annotations

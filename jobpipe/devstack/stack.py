@@ -40,6 +40,7 @@ class StackInfo:
     Attributes:
         kafka_start_s: seconds from starting the JVMs to metadata answering,
             when this ``up`` started Kafka; the last recorded figure otherwise.
+        started: what this ``up`` started (empty when everything ran already).
     """
 
     root: Path
@@ -48,6 +49,7 @@ class StackInfo:
     redis_pid: int
     kafka_pids: tuple[int, ...]
     kafka_start_s: float | None
+    started: tuple[str, ...] = ()
 
     def env(self) -> dict[str, str]:
         """The environment variables pointing jobpipe (and the tests) at this stack."""
@@ -192,11 +194,14 @@ class DevStack:
             self.redis.executable, self.kafka.java = tools["redis-server"], tools["java"]
             self.kafka.ensure_jars()
             manifest_path.write_text(json.dumps(self._manifest()))
+            down_before = [p.name for p in self._owned() if not p.alive]
             self.redis.start(self.start_timeout_s)
             start_s = self.start_kafka()
+            started = tuple(p.name for p in self._owned() if p.alive and p.name in down_before)
         return StackInfo(self.root, self.redis_url, self.kafka_bootstrap,
                          self.redis_pid or 0, tuple(p or 0 for p in self.kafka_pids.values()),
-                         start_s if start_s is not None else self.kafka.recorded_start_s(1))
+                         start_s if start_s is not None else self.kafka.recorded_start_s(1),
+                         started)
 
     def down(self, timeout_s: float = 30.0) -> list[str]:
         """Stop exactly the processes this root's PID files name (Kafka first).
