@@ -1,0 +1,81 @@
+"""Test helpers: run ``jobpipe bridge`` as a real subprocess on a test's settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from jobpipe import names
+from jobpipe.settings import Settings
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def write_config(path: Path, queues: dict[str, dict[str, Any]],
+                 bridge: dict[str, Any] | None = None) -> Path:
+    """A jobpipe.toml with these queues and [bridge] values."""
+    lines = []
+    for name, body in queues.items():
+        lines.append(f"[queues.{name}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in body.items()]
+    if bridge:
+        lines.append("[bridge]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in bridge.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_bridge(settings: Settings, config: Path, *args: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m jobpipe bridge ARGS`` with this test's namespace and services."""
+    env = {**os.environ, "JOBPIPE_CONFIG": str(config), "JOBPIPE_NAMESPACE": settings.namespace,
+           "JOBPIPE_REDIS_URL": settings.redis.url,
+           "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap}
+    out = log_path.open("ab")
+    try:
+        return subprocess.Popen([sys.executable, "-m", "jobpipe", "bridge", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        out.close()
+
+
+def ready_total(client: redis.Redis, settings: Settings, queue: str) -> int:
+    """Jobs waiting in a plain queue's ready lists."""
+    spec = settings.topology.get(queue)
+    pipe = client.pipeline(transaction=False)
+    for level in spec.levels:
+        for shard in range(spec.shards):
+            pipe.llen(names.ready_key(settings.namespace, queue, shard, level))
+    return sum(pipe.execute())
+
+
+def inflight_total(client: redis.Redis, settings: Settings, queue: str) -> int:
+    """Jobs in every bridge's in-flight lists of a queue."""
+    keys = list(client.scan_iter(match=names.inflight_pattern(settings.namespace, queue),
+                                 count=1000))
+    return sum(client.llen(k) for k in keys)
+
+
+def wait_for(condition, timeout_s: float, interval_s: float = 0.01, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)
