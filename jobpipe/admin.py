@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
@@ -54,9 +55,24 @@ def apply_topics(
     Raises:
         KafkaUnavailable: the broker did not answer in ``timeout_s``.
     """
-    admin = AdminClient(kafka_admin_config(settings.kafka))
+    refused: list[str] = []  # SASL/TLS failures reach error_cb, not the metadata error
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            refused.append(err.str())
+
+    conf: dict[str, Any] = {**kafka_admin_config(settings.kafka), "error_cb": on_error}
+    admin = AdminClient(conf)
     wanted = desired_topics(settings, queues)
-    current = _current_partitions(admin, timeout_s)
+    try:
+        current = _current_partitions(admin, timeout_s)
+    except KafkaUnavailable:
+        admin.poll(0)
+        if refused:
+            raise KafkaUnavailable(f"Kafka at {settings.kafka.bootstrap} refused the "
+                                   f"connection: {refused[-1]}; check the security keys of "
+                                   "kafka.config (sasl.username, sasl.password ...)") from None
+        raise
     kafka = settings.kafka
     topic_config = {"min.insync.replicas": str(kafka.min_insync_replicas)}
     to_create = [NewTopic(t, num_partitions=n, replication_factor=kafka.replication_factor,
