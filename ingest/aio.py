@@ -1,0 +1,242 @@
+"""The asyncio producer: the same core as :class:`ingest.Producer`, on redis.asyncio.
+
+Runs on any asyncio loop, uvloop included. Lifecycle: ``await start()`` (or
+``async with``) connects and checks Redis; ``await close()`` releases it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import redis.asyncio
+import redis.exceptions
+
+from ingest.core import Intake, JobRequest
+from ingest.failures import REDIS_DOWN, is_out_of_memory, unavailable
+from ingest.meters import IntakeMeters
+from ingest.options import JobOptions
+from ingest.plan import PushPlan
+from ingest.scripts import PUSH_LUA, PushReply, parse_reply
+from ingest.spool import Spool
+from jobpipe.connections import async_redis_client, check_redis_safety_async
+from jobpipe.errors import JobRejected
+from jobpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AsyncProducer:
+    """Hands jobs to Redis in one round trip per call, without blocking the loop.
+
+    Args:
+        settings: namespace, topology, ``[redis]`` and ``[ingest]``.
+        client: a redis.asyncio client to use instead of one built from settings
+            (the producer then does not close it).
+    """
+
+    def __init__(self, settings: Settings, *,
+                 client: redis.asyncio.Redis[bytes] | None = None) -> None:
+        self.settings = settings
+        self._core = Intake(settings)
+        self._own_client = client is None
+        self._client = client
+        self._script: Any = None
+        path = settings.ingest.spool_path
+        self._spool = Spool(path) if path else None
+        self._spool_lock = asyncio.Lock()
+        self._meters = IntakeMeters()
+        self._checked = False
+
+    async def start(self) -> Self:
+        """Connect and check that Redis will not drop jobs.
+
+        Raises:
+            UnsafeRedis: Redis evicts keys or has no AOF (and ``require_safe``).
+        """
+        if self._client is None:
+            self._client = async_redis_client(self.settings.redis)
+        self._script = self._client.register_script(PUSH_LUA)
+        try:
+            await self._check()
+        except REDIS_DOWN as exc:
+            log.warning("Redis at %s not reachable yet (%s); checking before the first push",
+                        self.settings.redis.url, exc)
+        return self
+
+    async def _check(self) -> None:
+        assert self._client is not None, "call start() first"
+        await check_redis_safety_async(self._client, self.settings.redis)
+        self._checked = True
+
+    async def close(self) -> None:
+        """Release the connections (spooled jobs stay in the file for next time)."""
+        if self._own_client and self._client is not None:
+            await self._client.aclose()  # type: ignore[attr-defined]
+            self._client = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    # --- public API --------------------------------------------------------------
+
+    async def enqueue(self, queue: str, task: str, args: Any = None, *,
+                      key: str | None = None, tenant: str | None = None,
+                      priority: int | None = None, delay_s: float | None = None,
+                      run_at: datetime | float | None = None,
+                      idempotency_key: str | None = None, unique_for_s: float | None = None,
+                      max_attempts: int | None = None) -> str:
+        """Enqueue one job; see :meth:`ingest.Producer.enqueue`."""
+        options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
+                             unique_for_s, max_attempts)
+        plan = self._plan(queue, lambda: self._core.plan_many(queue, task, (args,), options))
+        return (await self._send(plan))[0]
+
+    async def enqueue_many(self, queue: str, task: str, args_list: Sequence[Any], *,
+                           key: str | None = None, tenant: str | None = None,
+                           priority: int | None = None, delay_s: float | None = None,
+                           run_at: datetime | float | None = None,
+                           max_attempts: int | None = None, idempotency_key: str | None = None,
+                           unique_for_s: float | None = None) -> list[str]:
+        """Enqueue a batch in one round trip; see :meth:`ingest.Producer.enqueue_many`."""
+        options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
+                             unique_for_s, max_attempts)
+        plan = self._plan(queue, lambda: self._core.plan_many(queue, task, args_list, options))
+        return await self._send(plan)
+
+    async def enqueue_jobs(self, queue: str, requests: Sequence[JobRequest]) -> list[str]:
+        """Enqueue a mixed batch; see :meth:`ingest.Producer.enqueue_jobs`."""
+        plan = self._plan(queue, lambda: self._core.plan_jobs(queue, requests))
+        return await self._send(plan)
+
+    async def flush_spool(self) -> int:
+        """Re-send spooled calls now; returns how many jobs went to Redis."""
+        async with self._spool_lock:
+            return await self._replay()
+
+    # --- the shell ---------------------------------------------------------------
+
+    def _plan(self, queue: str, build: Any) -> PushPlan:
+        try:
+            plan: PushPlan = build()
+        except JobRejected:
+            self._meters.rejected(str(queue), "bad_input")
+            raise
+        return plan
+
+    async def _send(self, plan: PushPlan) -> list[str]:
+        if not plan.ids:
+            return []
+        started = time.perf_counter()
+        if self._spool is not None and self._spool.pending:
+            async with self._spool_lock:
+                if self._spool.pending and not await self._replay_once():
+                    await asyncio.to_thread(self._spool.append, plan)
+                    return plan.ids
+        attempts = self._core.attempts(time.monotonic())
+        while True:
+            try:
+                reply = await self._push(plan)
+            except REDIS_DOWN as exc:
+                wait_s = attempts.after_down(time.monotonic())
+                if wait_s is None:
+                    return await self._give_up(plan, exc)
+                await asyncio.sleep(wait_s)
+                continue
+            if reply.full:
+                wait_s = attempts.after_full(time.monotonic())
+                if wait_s is None:
+                    self._meters.rejected(plan.queue, "full")
+                    raise self._core.full_error(plan, reply)
+                await asyncio.sleep(wait_s)
+                continue
+            self._meters.accepted(plan.queue, len(plan.ids), time.perf_counter() - started)
+            return plan.result_ids(reply.unique_ids)
+
+    async def _push(self, plan: PushPlan) -> PushReply:
+        if plan.lists is None:
+            return await self._call(plan.keys, plan.args)
+        if self._core.must_check(plan):
+            reply = await self._call(*plan.gate())
+            self._core.observe(plan.queue, reply.backlog)
+            if reply.full:
+                return reply
+        return await self._multi(plan)
+
+    async def _multi(self, plan: PushPlan) -> PushReply:
+        """Plain pushes as MULTI/LPUSH/EXEC; see :meth:`ingest.Producer._multi`."""
+        if self._client is None:
+            raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
+        if not self._checked:
+            await self._check()
+        assert plan.lists is not None
+        pipe = self._client.pipeline(transaction=True)
+        for key in plan.keys[: plan.backlog_keys]:
+            pipe.llen(key)
+        for key, jobs in plan.lists:
+            pipe.lpush(key, *jobs)
+        try:
+            replies = await pipe.execute()
+        except redis.exceptions.ResponseError as exc:
+            if is_out_of_memory(exc):
+                return PushReply(True, -1, [])
+            raise
+        backlog = sum(replies[: plan.backlog_keys])
+        self._core.observe(plan.queue, backlog + len(plan.ids))
+        return PushReply(False, backlog, [])
+
+    async def _call(self, keys: list[str], args: list[Any]) -> PushReply:
+        if self._script is None:
+            raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
+        if not self._checked:
+            await self._check()
+        try:
+            return parse_reply(await self._script(keys=keys, args=args))
+        except redis.exceptions.ResponseError as exc:
+            if is_out_of_memory(exc):
+                return PushReply(True, -1, [])
+            raise
+
+    async def _give_up(self, plan: PushPlan, exc: BaseException) -> list[str]:
+        if self._spool is None:
+            self._meters.rejected(plan.queue, "unavailable")
+            raise unavailable(self.settings.redis.url, self.settings.ingest.deadline_s,
+                              exc) from exc
+        async with self._spool_lock:
+            await asyncio.to_thread(self._spool.append, plan)
+        log.warning("Redis at %s unavailable; spooled %d jobs of queue %s to %s",
+                    self.settings.redis.url, len(plan.ids), plan.queue, self._spool.path)
+        return plan.ids
+
+    async def _replay_once(self) -> bool:
+        try:
+            await self._replay()
+        except REDIS_DOWN:
+            return False
+        return self._spool is None or not self._spool.pending
+
+    async def _replay(self) -> int:
+        if self._spool is None or not self._spool.pending:
+            return 0
+        calls = await asyncio.to_thread(self._spool.read)
+        sent = jobs = 0
+        try:
+            for call in calls:
+                if (await self._call(call.keys, call.args)).full:
+                    break
+                sent += 1
+                jobs += call.jobs
+        finally:
+            await asyncio.to_thread(self._spool.keep, calls[sent:])
+            if jobs:
+                log.info("re-sent %d spooled jobs (%d calls) to Redis", jobs, sent)
+        return jobs

@@ -1,0 +1,220 @@
+"""The sans-I/O core both producers share: validate, encode, place, plan.
+
+:class:`Intake` turns an enqueue call into one :class:`~ingest.plan.PushPlan`
+(or raises a typed :class:`~jobpipe.errors.JobRejected` before anything is
+written) and turns the script's reply into ids or an error. The sync and
+asyncio shells add only the I/O: sending the plan, sleeping, spooling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+import uuid_utils
+
+from ingest.backoff import Attempts
+from ingest.options import JobOptions, Resolved
+from ingest.plan import PlanBuilder, PushPlan, QueueLayout
+from ingest.scripts import PushReply
+from ingest.template import EnvelopeTemplate
+from jobpipe import tracing
+from jobpipe.envelope import now_ns
+from jobpipe.errors import JobRejected, JobTooLarge, QueueFull, UnknownQueue
+from jobpipe.settings import Settings
+from jobpipe.topology import shard_for
+
+MAX_TASK_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One job of a mixed batch (each with its own task and options)."""
+
+    task: str
+    args: Any = None
+    options: JobOptions = field(default_factory=JobOptions)
+
+
+class InvalidJobs(JobRejected):
+    """Some jobs of a batch are invalid; nothing was written.
+
+    Attributes:
+        problems: ``(index in the batch, message)`` for every bad job.
+    """
+
+    def __init__(self, problems: list[tuple[int, str]]) -> None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"jobs[{first[0]}]: {first[1]}{more}")
+        self.problems = problems
+
+
+class Intake:
+    """Everything about an enqueue that is not I/O.
+
+    Args:
+        settings: namespace, topology and ``[ingest]`` options.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._layouts: dict[str, QueueLayout] = {}
+        self._spread = count()
+        self._backlog: dict[str, int] = {}  # last backlog seen per queue
+
+    def layout(self, queue: str) -> QueueLayout:
+        """The keys of a declared queue.
+
+        Raises:
+            UnknownQueue: ``queue`` is not in the topology.
+        """
+        layout = self._layouts.get(queue)
+        if layout is None:
+            spec = self.settings.topology.queues.get(queue) if isinstance(queue, str) else None
+            if spec is None:
+                known = ", ".join(sorted(self.settings.topology.queues))
+                raise UnknownQueue(f"unknown queue {queue!r} (declared: {known})")
+            layout = self._layouts[queue] = QueueLayout.of(self.settings.namespace, spec)
+        return layout
+
+    def plan_many(self, queue: str, task: str, args_list: Sequence[Any],
+                  options: JobOptions) -> PushPlan:
+        """One call for jobs sharing task and options (``enqueue``/``enqueue_many``).
+
+        Raises:
+            JobRejected: (or a subclass) bad queue, task, options or args.
+        """
+        layout = self.layout(queue)
+        spec = layout.spec
+        _check_task(queue, task)
+        now = now_ns()
+        opts = options.resolve(spec, now)
+        n = len(args_list)
+        if n > 1 and opts.idem is not None:
+            raise JobRejected(f"queue {queue!r}: idempotency_key and unique_for_s apply to "
+                              "one job; use enqueue() per job")
+        builder = PlanBuilder(layout, spec.max_backlog)
+        if n == 0:
+            return builder.build([])
+        template = _template(queue, task, opts, now)
+        new_id = uuid_utils.uuid7
+        ids = [str(new_id()) for _ in range(n)]
+        jobs = template.render_many(ids, args_list if isinstance(args_list, list)
+                                    else list(args_list))
+        _check_size(queue, spec.max_job_bytes, jobs)
+        if opts.unique_ttl_s is not None and opts.idem is not None:
+            builder.unique(opts.idem, opts.unique_ttl_s, ids[0], 0)
+        self._place(builder, layout, opts, jobs)
+        return builder.build(ids)
+
+    def plan_jobs(self, queue: str, requests: Sequence[JobRequest]) -> PushPlan:
+        """One all-or-nothing call for jobs with their own task and options.
+
+        Raises:
+            UnknownQueue: ``queue`` is not declared.
+            InvalidJobs: naming every bad job by its index.
+        """
+        layout = self.layout(queue)
+        spec = layout.spec
+        now = now_ns()
+        builder = PlanBuilder(layout, spec.max_backlog)
+        ids: list[str] = []
+        problems: list[tuple[int, str]] = []
+        last: tuple[str, JobOptions] | None = None
+        template: EnvelopeTemplate | None = None
+        opts: Resolved | None = None
+        meta: dict[str, str] = dict(tracing.inject({}))
+        for index, request in enumerate(requests):
+            try:
+                if last != (request.task, request.options) or template is None or opts is None:
+                    _check_task(queue, request.task)
+                    opts = request.options.resolve(spec, now)
+                    template = _template(queue, request.task, opts, now, meta)
+                    last = (request.task, request.options)
+                job_id = str(uuid_utils.uuid7())
+                job = template.render(job_id, request.args)
+                _check_size(queue, spec.max_job_bytes, [job])
+            except JobRejected as exc:
+                problems.append((index, str(exc)))
+                continue
+            if opts.unique_ttl_s is not None and opts.idem is not None:
+                builder.unique(opts.idem, opts.unique_ttl_s, job_id, index)
+            self._place(builder, layout, opts, [job])
+            ids.append(job_id)
+        if problems:
+            raise InvalidJobs(problems)
+        return builder.build(ids)
+
+    def _place(self, builder: PlanBuilder, layout: QueueLayout, opts: Resolved,
+               jobs: list[bytes]) -> None:
+        spec = layout.spec
+        if opts.run_at_ns is not None:
+            builder.delay(opts.run_at_ns // 1_000_000, jobs)
+        elif spec.fair:
+            builder.push_tenant(opts.tenant or "default", jobs)
+        elif opts.key is not None:
+            shard = shard_for(opts.key.encode(), spec.shards, 0)
+            builder.push(layout.ready[opts.priority][shard], jobs)
+        else:
+            lists, shards = layout.ready[opts.priority], spec.shards
+            start = next(self._spread)
+            if len(jobs) == 1 or shards == 1:
+                builder.push(lists[start % shards], jobs)
+            else:  # unkeyed: deal the batch round robin over the shards
+                for offset in range(min(shards, len(jobs))):
+                    builder.push(lists[(start + offset) % shards], jobs[offset::shards])
+                builder.seal()
+
+    def must_check(self, plan: PushPlan) -> bool:
+        """Whether a plain plan must pass the high-water-mark script first.
+
+        Plain pushes go as MULTI/LPUSH/EXEC, whose reply also counts the ready
+        lists; the next call trusts that count while it is under the mark and
+        checks again (one small script call) only once it was at or past it.
+        Concurrent producers may so overshoot the mark by a batch each.
+        """
+        limit = self.layout(plan.queue).spec.max_backlog
+        return bool(limit) and self._backlog.get(plan.queue, 0) >= (limit or 0)
+
+    def observe(self, queue: str, backlog: int) -> None:
+        """Remember the backlog a reply reported for ``queue``."""
+        self._backlog[queue] = backlog
+
+    def attempts(self, started_s: float) -> Attempts:
+        """The retry budget of one call started at monotonic ``started_s``."""
+        ingest = self.settings.ingest
+        return Attempts(started_s, ingest.deadline_s, ingest.on_full == "block",
+                        ingest.block_timeout_s)
+
+    def full_error(self, plan: PushPlan, reply: PushReply) -> QueueFull:
+        """The error for a queue at its high-water mark."""
+        spec = self.layout(plan.queue).spec
+        return QueueFull(f"queue {plan.queue!r} is full: {reply.backlog} jobs waiting in Redis "
+                         f"(max_backlog {spec.max_backlog})")
+
+
+def _check_task(queue: str, task: str) -> None:
+    if not isinstance(task, str) or not task or len(task) > MAX_TASK_CHARS:
+        raise JobRejected(f"queue {queue!r}: task must be a non-empty string of at most "
+                          f"{MAX_TASK_CHARS} characters, not {task!r}")
+
+
+def _template(queue: str, task: str, opts: Resolved, now: int,
+              meta: dict[str, str] | None = None) -> EnvelopeTemplate:
+    if meta is None:
+        meta = dict(tracing.inject({}))
+    return EnvelopeTemplate(queue=queue, task=task, key=opts.key, tenant=opts.tenant,
+                            priority=opts.priority, max_attempts=opts.max_attempts,
+                            enqueued_at_ns=now, run_at_ns=opts.run_at_ns, idem=opts.idem,
+                            meta=meta)
+
+
+def _check_size(queue: str, cap_bytes: int, jobs: list[bytes]) -> None:
+    largest = max(map(len, jobs))
+    if largest > cap_bytes:
+        index = next(i for i, job in enumerate(jobs) if len(job) == largest)
+        raise JobTooLarge(f"queue {queue!r}: job {index} is {largest} bytes, over "
+                          f"max_job_bytes {cap_bytes}")

@@ -1,0 +1,38 @@
+"""How Redis failures read to a producer: down (retry), full (backpressure), or a bug.
+
+``redis`` and ``redis.asyncio`` raise the same exception classes, so both
+shells share these.
+"""
+
+from __future__ import annotations
+
+import redis.exceptions
+
+from jobpipe.errors import IntakeUnavailable
+
+# Worth retrying until the deadline: the server is gone, slow, loading its AOF
+# after a restart, or a replica mid-failover.
+REDIS_DOWN: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+)
+
+
+def is_out_of_memory(exc: Exception) -> bool:
+    """Redis at ``maxmemory`` under ``noeviction`` refuses writes: backpressure, not a bug."""
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("OOM")
+
+
+def unavailable(url: str, deadline_s: float, exc: BaseException) -> IntakeUnavailable:
+    """The error for a Redis that did not answer before the deadline."""
+    return IntakeUnavailable(f"Redis at {_redact(url)} did not take the jobs within "
+                             f"{deadline_s:g}s: {exc}")
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{rest}"

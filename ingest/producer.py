@@ -1,0 +1,239 @@
+"""The blocking producer: a thin shell over :mod:`ingest.core` using redis-py.
+
+Thread-safe: redis-py's client is, and the spool is guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import redis
+
+from ingest.core import Intake, JobRequest
+from ingest.failures import REDIS_DOWN, is_out_of_memory, unavailable
+from ingest.meters import IntakeMeters
+from ingest.options import JobOptions
+from ingest.plan import PushPlan
+from ingest.scripts import PUSH_LUA, PushReply, parse_reply
+from ingest.spool import Spool
+from jobpipe.connections import check_redis_safety, redis_client
+from jobpipe.errors import JobRejected
+from jobpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Producer:
+    """Hands jobs to Redis in one round trip per call.
+
+    Checks at connect that Redis will not drop jobs (``noeviction`` and AOF;
+    :class:`~jobpipe.errors.UnsafeRedis` when ``redis.require_safe``). When
+    Redis cannot be reached yet, the check runs before the first push.
+
+    Args:
+        settings: namespace, topology, ``[redis]`` and ``[ingest]``.
+        client: a redis-py client to use instead of one built from settings
+            (the producer then does not close it).
+    """
+
+    def __init__(self, settings: Settings, *, client: redis.Redis[bytes] | None = None) -> None:
+        self.settings = settings
+        self._core = Intake(settings)
+        self._own_client = client is None
+        self._redis = client if client is not None else redis_client(settings.redis)
+        self._script = self._redis.register_script(PUSH_LUA)
+        path = settings.ingest.spool_path
+        self._spool = Spool(path) if path else None
+        self._spool_lock = threading.Lock()
+        self._meters = IntakeMeters()
+        self._checked = False
+        try:
+            self._check()
+        except REDIS_DOWN as exc:
+            log.warning("Redis at %s not reachable yet (%s); checking before the first push",
+                        settings.redis.url, exc)
+
+    def _check(self) -> None:
+        check_redis_safety(self._redis, self.settings.redis)
+        self._checked = True
+
+    # --- public API --------------------------------------------------------------
+
+    def enqueue(self, queue: str, task: str, args: Any = None, *, key: str | None = None,
+                tenant: str | None = None, priority: int | None = None,
+                delay_s: float | None = None, run_at: datetime | float | None = None,
+                idempotency_key: str | None = None, unique_for_s: float | None = None,
+                max_attempts: int | None = None) -> str:
+        """Enqueue one job; returns its id (the first job's id for a unique duplicate).
+
+        Raises:
+            JobRejected: bad input (``UnknownQueue``, ``NotSerializable``,
+                ``JobTooLarge``), before anything is written.
+            QueueFull: past the high-water mark (after ``block_timeout_s`` when blocking).
+            IntakeUnavailable: Redis did not answer by ``deadline_s`` and no spool is set.
+        """
+        options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
+                             unique_for_s, max_attempts)
+        return self._send(self._plan(queue, lambda: self._core.plan_many(
+            queue, task, (args,), options)))[0]
+
+    def enqueue_many(self, queue: str, task: str, args_list: Sequence[Any], *,
+                     key: str | None = None, tenant: str | None = None,
+                     priority: int | None = None, delay_s: float | None = None,
+                     run_at: datetime | float | None = None, max_attempts: int | None = None,
+                     idempotency_key: str | None = None,
+                     unique_for_s: float | None = None) -> list[str]:
+        """Enqueue one job per element of ``args_list``, all or nothing, in one round trip.
+
+        Jobs with a ``key`` keep the list's order. Raises as :meth:`enqueue`.
+        """
+        options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
+                             unique_for_s, max_attempts)
+        return self._send(self._plan(queue, lambda: self._core.plan_many(
+            queue, task, args_list, options)))
+
+    def enqueue_jobs(self, queue: str, requests: Sequence[JobRequest]) -> list[str]:
+        """Enqueue jobs with their own task and options, all or nothing, in one round trip.
+
+        Raises:
+            InvalidJobs: naming every bad job by index; nothing was written.
+        """
+        return self._send(self._plan(queue, lambda: self._core.plan_jobs(queue, requests)))
+
+    def flush_spool(self) -> int:
+        """Re-send spooled calls now; returns how many jobs went to Redis."""
+        with self._spool_lock:
+            return self._replay()
+
+    def close(self) -> None:
+        """Release the connections (spooled jobs stay in the file for next time)."""
+        if self._own_client:
+            self._redis.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- the shell ---------------------------------------------------------------
+
+    def _plan(self, queue: str, build: Any) -> PushPlan:
+        try:
+            plan: PushPlan = build()
+        except JobRejected:
+            self._meters.rejected(str(queue), "bad_input")
+            raise
+        return plan
+
+    def _send(self, plan: PushPlan) -> list[str]:
+        if not plan.ids:
+            return []
+        started = time.perf_counter()
+        if self._spool is not None and self._spool.pending:
+            with self._spool_lock:
+                if self._spool.pending and not self._replay_once():
+                    self._spool.append(plan)  # keep order behind what is spooled
+                    return plan.ids
+        attempts = self._core.attempts(time.monotonic())
+        while True:
+            try:
+                reply = self._push(plan)
+            except REDIS_DOWN as exc:
+                wait_s = attempts.after_down(time.monotonic())
+                if wait_s is None:
+                    return self._give_up(plan, exc)
+                time.sleep(wait_s)
+                continue
+            if reply.full:
+                wait_s = attempts.after_full(time.monotonic())
+                if wait_s is None:
+                    self._meters.rejected(plan.queue, "full")
+                    raise self._core.full_error(plan, reply)
+                time.sleep(wait_s)
+                continue
+            self._meters.accepted(plan.queue, len(plan.ids), time.perf_counter() - started)
+            return plan.result_ids(reply.unique_ids)
+
+    def _push(self, plan: PushPlan) -> PushReply:
+        if plan.lists is None:
+            return self._call(plan.keys, plan.args)
+        if self._core.must_check(plan):
+            reply = self._call(*plan.gate())
+            self._core.observe(plan.queue, reply.backlog)
+            if reply.full:
+                return reply
+        return self._multi(plan)
+
+    def _multi(self, plan: PushPlan) -> PushReply:
+        """Plain pushes as MULTI/LPUSH/EXEC: no Lua, so no per-argument Lua strings."""
+        if not self._checked:
+            self._check()
+        assert plan.lists is not None
+        pipe = self._redis.pipeline(transaction=True)
+        for key in plan.keys[: plan.backlog_keys]:
+            pipe.llen(key)
+        for key, jobs in plan.lists:
+            pipe.lpush(key, *jobs)
+        try:
+            replies = pipe.execute()
+        except redis.exceptions.ResponseError as exc:
+            if is_out_of_memory(exc):
+                return PushReply(True, -1, [])
+            raise
+        backlog = sum(replies[: plan.backlog_keys])
+        self._core.observe(plan.queue, backlog + len(plan.ids))
+        return PushReply(False, backlog, [])
+
+    def _call(self, keys: list[str], args: list[Any]) -> PushReply:
+        if not self._checked:
+            self._check()
+        try:
+            return parse_reply(self._script(keys=keys, args=args))
+        except redis.exceptions.ResponseError as exc:
+            if is_out_of_memory(exc):  # at maxmemory: Redis itself is full
+                return PushReply(True, -1, [])
+            raise
+
+    def _give_up(self, plan: PushPlan, exc: BaseException) -> list[str]:
+        if self._spool is None:
+            self._meters.rejected(plan.queue, "unavailable")
+            raise unavailable(self.settings.redis.url, self.settings.ingest.deadline_s,
+                              exc) from exc
+        with self._spool_lock:
+            self._spool.append(plan)
+        log.warning("Redis at %s unavailable; spooled %d jobs of queue %s to %s",
+                    self.settings.redis.url, len(plan.ids), plan.queue, self._spool.path)
+        return plan.ids
+
+    def _replay_once(self) -> bool:
+        """Try the spool once (caller holds the lock); True when it is empty now."""
+        try:
+            self._replay()
+        except REDIS_DOWN:
+            return False
+        return self._spool is None or not self._spool.pending
+
+    def _replay(self) -> int:
+        if self._spool is None or not self._spool.pending:
+            return 0
+        calls = self._spool.read()
+        sent = jobs = 0
+        try:
+            for call in calls:
+                if self._call(call.keys, call.args).full:
+                    break  # still spooled; tried again on the next call
+                sent += 1
+                jobs += call.jobs
+        finally:
+            self._spool.keep(calls[sent:])
+            if jobs:
+                log.info("re-sent %d spooled jobs (%d calls) to Redis", jobs, sent)
+        return jobs
