@@ -94,8 +94,9 @@ class Controls:
     Args:
         client: an asyncio Redis client.
         ns: the namespace.
-        queues: the queues served; their tenant flags are read by :meth:`refresh`
-            (a queue asked about later is added to the set).
+        queues: the queues served. Only :meth:`park` needs them (to send a job
+            back to the right list if its tenant was resumed meanwhile); the
+            flags of every queue with a paused tenant are read regardless.
     """
 
     def __init__(self, client: redis.asyncio.Redis, ns: str,  # type: ignore[type-arg]
@@ -112,15 +113,23 @@ class Controls:
         """Bumped whenever a refresh sees a change; cheap to poll."""
 
     async def refresh(self) -> None:
-        """Re-read every pause flag in one pipelined round trip."""
-        watched = sorted(self._watched)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.smembers(names.paused_queues_key(self._ns))
-        for queue in watched:
-            pipe.smembers(names.paused_tenants_key(self._ns, queue))
-        replies: list[Any] = await pipe.execute()
+        """Re-read every pause flag: one pipelined round trip (two when a queue got
+        its first paused tenant since the last refresh)."""
+        ns = self._ns
+        while True:
+            watched = sorted(self._watched)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.smembers(names.paused_queues_key(ns))
+            pipe.smembers(names.paused_tenant_queues_key(ns))
+            for queue in watched:
+                pipe.smembers(names.paused_tenants_key(ns, queue))
+            replies: list[Any] = await pipe.execute()
+            with_tenants = {m.decode() for m in replies[1]}
+            if with_tenants <= self._watched:
+                break
+            self._watched |= with_tenants
         queues = frozenset(m.decode() for m in replies[0])
-        tenants = {q: frozenset(m.decode() for m in r) for q, r in zip(watched, replies[1:],
+        tenants = {q: frozenset(m.decode() for m in r) for q, r in zip(watched, replies[2:],
                                                                         strict=True)}
         if queues != self._paused_queues or tenants != self._paused_tenants:
             self._paused_queues, self._paused_tenants = queues, tenants
@@ -135,9 +144,6 @@ class Controls:
     def is_tenant_paused(self, queue: str, tenant: str | None) -> bool:
         """Whether ``tenant`` (``None`` = ``default``) of ``queue`` is paused, as of
         the last refresh."""
-        if queue not in self._watched:
-            self._watched.add(queue)
-            return False
         return (tenant or DEFAULT_TENANT) in self._paused_tenants.get(queue, frozenset())
 
     async def park(self, raw: bytes, queue: str, tenant: str | None) -> bool:
@@ -159,7 +165,12 @@ class Controls:
         keys = [names.paused_tenants_key(ns, queue), names.parked_key(ns, queue, tenant), dest,
                 names.tenants_key(ns, queue)]
         fair = "1" if spec is not None and spec.fair else "0"
-        return bool(await self._park(keys=keys, args=[tenant, raw, fair]))
+        parked = bool(await self._park(keys=keys, args=[tenant, raw, fair]))
+        if not parked and spec is None:
+            log.warning("tenant %s of queue %s was resumed while a job was being parked; "
+                        "it waits in the parked list for the next resume (pass the queue "
+                        "specs to Controls to send it back at once)", tenant, queue)
+        return parked
 
     async def follow(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         """Refresh on every announcement on the control channel, and at least every
@@ -209,8 +220,10 @@ def pause_tenant(client: redis.Redis, ns: str, queue: str,  # type: ignore[type-
                  tenant: str) -> None:
     """Pause one tenant of ``queue``: its jobs are parked, other tenants run on."""
     _check_tenant(tenant)
-    pipe = client.pipeline(transaction=True)
+    pipe = client.pipeline(transaction=False)  # the keys may live on different slots
     pipe.sadd(names.paused_tenants_key(ns, queue), tenant)
+    # Never removed on resume: a concurrent pause of another tenant could be missed.
+    pipe.sadd(names.paused_tenant_queues_key(ns), queue)
     pipe.publish(names.control_channel(ns), _announce("pause", queue, tenant))
     pipe.execute()
 

@@ -21,6 +21,7 @@ Redis, per queue ``q`` in namespace ``ns``::
     ns:{q}:parked:<tenant>         LIST  jobs of a paused tenant
     ns:{q}:rate[:<tenant>]         HASH  token bucket
     ns:paused                      SET   paused queues
+    ns:paused-tenant-queues        SET   queues that have (had) a paused tenant
     ns:bridges                     ZSET  bridge id -> heartbeat deadline (ms)
     ns:control                     pub/sub channel for pause/resume
 
@@ -159,6 +160,12 @@ def paused_queues_key(ns: str) -> str:
 def paused_tenants_key(ns: str, queue: str) -> str:
     """The set of paused tenants of a queue."""
     return f"{_q(ns, queue)}:paused-tenants"
+
+
+def paused_tenant_queues_key(ns: str) -> str:
+    """The set of queues that have (or had) a paused tenant, so a worker finds every
+    queue's paused tenants without knowing the queues beforehand."""
+    return f"{ns}:paused-tenant-queues"
 
 
 def parked_key(ns: str, queue: str, tenant: str) -> str:

@@ -64,6 +64,19 @@ async def test_queue_pause_and_resume_set_flags_and_announce(namespace, redis_cl
         pubsub.close()
 
 
+async def test_controls_without_queues_find_paused_tenants(namespace, redis_client, services):
+    async with _aclient(services) as aclient:
+        controls = Controls(aclient, namespace)
+        await controls.refresh()
+        pause_tenant(redis_client, namespace, "email", "acme")
+        await controls.refresh()
+        assert controls.is_tenant_paused("email", "acme")
+        assert not controls.is_tenant_paused("email", "other")
+        resume_tenant(redis_client, namespace, QueueSpec("email"), "acme")
+        await controls.refresh()
+        assert not controls.is_tenant_paused("email", "acme")
+
+
 async def test_follow_sees_a_pause_at_once(namespace, redis_client, services):
     async with _aclient(services) as aclient:
         controls = Controls(aclient, namespace, [QueueSpec("email")])
