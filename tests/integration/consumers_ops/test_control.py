@@ -161,3 +161,27 @@ def test_a_bad_tenant_name_is_refused(namespace, redis_client):
 
     with pytest.raises(ConfigError, match="tenant"):
         pause_tenant(redis_client, namespace, "email", "bad tenant")
+
+
+def test_cli_pauses_and_resumes_a_queue_and_a_tenant(namespace, services, redis_client,
+                                                     monkeypatch, capsys):
+    from jobpipe.cli import main
+
+    monkeypatch.setenv("JOBPIPE_NAMESPACE", namespace)
+    monkeypatch.setenv("JOBPIPE_REDIS_URL", services.redis_url)
+    monkeypatch.setenv("JOBPIPE_KAFKA_BOOTSTRAP", services.kafka_bootstrap)
+    monkeypatch.delenv("JOBPIPE_CONFIG", raising=False)
+    monkeypatch.chdir("/")
+    main(["pause", "default"])
+    assert redis_client.sismember(names.paused_queues_key(namespace), "default")
+    main(["pause", "default", "--tenant", "acme"])
+    assert redis_client.sismember(names.paused_tenants_key(namespace, "default"), "acme")
+    main(["resume", "default", "--tenant", "acme"])
+    main(["resume", "default"])
+    assert not redis_client.sismember(names.paused_queues_key(namespace), "default")
+    assert not redis_client.sismember(names.paused_tenants_key(namespace, "default"), "acme")
+    out = capsys.readouterr().out
+    assert "resumed tenant acme of queue default; 0 parked job(s) re-injected" in out
+    with pytest.raises(SystemExit):
+        main(["pause", "nope"])
+    assert capsys.readouterr().err.startswith("jobpipe: error: unknown queue 'nope'")
