@@ -118,6 +118,12 @@ class AsyncProducer:
         plan = self._plan(queue, lambda: self._core.plan_jobs(queue, requests))
         return await self._send(plan)
 
+    async def ping(self) -> None:
+        """Round trip to Redis (for health checks); raises when it does not answer."""
+        if self._client is None:
+            raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
+        await self._client.ping()
+
     async def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""
         async with self._spool_lock:

@@ -1,0 +1,141 @@
+"""The aiohttp application of ``jobpipe ingest-server``.
+
+Status codes: 202 accepted (ids in request order), 400 with field-level
+errors, 401 bad token, 404 unknown queue, 413 body over the cap (judged from
+``Content-Length`` before a byte of the body is read), 429 queue full and 503
+Redis unavailable, both with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ingest.aio import AsyncProducer
+from ingest.core import InvalidJobs
+from ingest.http.openapi import OPENAPI
+from ingest.http.schema import FieldErrors, parse_body
+from jobpipe.errors import IntakeUnavailable, JobRejected, QueueFull, UnknownQueue
+from jobpipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRODUCER: web.AppKey[AsyncProducer] = web.AppKey("producer", AsyncProducer)
+RETRY_AFTER_FULL_S = 1
+RETRY_AFTER_DOWN_S = 5
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), headers=headers,
+                        content_type="application/json")
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    headers = extra.pop("headers", None)
+    return _json(status, {"error": message, **extra}, headers)
+
+
+def create_app(settings: Settings, producer: AsyncProducer) -> web.Application:
+    """Build the intake application around a started :class:`AsyncProducer`.
+
+    Args:
+        settings: ``[ingest]`` gives the tokens and the request size cap.
+        producer: used for every enqueue; the caller starts and closes it.
+    """
+    tokens = tuple(t.encode() for t in settings.ingest.tokens)
+    cap_bytes = settings.ingest.max_request_bytes
+
+    def authorised(request: web.Request) -> bool:
+        if not tokens:
+            return True
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return False
+        offered = given.strip().encode()
+        # Compare against every token, so timing says nothing about which matched.
+        return sum(hmac.compare_digest(offered, t) for t in tokens) > 0
+
+    async def post_jobs(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return _error(401, "missing or invalid bearer token",
+                          headers={"WWW-Authenticate": 'Bearer realm="jobpipe"'})
+        length = request.content_length
+        if length is not None and length > cap_bytes:
+            return _error(413, f"body of {length} bytes is over the cap of {cap_bytes}")
+        try:
+            raw = await request.read()  # client_max_size stops a chunked body at the cap
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"body is over the cap of {cap_bytes} bytes")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _error(400, "body is not valid JSON", errors=[{"field": "", "message":
+                                                                  str(exc)}])
+        queue = request.match_info["queue"]
+        try:
+            ids = await producer.enqueue_jobs(queue, parse_body(body))
+        except FieldErrors as exc:
+            return _error(400, "invalid job", errors=exc.errors)
+        except UnknownQueue as exc:
+            return _error(404, str(exc))
+        except InvalidJobs as exc:
+            single = "jobs" not in body
+            errors = [{"field": "" if single else f"jobs[{i}]", "message": m}
+                      for i, m in exc.problems]
+            return _error(400, "invalid job", errors=errors)
+        except JobRejected as exc:
+            return _error(400, str(exc), errors=[{"field": "", "message": str(exc)}])
+        except QueueFull as exc:
+            return _error(429, str(exc), headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
+        except IntakeUnavailable as exc:
+            return _error(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
+        return _json(202, {"ids": ids})
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            await asyncio.wait_for(producer.ping(), timeout=2.0)
+        except Exception as exc:  # any failure means "not ready"; say which
+            return _json(503, {"status": "redis unavailable", "error": str(exc)})
+        return _json(200, {"status": "ok"})
+
+    async def openapi(request: web.Request) -> web.Response:
+        return _json(200, OPENAPI)
+
+    app = web.Application(client_max_size=cap_bytes)
+    app[PRODUCER] = producer
+    app.router.add_post("/v1/queues/{queue}/jobs", post_jobs)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+def run_server(settings: Settings) -> None:
+    """Serve the intake on ``ingest.http_host:http_port`` (uvloop) until interrupted.
+
+    Full queues answer 429 at once: the server forces ``on_full = "raise"`` so
+    a request never holds a connection while it waits for room.
+    """
+    import uvloop
+
+    served = replace(settings, ingest=replace(settings.ingest, on_full="raise"))
+
+    async def main() -> None:
+        async with AsyncProducer(served) as producer:
+            runner = web.AppRunner(create_app(served, producer), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, served.ingest.http_host, served.ingest.http_port)
+            await site.start()
+            log.info("ingest server listening on http://%s:%d", served.ingest.http_host,
+                     served.ingest.http_port)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await runner.cleanup()
+
+    uvloop.run(main())

@@ -1,0 +1,90 @@
+"""Request bodies of ``POST /v1/queues/{queue}/jobs``, checked field by field (pure).
+
+A body is one job object or ``{"jobs": [job, ...]}``. Every problem is
+reported with the path of its field (``jobs[3].priority``), all at once, so a
+client fixes its request in one go.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingest.core import JobRequest
+from ingest.options import JobOptions
+
+MAX_JOBS_PER_REQUEST = 10_000
+
+_FIELDS = {"task", "args", "key", "tenant", "priority", "delay_s", "run_at",
+           "idempotency_key", "unique_for_s", "max_attempts"}
+
+
+class FieldErrors(Exception):
+    """The body is malformed; ``errors`` holds ``{"field", "message"}`` items."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__(f"{len(errors)} invalid field(s)")
+        self.errors = errors
+
+
+def parse_body(body: Any) -> list[JobRequest]:
+    """Turn a decoded JSON body into job requests.
+
+    Raises:
+        FieldErrors: naming each bad field.
+    """
+    if isinstance(body, dict) and "jobs" in body:
+        extra = sorted(set(body) - {"jobs"})
+        if extra:
+            raise FieldErrors([{"field": name, "message": "unknown field beside 'jobs'"}
+                               for name in extra])
+        jobs = body["jobs"]
+        if not isinstance(jobs, list) or not jobs:
+            raise FieldErrors([{"field": "jobs", "message": "must be a non-empty array"}])
+        if len(jobs) > MAX_JOBS_PER_REQUEST:
+            raise FieldErrors([{"field": "jobs", "message":
+                                f"at most {MAX_JOBS_PER_REQUEST} jobs per request"}])
+        prefixes = [f"jobs[{i}]." for i in range(len(jobs))]
+    elif isinstance(body, dict):
+        jobs, prefixes = [body], [""]
+    else:
+        raise FieldErrors([{"field": "", "message": "body must be a JSON object"}])
+    errors: list[dict[str, str]] = []
+    requests = []
+    for job, prefix in zip(jobs, prefixes, strict=True):
+        request = _parse_job(job, prefix, errors)
+        if request is not None:
+            requests.append(request)
+    if errors:
+        raise FieldErrors(errors)
+    return requests
+
+
+def _parse_job(job: Any, prefix: str, errors: list[dict[str, str]]) -> JobRequest | None:
+    if not isinstance(job, dict):
+        errors.append({"field": prefix.rstrip(".") or "", "message": "must be an object"})
+        return None
+    before = len(errors)
+    for name in sorted(set(job) - _FIELDS):
+        errors.append({"field": prefix + name, "message": "unknown field"})
+    task = job.get("task")
+    if not isinstance(task, str) or not task:
+        errors.append({"field": prefix + "task", "message": "required, a non-empty string"})
+    for name in ("key", "tenant", "idempotency_key"):
+        if job.get(name) is not None and not isinstance(job[name], str):
+            errors.append({"field": prefix + name, "message": "must be a string"})
+    for name in ("priority", "max_attempts"):
+        value = job.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            errors.append({"field": prefix + name, "message": "must be an integer"})
+    for name in ("delay_s", "run_at", "unique_for_s"):
+        value = job.get(name)
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            errors.append({"field": prefix + name, "message": "must be a number"})
+    if len(errors) > before:
+        return None
+    options = JobOptions(key=job.get("key"), tenant=job.get("tenant"),
+                         priority=job.get("priority"), delay_s=job.get("delay_s"),
+                         run_at=job.get("run_at"), idempotency_key=job.get("idempotency_key"),
+                         unique_for_s=job.get("unique_for_s"),
+                         max_attempts=job.get("max_attempts"))
+    return JobRequest(str(task), job.get("args"), options)

@@ -1,0 +1,64 @@
+"""``jobpipe enqueue`` (one-shot, for scripts) and ``jobpipe ingest-server``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import orjson
+
+from jobpipe.cli.context import CliContext
+from jobpipe.errors import JobRejected
+from jobpipe.settings import Settings
+
+
+def run_enqueue(settings: Settings, queue: str, task: str, args: Any,
+                **options: Any) -> str:
+    """Enqueue one job and return its id (what ``jobpipe enqueue`` prints)."""
+    from ingest import Producer
+
+    with Producer(settings) as producer:
+        return producer.enqueue(queue, task, args, **options)
+
+
+@click.command()
+@click.argument("queue")
+@click.argument("task")
+@click.argument("args_json", default="null", metavar="[ARGS_JSON]")
+@click.option("--key", help="Ordering key: jobs with the same key keep their order.")
+@click.option("--tenant", help="Tenant (fair queues).")
+@click.option("--priority", type=int, help="Priority level, 0 = highest.")
+@click.option("--delay-s", type=float, help="Run no earlier than this many seconds from now.")
+@click.option("--idempotency-key", help="Idempotency key (and unique window name).")
+@click.option("--unique-for-s", type=float, help="Drop repeats of the key within this window.")
+@click.option("--max-attempts", type=int, help="Attempts before the job is dead-lettered.")
+@click.pass_obj
+def enqueue(obj: CliContext, queue: str, task: str, args_json: str, key: str | None,
+            tenant: str | None, priority: int | None, delay_s: float | None,
+            idempotency_key: str | None, unique_for_s: float | None,
+            max_attempts: int | None) -> None:
+    """Enqueue one job: QUEUE TASK '[ARGS_JSON]'; prints the job id."""
+    try:
+        args = orjson.loads(args_json)
+    except orjson.JSONDecodeError as exc:
+        raise JobRejected(f"ARGS_JSON is not valid JSON: {exc}") from None
+    job_id = run_enqueue(obj.settings(), queue, task, args, key=key, tenant=tenant,
+                         priority=priority, delay_s=delay_s, idempotency_key=idempotency_key,
+                         unique_for_s=unique_for_s, max_attempts=max_attempts)
+    click.echo(job_id)
+
+
+@click.command("ingest-server")
+@click.option("--host", help="Listen address (default: ingest.http_host).")
+@click.option("--port", type=int, help="Listen port (default: ingest.http_port).")
+@click.pass_obj
+def ingest_server(obj: CliContext, host: str | None, port: int | None) -> None:
+    """Serve the HTTP intake: POST /v1/queues/{queue}/jobs, /healthz, /openapi.json."""
+    from ingest.http import run_server
+
+    overrides: dict[str, Any] = {}
+    if host:
+        overrides["http_host"] = host
+    if port:
+        overrides["http_port"] = port
+    run_server(obj.settings({"ingest": overrides} if overrides else None))
