@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -43,6 +43,8 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +213,26 @@ def registry() -> CollectorRegistry:
     if not is_multiprocess():
         return REGISTRY
     merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+    merged.register(_MergedCollector())
     return merged
+
+
+class _MergedCollector(Collector):
+    """Every process's values, plus an empty family for each metric no process
+    has used yet, so ``/metrics`` always lists every documented family."""
+
+    def __init__(self) -> None:
+        self._files = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterable[Metric]:
+        seen: set[str] = set()
+        for family in self._files.collect():  # type: ignore[no-untyped-call]
+            seen.add(family.name)
+            yield family
+        for proxy in _ALL:
+            for family in proxy.resolve().describe():
+                if family.name not in seen:
+                    yield family
 
 
 def render_metrics() -> tuple[bytes, str]:
