@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -82,10 +83,8 @@ def test_bridge_processes_serve_merged_metrics(make_settings, services, namespac
         deadline, body = time.monotonic() + 60, ""
         while wanted not in body and time.monotonic() < deadline:
             assert proc.poll() is None, log.read_text()
-            try:
+            with contextlib.suppress(OSError):
                 body = _scrape(port)
-            except OSError:
-                pass
             time.sleep(0.2)
         assert wanted in body  # summed over both processes
         assert {_family(n) for n in documented()} <= _families(body)
