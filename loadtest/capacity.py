@@ -180,7 +180,8 @@ def measured_from_report(report: dict[str, object], folder: str) -> Measured:
     try:
         config = report["config"]
         totals = report["totals"]
-        assert isinstance(config, dict) and isinstance(totals, dict)
+        if not isinstance(config, dict) or not isinstance(totals, dict):
+            raise TypeError("config and totals must be tables")
         saturation = report.get("saturation")
         rate = float(totals["throughput_per_s"])
         if isinstance(saturation, dict) and saturation.get("sustained_per_s"):
@@ -194,6 +195,6 @@ def measured_from_report(report: dict[str, object], folder: str) -> Measured:
             p99_floor_ms=float(p99_floor) if isinstance(p99_floor, int | float) else None,
             source=f"report {folder} ({rate:,.0f} jobs/s sustained)",
         )
-    except (KeyError, TypeError, ValueError, AssertionError, ZeroDivisionError) as exc:
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise ConfigError(f"--from-report {folder}: report.json lacks the figures ({exc})") \
             from None

@@ -1,0 +1,95 @@
+"""Chaos: kill -9 a component on a schedule and restart it, while the load runs.
+
+``bridge`` and ``worker`` kill one of the run's processes (round robin) with
+SIGKILL to its whole process group and start it again at once; ``kafka`` and
+``redis`` SIGKILL the private stack's broker or Redis and start it again.
+Every kill is written to the report; the ledger then counts, by job id,
+whether anything accepted was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from loadtest.processes import Fleet
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY_S = 1.0
+
+
+def kill_offsets_s(duration_s: float, every_s: float) -> list[float]:
+    """When to kill, in seconds since the start: every ``every_s``, not at 0, not at the end."""
+    out, t = [], every_s
+    while t < duration_s:
+        out.append(round(t, 3))
+        t += every_s
+    return out
+
+
+class ChaosMonkey:
+    """A thread that kills and restarts ``target`` at :func:`kill_offsets_s`.
+
+    Args:
+        target: ``bridge``, ``worker``, ``kafka`` or ``redis``.
+        fleet: the run's processes (for bridge and worker).
+        devstack: the run's private stack (for kafka and redis).
+        start_s: wall-clock start of the run.
+        offsets_s: when to kill.
+    """
+
+    def __init__(self, target: str, fleet: Fleet, devstack: Any, start_s: float,
+                 offsets_s: list[float]) -> None:
+        self.target = target
+        self.fleet = fleet
+        self.devstack = devstack
+        self.start_s = start_s
+        self.offsets_s = offsets_s
+        self.kills: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="chaos")
+        self._thread.start()
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop (a restart in progress completes); the kills done."""
+        self._stop.set()
+        self._thread.join(timeout=120)
+        return self.kills
+
+    def _loop(self) -> None:
+        for n, offset in enumerate(self.offsets_s):
+            if self._stop.wait(max(0.0, self.start_s + offset - time.time())):
+                return
+            try:
+                self._kill_and_restart(n)
+            except Exception:
+                log.exception("chaos: killing %s failed", self.target)
+
+    def _kill_and_restart(self, n: int) -> None:
+        t_s = round(time.time() - self.start_s, 2)
+        if self.target in ("bridge", "worker"):
+            members = self.fleet.of_kind(self.target)
+            member = members[n % len(members)]
+            pid = member.kill()
+            time.sleep(RESTART_DELAY_S)
+            member.start()
+            self.kills.append({"t_s": t_s, "target": member.name, "pid": pid,
+                               "restarted_pid": member.pid})
+        elif self.target == "kafka":
+            pid = self.devstack.kafka_pid
+            self.devstack.kill_kafka()
+            time.sleep(RESTART_DELAY_S)
+            self.devstack.start_kafka()
+            self.kills.append({"t_s": t_s, "target": "kafka", "pid": pid,
+                               "restarted_pid": self.devstack.kafka_pid})
+        elif self.target == "redis":
+            pid = self.devstack.redis_pid
+            self.devstack.kill_redis()
+            time.sleep(RESTART_DELAY_S)
+            self.devstack.start_redis()
+            self.kills.append({"t_s": t_s, "target": "redis", "pid": pid,
+                               "restarted_pid": self.devstack.redis_pid})
+        log.info("chaos: killed %s at %ss", self.kills[-1]["target"], t_s)
