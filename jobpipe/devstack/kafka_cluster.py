@@ -122,7 +122,7 @@ class KafkaCluster:
 
     def freeze(self, node: int) -> bool:
         """SIGSTOP a node: its sockets stay open but it answers nothing."""
-        return self.nodes[node].process.send(signal.SIGSTOP)
+        return self.nodes[node].process.freeze()
 
     def thaw(self, node: int) -> bool:
         """SIGCONT a frozen node."""

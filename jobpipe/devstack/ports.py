@@ -16,6 +16,8 @@ _BLOCK_RANGE = (20_000, 32_000)
 
 def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers do: a port held only by connections in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -24,10 +26,8 @@ def _bindable(port: int) -> bool:
 
 
 def free_port() -> int:
-    """A loopback TCP port nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback TCP port nothing is bound to right now (outside the ephemeral range)."""
+    return free_port_block(1)
 
 
 def free_port_block(size: int, attempts: int = 200) -> int:

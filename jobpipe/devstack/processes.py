@@ -134,6 +134,17 @@ class OwnedProcess:
         _signal(pid, sig)
         return True
 
+    def freeze(self, timeout_s: float = 10.0) -> bool:
+        """SIGSTOP and wait until the kernel reports it stopped; True when it was sent."""
+        pid = self.pid
+        if pid is None:
+            return False
+        _signal(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout_s
+        while _proc_state(pid) not in ("T", None) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return True
+
     def wait_gone(self, pid: int, timeout_s: float) -> bool:
         """Wait until ``pid`` has exited; True when it did in time."""
         child = _CHILDREN.get(pid)

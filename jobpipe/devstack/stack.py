@@ -194,10 +194,11 @@ class DevStack:
             self.redis.executable, self.kafka.java = tools["redis-server"], tools["java"]
             self.kafka.ensure_jars()
             manifest_path.write_text(json.dumps(self._manifest()))
-            down_before = [p.name for p in self._owned() if not p.alive]
+            before = {p.name: p.pid for p in self._owned()}
             self.redis.start(self.start_timeout_s)
             start_s = self.start_kafka()
-            started = tuple(p.name for p in self._owned() if p.alive and p.name in down_before)
+            started = tuple(p.name for p in self._owned()
+                            if p.pid is not None and before.get(p.name) is None)
         return StackInfo(self.root, self.redis_url, self.kafka_bootstrap,
                          self.redis_pid or 0, tuple(p or 0 for p in self.kafka_pids.values()),
                          start_s if start_s is not None else self.kafka.recorded_start_s(1),

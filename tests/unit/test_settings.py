@@ -1,0 +1,169 @@
+"""Settings: precedence defaults < file < environment < flags, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobpipe.errors import ConfigError
+from jobpipe.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "jobpipe.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_point_at_the_dev_stack() -> None:
+    settings = load_settings(None, environ={})
+    assert settings == Settings()
+    assert settings.redis.url == "redis://127.0.0.1:16379/0"
+    assert settings.kafka.bootstrap == "127.0.0.1:19092"
+    assert list(settings.topology.queues) == ["default"]
+
+
+def test_file_beats_defaults_env_beats_file_flags_beat_env(tmp_path: Path) -> None:
+    path = write(tmp_path, '[bridge]\nbatch_size = 10\nlinger_ms = 7\nidle_wait_s = 1\n'
+                           '[worker]\nconcurrency = 3\n')
+    env = {"JOBPIPE_BRIDGE_BATCH_SIZE": "20", "JOBPIPE_BRIDGE_LINGER_MS": "8"}
+    settings = load_settings(path, environ=env, overrides={"bridge": {"batch_size": 30}})
+    assert settings.bridge.batch_size == 30  # flag
+    assert settings.bridge.linger_ms == 8  # environment
+    assert settings.bridge.idle_wait_s == 1.0  # file (an int accepted for a float)
+    assert settings.worker.concurrency == 3  # file
+    assert settings.bridge.heartbeat_interval_s == 1.0  # default
+
+
+def test_environment_shortcuts_and_namespace() -> None:
+    env = {"JOBPIPE_REDIS_URL": "redis://h:1/2", "JOBPIPE_KAFKA_BOOTSTRAP": "k:9",
+           "JOBPIPE_NAMESPACE": "other", "JOBPIPE_INGEST_ON_FULL": "block"}
+    settings = load_settings(None, environ=env)
+    assert (settings.redis.url, settings.kafka.bootstrap) == ("redis://h:1/2", "k:9")
+    assert settings.namespace == "other"
+    assert settings.ingest.on_full == "block"
+
+
+def test_config_file_is_found_through_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, 'namespace = "fromfile"\n')
+    assert load_settings(None, environ={"JOBPIPE_CONFIG": str(path)}).namespace == "fromfile"
+
+
+def test_queues_are_read_from_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[queues.email]\npartitions = 3\nretry_tiers_s = [1, 2]\n"
+                           "[queues.bulk]\npriorities = [4, 1]\n")
+    topology = load_settings(path, environ={}).topology
+    assert topology.get("email").partitions == 3
+    assert topology.get("email").retry_tiers_s == (1.0, 2.0)
+    assert topology.get("bulk").priorities == (4, 1)
+
+
+def test_the_example_file_loads() -> None:
+    settings = load_settings(ROOT / "jobpipe.toml.example", environ={})
+    assert set(settings.topology.queues) == {"email", "reports", "imports"}
+    assert settings.topology.get("imports").fair
+
+
+def one_line_error(path: Path | None, **kwargs: object) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, **kwargs)  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_misspelt_key_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "[bridge]\nbatch_sise = 10\n")
+    message = one_line_error(path, environ={})
+    assert str(path) in message
+    assert "'batch_sise'" in message
+    assert "unknown key" in message
+
+
+def test_a_misspelt_queue_key_names_the_queue_and_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "[queues.email]\npartitons = 3\n")
+    message = one_line_error(path, environ={})
+    assert str(path) in message
+    assert "queues.email" in message
+    assert "'partitons'" in message
+
+
+def test_an_unknown_section_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "[bridges]\nbatch_size = 1\n")
+    message = one_line_error(path, environ={})
+    assert str(path) in message
+    assert "unknown section 'bridges'" in message
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('[bridge]\nbatch_size = "ten"\n', "bridge.batch_size: expected int, got str"),
+    ("[bridge]\nbatch_size = true\n", "bridge.batch_size: expected int, got bool"),
+    ("[worker]\nconcurrency = 1.5\n", "worker.concurrency: expected int, got float"),
+    ('[ingest]\ntokens = "abc"\n', "ingest.tokens: expected a list"),
+    ("[kafka]\nconfig = 3\n", "kafka.config: expected a table"),
+    ("[redis]\nurl = 5\n", "redis.url"),
+    ("bridge = 3\n", "[bridge] must be a table"),
+])
+def test_wrong_types_are_named(tmp_path: Path, text: str, needle: str) -> None:
+    message = one_line_error(write(tmp_path, text), environ={})
+    assert needle in message
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[bridge\n")
+    assert str(path) in one_line_error(path, environ={})
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    assert f"{path}: settings file not found" in one_line_error(path, environ={})
+
+
+@pytest.mark.parametrize("queue", ["a.b", "with space", "x" * 101, "ä"])
+def test_invalid_queue_names_are_refused(tmp_path: Path, queue: str) -> None:
+    path = write(tmp_path, f'[queues."{queue}"]\npartitions = 1\n')
+    assert "queue name" in one_line_error(path, environ={})
+
+
+def test_an_invalid_value_names_the_key(tmp_path: Path) -> None:
+    message = one_line_error(write(tmp_path, '[bridge]\ncompression = "lzma"\n'), environ={})
+    assert "bridge.compression" in message
+
+
+def test_an_invalid_namespace_from_the_environment_is_refused() -> None:
+    assert "namespace" in one_line_error(None, environ={"JOBPIPE_NAMESPACE": "a.b"})
+
+
+def test_a_misspelt_environment_key_is_named() -> None:
+    message = one_line_error(None, environ={"JOBPIPE_BRIDGE_BATCHSIZE": "3"})
+    assert "environment" in message
+    assert "'batchsize'" in message
+
+
+@pytest.mark.parametrize("section", ["config", "producer"])
+@pytest.mark.parametrize(("key", "value"), [("acks", "1"), ("enable.idempotence", "false")])
+def test_turning_off_acks_all_or_idempotence_is_refused(tmp_path: Path, section: str,
+                                                        key: str, value: str) -> None:
+    path = write(tmp_path, f'[kafka.{section}]\n"{key}" = "{value}"\n')
+    message = one_line_error(path, environ={})
+    assert f"kafka.{section}.{key}" in message
+    assert "acks=all" in message
+
+
+def test_consumer_properties_pass_through_as_strings(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka.consumer]\n"fetch.min.bytes" = 10000\n')
+    assert load_settings(path, environ={}).kafka.consumer == {"fetch.min.bytes": "10000"}
+
+
+def test_replication_settings_are_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, "[kafka]\nreplication_factor = 1\nmin_insync_replicas = 2\n")
+    assert "min_insync_replicas" in one_line_error(path, environ={})
+
+
+def test_flags_are_checked_like_the_file() -> None:
+    message = one_line_error(None, environ={}, overrides={"worker": {"procesess": 2}})
+    assert message.startswith("flags")
+    assert "'procesess'" in message
