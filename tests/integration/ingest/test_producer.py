@@ -7,7 +7,7 @@ import threading
 import orjson
 import pytest
 
-from ingest import AsyncProducer, JobRequest, JobOptions
+from ingest import AsyncProducer, JobOptions, JobRequest
 from jobpipe import names
 from jobpipe.envelope import decode, peek_key
 from jobpipe.errors import JobRejected, JobTooLarge, NotSerializable, QueueFull, UnknownQueue
@@ -71,8 +71,10 @@ def test_delayed_jobs_go_to_the_zset_scored_by_run_at_ms(make_producer, redis_cl
     [(raw, score)] = redis_client.zrange(names.delayed_key(namespace, "default"), 0, -1,
                                          withscores=True)
     job = decode(raw)
-    assert job.id == job_id and job.key == "k"
-    assert job.run_at is not None and score == job.run_at // 1_000_000
+    assert job.id == job_id
+    assert job.key == "k"
+    assert job.run_at is not None
+    assert score == job.run_at // 1_000_000
     assert job.run_at - job.enqueued_at == pytest.approx(30e9, abs=1e6)
     assert _all_ready(redis_client, namespace) == []
 
@@ -91,11 +93,9 @@ def test_fair_jobs_go_to_the_tenant_list_and_registry(make_producer, redis_clien
 def test_full_queue_raises_without_writing(make_producer, redis_client, namespace, kind):
     producer = make_producer()
     producer.enqueue_many("small", "t", [1, 2, 3, 4, 5])
+    options = {} if kind == "plain" else {"idempotency_key": "u", "unique_for_s": 5}
     with pytest.raises(QueueFull, match="5 jobs waiting"):
-        if kind == "plain":
-            producer.enqueue("small", "t", 6)
-        else:
-            producer.enqueue("small", "t", 6, idempotency_key="u", unique_for_s=5)
+        producer.enqueue("small", "t", 6, **options)
     total = sum(redis_client.llen(names.ready_key(namespace, "small", s)) for s in range(2))
     assert total == 5
     assert redis_client.exists(names.unique_key(namespace, "small", "u")) == 0

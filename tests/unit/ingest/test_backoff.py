@@ -26,6 +26,7 @@ def test_full_queue_raises_at_once_unless_blocking():
     assert Attempts(0.0, 10, block=False, block_timeout_s=5).after_full(0.0) is None
     blocking = Attempts(0.0, 10, block=True, block_timeout_s=5, backoff=Backoff(rng=lambda: 1))
     first = blocking.after_full(1.0)
-    assert first is not None and first > 0
+    assert first is not None
+    assert first > 0
     assert blocking.after_full(5.9) is not None
     assert blocking.after_full(6.0) is None

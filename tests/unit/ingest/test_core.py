@@ -47,15 +47,18 @@ def test_fair_delayed_and_unique_plans_go_through_the_script(intake):
     assert names.tenant_ready_key("ns", "fair", "acme") in fair.keys
     assert names.tenants_key("ns", "fair") in fair.keys
     delayed = intake.plan_many("q", "t", [1], JobOptions(delay_s=60))
-    assert delayed.lists is None and names.delayed_key("ns", "q") in delayed.keys
+    assert delayed.lists is None
+    assert names.delayed_key("ns", "q") in delayed.keys
     unique = intake.plan_many("q", "t", [1], JobOptions(idempotency_key="i", unique_for_s=9))
-    assert unique.lists is None and unique.unique_jobs == [0]
+    assert unique.lists is None
+    assert unique.unique_jobs == [0]
     assert unique.result_ids(["first-id"]) == ["first-id"]
 
 
 def test_unbounded_queue_counts_no_lists(intake):
     plan = intake.plan_many("open", "t", [1], JobOptions())
-    assert plan.backlog_keys == 0 and plan.args[0] == 0
+    assert plan.backlog_keys == 0
+    assert plan.args[0] == 0
 
 
 @pytest.mark.parametrize(("call", "error"), [
@@ -80,7 +83,8 @@ def test_mixed_batches_report_every_bad_job_by_index(intake):
 
 def test_mixed_batches_keep_order_within_a_list(intake):
     plan = intake.plan_jobs("q", [JobRequest("a", n, JobOptions(key="k")) for n in range(5)])
-    assert plan.lists is not None and len(plan.lists) == 1
+    assert plan.lists is not None
+    assert len(plan.lists) == 1
     assert [orjson.loads(j)["args"] for j in plan.lists[0][1]] == list(range(5))
 
 

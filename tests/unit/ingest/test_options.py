@@ -45,7 +45,7 @@ def test_unique_window_rounds_up_to_whole_seconds():
     (JobOptions(delay_s=-1), "delay_s must be >= 0"),
     (JobOptions(delay_s=float("nan")), "delay_s must be a number"),
     (JobOptions(delay_s=1, run_at=5.0), "not both"),
-    (JobOptions(run_at=datetime(2030, 1, 1)), "timezone-aware"),  # noqa: DTZ001
+    (JobOptions(run_at=datetime(2030, 1, 1)), "timezone-aware"),
     (JobOptions(priority=2), r"priority must be an integer in 0\.\.1"),
     (JobOptions(priority=True), "priority"),
     (JobOptions(max_attempts=0), "max_attempts"),

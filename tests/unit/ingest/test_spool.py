@@ -17,7 +17,7 @@ def test_appended_calls_come_back_in_order(tmp_path):
     for n in range(3):
         spool.append(_plan(n))
     calls = spool.read()
-    assert [c.args[-1] for c in calls] == ['{"key":null,"id":"%d"}' % n for n in range(3)]
+    assert [c.args[-1] for c in calls] == [f'{{"key":null,"id":"{n}"}}' for n in range(3)]
     assert Spool(spool.path).pending  # a new producer sees what an old one left
 
 
@@ -28,7 +28,8 @@ def test_keep_rewrites_the_rest_and_empty_removes_the_file(tmp_path):
     spool.keep(spool.read()[2:])
     assert [c.jobs for c in spool.read()] == [1]
     spool.keep([])
-    assert not spool.pending and not spool.path.exists()
+    assert not spool.pending
+    assert not spool.path.exists()
 
 
 def test_a_torn_last_line_is_skipped(tmp_path, caplog):
