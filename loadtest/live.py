@@ -40,8 +40,8 @@ class Progress:
 def render(progress: Progress) -> Table:
     """The live view as a one-row table."""
     table = Table(title=f"jobpipe loadtest: {progress.phase}", expand=False)
-    for col in ("time", "offered/s", "sent/s", "done/s", "sent", "done",
-                "Redis backlog", "Kafka backlog", "p99 (5 s)", "kills"):
+    for col in ("time", "offer/s", "sent/s", "done/s", "sent", "done",
+                "redis", "kafka", "p99 5s", "kills"):
         table.add_column(col, justify="right")
     p99 = "-" if progress.p99_ms is None else f"{progress.p99_ms:,.1f} ms"
     table.add_row(f"{progress.elapsed_s:,.0f}/{progress.duration_s:,.0f} s",

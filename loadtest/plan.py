@@ -13,6 +13,10 @@ from jobpipe.errors import ConfigError
 from loadtest.schedule import Schedule
 from loadtest.workload import HandlerTime, TenantMix
 
+# How a run's processes find where to record (the environment they get).
+RUN_DIR_ENV = "JPLT_RUN_DIR"
+LEDGER_SYNC_ENV = "JPLT_LEDGER_SYNC"
+LEDGER_DIR = "ledger"
 KILL_TARGETS = ("bridge", "worker", "kafka", "redis")
 PEERS = ("celery",)
 

@@ -22,6 +22,7 @@ Stages (``STAGES``):
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -110,8 +111,11 @@ class StageRecorder:
         with self._lock:
             self._counts[name] = self._counts.get(name, 0) + n
 
-    def snapshot(self) -> dict[str, Any] | None:
+    def snapshot(self, end_s: float | None = None) -> dict[str, Any] | None:
         """The interval so far as a JSON-ready line, then start a new interval.
+
+        Args:
+            end_s: wall-clock end of the interval (default: now).
 
         Returns:
             ``None`` when nothing was recorded in the interval.
@@ -124,7 +128,7 @@ class StageRecorder:
             counts, self._counts = self._counts, {}
             for hist in self._hists.values():
                 hist.reset()
-        return {"t": time.time(), "pid": os.getpid(), "role": self.role,
+        return {"t": time.time() if end_s is None else end_s, "pid": os.getpid(), "role": self.role,
                 "counts": counts, "h": hists}
 
 
@@ -149,9 +153,9 @@ class IntervalLog:
                                         name=f"intervals-{recorder.role}")
         self._thread.start()
 
-    def write_now(self) -> None:
+    def write_now(self, end_s: float | None = None) -> None:
         """Append the current interval (if anything happened in it)."""
-        line = self.recorder.snapshot()
+        line = self.recorder.snapshot(end_s)
         if line is not None:
             with self.path.open("ab") as fh:
                 fh.write(orjson.dumps(line) + b"\n")
@@ -163,8 +167,13 @@ class IntervalLog:
         self.write_now()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.write_now()
+        # Intervals end on whole multiples of interval_s of the wall clock, in
+        # every process alike, so the runner's per-second buckets line up.
+        while True:
+            boundary = (math.floor(time.time() / self.interval_s) + 1) * self.interval_s
+            if self._stop.wait(max(0.0, boundary - time.time())):
+                return
+            self.write_now(boundary)
 
 
 class IntervalReader:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -29,14 +30,13 @@ from loadtest.backlog import BacklogSampler
 from loadtest.chaos import ChaosMonkey, kill_offsets_s
 from loadtest.ledger import check_ledger, dead_lettered_ids_from_kafka
 from loadtest.live import Progress, render
-from loadtest.plan import RunPlan
+from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV, RunPlan
 from loadtest.processes import Fleet, jobpipe_argv, python_argv, read_proc_usage
 from loadtest.recording import IntervalReader
 from loadtest.report import summary_table, write_report
 from loadtest.sender import GO_FILE, SYNC_DIR
 from loadtest.series import Aggregate
 from loadtest.stack import RunStack, cleanup, open_stack
-from loadtest.tasks import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV
 from loadtest.workload import job_args, padding
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,12 @@ def wait_ready(fleet: Fleet, run_dir: Path, producers: int, role: str,
 
 
 def give_go(run_dir: Path, lead_s: float = 0.3) -> int:
-    """Write the common start time (atomically); return it in ns."""
-    start_ns = time.time_ns() + int(lead_s * 1e9)
+    """Write the common start time (atomically); return it in ns.
+
+    The start is a whole second of the wall clock, as are the ends of every
+    process's recording intervals, so per-second buckets hold whole seconds.
+    """
+    start_ns = math.ceil(time.time() + lead_s) * 1_000_000_000
     tmp = run_dir / SYNC_DIR / f"{GO_FILE}.tmp"
     tmp.write_text(str(start_ns))
     os.replace(tmp, run_dir / SYNC_DIR / GO_FILE)
@@ -96,6 +100,22 @@ def workers_joined(settings: Any) -> Any:
         return any(m.assignment.topic_partitions for m in desc.members)
 
     return check
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with the source root first on ``PYTHONPATH``, so the
+    processes a run starts import the very code the runner runs."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root if not path else f"{root}{os.pathsep}{path}"}
+
+
+def worker_argv(queues: str) -> list[str]:
+    """``jobpipe worker loadtest.tasks:app``, or the same Worker run directly when the
+    ``worker`` command is not in this checkout."""
+    if importlib.util.find_spec("jobpipe.cli.worker") is not None:
+        return jobpipe_argv("worker", "loadtest.tasks:app", "--queues", queues)
+    return python_argv("loadtest.worker_main", queues)
 
 
 def soak_usage(fleet: Fleet) -> dict[str, dict[str, int | None]]:
@@ -169,14 +189,13 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
     (run_dir / LEDGER_DIR).mkdir(parents=True, exist_ok=True)
     plan_path = run_dir / "plan.json"
     plan_path.write_bytes(orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2))
-    env = {**os.environ, **stack.env, RUN_DIR_ENV: str(run_dir),
+    env = {**child_env(), **stack.env, RUN_DIR_ENV: str(run_dir),
            LEDGER_SYNC_ENV: "1" if plan.kill == "worker" else "0"}
     fleet = Fleet(run_dir, env)
     queues = ",".join(plan.queues)
     try:
         for i in range(plan.workers):
-            fleet.launch("worker", i, jobpipe_argv("worker", "loadtest.tasks:app",
-                                                   "--queues", queues))
+            fleet.launch("worker", i, worker_argv(queues))
         for i in range(plan.bridges):
             fleet.launch("bridge", i, jobpipe_argv("bridge", "--queues", queues))
         for i in range(plan.producers):

@@ -25,11 +25,9 @@ from typing import Any
 
 from consumers import App, JobContext
 from loadtest.ledger import EXECUTED, LedgerWriter
+from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV
 from loadtest.recording import IntervalLog, StageRecorder
 
-RUN_DIR_ENV = "JPLT_RUN_DIR"
-LEDGER_SYNC_ENV = "JPLT_LEDGER_SYNC"
-LEDGER_DIR = "ledger"
 
 app = App("loadtest")
 

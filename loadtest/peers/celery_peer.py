@@ -85,7 +85,7 @@ def run_celery_peer(plan: Any, stack: Any, console: Console) -> tuple[Any, int]:
     import redis
 
     from loadtest.processes import Fleet, python_argv
-    from loadtest.runner import Watch, drive, give_go, wait_ready
+    from loadtest.runner import Watch, child_env, drive, give_go, wait_ready
 
     run_dir = Path(plan.run_dir) / "peers" / "celery"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,7 @@ def run_celery_peer(plan: Any, stack: Any, console: Console) -> tuple[Any, int]:
     plan_path.write_bytes(orjson.dumps(peer_plan.to_dict()))
     url = broker_url(stack.settings.redis.url)
     queue = f"jplt-{plan.namespace}"
-    env = {**os.environ, BROKER_ENV: url, QUEUE_ENV: queue, RUN_DIR_ENV: str(run_dir)}
+    env = {**child_env(), BROKER_ENV: url, QUEUE_ENV: queue, RUN_DIR_ENV: str(run_dir)}
     fleet = Fleet(run_dir, env)
     client = redis.Redis.from_url(url)
     try:

@@ -1,0 +1,26 @@
+"""`jobpipe loadtest` end to end against real Redis and Kafka: a report, and nothing lost."""
+
+import orjson
+import pytest
+
+from jobpipe.cli import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_loadtest_writes_json_and_html_report_and_loses_nothing(services, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("JOBPIPE_REDIS_URL", services.redis_url)
+    monkeypatch.setenv("JOBPIPE_KAFKA_BOOTSTRAP", services.kafka_bootstrap)
+    monkeypatch.delenv("JOBPIPE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    report_dir = tmp_path / "report"
+    main(["loadtest", "--rate", "2000", "--duration", "5", "--report-dir", str(report_dir),
+          "--drain-timeout-s", "30"])
+    report = orjson.loads((report_dir / "report.json").read_bytes())
+    page = (report_dir / "report.html").read_text()
+    assert report["ledger"]["lost"] == 0
+    assert report["ledger"]["accepted"] == report["totals"]["offered"] == 10_000
+    assert report["ledger"]["executed"] == 10_000
+    assert report["stages"]["e2e"]["count"] >= 10_000
+    assert "data:image/png;base64," in page
