@@ -179,7 +179,7 @@ class Worker:
             relay_stop.set()
             if relay_thread is not None:
                 await asyncio.to_thread(relay_thread.join, 30)
-            await redis.close()
+            await redis.aclose()  # type: ignore[attr-defined]
         return idle
 
     async def _revoke(self, runner: Runner, tps: list[TP]) -> dict[TP, int]:
