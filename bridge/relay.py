@@ -58,6 +58,9 @@ def producer_config(settings: Settings) -> dict[str, Any]:
         "batch.num.messages": 10_000,
         "queue.buffering.max.messages": max(100_000, 2 * in_flight_jobs),
         "message.timeout.ms": 0,
+        # Connection failures reach error_cb, which logs them once per interval;
+        # librdkafka's own log would print one line per reconnect attempt.
+        "log_level": 2,
     })
 
 
@@ -138,12 +141,14 @@ class Relay:
         batch.retry_at_s = time.monotonic() + RETRY_BACKOFF_S
 
     def poll(self, timeout_s: float) -> int:
-        """Serve delivery reports (and note that Kafka answers again)."""
-        served = int(self._producer.poll(timeout_s))
-        if served and self.outage_since_s is not None:
+        """Serve delivery reports and error callbacks."""
+        return int(self._producer.poll(timeout_s))
+
+    def healthy(self) -> None:
+        """A batch was acknowledged: if Kafka had been unreachable, say it is back."""
+        if self.outage_since_s is not None:
             log.info("Kafka answers again after %.1f s", time.monotonic() - self.outage_since_s)
             self.outage_since_s = None
-        return served
 
     def restart(self) -> None:
         """After a fatal error: fail everything outstanding (it is produced again

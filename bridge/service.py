@@ -227,6 +227,7 @@ class Bridge:
             self._acks.remove(prefix)
             for batch in prefix:
                 self._record_ack(batch, now)
+        self._relay.healthy()
 
     def _record_ack(self, batch: Batch, now: float) -> None:
         q = batch.source.queue

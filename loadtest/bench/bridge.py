@@ -1,0 +1,163 @@
+"""``jobpipe bench bridge``: Redis-to-Kafka throughput of the bridge, beside a bare producer.
+
+Pre-fills Redis with N small jobs (not timed), then times the bridge draining
+them into Kafka with 1 process and with 2, and, on the same broker in the same
+run, a bare confluent-kafka producer loop over the same bytes with the same
+producer settings (``produce()`` per message, and ``produce_batch()`` as the
+bridge uses). Everything lives in a fresh namespace that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+from dataclasses import dataclass, replace
+from multiprocessing.queues import Queue
+
+import click
+import redis
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from jobpipe import names
+from jobpipe.admin import apply_topics
+from jobpipe.cli.context import CliContext
+from jobpipe.connections import kafka_admin_config, redis_client
+from jobpipe.envelope import Job, encode, new_job_id, now_ns
+from jobpipe.settings import Settings
+from jobpipe.topology import QueueSpec, Topology
+
+QUEUE = "bench"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One timed run."""
+
+    name: str
+    jobs: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Jobs per second."""
+        return self.jobs / self.seconds if self.seconds > 0 else 0.0
+
+
+def make_jobs(n: int, args_bytes: int) -> list[bytes]:
+    """``n`` encoded jobs with ``args_bytes`` of padding each."""
+    pad = "x" * args_bytes
+    return [encode(Job(id=new_job_id(), queue=QUEUE, task="t", args=pad, enqueued_at=now_ns()))
+            for _ in range(n)]
+
+
+def prefill(client: redis.Redis[bytes], settings: Settings, jobs: list[bytes]) -> None:
+    """Spread the jobs over the queue's ready shards, 1,000 per LPUSH."""
+    spec = settings.topology.get(QUEUE)
+    pipe = client.pipeline(transaction=False)
+    for i in range(0, len(jobs), 1000):
+        shard = (i // 1000) % spec.shards
+        pipe.lpush(names.ready_key(settings.namespace, QUEUE, shard), *jobs[i:i + 1000])
+    pipe.execute()
+
+
+def bare_producer(settings: Settings, jobs: list[bytes], batched: bool) -> Result:
+    """A plain producer loop over the same bytes, with the bridge's producer settings."""
+    from bridge.relay import producer_config
+
+    producer = Producer(producer_config(settings))
+    topic = names.main_topic(settings.namespace, QUEUE)
+    delivered = [0]
+
+    def on_delivery(err: object, msg: object) -> None:
+        delivered[0] += err is None
+
+    start = time.perf_counter()
+    if batched:
+        for i in range(0, len(jobs), 1000):
+            producer.produce_batch(topic, [{"value": v} for v in jobs[i:i + 1000]],
+                                   on_delivery=on_delivery)
+            producer.poll(0)
+    else:
+        for i, value in enumerate(jobs):
+            producer.produce(topic, value, on_delivery=on_delivery)
+            if i % 1000 == 999:
+                producer.poll(0)
+    producer.flush(120)
+    seconds = time.perf_counter() - start
+    name = "bare producer, produce_batch()" if batched else "bare producer, produce() per job"
+    return Result(name, delivered[0], seconds)
+
+
+def _bridge_child(settings: Settings, bridge_id: str, out: Queue[tuple[float, float, int]]) -> None:
+    from bridge import Bridge
+
+    bridge = Bridge(settings, [QUEUE], bridge_id)
+    start = time.time()
+    bridge.run_until_idle(600)
+    out.put((start, time.time(), sum(bridge.acked_jobs.values())))
+
+
+def bridge_run(settings: Settings, processes: int) -> Result:
+    """Time ``processes`` forked bridges draining the pre-filled queue."""
+    ctx = multiprocessing.get_context("fork")
+    out: Queue[tuple[float, float, int]] = ctx.Queue()
+    children = [ctx.Process(target=_bridge_child, args=(settings, f"bench-{i}", out))
+                for i in range(processes)]
+    for child in children:
+        child.start()
+    rows = [out.get(timeout=900) for _ in children]
+    for child in children:
+        child.join(60)
+    seconds = max(r[1] for r in rows) - min(r[0] for r in rows)
+    return Result(f"bridge, {processes} process{'es' if processes > 1 else ''}",
+                  sum(r[2] for r in rows), seconds)
+
+
+def cleanup(client: redis.Redis[bytes], settings: Settings) -> None:
+    """Delete the bench namespace's keys and topics."""
+    for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
+        client.delete(key)
+    admin = AdminClient(kafka_admin_config(settings.kafka))
+    mine = [t for t in admin.list_topics(timeout=10).topics
+            if t.startswith(f"{settings.namespace}.")]
+    if mine:
+        for future in admin.delete_topics(mine, operation_timeout=30).values():
+            future.result()
+
+
+@click.command()
+@click.option("--jobs", "n_jobs", type=click.IntRange(1000), default=300_000, show_default=True)
+@click.option("--args-bytes", type=int, default=0, show_default=True,
+              help="Padding in args (0 gives the smallest envelope, about 140 bytes).")
+@click.option("--partitions", type=int, default=6, show_default=True)
+@click.option("--max-processes", type=click.IntRange(1, 8), default=2, show_default=True)
+@click.pass_obj
+def bridge(obj: CliContext, n_jobs: int, args_bytes: int, partitions: int,
+           max_processes: int) -> None:
+    """Bridge throughput (Redis to Kafka) for 1..N processes vs a bare producer."""
+    base = obj.settings()
+    settings = replace(base, namespace=f"bench{uuid.uuid4().hex[:8]}",
+                       topology=Topology({QUEUE: QueueSpec(QUEUE, partitions=partitions)}))
+    apply_topics(settings)
+    client = redis_client(settings.redis)
+    jobs = make_jobs(n_jobs, args_bytes)
+    click.echo(f"{n_jobs} jobs of {len(jobs[0])} bytes; broker {settings.kafka.bootstrap}; "
+               f"{partitions} partitions; batch {settings.bridge.batch_size}, "
+               f"{settings.bridge.max_batches_in_flight} in flight, "
+               f"linger {settings.bridge.linger_ms} ms, {settings.bridge.compression}")
+    try:
+        results = [bare_producer(settings, jobs, batched=False),
+                   bare_producer(settings, jobs, batched=True)]
+        for processes in range(1, max_processes + 1):
+            prefill(client, settings, jobs)
+            results.append(bridge_run(settings, processes))
+    finally:
+        cleanup(client, settings)
+        client.close()
+    baseline = results[0].rate
+    click.echo(f"{'run':36} {'jobs':>9} {'seconds':>8} {'jobs/s':>10} {'vs produce()':>13}")
+    for r in results:
+        click.echo(f"{r.name:36} {r.jobs:9d} {r.seconds:8.2f} {r.rate:10,.0f} "
+                   f"{r.rate / baseline:12.2f}x")
