@@ -169,8 +169,11 @@ class AsyncProducer:
             return plan.result_ids(reply.unique_ids)
 
     async def _push(self, plan: PushPlan) -> PushReply:
-        if plan.lists is None:
-            return await self._call(plan.keys, plan.args)
+        if not self._core.use_multi(plan):
+            reply = await self._call(plan.keys, plan.args)
+            if not reply.full:
+                self._core.observe(plan.queue, reply.backlog + len(plan.ids))
+            return reply
         if self._core.must_check(plan):
             reply = await self._call(*plan.gate())
             self._core.observe(plan.queue, reply.backlog)

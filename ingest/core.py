@@ -27,6 +27,10 @@ from jobpipe.settings import Settings
 from jobpipe.topology import shard_for
 
 MAX_TASK_CHARS = 200
+# Below this many jobs one EVALSHA beats MULTI/LPUSH/EXEC (one command, not 3+);
+# above it the script's cost of turning each argument into a Lua string dominates
+# (measured: 49 vs 66 µs for one job; 2x slower than MULTI for 100k jobs).
+MULTI_MIN_JOBS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,10 @@ class Intake:
                 for offset in range(min(shards, len(jobs))):
                     builder.push(lists[(start + offset) % shards], jobs[offset::shards])
                 builder.seal()
+
+    def use_multi(self, plan: PushPlan) -> bool:
+        """Whether to send a plan as MULTI/LPUSH/EXEC rather than the push script."""
+        return plan.lists is not None and len(plan.ids) >= MULTI_MIN_JOBS
 
     def must_check(self, plan: PushPlan) -> bool:
         """Whether a plain plan must pass the high-water-mark script first.

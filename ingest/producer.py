@@ -163,8 +163,11 @@ class Producer:
             return plan.result_ids(reply.unique_ids)
 
     def _push(self, plan: PushPlan) -> PushReply:
-        if plan.lists is None:
-            return self._call(plan.keys, plan.args)
+        if not self._core.use_multi(plan):
+            reply = self._call(plan.keys, plan.args)
+            if not reply.full:
+                self._core.observe(plan.queue, reply.backlog + len(plan.ids))
+            return reply
         if self._core.must_check(plan):
             reply = self._call(*plan.gate())
             self._core.observe(plan.queue, reply.backlog)

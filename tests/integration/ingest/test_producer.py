@@ -170,3 +170,16 @@ async def test_async_producer_places_jobs_like_the_sync_one(make_settings, redis
     assert redis_client.zcard(names.delayed_key(namespace, "fair")) == 1
     assert orjson.loads(redis_client.zrange(names.delayed_key(namespace, "fair"), 0, 0)[0])[
         "tenant"] == "z"
+
+
+def test_big_plain_batches_go_as_multi_and_still_respect_the_mark(make_producer, redis_client,
+                                                                  namespace):
+    producer = make_producer(queues={"big": {"shards": 2, "max_backlog": 300}})
+    ids = producer.enqueue_many("big", "t", list(range(300)))
+    assert producer._core.use_multi(producer._core.plan_many("big", "t", ids, JobOptions()))
+    with pytest.raises(QueueFull, match="300 jobs waiting"):
+        producer.enqueue_many("big", "t", list(range(300)))
+    keys = [names.ready_key(namespace, "big", s) for s in range(2)]
+    assert sum(redis_client.llen(k) for k in keys) == 300
+    redis_client.delete(*keys)  # the bridge drained it: room again
+    assert len(producer.enqueue_many("big", "t", list(range(300)))) == 300
