@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -223,8 +224,13 @@ def test_three_brokers_replicate_and_survive_one_node_down(tmp_path: Path) -> No
         admin = AdminClient({"bootstrap.servers": info.kafka_bootstrap})
         for future in admin.create_topics([NewTopic("r3", 3, 3)]).values():
             future.result(30)
-        meta = admin.list_topics(timeout=10).topics["r3"]
-        assert all(len(p.isrs) == 3 for p in meta.partitions.values())
+        deadline = time.monotonic() + 60
+        while True:  # followers join the ISR shortly after the topic is created
+            meta = admin.list_topics(timeout=10).topics["r3"]
+            if all(len(p.isrs) == 3 for p in meta.partitions.values()):
+                break
+            assert time.monotonic() < deadline, "replicas never all in sync"
+            time.sleep(0.2)
         stack.kill_kafka(2)
         producer = Producer({"bootstrap.servers": info.kafka_bootstrap,
                              "enable.idempotence": True, "message.timeout.ms": 60000})
