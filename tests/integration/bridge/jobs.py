@@ -27,7 +27,8 @@ def make_job(queue: str, *, key: str | None = None, tenant: str | None = None,
                key=key, tenant=tenant, priority=priority, enqueued_at=now_ns(), run_at=run_at_ns)
 
 
-def push(client: redis.Redis, settings: Settings, jobs: Iterable[Job], chunk: int = 5000) -> list[str]:
+def push(client: redis.Redis, settings: Settings, jobs: Iterable[Job],
+         chunk: int = 5000) -> list[str]:
     """LPUSH jobs onto their ready (or tenant) lists, as the producer contract says."""
     ns = settings.namespace
     ids: list[str] = []

@@ -39,7 +39,8 @@ def write_config(path: Path, queues: dict[str, dict[str, Any]],
     return path
 
 
-def start_bridge(settings: Settings, config: Path, *args: str, log_path: Path) -> subprocess.Popen[bytes]:
+def start_bridge(settings: Settings, config: Path, *args: str,
+                 log_path: Path) -> subprocess.Popen[bytes]:
     """``python -m jobpipe bridge ARGS`` with this test's namespace and services."""
     env = {**os.environ, "JOBPIPE_CONFIG": str(config), "JOBPIPE_NAMESPACE": settings.namespace,
            "JOBPIPE_REDIS_URL": settings.redis.url,

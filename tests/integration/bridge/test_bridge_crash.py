@@ -67,3 +67,28 @@ def test_kill_9_mid_move_then_restart_loses_nothing(make_settings, redis_client,
 def test_kill_9_mid_move_of_200k_then_restart_loses_nothing(make_settings, redis_client,
                                                             kafka_cleanup, tmp_path):
     _kill_mid_move_and_restart(200_000, make_settings, redis_client, tmp_path)
+
+
+def test_processes_flag_runs_several_bridges_and_sigterm_exits_0(make_settings, redis_client,
+                                                                 kafka_cleanup, tmp_path):
+    settings = make_settings(queues=QUEUES)
+    apply_topics(settings)
+    config = write_config(tmp_path / "jobpipe.toml", QUEUES)
+    ids = fill(redis_client, settings, "q", 10_000)
+    log = tmp_path / "bridge.log"
+    proc = start_bridge(settings, config, "--processes", "2", "--bridge-id", "duo",
+                        log_path=log)
+    try:
+        wait_for(lambda: ready_total(redis_client, settings, "q") == 0
+                 and inflight_total(redis_client, settings, "q") == 0, 120, interval_s=0.2)
+        live = wait_for(lambda: redis_client.zrange(names.bridges_key(settings.namespace), 0, -1),
+                        30)
+        assert sorted(m.decode().split(".")[0] for m in live) == ["duo-0", "duo-1"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+    counts = id_counts(consume(settings, [names.main_topic(settings.namespace, "q")],
+                               expect=len(ids)))
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1
+    assert redis_client.zrange(names.bridges_key(settings.namespace), 0, -1) == []

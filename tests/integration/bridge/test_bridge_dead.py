@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from click.testing import CliRunner
-
 import pytest
+from click.testing import CliRunner
 
 from bridge import Bridge, count_dead, list_dead
 from jobpipe import names

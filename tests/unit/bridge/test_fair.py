@@ -9,7 +9,8 @@ import pytest
 from bridge.fair import FairScheduler, lag_allows
 
 
-def drain(sched: FairScheduler, backlog: dict[str, int], limit: int, takes: int) -> list[tuple[str, int]]:
+def drain(sched: FairScheduler, backlog: dict[str, int], limit: int,
+          takes: int) -> list[tuple[str, int]]:
     """Simulate a bridge taking from tenant lists; returns (tenant, taken) per take."""
     out = []
     for _ in range(takes):
