@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from jobpipe import names
 from jobpipe.connections import kafka_consumer_config
@@ -110,6 +116,28 @@ def read_dead_letters(settings: Settings, queues: Iterable[str] | None = None,
         consumer.close()
 
 
+_TRANSIENT = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                        KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TRANSPORT,
+                        KafkaError._TIMED_OUT})
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """Low and high watermarks, retrying what a young or recovering broker says
+    for a while (``NOT_LEADER_FOR_PARTITION`` right after a topic is created)."""
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                tp, timeout=max(0.1, deadline - time.monotonic()))
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _TRANSIENT)
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def _read_all(consumer: Consumer, topics: list[str], timeout_s: float) -> list[DeadLetter]:
     deadline = time.monotonic() + timeout_s
     metadata = consumer.list_topics(timeout=timeout_s)
@@ -119,8 +147,7 @@ def _read_all(consumer: Consumer, topics: list[str], timeout_s: float) -> list[D
         if meta is None or meta.error is not None:
             continue  # no DLQ topic: nothing was dead-lettered there
         for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
-                                                       timeout=timeout_s)
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
             if high > low:
                 ends[(topic, partition)] = high
     if not ends:

@@ -49,7 +49,7 @@ def test_outage_shorter_than_the_retry_horizon_dead_letters_nothing(make_pipelin
               if b[0] == a[0] + 1]
     spread_s = statistics.pstdev(gaps_s) if len(gaps_s) > 1 else 0.0
     print(Figures("downstream outage", report, {
-        "outage_s": outage_s, "dead_lettered": len(dead), "handler_calls": total_calls,
+        "outage_s": outage_s, "dlq_records": len(dead), "handler_calls": total_calls,
         "max_attempt": max(a for c in calls.values() for a, _ in c),
         "min_retry_gap_s": round(min(gaps_s), 2) if gaps_s else None,
         "retry_gap_stdev_s": round(spread_s, 3)}).line())

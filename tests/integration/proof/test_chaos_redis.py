@@ -70,7 +70,17 @@ def test_appendfsync_always_throughput_cost(make_pipeline):
     assert all(v > 0 for v in rates.values())
 
 
-@pytest.mark.parametrize("limit", ["maxmemory", "max_backlog"])
+FULL_REDIS_BUG = (
+    "Redis at maxmemory (noeviction) refuses every denyoom write: the producer surfaces "
+    "redis.exceptions.OutOfMemoryError/ExecAbortError instead of QueueFull, and the bridge "
+    "dies at start (reaper.register's ZADD) and could not take batches either (LMOVE), so a "
+    "full Redis never drains. Until fixed, keep max_backlog well under maxmemory.")
+
+
+@pytest.mark.parametrize("limit", [
+    pytest.param("maxmemory", marks=pytest.mark.xfail(reason=FULL_REDIS_BUG, strict=False)),
+    "max_backlog",
+])
 def test_full_redis_refuses_clearly_and_recovers_after_draining(make_stack, make_pipeline,
                                                                limit):
     if limit == "maxmemory":
@@ -80,13 +90,13 @@ def test_full_redis_refuses_clearly_and_recovers_after_draining(make_stack, make
         p = make_pipeline(queue={"max_backlog": 5_000}, ingest={"deadline_s": 1.0})
     from ingest import Producer
 
-    refusal: JobpipeError | None = None
+    refusal: Exception | None = None
     with Producer(p.settings) as producer, LedgerWriter(p.ledger_dir, ACCEPTED) as ledger:
         for n in range(2_000):  # 1M jobs at most; the limit comes long before
             try:
                 ledger.record(producer.enqueue_many("default", "record",
                                                     [{"n": n, "pad": "x" * 100}] * 500))
-            except JobpipeError as exc:
+            except Exception as exc:  # the type is checked below, after recovery
                 refusal = exc
                 break
     assert refusal is not None, "Redis never refused a job"
@@ -103,5 +113,7 @@ def test_full_redis_refuses_clearly_and_recovers_after_draining(make_stack, make
                    "accepted_when_full": accepted_when_full}).line())
     assert report.lost == 0, report.lost_ids
     assert report.unexpected == 0
-    assert str(refusal)
+    assert isinstance(refusal, JobpipeError), (
+        f"a full Redis must surface as a typed JobpipeError (QueueFull), got "
+        f"{type(refusal).__module__}.{type(refusal).__name__}: {refusal}")
     assert "\n" not in str(refusal)
