@@ -34,16 +34,16 @@ class ChaosMonkey:
     """A thread that kills and restarts ``target`` at :func:`kill_offsets_s`.
 
     Args:
-        target: ``bridge``, ``worker``, ``kafka`` or ``redis``.
+        targets: ``bridge``, ``worker``, ``kafka``, ``redis``, killed in turn.
         fleet: the run's processes (for bridge and worker).
         devstack: the run's private stack (for kafka and redis).
         start_s: wall-clock start of the run.
         offsets_s: when to kill.
     """
 
-    def __init__(self, target: str, fleet: Fleet, devstack: Any, start_s: float,
+    def __init__(self, targets: tuple[str, ...], fleet: Fleet, devstack: Any, start_s: float,
                  offsets_s: list[float]) -> None:
-        self.target = target
+        self.targets = targets
         self.fleet = fleet
         self.devstack = devstack
         self.start_s = start_s
@@ -66,26 +66,27 @@ class ChaosMonkey:
             try:
                 self._kill_and_restart(n)
             except Exception:
-                log.exception("chaos: killing %s failed", self.target)
+                log.exception("chaos: kill %d failed", n)
 
     def _kill_and_restart(self, n: int) -> None:
         t_s = round(time.time() - self.start_s, 2)
-        if self.target in ("bridge", "worker"):
-            members = self.fleet.of_kind(self.target)
-            member = members[n % len(members)]
+        target = self.targets[n % len(self.targets)]
+        if target in ("bridge", "worker"):
+            members = self.fleet.of_kind(target)
+            member = members[(n // len(self.targets)) % len(members)]
             pid = member.kill()
             time.sleep(RESTART_DELAY_S)
             member.start()
             self.kills.append({"t_s": t_s, "target": member.name, "pid": pid,
                                "restarted_pid": member.pid})
-        elif self.target == "kafka":
+        elif target == "kafka":
             pid = self.devstack.kafka_pid
             self.devstack.kill_kafka()
             time.sleep(RESTART_DELAY_S)
             self.devstack.start_kafka()
             self.kills.append({"t_s": t_s, "target": "kafka", "pid": pid,
                                "restarted_pid": self.devstack.kafka_pid})
-        elif self.target == "redis":
+        elif target == "redis":
             pid = self.devstack.redis_pid
             self.devstack.kill_redis()
             time.sleep(RESTART_DELAY_S)

@@ -36,7 +36,8 @@ class RunPlan:
         producers, bridges, workers: processes the run starts.
         partitions: partitions of each queue's topics.
         p99_target_ms: the latency target of the saturation search.
-        kill, kill_every_s: chaos: what to kill -9 and how often.
+        kill, kill_every_s: chaos: what to kill -9 (comma-separated, taken in
+            turn) and how often.
         soak: report RSS and open files of each process at start and end.
         peers: peer systems run with the same workload afterwards.
         namespace: the run's own namespace (keys and topics).
@@ -77,8 +78,9 @@ class RunPlan:
                 raise ConfigError(f"--{name} must be >= 1")
         if not self.queues:
             raise ConfigError("--queues needs at least one queue")
-        if self.kill is not None and self.kill not in KILL_TARGETS:
-            raise ConfigError(f"--kill: {self.kill!r} is not one of {', '.join(KILL_TARGETS)}")
+        for target in self.kill_targets:
+            if target not in KILL_TARGETS:
+                raise ConfigError(f"--kill: {target!r} is not one of {', '.join(KILL_TARGETS)}")
         if self.kill_every_s <= 0:
             raise ConfigError("--every must be > 0")
         for peer in self.peers:
@@ -88,6 +90,11 @@ class RunPlan:
             raise ConfigError("--p99-target-ms must be > 0")
         HandlerTime.parse(self.handler_ms)
         self.tenant_mix()
+
+    @property
+    def kill_targets(self) -> tuple[str, ...]:
+        """What the chaos schedule kills, in turn (``--kill bridge,worker``)."""
+        return tuple(t for t in (self.kill or "").split(",") if t)
 
     @property
     def is_ramp(self) -> bool:

@@ -43,6 +43,7 @@ class Managed:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     pids: list[int] = field(default_factory=list)
+    terminating: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -55,6 +56,7 @@ class Managed:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         self.pids.append(self.proc.pid)
+        self.terminating = False
         log.debug("started %s pid %d", self.name, self.proc.pid)
 
     def kill(self) -> int | None:
@@ -68,12 +70,18 @@ class Managed:
         self.proc.wait()
         return pid
 
+    def terminate(self) -> None:
+        """SIGTERM once (a second SIGTERM tells a worker to drop its jobs and exit)."""
+        if self.proc is not None and self.proc.poll() is None and not self.terminating:
+            self.terminating = True
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> int | None:
         """SIGTERM, wait up to ``timeout_s``, then SIGKILL; the exit code."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -126,8 +134,7 @@ class Fleet:
         """SIGTERM the processes of ``kinds`` (all when None) together, then wait for each."""
         chosen = [m for m in self.members if kinds is None or m.kind in kinds]
         for member in chosen:
-            if member.pid is not None and member.proc is not None:
-                member.proc.send_signal(signal.SIGTERM)
+            member.terminate()
         for member in chosen:
             member.stop(timeout_s)
 

@@ -87,6 +87,8 @@ def headline_rows(report: dict[str, Any]) -> list[list[Any]]:
         ["duplicates (re-executions)", ledger.get("duplicates", "n/a")],
         ["rejected by backpressure", totals.get("rejected", 0)],
     ]
+    if totals.get("drained") is False:
+        rows.append(["drained before the timeout", "NO: see the notes"])
     saturation = report.get("saturation")
     if saturation:
         rows.append(["saturation (sustained, p99 < target)",

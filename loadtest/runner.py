@@ -156,8 +156,12 @@ class Watch:
 
 
 def drive(plan: RunPlan, fleet: Fleet, watch: Watch, console: Console, *,
-          sampler: BacklogSampler | None, chaos: ChaosMonkey | None, phase: str) -> None:
-    """Refresh the live view until the producers finished and the backlog drained."""
+          sampler: BacklogSampler | None, chaos: ChaosMonkey | None, phase: str) -> bool:
+    """Refresh the live view until the producers finished and the backlog drained.
+
+    Returns:
+        Whether it drained (False: the drain timeout passed with jobs waiting).
+    """
     duration_s = plan.schedule().duration_s
     with Live(console=console, refresh_per_second=2, transient=False) as live:
         while True:
@@ -173,7 +177,7 @@ def drive(plan: RunPlan, fleet: Fleet, watch: Watch, console: Console, *,
             if not producing and elapsed > duration_s:
                 drained = done >= sent and (sampler is None or backlog == (0, 0))
                 if drained or elapsed > duration_s + plan.drain_timeout_s:
-                    return
+                    return drained
             time.sleep(REFRESH_S)
 
 
@@ -190,7 +194,7 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
     plan_path = run_dir / "plan.json"
     plan_path.write_bytes(orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2))
     env = {**child_env(), **stack.env, RUN_DIR_ENV: str(run_dir),
-           LEDGER_SYNC_ENV: "1" if plan.kill == "worker" else "0"}
+           LEDGER_SYNC_ENV: "1" if "worker" in plan.kill_targets else "0"}
     fleet = Fleet(run_dir, env)
     queues = ",".join(plan.queues)
     try:
@@ -210,10 +214,11 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
         chaos = None
         if plan.kill:
             offsets = kill_offsets_s(plan.schedule().duration_s, plan.kill_every_s)
-            chaos = ChaosMonkey(plan.kill, fleet, stack.devstack, start_s, offsets)
+            chaos = ChaosMonkey(plan.kill_targets, fleet, stack.devstack, start_s, offsets)
         watch = Watch(run_dir, start_s, "worker", "producer")
         try:
-            drive(plan, fleet, watch, console, sampler=sampler, chaos=chaos, phase="jobpipe")
+            drained = drive(plan, fleet, watch, console, sampler=sampler, chaos=chaos,
+                            phase="jobpipe")
         finally:
             kills = chaos.stop() if chaos is not None else []
             backlog = sampler.stop()
@@ -234,9 +239,17 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
              "fds_end": soak_end.get(name, {}).get("fds")} for name, start in soak_start.items()]}
     sample = job_args(start_ns, padding(plan.payload_bytes), None)
     job_bytes = len(orjson.dumps(sample)) + 200  # + the envelope's fixed fields
-    return assemble(plan, workers=watch.workers, producers=watch.producers, backlog=backlog,
-                    ledger=ledger.to_dict(), started_at=started_at, command=command,
-                    kills=kills, soak=soak, seconds=seconds, job_bytes=job_bytes)
+    report = assemble(plan, workers=watch.workers, producers=watch.producers, backlog=backlog,
+                      ledger=ledger.to_dict(), started_at=started_at, command=command,
+                      kills=kills, soak=soak, seconds=seconds, job_bytes=job_bytes)
+    report["totals"]["drained"] = drained
+    if not drained:
+        redis_left, kafka_left = backlog.last()
+        report["notes"].insert(0, f"The drain timeout ({plan.drain_timeout_s:g} s) passed with "
+                               f"{redis_left} jobs still in Redis and {kafka_left} in Kafka: "
+                               "jobs counted lost may only be late. Rerun with a longer "
+                               "--drain-timeout-s to tell.")
+    return report
 
 
 def run_loadtest(plan: RunPlan, *, config_path: Path | None = None, command: str = "",

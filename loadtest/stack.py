@@ -84,7 +84,7 @@ def open_stack(plan: RunPlan, config_path: Path | None = None,
     env = dict(os.environ if environ is None else environ)
     devstack: Any | None = None
     started: tuple[str, ...] = ()
-    if plan.kill in ("kafka", "redis"):
+    if {"kafka", "redis"} & set(plan.kill_targets):
         from jobpipe.devstack import DevStack
         from jobpipe.devstack.ports import free_port, free_port_block
 

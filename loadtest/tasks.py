@@ -28,7 +28,6 @@ from loadtest.ledger import EXECUTED, LedgerWriter
 from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV
 from loadtest.recording import IntervalLog, StageRecorder
 
-
 app = App("loadtest")
 
 
