@@ -16,6 +16,8 @@ import contextlib
 import sys
 from pathlib import Path
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 try:
@@ -25,9 +27,11 @@ except ImportError:  # the seeds still run under pytest without it
 
 if atheris is not None:
     with atheris.instrument_imports():
+        from ingest.http.schema import FieldErrors, parse_body
         from jobpipe.envelope import Job, decode, encode, peek_key
         from jobpipe.errors import EnvelopeError, JobpipeError
 else:
+    from ingest.http.schema import FieldErrors, parse_body
     from jobpipe.envelope import Job, decode, encode, peek_key
     from jobpipe.errors import EnvelopeError, JobpipeError
 
@@ -43,6 +47,8 @@ SEEDS: tuple[bytes, ...] = (
     b'"attempt":2,"max_attempts":5,"enqueued_at":1,"tenant":"t1","priority":1,"run_at":5,'
     b'"idem":"i","errors":[{"type":"E","message":"m"}],"meta":{"a":"b"}}',
     b'{"key":"k","id":1}',
+    b'{"jobs":[{"task":"t","args":1},{"task":7},"x"],"more":1}',
+    b'{"task":"t","priority":true,"delay_s":"5","tenant":3}',
     b"\xff\xfe",
     b"[" * 2000,
 )
@@ -70,13 +76,17 @@ def check_one(data: bytes) -> None:
 
 
 def check_intake(data: bytes) -> None:
-    """The HTTP intake's body parser: a typed 4xx-worthy error or jobs, never a crash."""
+    """The HTTP intake's body parsing, as ``POST /v1/queues/{q}/jobs`` does it:
+    orjson, then :func:`ingest.http.schema.parse_body`. It may refuse (400 with
+    field errors) but never crash."""
     try:
-        from ingest.http_parse import parse_body  # type: ignore[import-not-found]
-    except ImportError:
-        return  # the intake is not built yet
-    with contextlib.suppress(JobpipeError):
-        parse_body(data)
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return  # the intake answers 400 "body is not valid JSON"
+    with contextlib.suppress(FieldErrors, JobpipeError):
+        for request in parse_body(body):
+            assert isinstance(request.task, str)
+            assert request.task
 
 
 _VALUES = (b"null", b"true", b"0", b"-1", b"1.5", b'""', b'"x"', b"[]", b"{}", b"[1]",
