@@ -1,0 +1,168 @@
+"""``jobpipe bench worker``: no-op jobs/s of the worker, beside Celery in the same run.
+
+Pre-fills a fresh namespace's main topic with N no-op jobs (not timed), then
+times workers draining it with 1 process and with 2 processes (each a forked
+child running ``Worker.run_until_idle``; the rate is jobs / (last completion -
+first completion), so group join time is not counted). Idempotency markers
+are on, as in production. Then the same no-op through Celery (Redis broker,
+database 15 of the same Redis, ``--pool solo`` and prefork ``-c 2``): a queue
+pre-filled with ``apply_async``, rate from the queue draining.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import click
+import redis
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from jobpipe import names
+from jobpipe.admin import apply_topics
+from jobpipe.cli.context import CliContext
+from jobpipe.connections import kafka_admin_config, kafka_producer_config
+from jobpipe.envelope import Job, encode, new_job_id, now_ns
+from jobpipe.settings import Settings
+from jobpipe.topology import QueueSpec, Topology
+
+QUEUE = "bench"
+MARK_EVERY = 1024
+_clock: dict[str, float] = {}
+_marks: list[float] = []  # wall time of every MARK_EVERY-th completion in this process
+
+
+def _bench_app() -> Any:
+    from consumers import App, JobContext
+
+    app = App("bench")
+
+    @app.task("noop")
+    async def noop(ctx: JobContext, args: Any) -> None:
+        now = time.time()
+        if "first" not in _clock:
+            _clock["first"] = now
+        _clock["last"] = now
+        n = _clock["n"] = _clock.get("n", 0) + 1
+        if n % MARK_EVERY == 0:
+            _marks.append(now)
+
+    return app
+
+
+def _child(settings: Settings, out: Any) -> None:
+    from consumers import Worker
+
+    ok = Worker(settings, _bench_app(), retry_relay=False).run_until_idle(600)
+    out.put((ok, int(_clock.get("n", 0)), _clock.get("first", 0.0), _clock.get("last", 0.0),
+             _marks))
+
+
+def _fill(settings: Settings, jobs: int) -> None:
+    producer = Producer(kafka_producer_config(settings.kafka, **{"linger.ms": 20,
+                                                                   "compression.type": "lz4"}))
+    topic = names.main_topic(settings.namespace, QUEUE)
+    for i in range(jobs):
+        raw = encode(Job(id=new_job_id(), queue=QUEUE, task="noop", args={"i": i},
+                         enqueued_at=now_ns()))
+        while True:
+            try:
+                producer.produce(topic, raw)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(120)
+
+
+def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
+    """Jobs/s of ``processes`` workers draining ``jobs`` pre-filled no-op jobs."""
+    ns = f"bench{uuid.uuid4().hex[:8]}"
+    spec = QueueSpec(QUEUE, partitions=6, retry_tiers_s=(1.0,))
+    settings = replace(base, namespace=ns, topology=Topology({QUEUE: spec}))
+    apply_topics(settings)
+    try:
+        _fill(settings, jobs)
+        ctx = multiprocessing.get_context("fork")
+        out = ctx.Queue()
+        children = [ctx.Process(target=_child, args=(settings, out)) for _ in range(processes)]
+        for child in children:
+            child.start()
+        results = [out.get(timeout=900) for _ in children]
+        for child in children:
+            child.join()
+        done = sum(r[1] for r in results)
+        first = min(r[2] for r in results if r[1])
+        last = max(r[3] for r in results if r[1])
+        if done < jobs:
+            raise click.ClickException(f"only {done} of {jobs} jobs ran")
+        # Steady state: while every process was running jobs (a joining process
+        # triggers a rebalance that would otherwise be timed as work).
+        start = max(r[2] for r in results)
+        end = min(r[3] for r in results)
+        in_window = sum(MARK_EVERY for r in results for t in r[4] if start <= t <= end)
+        if end - start >= 0.5 and in_window:
+            return float(in_window / (end - start))
+        return float(done / max(last - first, 1e-9))
+    finally:
+        admin = AdminClient(kafka_admin_config(settings.kafka))
+        mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{ns}.")]
+        if mine:
+            admin.delete_topics(mine, operation_timeout=10)
+        client = redis.Redis.from_url(settings.redis.url)
+        for key in client.scan_iter(match=f"{ns}:*", count=1000):
+            client.delete(key)
+
+
+def run_celery(redis_url: str, jobs: int, pool_args: list[str]) -> float:
+    """Jobs/s of a Celery worker draining ``jobs`` pre-filled no-op tasks."""
+    from loadtest.peers import celery_peer
+
+    url = celery_peer.broker_url(redis_url)
+    queue = f"jpbench-{uuid.uuid4().hex[:8]}"
+    celery_peer.app.conf.broker_url = url
+    for i in range(jobs):
+        celery_peer.noop.apply_async(args=[{"i": i}], queue=queue)
+    client = redis.Redis.from_url(url)
+    env = {**os.environ, celery_peer.BROKER_ENV: url}
+    env.pop(celery_peer.RUN_DIR_ENV, None)
+    proc = subprocess.Popen([sys.executable, "-m", "celery", "-A",
+                             "loadtest.peers.celery_peer:app", "worker", "-Q", queue,
+                             *pool_args, "-l", "WARNING", "--without-gossip", "--without-mingle",
+                             "--without-heartbeat"], env=env)
+    try:
+        while client.llen(queue) >= jobs:
+            time.sleep(0.005)
+        start, left = time.monotonic(), client.llen(queue)
+        while client.llen(queue) > 0:
+            time.sleep(0.01)
+        return float(left / max(time.monotonic() - start, 1e-9))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        client.delete(queue)
+
+
+@click.command()
+@click.option("--jobs", type=click.IntRange(1000), default=200_000, show_default=True)
+@click.option("--celery-jobs", type=click.IntRange(100), default=20_000, show_default=True)
+@click.pass_obj
+def worker(obj: CliContext, jobs: int, celery_jobs: int) -> None:
+    """Worker throughput on no-op jobs (1 and 2 processes) and Celery's, same run."""
+    settings = obj.settings()
+    rows = [(f"jobpipe worker, {n} process{'es' if n > 1 else ''}", run_jobpipe(settings, jobs, n))
+            for n in (1, 2)]
+    rows.append(("celery --pool solo", run_celery(settings.redis.url, celery_jobs,
+                                                  ["--pool", "solo"])))
+    rows.append(("celery --pool prefork -c 2", run_celery(settings.redis.url, celery_jobs,
+                                                          ["--pool", "prefork", "-c", "2"])))
+    for name, rate in rows:
+        click.echo(f"{name:32} {rate:12,.0f} jobs/s")
+    click.echo(f"ratio jobpipe 1 process / celery solo: {rows[0][1] / rows[2][1]:.1f}x")
+    click.echo(f"ratio jobpipe 2 processes / celery prefork -c 2: {rows[1][1] / rows[3][1]:.1f}x")
