@@ -175,7 +175,10 @@ def drive(plan: RunPlan, fleet: Fleet, watch: Watch, console: Console, *,
             label = "sending" if producing else "draining"
             live.update(render(watch.progress(plan, backlog, kills, f"{phase}: {label}")))
             if not producing and elapsed > duration_s:
-                drained = done >= sent and (sampler is None or backlog == (0, 0))
+                # A worker killed with -9 loses its last second of counts (never
+                # its ledger lines), so with kills an empty backlog decides alone.
+                counted = done >= sent or kills > 0
+                drained = counted and (sampler is None or backlog == (0, 0))
                 if drained or elapsed > duration_s + plan.drain_timeout_s:
                     return drained
             time.sleep(REFRESH_S)

@@ -54,3 +54,22 @@ def test_ramp_stops_after_two_failures_in_a_row():
     bad = judge_step(StepResult(1000, 10, 900, growing(990.0)), 50)
     assert not should_stop_ramp([ok, bad])
     assert should_stop_ramp([ok, bad, bad])
+
+
+def test_chaos_kills_fall_inside_the_run_only():
+    from loadtest.chaos import kill_offsets_s
+
+    assert kill_offsets_s(30, 7) == [7, 14, 21, 28]
+    assert kill_offsets_s(5, 10) == []
+
+
+def test_plan_takes_kill_targets_in_turn_and_refuses_unknown_ones():
+    import pytest
+
+    from jobpipe.errors import ConfigError
+    from loadtest.plan import RunPlan
+
+    plan = RunPlan(run_dir="/tmp/x", rates=(100.0,), step_s=5, kill="bridge,worker")
+    assert plan.kill_targets == ("bridge", "worker")
+    with pytest.raises(ConfigError, match="--kill"):
+        RunPlan(run_dir="/tmp/x", rates=(100.0,), step_s=5, kill="zookeeper")
