@@ -26,7 +26,7 @@ from consumers.followup import FollowUps
 from consumers.lanes import Item, Lanes
 from consumers.offsets import OffsetTracker
 from consumers.retry import Timeout, decide
-from jobpipe import metrics
+from jobpipe import metrics, tracing
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,11 @@ class Runner:
         slot.deadline = started + timeout_s if timeout_s else math.inf
         slot.timed_out = False
         try:
-            if task.is_async:
-                await task.fn(ctx, job.args)  # type: ignore[misc]
-            else:
-                await self._loop.run_in_executor(self._pool, task.fn, ctx, job.args)
+            with tracing.handler_span(job):  # child of the enqueue span (otel extra)
+                if task.is_async:
+                    await task.fn(ctx, job.args)  # type: ignore[misc]
+                else:
+                    await self._loop.run_in_executor(self._pool, task.fn, ctx, job.args)
         except asyncio.CancelledError:
             if not slot.timed_out:
                 raise

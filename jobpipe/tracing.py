@@ -22,7 +22,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobpipe.envelope import Job
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +101,14 @@ def job_span(meta: MutableMapping[str, Any] | None, *, task: str, queue: str,
     finally:
         if token is not None:
             otel_context.detach(token)
+
+
+_NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
+
+
+def handler_span(job: Job) -> contextlib.AbstractContextManager[Any]:
+    """:func:`job_span` for a job, or a free no-op when OpenTelemetry is absent
+    or the job carries no trace (the worker's hot path calls this per job)."""
+    if not ENABLED or "traceparent" not in job.meta:
+        return _NO_SPAN
+    return job_span(job.meta, task=job.task, queue=job.queue, job_id=job.id)

@@ -38,3 +38,8 @@ def test_handler_span_is_a_child_of_the_enqueue_span():
     assert handler.parent.span_id == request_span.get_span_context().span_id
     assert handler.context.trace_id == request_span.get_span_context().trace_id
     assert handler.attributes["messaging.message.id"] == received.id
+
+
+def test_handler_span_is_free_for_jobs_without_a_trace():
+    job = Job(id=new_job_id(), queue="q", task="t", args={}, enqueued_at=now_ns())
+    assert tracing.handler_span(job) is tracing.handler_span(job)  # the shared no-op
