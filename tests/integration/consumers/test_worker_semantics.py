@@ -98,7 +98,8 @@ def test_poison_job_is_dead_lettered_while_others_flow(make_settings, redis_clie
     headers = {k: v.decode() for k, v in record.headers()}
     assert headers["jp-reason"] == "exhausted"
     job = decode(record.value())
-    assert job.id == poison.id and job.attempt == 2
+    assert job.id == poison.id
+    assert job.attempt == 2
     assert [e["type"] for e in job.errors] == ["ValueError", "ValueError"]
 
 
@@ -144,8 +145,9 @@ def test_bad_input_is_dead_lettered_with_reason_while_valid_jobs_flow(make_setti
     records = read_dlq(settings, "default", 4)
     reasons = sorted(dict(r.headers())["jp-reason"].decode() for r in records)
     assert reasons == ["invalid_json", "not_an_object", "unknown_task", "wrong_type"]
-    raw = [r for r in records if dict(r.headers())["jp-reason"] == b"invalid_json"][0]
-    assert raw.value() == b"not json" and raw.key() == b"k1"
+    raw = next(r for r in records if dict(r.headers())["jp-reason"] == b"invalid_json")
+    assert raw.value() == b"not json"
+    assert raw.key() == b"k1"
 
 
 def test_async_job_over_its_time_limit_is_cancelled_and_retried(make_settings, redis_client,

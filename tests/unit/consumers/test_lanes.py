@@ -44,7 +44,9 @@ def test_full_lane_reports_itself_and_recovers_at_half():
     lanes = Lanes([lane], buffer_max=4)
     for i in range(4):
         lanes.push(_item(lane, i))
-    assert lanes.changed and lanes.full_topics() == {"q"}
+    assert lanes.changed
+    assert lanes.full_topics() == {"q"}
     lanes.next()
     lanes.next()
-    assert lanes.changed and lanes.full_topics() == set()
+    assert lanes.changed
+    assert lanes.full_topics() == set()

@@ -23,7 +23,9 @@ def test_task_registration_forms():
 
     assert app.tasks["plain"].is_async
     task = app.tasks["named"]
-    assert not task.is_async and task.timeout_s == 2 and task.retry_on == (OSError,)
+    assert not task.is_async
+    assert task.timeout_s == 2
+    assert task.retry_on == (OSError,)
 
 
 def test_duplicate_and_invalid_tasks_are_config_errors():
