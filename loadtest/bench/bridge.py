@@ -76,12 +76,19 @@ def bare_producer(settings: Settings, jobs: list[bytes], batched: bool) -> Resul
     start = time.perf_counter()
     if batched:
         for i in range(0, len(jobs), 1000):
-            producer.produce_batch(topic, [{"value": v} for v in jobs[i:i + 1000]],
-                                   on_delivery=on_delivery)
-            producer.poll(0)
+            messages = [{"value": v} for v in jobs[i:i + 1000]]
+            while messages:  # what the local queue refused, again after serving reports
+                producer.produce_batch(topic, messages, on_delivery=on_delivery)
+                messages = [{"value": m["value"]} for m in messages if m.get("_error")]
+                producer.poll(0.01 if messages else 0)
     else:
         for i, value in enumerate(jobs):
-            producer.produce(topic, value, on_delivery=on_delivery)
+            while True:
+                try:
+                    producer.produce(topic, value, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    producer.poll(0.01)
             if i % 1000 == 999:
                 producer.poll(0)
     producer.flush(120)
