@@ -93,6 +93,10 @@ class OwnedProcess:
         pid, alternatives = record
         if not pid_alive(pid):
             return None
+        if pid in _CHILDREN:
+            # Our unreaped child: its PID cannot have been reused, and its cmdline
+            # reads empty mid-exec or while redis-server renames itself.
+            return pid
         line = cmdline(pid)
         if not any(all(m.encode() in line for m in alt) for alt in alternatives):
             return None  # the PID was reused by someone else's process
