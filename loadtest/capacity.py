@@ -18,9 +18,9 @@ from jobpipe.errors import ConfigError
 
 # Defaults (jobs/s per process, one core each) used when no report is given;
 # see docs/benchmarks/loadtest.md for where they come from.
-DEFAULT_BRIDGE_PER_S = 40_000.0
-DEFAULT_WORKER_PER_S = 8_000.0
-DEFAULT_PRODUCER_PER_S = 50_000.0
+DEFAULT_BRIDGE_PER_S = 20_000.0
+DEFAULT_WORKER_PER_S = 10_000.0
+DEFAULT_PRODUCER_PER_S = 20_000.0
 # One Redis primary is single-threaded; batched LPUSH + Lua batch moves cost a
 # few ops per job, so one shard carries on the order of this many jobs/s.
 DEFAULT_REDIS_SHARD_PER_S = 150_000.0

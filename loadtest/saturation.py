@@ -9,7 +9,8 @@ Pure. A step is *sustained* when, over that step:
 * the end-to-end p99 (from the intended send time) stayed under the target.
 
 The saturation point is the highest offered rate of the sustained steps that
-come before the first failed one: past a knee a lucky later step does not count.
+come before the first failed one after a sustained one: past a knee a lucky
+later step does not count, and failures before any step held are warm-up.
 """
 
 from __future__ import annotations
@@ -119,9 +120,14 @@ class Saturation:
 def find_saturation(steps: Sequence[StepResult], p99_target_ms: float) -> Saturation:
     """Judge every step and find the highest sustained rate below the knee."""
     verdicts = tuple(judge_step(s, p99_target_ms) for s in steps)
-    knee = next((i for i, v in enumerate(verdicts) if not v.sustained), None)
+    # Failed steps before the first sustained one are warm-up (connections,
+    # first fetches, JIT-less Python caches), not a knee.
+    first_ok = next((i for i, v in enumerate(verdicts) if v.sustained), len(verdicts))
+    knee = next((i for i, v in enumerate(verdicts) if not v.sustained and i > first_ok), None)
+    if first_ok == len(verdicts):
+        knee = 0 if verdicts else None
     held = verdicts if knee is None else verdicts[:knee]
-    best = max((v.step.offered_per_s for v in held), default=None)
+    best = max((v.step.offered_per_s for v in held if v.sustained), default=None)
     return Saturation(verdicts, best, knee)
 
 

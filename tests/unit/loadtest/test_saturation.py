@@ -73,3 +73,11 @@ def test_plan_takes_kill_targets_in_turn_and_refuses_unknown_ones():
     assert plan.kill_targets == ("bridge", "worker")
     with pytest.raises(ConfigError, match="--kill"):
         RunPlan(run_dir="/tmp/x", rates=(100.0,), step_s=5, kill="zookeeper")
+
+
+def test_failures_before_the_first_sustained_step_are_warm_up():
+    steps = [StepResult(1000, 1000, 90, flat()), StepResult(2000, 2000, 20, flat()),
+             StepResult(3000, 2000, 900, growing(900.0))]
+    result = find_saturation(steps, p99_target_ms=50)
+    assert result.sustained_per_s == 2000
+    assert result.knee_index == 2
