@@ -12,10 +12,15 @@
 
 # --- handlers ---------------------------------------------------------------------
 from consumers.context import JobContext
+
+# --- operator controls ------------------------------------------------------------
+from consumers.control import Controls, pause_queue, pause_tenant, resume_queue, resume_tenant
+from consumers.ratelimit import RateLimiter
 from consumers.registry import App, Task, load_app
 
 # --- failures ---------------------------------------------------------------------
 from consumers.retry import Timeout
+from consumers.retry_relay import RetryRelay
 
 # --- running ----------------------------------------------------------------------
 from consumers.worker import Worker
@@ -23,11 +28,18 @@ from jobpipe.errors import Reject, Retry
 
 __all__ = [
     "App",
+    "Controls",
     "JobContext",
+    "RateLimiter",
     "Reject",
     "Retry",
+    "RetryRelay",
     "Task",
     "Timeout",
     "Worker",
     "load_app",
+    "pause_queue",
+    "pause_tenant",
+    "resume_queue",
+    "resume_tenant",
 ]

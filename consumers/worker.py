@@ -18,12 +18,12 @@ import signal
 import threading
 import time
 from collections import deque
-from typing import Any
 
 import uvloop
 from confluent_kafka import Message
 
 from consumers.accounting import BatchMetrics
+from consumers.control import Controls
 from consumers.failure import FailureSink
 from consumers.fetcher import TP, Fetcher
 from consumers.followup import FollowUps
@@ -33,7 +33,9 @@ from consumers.intake import Intake
 from consumers.lanes import Lane, Lanes
 from consumers.offsets import OffsetTracker
 from consumers.producing import DeliveringProducer
+from consumers.ratelimit import RateLimiter
 from consumers.registry import App
+from consumers.retry_relay import RetryRelay
 from consumers.runner import Runner
 from jobpipe import names
 from jobpipe.connections import async_redis_client
@@ -69,6 +71,11 @@ class Worker:
         """Run until SIGTERM, SIGINT or :meth:`stop`; returns after a clean shutdown."""
         uvloop.run(self._main(idle_timeout_s=None, signals=True))
 
+    async def async_run(self) -> None:
+        """Run on the caller's event loop (any thread) until :meth:`stop`; installs no
+        signal handlers, for embedding."""
+        await self._main(idle_timeout_s=None, signals=False)
+
     def run_until_idle(self, timeout_s: float = 60.0) -> bool:
         """Run until no job is waiting (group lag 0 on its topics), none is running and
         offsets are committed; ``False`` if that did not happen within ``timeout_s``."""
@@ -96,7 +103,7 @@ class Worker:
         producer = DeliveringProducer(s.kafka)
         stats, tracker = BatchMetrics(), OffsetTracker()
         sink = FailureSink(producer, ns)
-        controls, limiter = _controls(redis, ns), _limiter(redis, ns)
+        controls, limiter = Controls(redis, ns, self.specs), RateLimiter(redis, ns)
         stored: list[Fetcher] = []  # the fetcher needs the runner's callbacks first
         runner = Runner(lanes, tracker, sink, FollowUps(producer, s.topology, ns, loop),
                         DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
@@ -269,31 +276,8 @@ class Worker:
         stop = threading.Event()
         if not self.retry_relay:
             return stop, None
-        try:
-            from consumers.retry_relay import RetryRelay
-        except ImportError:
-            log.warning("consumers.retry_relay is not available: retries wait in their topics")
-            return stop, None
         relay = RetryRelay(self.settings, self.specs)
         thread = threading.Thread(target=relay.run, args=(stop,), name="jobpipe-retry-relay",
                                   daemon=True)
         thread.start()
         return stop, thread
-
-
-def _controls(client: Any, ns: str) -> Any:
-    try:
-        from consumers.control import Controls
-    except ImportError:
-        log.info("consumers.control is not available: pause/resume is off")
-        return None
-    return Controls(client, ns)
-
-
-def _limiter(client: Any, ns: str) -> Any:
-    try:
-        from consumers.ratelimit import RateLimiter
-    except ImportError:
-        log.info("consumers.ratelimit is not available: rate limits are off")
-        return None
-    return RateLimiter(client, ns)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import os
@@ -111,11 +110,8 @@ def child_env() -> dict[str, str]:
 
 
 def worker_argv(queues: str) -> list[str]:
-    """``jobpipe worker loadtest.tasks:app``, or the same Worker run directly when the
-    ``worker`` command is not in this checkout."""
-    if importlib.util.find_spec("jobpipe.cli.worker") is not None:
-        return jobpipe_argv("worker", "loadtest.tasks:app", "--queues", queues)
-    return python_argv("loadtest.worker_main", queues)
+    """``jobpipe worker loadtest.tasks:app`` on the given queues."""
+    return jobpipe_argv("worker", "loadtest.tasks:app", "--queues", queues)
 
 
 def soak_usage(fleet: Fleet) -> dict[str, dict[str, int | None]]:

@@ -17,11 +17,7 @@ from jobpipe.envelope import decode, encode
 from jobpipe.settings import Settings
 from tests.integration.consumers_ops.conftest import make_job, produce
 
-pytestmark = [
-    pytest.mark.integration,
-    # consumers.worker still calls the deprecated redis close(); reported to its owner.
-    pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.integration]
 
 PAUSE_DEADLINE_S = 2.0
 
@@ -56,9 +52,7 @@ def executed(worker_settings) -> Iterator[list[str]]:
 
     worker = Worker(worker_settings, app, retry_relay=False)
     # Worker.run() installs signal handlers, which only the main thread may do.
-    thread = threading.Thread(target=uvloop.run,
-                              args=(worker._main(idle_timeout_s=None, signals=False),),
-                              daemon=True)
+    thread = threading.Thread(target=uvloop.run, args=(worker.async_run(),), daemon=True)
     thread.start()
     yield seen
     worker.stop()
