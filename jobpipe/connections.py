@@ -150,6 +150,10 @@ def kafka_consumer_config(settings: KafkaSettings, group_id: str, **tuning: Any)
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.auto.commit": True,
         "auto.commit.interval.ms": 1000,
+        # A killed worker's partitions move after this long; librdkafka's 45 s
+        # default leaves them idle too long for a job queue.
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 2_000,
         **tuning,
         **settings.consumer,
     }
