@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from jobpipe.admin import apply_topics
 from jobpipe.errors import IntakeUnavailable, QueueFull
 from jobpipe.settings import Settings, load_settings
 from loadtest.ledger import ACCEPTED, LedgerReport, LedgerWriter, check_ledger, read_role
-from tests.integration.proof.private_stack import PrivateStack
+from tests.integration.proof.private_stack import PrivateStack, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 JOBPIPE = [sys.executable, "-m", "jobpipe"]
@@ -101,6 +102,7 @@ class Pipeline:
         write_toml(self.config_path, tree)
         self.settings: Settings = load_settings(self.config_path, environ={})
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.metrics_ports: dict[int, int] = {}  # worker pid -> its /metrics port
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("JOBPIPE_")},
                     "JOBPIPE_CONFIG": str(self.config_path),
                     "JOBPIPE_PROOF_LEDGER": str(self.ledger_dir),
@@ -127,7 +129,11 @@ class Pipeline:
 
     def start_worker(self, *extra: str, module: str = TASKS) -> subprocess.Popen[bytes]:
         if importlib.util.find_spec("jobpipe.cli.worker") is not None:
-            return self._spawn("worker", ["worker", module, *extra])
+            port = free_port()
+            proc = self._spawn("worker", ["worker", module, "--metrics-port", str(port),
+                                          *extra])
+            self.metrics_ports[proc.pid] = port
+            return proc
         # Until `jobpipe worker` lands: the same Worker, started by hand.
         code = ("import logging, sys; logging.basicConfig(level=logging.INFO);"
                 "from consumers import Worker, load_app;"
@@ -152,6 +158,26 @@ class Pipeline:
                 proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill(proc)
+
+    def skipped_duplicates(self) -> int:
+        """Redeliveries of completed jobs that live workers skipped (their metrics)."""
+        return self.worker_metric("jobpipe_jobs_duplicate_skipped_total")
+
+    def worker_metric(self, name: str) -> int:
+        """A counter summed over the live workers' /metrics (killed ones took theirs along)."""
+        total = 0.0
+        for proc in self.procs:
+            port = self.metrics_ports.get(proc.pid)
+            if port is None or proc.poll() is not None:
+                continue
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                continue
+            total += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                         if line.startswith(name + "{"))
+        return int(total)
 
     def logs(self) -> str:
         """The tail of every process log, for failure messages."""

@@ -34,7 +34,8 @@ def test_bridge_killed_at_random_loses_nothing(make_pipeline, jobs, kills):
     report = p.wait_all_done(timeout_s=60 + jobs / 500)
     window = batch_size * batches_in_flight
     figures = Figures("bridge kill -9", report,
-                      {"kills": kills, "duplicate_bound": kills * window})
+                      {"kills": kills, "duplicate_bound": kills * window,
+                       "skipped_by_worker": p.skipped_duplicates()})
     print(figures.line())
     assert report.accepted == jobs
     assert report.lost == 0, report.lost_ids

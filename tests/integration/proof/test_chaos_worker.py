@@ -32,7 +32,9 @@ def test_workers_killed_every_few_seconds_lose_nothing(make_pipeline, jobs, kill
     producer.join()
     assert "error" not in result, result
     report = p.wait_all_done(timeout_s=120 + jobs / 300)
-    print(Figures("worker kill -9", report, {"kills": kills}).line())
+    print(Figures("worker kill -9", report, {
+        "kills": kills, "skipped_by_survivors": p.skipped_duplicates(),
+        "processed_by_survivors": p.worker_metric("jobpipe_jobs_processed_total")}).line())
     assert report.lost == 0, report.lost_ids
     assert report.unexpected == 0, report.unexpected_ids
 
@@ -58,7 +60,9 @@ def test_worker_frozen_past_session_timeout_is_replaced(make_pipeline):
     assert "error" not in result, result
     report = p.wait_all_done(timeout_s=120)
     frozen_s = round(time.monotonic() - stopped_at, 1)
-    print(Figures("worker SIGSTOP", report, {"frozen_s": frozen_s}).line())
+    print(Figures("worker SIGSTOP", report, {"frozen_s": frozen_s,
+                                             "skipped_by_workers": p.skipped_duplicates()}
+                  ).line())
     assert report.lost == 0, report.lost_ids
     assert report.unexpected == 0
     assert frozen.poll() is None, "the thawed worker should rejoin, not die"
