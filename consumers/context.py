@@ -18,13 +18,18 @@ class JobContext:
     Attributes:
         job_id, queue, task, attempt, max_attempts, tenant, key: from the envelope.
         enqueued_at_ns: when the producer accepted the job (ns since the epoch).
+        kafka_timestamp_ms: when the job was written to its Kafka topic (by the
+            bridge, or the retry relay), ms since the epoch; ``None`` if unknown.
         job: the whole :class:`~jobpipe.envelope.Job`.
     """
 
-    __slots__ = ("_delivered", "_enqueue", "_on_settled", "_produced", "job")
+    __slots__ = ("_delivered", "_enqueue", "_on_settled", "_produced", "job",
+                 "kafka_timestamp_ms")
 
-    def __init__(self, job: Job, enqueue: EnqueueFn) -> None:
+    def __init__(self, job: Job, enqueue: EnqueueFn,
+                 kafka_timestamp_ms: int | None = None) -> None:
         self.job = job
+        self.kafka_timestamp_ms = kafka_timestamp_ms
         self._enqueue = enqueue
         # Follow-ups produced (by the handler's thread) and acknowledged (on the loop):
         # two counters, each written by one thread, so no lock is needed.

@@ -91,7 +91,8 @@ class Intake:
                 self._dead(lane, raw, "unknown_task", f"no handler for task {job.task!r}",
                            (topic, partition, offset), msg)
                 continue
-            item = Item(topic, partition, offset, msg.key(), job, task, lane)
+            item = Item(topic, partition, offset, msg.key(), job, task, lane,
+                        msg.timestamp()[1])
             by_queue.setdefault(lane.spec.name, []).append(item)
         runnable: list[Item] = []
         for queue, items in by_queue.items():

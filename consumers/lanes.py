@@ -42,11 +42,13 @@ class Lane:
 class Item:
     """One job on its way through the worker, with where it came from."""
 
-    __slots__ = ("job", "lane", "msg_key", "offset", "partition", "run_s", "task", "topic")
+    __slots__ = ("job", "lane", "msg_key", "offset", "partition", "run_s", "task",
+                 "timestamp_ms", "topic")
 
     def __init__(self, topic: str, partition: int, offset: int, msg_key: bytes | None,
-                 job: Job, task: Task, lane: Lane) -> None:
+                 job: Job, task: Task, lane: Lane, timestamp_ms: int | None = None) -> None:
         self.topic = topic
+        self.timestamp_ms = timestamp_ms
         self.partition = partition
         self.offset = offset
         self.msg_key = msg_key

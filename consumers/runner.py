@@ -140,7 +140,7 @@ class Runner:
         job, task, spec = item.job, item.task, item.lane.spec
         if self._limiter is not None and (spec.rate_limit_per_s or spec.tenant_rate_limit_per_s):
             await self._limiter.acquire(spec, job.tenant)
-        ctx = JobContext(job, self._follow_ups.enqueue)
+        ctx = JobContext(job, self._follow_ups.enqueue, item.timestamp_ms)
         timeout_s = task.timeout_s or spec.timeout_s
         started = time.perf_counter()
         slot.item = item

@@ -8,10 +8,8 @@ into this process's interval log and the job id into the ledger's
     JPLT_RUN_DIR       the run's report folder (required for recording)
     JPLT_LEDGER_SYNC   "1": write each executed id at once (chaos runs kill workers)
 
-Kafka's message timestamp (when the bridge produced the job) splits the wait
-into "in Redis" and "in Kafka" when the worker's :class:`JobContext` exposes it
-as ``kafka_timestamp_ms``; otherwise only their sum, ``queued``, is recorded
-and the report says so.
+Kafka's message timestamp (``ctx.kafka_timestamp_ms``: when the bridge produced
+the job) splits the wait into "in Redis" and "in Kafka"; ``queued`` is their sum.
 """
 
 from __future__ import annotations
@@ -77,8 +75,8 @@ def record_job(ctx: JobContext, args: Any, started_ns: int, finished_ns: int) ->
     rec = state.recorder
     enqueued_ns = ctx.enqueued_at_ns
     rec.record_ns("queued", started_ns - enqueued_ns)
-    kafka_ms = getattr(ctx, "kafka_timestamp_ms", None)
-    if isinstance(kafka_ms, int) and kafka_ms > 0:
+    kafka_ms = ctx.kafka_timestamp_ms
+    if kafka_ms is not None and kafka_ms > 0:
         kafka_ns = kafka_ms * 1_000_000
         rec.record_ns("redis", kafka_ns - enqueued_ns)
         rec.record_ns("kafka", started_ns - kafka_ns)
