@@ -3,7 +3,8 @@
 Status codes: 202 accepted (ids in request order), 400 with field-level
 errors, 401 bad token, 404 unknown queue, 413 body over the cap (judged from
 ``Content-Length`` before a byte of the body is read), 429 queue full and 503
-Redis unavailable, both with ``Retry-After``.
+Redis unavailable, both with ``Retry-After``. ``/healthz``, ``/openapi.json``
+and ``/metrics`` (Prometheus) sit beside the intake route.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ingest.core import InvalidJobs
 from ingest.http.openapi import OPENAPI
 from ingest.http.schema import FieldErrors, parse_body
 from jobpipe.errors import IntakeUnavailable, JobRejected, QueueFull, UnknownQueue
+from jobpipe.metrics import render_metrics
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,11 +109,17 @@ def create_app(settings: Settings, producer: AsyncProducer) -> web.Application:
     async def openapi(request: web.Request) -> web.Response:
         return _json(200, OPENAPI)
 
+    async def metrics(request: web.Request) -> web.Response:
+        body, content_type = render_metrics()
+        # Prometheus' type carries "; charset=utf-8", which aiohttp wants apart.
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     app = web.Application(client_max_size=cap_bytes)
     app[PRODUCER] = producer
     app.router.add_post("/v1/queues/{queue}/jobs", post_jobs)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -137,3 +137,13 @@ async def test_redis_down_gets_503_with_retry_after(make_settings):
             async with http.get("/healthz") as resp:
                 assert resp.status == 503
         await server.close()
+
+
+async def test_metrics_endpoint_counts_accepted_jobs(intake):
+    status, _, _ = await _post(intake, "default", {"jobs": [{"task": "t"}] * 3})
+    assert status == 202
+    async with intake.get("/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = await resp.text()
+    assert 'jobpipe_jobs_enqueued_total{queue="default"}' in text
