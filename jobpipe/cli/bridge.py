@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import signal
 import time
 from types import FrameType
 
 import click
 
-from jobpipe.cli.context import CliContext
+from jobpipe.cli.context import CliContext, split_queues
 from jobpipe.settings import Settings
+from jobpipe.supervisor import supervise
 
 log = logging.getLogger(__name__)
-RESTART_BACKOFF_S = 1.0
-
-
-def _split(queues: str | None) -> list[str] | None:
-    return [q.strip() for q in queues.split(",") if q.strip()] if queues else None
 
 
 def run_one(settings: Settings, queues: list[str] | None, bridge_id: str | None) -> None:
@@ -41,56 +36,16 @@ def run_bridges(settings: Settings, queues: list[str] | None, processes: int,
     """Run ``processes`` bridges (forked children with ids ``<id>-<i>``) until a signal.
 
     A child that dies is started again under the same id, so it returns its
-    predecessor's in-flight jobs at once. librdkafka clients are created in
-    the children only, after fork.
+    predecessor's in-flight jobs at once.
     """
     from bridge.reaper import default_bridge_name
-    from jobpipe import metrics
 
-    if processes <= 1:
-        if metrics_port is not None:
-            metrics.serve_metrics(metrics_port)
-        run_one(settings, queues, bridge_id)
-        return
-    metrics.prepare_multiprocess()
-    if metrics_port is not None:
-        metrics.serve_metrics(metrics_port)
-    base = bridge_id or default_bridge_name()
-    ctx = multiprocessing.get_context("fork")
-    children: dict[int, multiprocessing.process.BaseProcess] = {}
-    stopping = False
+    base = bridge_id or (default_bridge_name() if processes > 1 else None)
 
-    def spawn(i: int) -> None:
-        child = ctx.Process(target=run_one, args=(settings, queues, f"{base}-{i}"),
-                            name=f"bridge-{i}")
-        child.start()
-        children[i] = child
+    def run_child(i: int | None) -> None:
+        run_one(settings, queues, base if i is None else f"{base}-{i}")
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children.values():
-            if child.pid is not None and child.is_alive():
-                child.terminate()  # SIGTERM: each child drains and exits 0
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    for i in range(processes):
-        spawn(i)
-    while True:
-        for i, child in list(children.items()):
-            child.join(0.2)
-            if child.exitcode is None:
-                continue
-            if stopping:
-                del children[i]
-            else:
-                log.error("bridge process %s exited with %s; starting it again", child.name,
-                          child.exitcode)
-                time.sleep(RESTART_BACKOFF_S)
-                spawn(i)
-        if stopping and not children:
-            return
+    supervise("bridge", processes, run_child, metrics_port)
 
 
 @click.group(invoke_without_command=True)
@@ -107,7 +62,7 @@ def bridge(ctx: click.Context, queues: str | None, processes: int, metrics_port:
         return
     obj: CliContext = ctx.obj
     settings = obj.settings()
-    wanted = _split(queues)
+    wanted = split_queues(queues)
     settings.topology.select(wanted)  # unknown queue: one clear error before forking
     run_bridges(settings, wanted, processes, bridge_id, metrics_port)
 

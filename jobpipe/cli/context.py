@@ -24,3 +24,8 @@ class CliContext:
         if self._settings is None:
             self._settings = load_settings(self.config_path)
         return self._settings
+
+
+def split_queues(queues: str | None) -> list[str] | None:
+    """``--queues a,b`` as a list; ``None`` (all queues) when not given."""
+    return [q.strip() for q in queues.split(",") if q.strip()] if queues else None

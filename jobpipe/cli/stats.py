@@ -7,7 +7,7 @@ import time
 
 import click
 
-from jobpipe.cli.context import CliContext
+from jobpipe.cli.context import CliContext, split_queues
 
 
 @click.command()
@@ -24,7 +24,7 @@ def stats(obj: CliContext, once: bool, as_json: bool, interval_s: float, queues:
     With --once the rates are null: they need two snapshots.
     """
     run_stats(obj, once=once, as_json=as_json, interval_s=interval_s,
-              queues=[q for q in queues.split(",") if q])
+              queues=split_queues(queues) or [])
 
 
 def run_stats(obj: CliContext, *, once: bool, as_json: bool, interval_s: float,
