@@ -56,8 +56,13 @@ def port_answers(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> 
 
 
 def port_is_free(port: int) -> bool:
-    """Whether a server of ours could bind ``127.0.0.1:port`` now."""
-    return _bindable(port)
+    """Whether no server listens on ``127.0.0.1:port``.
+
+    A connect test, not a bind test: after a server is killed, its accepted
+    connections linger (FIN-WAIT-2) until the clients close them, and they make
+    a plain bind fail although the restarted server (SO_REUSEADDR) binds fine.
+    """
+    return not port_answers(port)
 
 
 def wait_port(port: int, timeout_s: float, alive: Callable[[], bool] | None = None) -> None:

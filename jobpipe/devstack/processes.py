@@ -13,14 +13,28 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-# Children started by this Python process, kept so they can be reaped (no zombies).
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+# Children started by this Python process, reaped with waitpid (no zombies). They
+# are started with posix_spawn, not subprocess.Popen: the stack outlives the
+# process that started it (a test run), and a Popen object still running at
+# exit raises ResourceWarning, an error under pytest's filterwarnings=error.
+_CHILDREN: set[int] = set()
+
+
+def _reaped(pid: int) -> bool:
+    """For a child of ours: True once it has exited (and is now reaped)."""
+    try:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # reaped elsewhere
+        done = pid
+    if done:
+        _CHILDREN.discard(pid)
+        return True
+    return False
 
 
 def _proc_state(pid: int) -> str | None:
@@ -33,9 +47,7 @@ def _proc_state(pid: int) -> str | None:
 
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie counts as dead)."""
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:
-        del _CHILDREN[pid]
+    if pid in _CHILDREN and _reaped(pid):
         return False
     state = _proc_state(pid)
     return state is not None and state not in ("Z", "X")
@@ -107,8 +119,8 @@ class OwnedProcess:
         """Whether the process runs."""
         return self.pid is not None
 
-    def spawn(self, args: Sequence[str], log_path: Path, match: Sequence[Sequence[str]],
-              cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def spawn(self, args: Sequence[str], log_path: Path,
+              match: Sequence[Sequence[str]]) -> int:
         """Start ``args`` in a new session, output to ``log_path``, and write the PID file.
 
         Args:
@@ -116,19 +128,25 @@ class OwnedProcess:
             log_path: file receiving stdout and stderr (appended).
             match: alternatives, each a list of strings the command line will
                 contain while it runs.
-            cwd: working directory.
+
+        Returns:
+            The PID.
         """
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as out:
-            proc = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, cwd=cwd,
-                                    start_new_session=True)
-        _CHILDREN[proc.pid] = proc
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+             0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        pid = os.posix_spawnp(args[0], list(args), os.environ, file_actions=actions,
+                              setsid=True)
+        _CHILDREN.add(pid)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": proc.pid, "match": [list(alt) for alt in match]}))
+        tmp.write_text(json.dumps({"pid": pid, "match": [list(alt) for alt in match]}))
         tmp.replace(self.pid_file)
-        return proc
+        return pid
 
     def send(self, sig: signal.Signals) -> bool:
         """Send ``sig`` if the process runs; True when it was sent."""
@@ -151,19 +169,11 @@ class OwnedProcess:
 
     def wait_gone(self, pid: int, timeout_s: float) -> bool:
         """Wait until ``pid`` has exited; True when it did in time."""
-        child = _CHILDREN.get(pid)
-        if child is not None:
-            try:
-                child.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                return False
-            _CHILDREN.pop(pid, None)
-            return True
         deadline = time.monotonic() + timeout_s
         while pid_alive(pid):
             if time.monotonic() > deadline:
                 return False
-            time.sleep(0.05)
+            time.sleep(0.02)
         return True
 
     def stop(self, timeout_s: float = 30.0) -> bool:
