@@ -23,7 +23,7 @@ def dev() -> None:
 
 
 def run_docker_compose(*args: str, compose_file: Path = COMPOSE_FILE) -> None:
-    """``docker compose -f docker/compose.yml ARGS``, after checking an engine answers.
+    """``docker compose -p jobpipe -f docker/compose.yml ARGS``, once an engine answers.
 
     Raises:
         StackError: no docker CLI, no engine, no compose file, or compose failed.
@@ -35,7 +35,8 @@ def run_docker_compose(*args: str, compose_file: Path = COMPOSE_FILE) -> None:
                          "run `jobpipe dev up` without --docker")
     if not compose_file.exists():
         raise StackError(f"{compose_file} not found; run from the repository root")
-    result = subprocess.run([docker, "compose", "-f", str(compose_file), *args], check=False)
+    command = [docker, "compose", "-p", "jobpipe", "-f", str(compose_file), *args]
+    result = subprocess.run(command, check=False)
     if result.returncode != 0:
         raise StackError(f"docker compose {' '.join(args)} failed (exit {result.returncode})")
 
@@ -83,7 +84,7 @@ def up(root: Path, brokers: str | None, redis_port: int | None, kafka_port: int 
        use_docker: bool) -> None:
     """Start Redis and Kafka (idempotent) and print their addresses."""
     if use_docker:
-        run_docker_compose("up", "-d")
+        run_docker_compose("up", "-d", "--build")
         return
     stack = DevStack.load(root, redis_port=redis_port, kafka_port=kafka_port,
                           brokers=int(brokers) if brokers else None)
