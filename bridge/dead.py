@@ -26,7 +26,7 @@ from jobpipe import names
 from jobpipe.settings import Settings
 
 # KEYS: dead, destination, tenants ; ARGV: record, job, tenant ('' = none)
-_REQUEUE = """
+_REQUEUE = """#!lua flags=allow-oom
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
 if ARGV[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[3]) end

@@ -28,7 +28,7 @@ from jobpipe.topology import QueueSpec, shard_for
 DEFAULT_TENANT = "default"
 
 # KEYS: delayed, tenants, destinations... ; ARGV: (dest index, member, tenant) triples
-_PROMOTE = """
+_PROMOTE = """#!lua flags=allow-oom
 local moved = 0
 for i = 1, #ARGV, 3 do
   if redis.call('ZREM', KEYS[1], ARGV[i + 1]) == 1 then

@@ -39,7 +39,7 @@ from jobpipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-_HEARTBEAT = """
+_HEARTBEAT = """#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[3] == '0' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
@@ -47,7 +47,11 @@ redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 
-_CLAIM_LAPSED = """
+_OWN = """#!lua flags=allow-oom
+return redis.call('SADD', KEYS[1], ARGV[1])
+"""
+
+_CLAIM_LAPSED = """#!lua flags=allow-oom
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms)
@@ -56,7 +60,7 @@ return ids
 """
 
 # KEYS: inflight, source, owners, index, tenants ; ARGV: owner id, tenant ('' = none)
-_RECOVER = """
+_RECOVER = """#!lua flags=allow-oom
 redis.call('SREM', KEYS[3], ARGV[1])
 local n = redis.call('LLEN', KEYS[1])
 local moved = 0
@@ -108,15 +112,14 @@ class Reaper:
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._claim = client.register_script(_CLAIM_LAPSED)
         self._recover = client.register_script(_RECOVER)
+        self._own = client.register_script(_OWN)
 
     def register(self) -> None:
         """Announce this id (heartbeat first, then ownership of each queue)."""
         self._heartbeat(keys=[names.bridges_key(self._ns)],
                         args=[self.bridge_id, self._timeout_ms, "1"])
-        pipe = self._client.pipeline(transaction=False)
-        for q in self._queues:
-            pipe.sadd(names.inflight_owners_key(self._ns, q), self.bridge_id)
-        pipe.execute()
+        for q in self._queues:  # one call per queue: the keys live on different slots
+            self._own(keys=[names.inflight_owners_key(self._ns, q)], args=[self.bridge_id])
 
     def beat(self) -> bool:
         """Renew the heartbeat. False when this id was claimed (presumed dead)."""

@@ -14,6 +14,10 @@ never reused, so a bridge presumed dead can never trim (and so lose) jobs that
 another bridge has since put back or taken: its scripts answer "fenced", and
 it drops its outstanding batches (the reaper already returned them; what it
 produced meanwhile becomes duplicates, never losses).
+
+Every bridge script is flagged ``allow-oom`` (Redis >= 7): a Redis at
+``maxmemory`` under noeviction refuses growing writes, but the bridge only
+moves jobs out of Redis, and it must keep doing so for the backlog to drain.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import redis
 from bridge.batch import Source
 
 # KEYS: ready, inflight, owners, index, tenants ; ARGV: bridge id, n, tenant ('' = none)
-_TAKE = """
+_TAKE = """#!lua flags=allow-oom
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then return false end
 local items = redis.call('RPOP', KEYS[1], tonumber(ARGV[2]))
 if not items then
@@ -42,7 +46,7 @@ return items
 """
 
 # KEYS: inflight, owners, dead ; ARGV: bridge id, n, dead records...
-_ACK = """
+_ACK = """#!lua flags=allow-oom
 if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return -1 end
 for i = 3, #ARGV, 1000 do
   redis.call('LPUSH', KEYS[3], unpack(ARGV, i, math.min(i + 999, #ARGV)))

@@ -21,8 +21,15 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 
 
 def is_out_of_memory(exc: Exception) -> bool:
-    """Redis at ``maxmemory`` under ``noeviction`` refuses writes: backpressure, not a bug."""
-    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("OOM")
+    """Redis at ``maxmemory`` under ``noeviction`` refuses writes: backpressure, not a bug.
+
+    Redis says "OOM command not allowed when used memory > 'maxmemory'" (redis-py
+    strips the "OOM" into its ``OutOfMemoryError``); inside MULTI the refusal may
+    surface as ``EXECABORT`` naming the OOM.
+    """
+    message = str(exc)
+    return isinstance(exc, redis.exceptions.ResponseError) and (
+        message.startswith("OOM") or "maxmemory" in message)
 
 
 def unavailable(url: str, deadline_s: float, exc: BaseException) -> IntakeUnavailable:

@@ -70,17 +70,7 @@ def test_appendfsync_always_throughput_cost(make_pipeline):
     assert all(v > 0 for v in rates.values())
 
 
-FULL_REDIS_BUG = (
-    "Redis at maxmemory (noeviction) refuses every denyoom write: the producer surfaces "
-    "redis.exceptions.OutOfMemoryError/ExecAbortError instead of QueueFull, and the bridge "
-    "dies at start (reaper.register's ZADD) and could not take batches either (LMOVE), so a "
-    "full Redis never drains. Until fixed, keep max_backlog well under maxmemory.")
-
-
-@pytest.mark.parametrize("limit", [
-    pytest.param("maxmemory", marks=pytest.mark.xfail(reason=FULL_REDIS_BUG, strict=False)),
-    "max_backlog",
-])
+@pytest.mark.parametrize("limit", ["maxmemory", "max_backlog"])
 def test_full_redis_refuses_clearly_and_recovers_after_draining(make_stack, make_pipeline,
                                                                limit):
     if limit == "maxmemory":
