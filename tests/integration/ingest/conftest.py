@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from ingest import Producer
-from tests.integration.ingest.redis_proc import PrivateRedis, redis_server_missing
+from jobpipe.devstack.ports import free_port
+from jobpipe.devstack.redis_server import RedisConfig, RedisServer
 
 QUEUES = {
     "default": {"shards": 4, "priorities": [3, 1]},
@@ -32,14 +33,20 @@ def make_producer(make_settings, redis_client) -> Iterator[Callable[..., Produce
 
 
 @pytest.fixture
-def private_redis(tmp_path) -> Iterator[Callable[..., PrivateRedis]]:
-    """Start private redis-servers (killed by PID afterwards)."""
-    if redis_server_missing():
-        pytest.skip("redis-server is not installed")
-    started: list[PrivateRedis] = []
+def private_redis(tmp_path) -> Iterator[Callable[..., RedisServer]]:
+    """Start private redis-servers that a test may kill and restart (by PID).
 
-    def start(**kwargs) -> PrivateRedis:
-        server = PrivateRedis(tmp_path / f"redis{len(started)}", **kwargs).start()
+    ``policy`` and ``appendonly`` override the dev stack's safe defaults, to
+    test that producers refuse an unsafe Redis. ``appendfsync always``: a kill
+    keeps every acknowledged write.
+    """
+    started: list[RedisServer] = []
+
+    def start(policy: str = "noeviction", appendonly: str = "yes") -> RedisServer:
+        config = RedisConfig(port=free_port(), appendfsync="always", extra_config=(
+            f"maxmemory-policy {policy}", f"appendonly {appendonly}"))
+        server = RedisServer(tmp_path / f"redis{len(started)}", config)
+        server.start()
         started.append(server)
         return server
 

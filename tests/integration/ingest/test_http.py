@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestServer
 from ingest import AsyncProducer
 from ingest.http import create_app
 from jobpipe import names
+from jobpipe.devstack.ports import free_port
 from jobpipe.envelope import decode
-from tests.integration.ingest.redis_proc import free_port
 
 pytestmark = pytest.mark.integration
 

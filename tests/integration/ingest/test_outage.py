@@ -28,7 +28,7 @@ def test_unavailable_redis_raises_naming_the_address_after_the_deadline(private_
     server = private_redis()
     producer = Producer(_settings(make_settings, server.url, deadline_s=0.3))
     server.kill()
-    with pytest.raises(IntakeUnavailable, match=f"127.0.0.1:{server.port}"):
+    with pytest.raises(IntakeUnavailable, match=f"127.0.0.1:{server.config.port}"):
         producer.enqueue_many("default", "t", [1, 2, 3])
     producer.close()
 
