@@ -4,8 +4,26 @@ from __future__ import annotations
 
 import json
 import logging.config
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
+
+
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record.
+
+    A plain StreamHandler keeps the stream it was built with; when a caller
+    swaps stderr (click's CliRunner, pytest's capture) and closes it, every
+    later record would fail with "I/O operation on closed file".
+    """
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass  # always the current sys.stderr
 
 
 def logging_config(verbose: bool) -> dict[str, Any]:
@@ -19,8 +37,7 @@ def logging_config(verbose: bool) -> dict[str, Any]:
             }
         },
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "formatter": "line",
-                       "stream": "ext://sys.stderr"}
+            "stderr": {"()": CurrentStderrHandler, "formatter": "line"}
         },
         "loggers": {
             "jobpipe": {"level": "DEBUG" if verbose else "INFO"},
