@@ -1,7 +1,8 @@
 """A handler module for worker subprocess tests: records executions in Redis.
 
 ``REC_PREFIX`` (env) names the keys: ``<prefix>:started`` / ``<prefix>:done``
-(sets of job ids) and ``<prefix>:runs`` (hash id -> executions).
+(sets of job ids) and ``<prefix>:runs`` (hash id -> executions), in the Redis
+at ``REC_REDIS_URL`` (env; set for the test process and its worker subprocesses).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _client: redis.Redis | None = None
 def _redis() -> redis.Redis:
     global _client
     if _client is None:
-        _client = redis.Redis.from_url(os.environ["JOBPIPE_REDIS_URL"])
+        _client = redis.Redis.from_url(os.environ["REC_REDIS_URL"])
     return _client
 
 

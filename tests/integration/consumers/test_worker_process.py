@@ -53,9 +53,10 @@ def committed(settings, partitions: int) -> list[int]:
 
 
 @pytest.fixture
-def prefix(namespace, monkeypatch):
+def prefix(namespace, services, monkeypatch):
     value = f"{namespace}:rec"
     monkeypatch.setenv("REC_PREFIX", value)
+    monkeypatch.setenv("REC_REDIS_URL", services.redis_url)
     return value
 
 
