@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from jobpipe.settings import Settings, load_settings
+from tests.private_stack import PrivateStack
 from tests.services import Services, find_services
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -85,3 +86,19 @@ def kafka_cleanup(services: Services, namespace: str) -> Iterator[None]:
     mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{namespace}.")]
     if mine:
         admin.delete_topics(mine, operation_timeout=10)
+
+
+@pytest.fixture
+def make_stack(tmp_path) -> Iterator[Callable[..., PrivateStack]]:
+    """Start a private Redis + Kafka that the test may kill, freeze and restart
+    (options: ``appendfsync``, ``maxmemory_bytes``); stopped by PID afterwards."""
+    stacks: list[PrivateStack] = []
+
+    def make(**options: Any) -> PrivateStack:
+        stack = PrivateStack(tmp_path / f"stack{len(stacks)}", **options)
+        stacks.append(stack)
+        return stack.up()
+
+    yield make
+    for stack in stacks:
+        stack.down()

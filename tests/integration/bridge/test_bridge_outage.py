@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -19,29 +17,12 @@ from tests.integration.bridge.jobs import consume, fill, id_counts
 from tests.integration.bridge.procs import inflight_total, ready_total, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
-KAFKA_JARS = Path(os.environ.get("JOBPIPE_KAFKA_JARS", "/tmp/kafkalibs"))
 OUTAGE_S = 20.0
 
 
-@pytest.fixture
-def private_stack(tmp_path):
-    """A Redis and a one-node Kafka of this test alone, which it may stop."""
-    from jobpipe.devstack import DevStack
-    from jobpipe.devstack.ports import free_port, free_port_block
-
-    if not any(KAFKA_JARS.glob("kafka_2.13-*.jar")):
-        pytest.skip(f"no Kafka jars in {KAFKA_JARS}")
-    stack = DevStack(tmp_path / "stack", redis_port=free_port(), kafka_port=free_port_block(2),
-                     libs_dir=KAFKA_JARS, kafka_heap="512m")
-    try:
-        stack.up()
-        yield stack
-    finally:
-        stack.down()
-
-
 @pytest.mark.timeout(300)
-def test_broker_stopped_for_20s_mid_run_loses_nothing(private_stack, namespace, caplog):
+def test_broker_stopped_for_20s_mid_run_loses_nothing(make_stack, namespace, caplog):
+    private_stack = make_stack()
     settings = load_settings(None, environ={}, overrides={
         "namespace": namespace,
         "queues": {"q": {"partitions": 3, "shards": 2}},

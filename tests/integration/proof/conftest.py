@@ -9,25 +9,7 @@ from typing import Any
 import pytest
 
 from tests.integration.proof.harness import Pipeline
-from tests.integration.proof.private_stack import PrivateStack, stack_available
-
-
-@pytest.fixture
-def make_stack(tmp_path) -> Iterator[Callable[..., PrivateStack]]:
-    """Start a private Redis + Kafka (options: appendfsync, maxmemory_bytes)."""
-    why = stack_available()
-    if why is not None:
-        pytest.skip(f"no private stack: {why}")
-    stacks: list[PrivateStack] = []
-
-    def make(**options: Any) -> PrivateStack:
-        stack = PrivateStack(tmp_path / f"stack{len(stacks)}", **options)
-        stacks.append(stack)
-        return stack.up()
-
-    yield make
-    for stack in stacks:
-        stack.down()
+from tests.private_stack import PrivateStack
 
 
 @pytest.fixture

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from jobpipe.admin import apply_topics
+from jobpipe.devstack.ports import free_port
 from jobpipe.errors import IntakeUnavailable, QueueFull
 from jobpipe.settings import Settings, load_settings
 from loadtest.ledger import ACCEPTED, LedgerReport, LedgerWriter, check_ledger, read_role
-from tests.integration.proof.private_stack import PrivateStack, free_port
+from tests.private_stack import PrivateStack
 
 ROOT = Path(__file__).resolve().parents[3]
 JOBPIPE = [sys.executable, "-m", "jobpipe"]

@@ -1,51 +1,16 @@
-"""A private Redis and Kafka for one chaos test, which it may kill, freeze and restart.
+"""A Redis and a one-node Kafka owned by one test, which it may kill, freeze and restart.
 
 A thin adapter over :class:`jobpipe.devstack.DevStack` on free loopback ports
-under the test's tmp dir. Kafka jars come from ``$JOBPIPE_KAFKA_JARS`` or
-``/tmp/kafkalibs`` when they hold a broker jar, else from the dev stack's
-shared cache (fetched once by Maven). Every process is ended by its PID.
+under the test's tmp dir; the Kafka jars come from the dev stack's shared cache
+(fetched once by Maven). Every process is ended by its PID.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 from pathlib import Path
 
 from jobpipe.devstack import DevStack
-from jobpipe.devstack.kafka_jars import default_libs_dir, has_kafka_jars
-
-_LOCAL_JARS = Path(os.environ.get("JOBPIPE_KAFKA_JARS", "/tmp/kafkalibs"))
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on now, whose next port is free too (controller)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
-
-
-def _libs_dir() -> Path | None:
-    return _LOCAL_JARS if has_kafka_jars(_LOCAL_JARS) else None
-
-
-def stack_available() -> str | None:
-    """Why a private stack cannot run here, or None when it can."""
-    for tool in ("redis-server", "java"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if _libs_dir() is None and not has_kafka_jars(default_libs_dir()) and not shutil.which("mvn"):
-        return "no Kafka jars and no mvn to fetch them"
-    return None
+from jobpipe.devstack.ports import free_port, free_port_block
 
 
 class PrivateStack:
@@ -54,8 +19,8 @@ class PrivateStack:
     def __init__(self, root: Path, *, appendfsync: str = "everysec",
                  maxmemory_bytes: int | None = None) -> None:
         self.root = root
-        self.devstack = DevStack(root, redis_port=free_port(), kafka_port=free_port(),
-                                 libs_dir=_libs_dir(), redis_appendfsync=appendfsync,
+        self.devstack = DevStack(root, redis_port=free_port(), kafka_port=free_port_block(2),
+                                 redis_appendfsync=appendfsync,
                                  redis_maxmemory_bytes=maxmemory_bytes, kafka_heap="512m")
 
     @property
@@ -83,6 +48,10 @@ class PrivateStack:
 
     def start_kafka(self) -> None:
         self.devstack.start_kafka()
+
+    def stop_kafka(self) -> None:
+        """SIGTERM: a clean broker shutdown."""
+        assert self.devstack.stop_kafka(), "kafka was not running"
 
     def kill_kafka(self) -> None:
         """kill -9 the broker (it recovers its log on the next start)."""
