@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -12,9 +11,7 @@ import redis
 
 from jobpipe.settings import Settings, load_settings
 from tests.private_stack import PrivateStack
-from tests.services import Services, find_services
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.services import IN_CI, Services, find_services
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from jobpipe.envelope import Job, encode, new_job_id, now_ns
 from jobpipe.errors import KafkaUnavailable, StackError
 from jobpipe.settings import Settings, load_settings
 from tests.integration.ops.kafka_read import read_all
+from tests.services import skip_unless_ci
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def sasl_bootstrap(tmp_path_factory):
         stack.start_kafka()
     except StackError as exc:
         stack.down()
-        pytest.skip(f"no local Kafka: {exc}")
+        skip_unless_ci(f"no local Kafka: {exc}")
     try:
         # KRaft keeps SCRAM credentials in its metadata log; add ours through the
         # (broker-internal) PLAINTEXT listener, as an operator would.

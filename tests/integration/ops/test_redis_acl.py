@@ -10,6 +10,7 @@ from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError, StackError
 from jobpipe.settings import Settings, load_settings
 from tests.integration.ops.kafka_read import read_all
+from tests.services import skip_unless_ci
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ def acl_redis_port(tmp_path_factory):
     try:
         stack.start_redis()
     except StackError as exc:
-        pytest.skip(f"no redis-server: {exc}")
+        skip_unless_ci(f"no redis-server: {exc}")
     try:
         yield stack.redis_config.port
     finally:

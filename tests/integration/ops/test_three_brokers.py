@@ -13,6 +13,7 @@ from jobpipe.admin import apply_topics
 from jobpipe.errors import StackError
 from jobpipe.settings import load_settings
 from tests.integration.ops.kafka_read import read_all
+from tests.services import skip_unless_ci
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -29,7 +30,7 @@ def cluster(tmp_path):
         stack.up()
     except StackError as exc:
         stack.down()
-        pytest.skip(f"no local three-broker stack: {exc}")
+        skip_unless_ci(f"no local three-broker stack: {exc}")
     try:
         yield stack
     finally:
