@@ -25,7 +25,6 @@ from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
 from jobpipe.connections import async_redis_client, check_redis_safety_async
-from jobpipe.errors import JobRejected
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,8 @@ class AsyncProducer:
         """Enqueue one job; see :meth:`ingest.Producer.enqueue`."""
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
-        plan = self._plan(queue, lambda: self._core.plan_many(queue, task, (args,), options))
+        plan = self._meters.planned(
+            queue, lambda: self._core.plan_many(queue, task, (args,), options))
         return (await self._send(plan))[0]
 
     async def enqueue_many(self, queue: str, task: str, args_list: Sequence[Any], *,
@@ -110,12 +110,13 @@ class AsyncProducer:
         """Enqueue a batch in one round trip; see :meth:`ingest.Producer.enqueue_many`."""
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
-        plan = self._plan(queue, lambda: self._core.plan_many(queue, task, args_list, options))
+        plan = self._meters.planned(
+            queue, lambda: self._core.plan_many(queue, task, args_list, options))
         return await self._send(plan)
 
     async def enqueue_jobs(self, queue: str, requests: Sequence[JobRequest]) -> list[str]:
         """Enqueue a mixed batch; see :meth:`ingest.Producer.enqueue_jobs`."""
-        plan = self._plan(queue, lambda: self._core.plan_jobs(queue, requests))
+        plan = self._meters.planned(queue, lambda: self._core.plan_jobs(queue, requests))
         return await self._send(plan)
 
     async def ping(self) -> None:
@@ -130,14 +131,6 @@ class AsyncProducer:
             return await self._replay()
 
     # --- the shell ---------------------------------------------------------------
-
-    def _plan(self, queue: str, build: Any) -> PushPlan:
-        try:
-            plan: PushPlan = build()
-        except JobRejected:
-            self._meters.rejected(str(queue), "bad_input")
-            raise
-        return plan
 
     async def _send(self, plan: PushPlan) -> list[str]:
         if not plan.ids:

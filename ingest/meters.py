@@ -6,9 +6,12 @@ dict lookup, which the microsecond path should not pay on every call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from ingest.plan import PushPlan
 from jobpipe import metrics
+from jobpipe.errors import JobRejected
 
 
 class IntakeMeters:
@@ -25,6 +28,14 @@ class IntakeMeters:
                                             metrics.ENQUEUE_SECONDS.labels(queue))
         pair[0].inc(jobs)
         pair[1].observe(seconds)
+
+    def planned(self, queue: str, build: Callable[[], PushPlan]) -> PushPlan:
+        """Build a push plan, counting a ``bad_input`` rejection if the jobs are refused."""
+        try:
+            return build()
+        except JobRejected:
+            self.rejected(str(queue), "bad_input")
+            raise
 
     def rejected(self, queue: str, reason: str) -> None:
         """Count one refused call (``bad_input``, ``full``, ``unavailable``)."""

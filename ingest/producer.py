@@ -23,7 +23,6 @@ from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
 from jobpipe.connections import check_redis_safety, redis_client
-from jobpipe.errors import JobRejected
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ class Producer:
         """
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
-        return self._send(self._plan(queue, lambda: self._core.plan_many(
+        return self._send(self._meters.planned(queue, lambda: self._core.plan_many(
             queue, task, (args,), options)))[0]
 
     def enqueue_many(self, queue: str, task: str, args_list: Sequence[Any], *,
@@ -95,7 +94,7 @@ class Producer:
         """
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
-        return self._send(self._plan(queue, lambda: self._core.plan_many(
+        return self._send(self._meters.planned(queue, lambda: self._core.plan_many(
             queue, task, args_list, options)))
 
     def enqueue_jobs(self, queue: str, requests: Sequence[JobRequest]) -> list[str]:
@@ -104,7 +103,8 @@ class Producer:
         Raises:
             InvalidJobs: naming every bad job by index; nothing was written.
         """
-        return self._send(self._plan(queue, lambda: self._core.plan_jobs(queue, requests)))
+        plan = self._meters.planned(queue, lambda: self._core.plan_jobs(queue, requests))
+        return self._send(plan)
 
     def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""
@@ -124,14 +124,6 @@ class Producer:
         self.close()
 
     # --- the shell ---------------------------------------------------------------
-
-    def _plan(self, queue: str, build: Any) -> PushPlan:
-        try:
-            plan: PushPlan = build()
-        except JobRejected:
-            self._meters.rejected(str(queue), "bad_input")
-            raise
-        return plan
 
     def _send(self, plan: PushPlan) -> list[str]:
         if not plan.ids:
