@@ -29,13 +29,3 @@ def make_pipeline(tmp_path, make_stack) -> Iterator[Callable[..., Pipeline]]:
     for pipeline in pipelines:
         pipeline.stop_all()
 
-
-CHAOS_TIMEOUT_S = 420
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Chaos tests wait up to a few minutes on their own (with the processes' logs in
-    the failure); pytest-timeout's suite default must not cut them short first."""
-    for item in items:
-        if item.get_closest_marker("chaos") and not item.get_closest_marker("timeout"):
-            item.add_marker(pytest.mark.timeout(CHAOS_TIMEOUT_S))
