@@ -26,6 +26,18 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _finish_timeline(fig: Any, ax: Any, report: dict[str, Any], ylabel: str,
+                     title: str) -> str:
+    """Kill marks, axes, legend and grid of a plot over run time; the PNG."""
+    _mark_kills(ax, report)
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
 def _mark_kills(ax: Any, report: dict[str, Any]) -> None:
     for kill in report.get("chaos", {}).get("kills", []):
         ax.axvline(kill["t_s"], color="red", alpha=0.35, linewidth=1)
@@ -46,13 +58,7 @@ def throughput_plot(report: dict[str, Any]) -> str | None:
         if peer.get("series", {}).get("done_per_s"):
             ax.plot(peer["series"]["seconds"], peer["series"]["done_per_s"],
                     label=f"{name} done/s (separate run)", alpha=0.7)
-    _mark_kills(ax, report)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("jobs per second")
-    ax.set_title("Throughput over time")
-    ax.legend(loc="best", fontsize="small")
-    ax.grid(alpha=0.3)
-    return _png(fig)
+    return _finish_timeline(fig, ax, report, "jobs per second", "Throughput over time")
 
 
 def percentiles_plot(report: dict[str, Any]) -> str | None:
@@ -106,13 +112,7 @@ def backlog_plot(report: dict[str, Any]) -> str | None:
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.plot(backlog["t_s"], backlog["redis"], label="Redis (ready + in flight)")
     ax.plot(backlog["t_s"], backlog["kafka"], label="Kafka (workers' lag)")
-    _mark_kills(ax, report)
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("jobs waiting")
-    ax.set_title("Backlog per stage")
-    ax.legend(loc="best", fontsize="small")
-    ax.grid(alpha=0.3)
-    return _png(fig)
+    return _finish_timeline(fig, ax, report, "jobs waiting", "Backlog per stage")
 
 
 def latency_vs_throughput_plot(report: dict[str, Any]) -> str | None:
