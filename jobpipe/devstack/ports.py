@@ -55,14 +55,21 @@ def port_answers(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> 
     return True
 
 
-def port_is_free(port: int) -> bool:
-    """Whether no server listens on ``127.0.0.1:port``.
+def port_is_free(port: int, grace_s: float = 5.0) -> bool:
+    """Whether no server listens on ``127.0.0.1:port`` (waiting up to ``grace_s``).
 
     A connect test, not a bind test: after a server is killed, its accepted
     connections linger (FIN-WAIT-2) until the clients close them, and they make
     a plain bind fail although the restarted server (SO_REUSEADDR) binds fine.
+    The grace covers a server killed a moment ago whose listener was seen to
+    answer once more (CI saw it right after a kill -9 of the broker).
     """
-    return not port_answers(port)
+    deadline = time.monotonic() + grace_s
+    while port_answers(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def wait_port(port: int, timeout_s: float, alive: Callable[[], bool] | None = None) -> None:
