@@ -42,6 +42,7 @@ from jobpipe.connections import async_redis_client
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
+IDLE_QUIET_S = 0.3  # run_until_idle: locally idle this long before asking the broker
 
 
 class Worker:
@@ -222,11 +223,18 @@ class Worker:
         main = [lane.topic for lane in lanes.all]
         retry = ([names.retry_topic(ns, sp.name, d) for sp in self.specs
                   for d in sp.retry_tiers_s] if self.retry_relay else [])
+        quiet_since = time.monotonic()
         while time.monotonic() < deadline and not self._stopping.is_set():
             await asyncio.sleep(0.05)
             if (arrivals or fetcher.handed != fetcher.prepared or lanes.waiting()
                     or runner.busy() or runner.has_unflushed() or producer.pending()):
+                quiet_since = time.monotonic()
                 continue
+            # Ask the broker only after a quiet spell: the check blocks the fetcher
+            # thread, and a busy process is idle for a moment between every fetch.
+            if time.monotonic() - quiet_since < IDLE_QUIET_S:
+                continue
+            quiet_since = time.monotonic()
             await runner.flush()
             try:
                 if await fetcher.call(lambda c: caught_up(c, self.settings, main, retry)):
