@@ -180,19 +180,15 @@ class AsyncProducer:
             raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
         if not self._checked:
             await self._check()
-        assert plan.lists is not None
         pipe = self._client.pipeline(transaction=True)
-        for key in plan.keys[: plan.backlog_keys]:
-            pipe.llen(key)
-        for key, jobs in plan.lists:
-            pipe.lpush(key, *jobs)
+        plan.queue_multi(pipe)
         try:
             replies = await pipe.execute()
         except redis.exceptions.ResponseError as exc:
             if is_out_of_memory(exc):
                 return PushReply(True, -1, [])
             raise
-        backlog = sum(replies[: plan.backlog_keys])
+        backlog = plan.multi_backlog(replies)
         self._core.observe(plan.queue, backlog + len(plan.ids))
         return PushReply(False, backlog, [])
 

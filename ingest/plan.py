@@ -9,6 +9,7 @@ list into one variadic push so order within a list is the order given.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobpipe import names
 from jobpipe.topology import QueueSpec
@@ -79,6 +80,19 @@ class PushPlan:
     def gate(self) -> tuple[list[str], list[Arg]]:
         """``KEYS``/``ARGV`` of a script call that only checks the high-water mark."""
         return self.keys[: self.backlog_keys], self.args[:HEADER_ARGS]
+
+    def queue_multi(self, pipe: Any) -> None:
+        """Queue this plan of plain pushes on a MULTI pipeline (sync or asyncio:
+        queueing is the same call on both): backlog LLENs first, then the LPUSHes."""
+        assert self.lists is not None
+        for key in self.keys[: self.backlog_keys]:
+            pipe.llen(key)
+        for key, jobs in self.lists:
+            pipe.lpush(key, *jobs)
+
+    def multi_backlog(self, replies: list[int]) -> int:
+        """Jobs that were waiting before the push, from :meth:`queue_multi`'s replies."""
+        return sum(replies[: self.backlog_keys])
 
     def result_ids(self, unique_ids: list[str]) -> list[str]:
         """The ids to hand back: a duplicate unique job gets the first job's id."""

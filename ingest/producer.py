@@ -171,19 +171,15 @@ class Producer:
         """Plain pushes as MULTI/LPUSH/EXEC: no Lua, so no per-argument Lua strings."""
         if not self._checked:
             self._check()
-        assert plan.lists is not None
         pipe = self._redis.pipeline(transaction=True)
-        for key in plan.keys[: plan.backlog_keys]:
-            pipe.llen(key)
-        for key, jobs in plan.lists:
-            pipe.lpush(key, *jobs)
+        plan.queue_multi(pipe)
         try:
             replies = pipe.execute()
         except redis.exceptions.ResponseError as exc:
             if is_out_of_memory(exc):
                 return PushReply(True, -1, [])
             raise
-        backlog = sum(replies[: plan.backlog_keys])
+        backlog = plan.multi_backlog(replies)
         self._core.observe(plan.queue, backlog + len(plan.ids))
         return PushReply(False, backlog, [])
 
