@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from consumers.dlq_record import dlq_headers
+from consumers.due import jitter_header
 from consumers.producing import Delivered, DeliveringProducer
 from consumers.retry import Timeout
 from jobpipe import names
@@ -65,12 +66,13 @@ class FailureSink:
         self._producer = producer
         self._ns = namespace
 
-    def retry(self, job: Job, delay_s: float, error: dict[str, Any], source: Source,
-              on_delivered: Delivered) -> None:
-        """Produce ``job`` (attempt + 1, error appended) to its queue's ``delay_s`` tier."""
+    def retry(self, job: Job, delay_s: float, jitter_s: float, error: dict[str, Any],
+              source: Source, on_delivered: Delivered) -> None:
+        """Produce ``job`` (attempt + 1, error appended) to its queue's ``delay_s`` tier,
+        to wait ``jitter_s`` more than the tier's delay."""
         again = replace(job, attempt=job.attempt + 1, errors=[*job.errors, error])
         self._producer.produce(names.retry_topic(self._ns, job.queue, delay_s), encode(again),
-                               source.key, None, on_delivered)
+                               source.key, [jitter_header(jitter_s)], on_delivered)
 
     def dead_letter(self, queue: str, value: bytes, reason: str, message: str,
                     source: Source, on_delivered: Delivered) -> None:

@@ -5,6 +5,8 @@ Pure: no Kafka, no Redis. :mod:`consumers.failure` does the producing.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobpipe.errors import HandlerError, JobpipeError, Reject, Retry
@@ -28,11 +30,14 @@ class Decision:
         delay_s: the tier's delay (retries only).
         reason: DLQ reason code (``exhausted``, ``rejected``, ``timeout``,
             ``not_retryable``); ``""`` for retries.
+        jitter_s: extra wait on top of the tier delay, drawn at random up to the
+            queue's ``retry_jitter`` share of it (retries only).
     """
 
     retry: bool
     delay_s: float | None = None
     reason: str = ""
+    jitter_s: float = 0.0
 
 
 def tier_for_delay(spec: QueueSpec, delay_s: float) -> float:
@@ -59,6 +64,7 @@ def decide(
     max_attempts: int,
     exc: BaseException,
     retry_on: tuple[type[BaseException], ...] = DEFAULT_RETRY_ON,
+    uniform: Callable[[], float] = random.random,
 ) -> Decision:
     """Choose retry tier or DLQ for a job whose attempt ``attempt`` raised ``exc``.
 
@@ -68,6 +74,7 @@ def decide(
         max_attempts: the job's own limit.
         exc: what the handler raised.
         retry_on: exception types the task retries (others go to the DLQ).
+        uniform: a random draw in [0, 1) for the jitter.
     """
     if isinstance(exc, Reject):
         return Decision(retry=False, reason="rejected")
@@ -76,5 +83,7 @@ def decide(
     if attempt >= max_attempts:
         return Decision(retry=False, reason="timeout" if isinstance(exc, Timeout) else "exhausted")
     if isinstance(exc, Retry) and exc.delay_s is not None:
-        return Decision(retry=True, delay_s=tier_for_delay(spec, exc.delay_s))
-    return Decision(retry=True, delay_s=spec.retry_delay_s(attempt))
+        delay_s = tier_for_delay(spec, exc.delay_s)
+    else:
+        delay_s = spec.retry_delay_s(attempt)
+    return Decision(retry=True, delay_s=delay_s, jitter_s=delay_s * spec.retry_jitter * uniform())

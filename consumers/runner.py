@@ -195,10 +195,11 @@ class Runner:
         self._stats.failed(job.queue, job.task, decision.retry, decision.reason)
         if decision.retry:
             assert decision.delay_s is not None
-            log.warning("job %s %s/%s attempt %d failed (%s: %s); retry in %ss", job.id,
+            log.warning("job %s %s/%s attempt %d failed (%s: %s); retry in %.1fs", job.id,
                         job.queue, job.task, job.attempt, error["type"], error["message"],
-                        decision.delay_s)
-            self._sink.retry(job, decision.delay_s, error, source, self.delivered(tpo))
+                        decision.delay_s + decision.jitter_s)
+            self._sink.retry(job, decision.delay_s, decision.jitter_s, error, source,
+                             self.delivered(tpo))
         else:
             log.error("job %s %s/%s attempt %d dead-lettered (%s): %s: %s", job.id, job.queue,
                       job.task, job.attempt, decision.reason, error["type"], error["message"])

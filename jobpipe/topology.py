@@ -24,6 +24,8 @@ class QueueSpec:
             them, a keyed job always lands on the same one.
         retry_tiers_s: delay of each retry tier; attempt n waits tier n-1 (the
             last tier repeats).
+        retry_jitter: up to this fraction of a tier's delay is added at random to
+            each retry, so jobs that failed together do not all retry together.
         max_attempts: attempts before a job is dead-lettered.
         weight: share of the worker lottery against other queues.
         priorities: lottery weight of each priority level, level 0 first.
@@ -45,6 +47,7 @@ class QueueSpec:
     partitions: int = 6
     shards: int = 4
     retry_tiers_s: tuple[float, ...] = (5.0, 30.0, 300.0, 1800.0)
+    retry_jitter: float = 0.2
     max_attempts: int = 5
     weight: int = 1
     priorities: tuple[int, ...] = (1,)
@@ -70,6 +73,8 @@ class QueueSpec:
             raise ConfigError(f"{where}.retry_tiers_s: needs at least one delay, each > 0")
         if list(self.retry_tiers_s) != sorted(self.retry_tiers_s):
             raise ConfigError(f"{where}.retry_tiers_s: delays must increase")
+        if not 0 <= self.retry_jitter <= 1:
+            raise ConfigError(f"{where}.retry_jitter: must be between 0 and 1")
         if not self.priorities or any(w < 1 for w in self.priorities):
             raise ConfigError(f"{where}.priorities: needs at least one weight, each >= 1")
         if self.fair and len(self.priorities) > 1:

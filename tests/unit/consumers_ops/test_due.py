@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.due import next_wake_s, priority_level, tier_routes, wait_ms
+from consumers.due import (
+    jitter_header,
+    jitter_ms,
+    next_wake_s,
+    priority_level,
+    tier_routes,
+    wait_ms,
+)
 from jobpipe import names
 from jobpipe.envelope import Job, encode
 from jobpipe.errors import EnvelopeError
@@ -35,6 +42,22 @@ def test_a_message_without_timestamp_is_due_at_once():
 
 def test_a_future_timestamp_never_holds_longer_than_the_delay():
     assert wait_ms(1_000_000, 5000, 1000) == 5000
+    assert wait_ms(1_000_000, 5000, 1000, jitter=700) == 5700
+
+
+def test_jitter_is_added_to_the_wait():
+    assert wait_ms(10_000, 5000, 12_000, jitter=400) == 3400
+    assert wait_ms(10_000, 5000, 15_399, jitter=400) == 1
+    assert wait_ms(10_000, 5000, 15_400, jitter=400) == 0
+
+
+def test_jitter_header_round_trips_and_bad_values_mean_none():
+    assert jitter_ms([jitter_header(0.4567)], 5000) == 457
+    assert jitter_ms([("other", b"9"), jitter_header(1.0)], 5000) == 1000
+    assert jitter_ms(None, 5000) == 0
+    assert jitter_ms([("jp-retry-jitter-ms", b"soon")], 5000) == 0
+    assert jitter_ms([("jp-retry-jitter-ms", None)], 5000) == 0
+    assert jitter_ms([jitter_header(3600.0)], 5000) == 5000  # capped at the tier delay
 
 
 def _raw(priority: int) -> bytes:
