@@ -1,16 +1,19 @@
 """The retry relay: moves jobs from retry tier topics back to their main topic when due.
 
 One consumer (group ``names.group_id(ns, "retry")``) reads every tier topic of
-its queues. When a partition's head message is not yet due (message timestamp
-+ tier delay), the partition is paused and the consumer seeks back to that
-message; it is resumed when the message is due. So a waiting retry never
-blocks fresh work, later-due partitions never block earlier-due ones, order
-within a partition holds, and nothing spins while waiting.
+its queues. A retry is due at its message timestamp + tier delay + its own
+jitter (see :mod:`consumers.due`). Retries not yet due wait in memory in a
+:class:`~consumers.due.DueQueue` and leave each at its own due time, so a
+waiting retry never blocks fresh work, a later-due retry never holds back an
+earlier-due one (even in the same partition), and a burst of failures that
+jitter spread out goes back spread out. Past ``HOLD_MAX_BYTES`` held, the
+relay pauses its partitions until half of that has left.
 
 Due messages are produced unchanged (value, key, headers) to the main topic of
-the job's priority level. Offsets are stored only after Kafka acknowledged the
-copy, so a crash re-sends (at-least-once; idempotency markers absorb it) but
-never drops a retry. Bytes that are not a job go to the queue's DLQ.
+the job's priority level. A partition's offset is stored only up to its first
+message whose copy Kafka has not acknowledged (held ones included), so a crash
+re-sends (at-least-once; idempotency markers absorb it) but never drops a
+retry. Bytes that are not a job go to the queue's DLQ.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
@@ -32,7 +34,16 @@ from confluent_kafka import (
 )
 
 from consumers.dlq_record import dlq_headers
-from consumers.due import TierRoute, next_wake_s, priority_level, tier_routes, wait_ms
+from consumers.due import (
+    DueQueue,
+    TierRoute,
+    jitter_ms,
+    next_wake_s,
+    priority_level,
+    tier_routes,
+    wait_ms,
+)
+from consumers.offsets import OffsetTracker
 from jobpipe import metrics, names
 from jobpipe.connections import kafka_consumer_config, kafka_producer_config
 from jobpipe.errors import EnvelopeError
@@ -44,6 +55,8 @@ log = logging.getLogger(__name__)
 IDLE_POLL_S = 0.5
 BATCH_MAX = 500
 FAILED_SEND_BACKOFF_MS = 1000
+HOLD_MAX_BYTES = 64 * 1024 * 1024
+REVOKE_FLUSH_S = 5.0
 _Partition = tuple[str, int]
 
 
@@ -56,28 +69,26 @@ def _where(msg: Message) -> tuple[str, int, int]:
     return msg.topic() or "", msg.partition() or 0, msg.offset() or 0
 
 
-@dataclass
-class _Batch:
-    """Copies produced from one consume() batch, awaiting delivery reports."""
-
-    offsets: dict[_Partition, list[int]] = field(default_factory=dict)
-    failed: dict[tuple[str, int, int], str] = field(default_factory=dict)
-    pending: int = 0
-
-
 class RetryRelay:
     """Relay due retries of ``queues`` to their main topics.
 
     Args:
         settings: where Kafka is and the namespace.
         queues: the queues whose retry tiers this relay serves.
+        hold_max_bytes: memory held by not-yet-due retries before the relay
+            stops reading.
     """
 
-    def __init__(self, settings: Settings, queues: list[QueueSpec]) -> None:
+    def __init__(self, settings: Settings, queues: list[QueueSpec],
+                 hold_max_bytes: int = HOLD_MAX_BYTES) -> None:
         self._settings = settings
         self._ns = settings.namespace
         self._routes: dict[str, TierRoute] = tier_routes(self._ns, queues)
-        self._held: dict[_Partition, int] = {}  # partition -> due time, epoch ms
+        self._waiting: DueQueue[Message] = DueQueue()
+        self._offsets = OffsetTracker()
+        self._hold_max_bytes = hold_max_bytes
+        self._throttled = False
+        self._producer: Producer | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set (blocking; run it on a thread).
@@ -88,45 +99,40 @@ class RetryRelay:
             return
         kafka = self._settings.kafka
         consumer = Consumer(kafka_consumer_config(kafka, names.group_id(self._ns, "retry")))
-        producer = Producer(kafka_producer_config(kafka, **{"linger.ms": 5}))
+        producer = self._producer = Producer(kafka_producer_config(kafka, **{"linger.ms": 5}))
         consumer.subscribe(list(self._routes), on_assign=self._on_assign,
                            on_revoke=self._on_revoke, on_lost=self._on_lost)
         log.info("retry relay started on %d tier topics", len(self._routes))
         try:
             while not stop.is_set():
-                self._resume_due(consumer)
-                timeout_s = next_wake_s(list(self._held.values()), _now_ms(), IDLE_POLL_S)
+                for msg in self._waiting.pop_due(_now_ms()):
+                    self._send(producer, msg)
+                producer.poll(0)  # delivery reports complete offsets
+                self._store(consumer)
+                self._throttle(consumer)
+                due = self._waiting.next_due_ms()
+                timeout_s = next_wake_s([] if due is None else [due], _now_ms(), IDLE_POLL_S)
                 messages = consumer.consume(num_messages=BATCH_MAX, timeout=timeout_s)
                 if messages:
-                    self._relay(consumer, producer, messages, stop)
+                    self._take(producer, messages)
         finally:
             producer.flush(10)
+            self._store(consumer)
             self._commit(consumer)
             consumer.close()
             log.info("retry relay stopped")
 
-    # --- partitions held until due ---------------------------------------------------
-
-    def _hold(self, consumer: Consumer, topic: str, partition: int, offset: int,
-              due_ms: int) -> None:
-        """Pause a partition and rewind it to ``offset`` until ``due_ms``."""
-        tp = TopicPartition(topic, partition, offset)
-        consumer.pause([tp])
-        consumer.seek(tp)
-        self._held[(topic, partition)] = due_ms
-
-    def _resume_due(self, consumer: Consumer) -> None:
-        now = _now_ms()
-        due = [tp for tp, due_ms in self._held.items() if due_ms <= now]
-        if due:
-            consumer.resume([TopicPartition(t, p) for t, p in due])
-            for tp in due:
-                del self._held[tp]
+    # --- partitions -------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.debug("retry relay assigned %d partitions", len(partitions))
+        if self._throttled and partitions:
+            consumer.pause(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._producer is not None:  # store what is already on its way
+            self._producer.flush(REVOKE_FLUSH_S)
+        self._store(consumer)
         self._forget(partitions)
         self._commit(consumer)
 
@@ -134,8 +140,32 @@ class RetryRelay:
         self._forget(partitions)
 
     def _forget(self, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._held.pop((tp.topic, tp.partition), None)
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        self._waiting.drop(gone)
+        for topic, partition in gone:
+            self._offsets.drop(topic, partition)
+
+    def _throttle(self, consumer: Consumer) -> None:
+        """Stop reading while too much waits in memory; read again below half of it."""
+        held = self._waiting.held_bytes
+        if not self._throttled and held > self._hold_max_bytes:
+            self._throttled = True
+            consumer.pause(consumer.assignment())
+            log.info("retry relay holds %d bytes of retries; paused reading", held)
+        elif self._throttled and held < self._hold_max_bytes // 2:
+            self._throttled = False
+            consumer.resume(consumer.assignment())
+
+    def _store(self, consumer: Consumer) -> None:
+        """Store each partition's offset up to its first retry not yet safe in Kafka."""
+        moved = self._offsets.take_committable()
+        if not moved:
+            return
+        try:
+            consumer.store_offsets(offsets=[TopicPartition(t, p, o)
+                                            for (t, p), o in moved.items()])
+        except KafkaException as exc:  # partition revoked meanwhile: it is re-read
+            log.info("retry relay could not store offsets: %s", exc)
 
     @staticmethod
     def _commit(consumer: Consumer) -> None:
@@ -147,10 +177,8 @@ class RetryRelay:
 
     # --- relaying ----------------------------------------------------------------------
 
-    def _relay(self, consumer: Consumer, producer: Producer, messages: list[Message],
-               stop: threading.Event) -> None:
-        """Produce the due messages of a batch, hold the rest, store what was acked."""
-        batch = _Batch()
+    def _take(self, producer: Producer, messages: list[Message]) -> None:
+        """Send the due messages of a batch now; the rest wait in memory until due."""
         now = _now_ms()
         for msg in messages:
             err = msg.error()
@@ -159,21 +187,19 @@ class RetryRelay:
                     log.warning("retry relay consume error: %s", err)
                 continue
             topic, partition, offset = _where(msg)
-            if (topic, partition) in self._held:
-                continue  # an earlier message of this partition is not due yet
             route = self._routes[topic]
+            self._offsets.add(topic, partition, offset)
             ts_type, ts_ms = msg.timestamp()
             wait = wait_ms(None if ts_type == TIMESTAMP_NOT_AVAILABLE else ts_ms,
-                           route.delay_ms, now)
+                           route.delay_ms, now, jitter_ms(msg.headers(), route.delay_ms))
             if wait > 0:
-                self._hold(consumer, topic, partition, offset, now + wait)
-                continue
-            self._send(producer, msg, route, batch)
-        self._await(producer, batch, stop)
-        self._store(consumer, batch, now)
+                self._waiting.push(now + wait, (topic, partition), len(msg.value() or b""), msg)
+            else:
+                self._send(producer, msg)
 
-    def _send(self, producer: Producer, msg: Message, route: TierRoute, batch: _Batch) -> None:
+    def _send(self, producer: Producer, msg: Message) -> None:
         topic, partition, offset = _where(msg)
+        route = self._routes[topic]
         value: bytes = msg.value() or b""
         queue = route.spec.name
         headers: Any = msg.headers()
@@ -186,56 +212,22 @@ class RetryRelay:
             headers = dlq_headers(exc.reason, str(exc), topic, partition, offset)
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            batch.pending -= 1
             if err is not None:
-                batch.failed[(topic, partition, offset)] = str(err)
-            elif reason:
+                log.warning("retry relay could not send %s[%d]@%d (%s); retrying in %d ms",
+                            topic, partition, offset, err, FAILED_SEND_BACKOFF_MS)
+                self._waiting.push(_now_ms() + FAILED_SEND_BACKOFF_MS, (topic, partition),
+                                   len(value), msg)
+                return
+            self._offsets.complete(topic, partition, offset)
+            if reason:
                 metrics.JOBS_DEAD_LETTERED.labels(queue, reason).inc()
                 log.error("retry relay dead-lettered %s[%d]@%d: %s", topic, partition, offset,
                           reason)
 
-        batch.offsets.setdefault((topic, partition), []).append(offset)
-        batch.pending += 1
         while True:
             try:
                 producer.produce(target, value=value, key=msg.key(), headers=headers,
                                  on_delivery=on_delivery)
-                break
+                return
             except BufferError:
                 producer.poll(0.1)  # local queue full: let deliveries drain
-
-    @staticmethod
-    def _await(producer: Producer, batch: _Batch, stop: threading.Event) -> None:
-        """Wait for every delivery report of the batch (bounded after ``stop``)."""
-        give_up = None
-        while batch.pending > 0:
-            producer.flush(1.0)
-            if stop.is_set():
-                give_up = give_up or time.monotonic() + 10
-                if time.monotonic() > give_up:
-                    log.warning("retry relay stopping with %d copies unacknowledged; they "
-                                "will be sent again", batch.pending)
-                    return
-
-    def _store(self, consumer: Consumer, batch: _Batch, now_ms: int) -> None:
-        """Store offsets up to each partition's first unacknowledged copy; rewind there."""
-        to_store = []
-        for (topic, partition), offsets in batch.offsets.items():
-            next_offset = None
-            for offset in offsets:
-                problem = batch.failed.get((topic, partition, offset))
-                if problem is not None or batch.pending > 0:
-                    log.warning("retry relay could not send %s[%d]@%d (%s); retrying in %d ms",
-                                topic, partition, offset, problem or "no report",
-                                FAILED_SEND_BACKOFF_MS)
-                    self._hold(consumer, topic, partition, offset,
-                               now_ms + FAILED_SEND_BACKOFF_MS)
-                    break
-                next_offset = offset + 1
-            if next_offset is not None:
-                to_store.append(TopicPartition(topic, partition, next_offset))
-        if to_store:
-            try:
-                consumer.store_offsets(offsets=to_store)
-            except KafkaException as exc:  # partition revoked meanwhile: it is re-read
-                log.info("retry relay could not store offsets: %s", exc)

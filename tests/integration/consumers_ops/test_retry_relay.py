@@ -1,14 +1,18 @@
-"""The retry relay against real Kafka: holds until due, never blocks, keeps order."""
+"""The retry relay against real Kafka: holds until due, never blocks, keeps order,
+lets jitter spread retries and never skips a held one."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from consumers.dlq_record import REASON
+from consumers.due import jitter_header
 from consumers.retry_relay import RetryRelay
 from jobpipe import names
 from jobpipe.admin import apply_topics
@@ -28,9 +32,9 @@ def relay_settings(make_settings, kafka_cleanup) -> Settings:
     return settings
 
 
-@pytest.fixture
-def running_relay(relay_settings: Settings) -> Iterator[RetryRelay]:
-    relay = RetryRelay(relay_settings, list(relay_settings.topology.queues.values()))
+@contextlib.contextmanager
+def relay_running(settings: Settings) -> Iterator[RetryRelay]:
+    relay = RetryRelay(settings, list(settings.topology.queues.values()))
     stop = threading.Event()
     thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
     thread.start()
@@ -38,6 +42,12 @@ def running_relay(relay_settings: Settings) -> Iterator[RetryRelay]:
     stop.set()
     thread.join(30)
     assert not thread.is_alive()
+
+
+@pytest.fixture
+def running_relay(relay_settings: Settings) -> Iterator[RetryRelay]:
+    with relay_running(relay_settings) as relay:
+        yield relay
 
 
 def test_relay_holds_a_retry_until_due_then_sends_it_to_the_main_topic(
@@ -98,3 +108,32 @@ def test_relay_dead_letters_bytes_that_are_not_a_job(relay_settings, running_rel
     assert msg.value() == b"{not json"
     assert msg.key() == b"k"
     assert dict(msg.headers())[REASON] == b"invalid_json"
+
+
+def _committed(settings: Settings, topic: str, partition: int) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap,
+                         "broker.address.family": "v4",
+                         "group.id": names.group_id(settings.namespace, "retry")})
+    try:
+        return consumer.committed([TopicPartition(topic, partition)], timeout=10)[0].offset
+    finally:
+        consumer.close()
+
+
+def test_jitter_lets_a_later_retry_of_the_same_partition_leave_first_and_a_held_one_is_never_skipped(  # noqa: E501
+        relay_settings, read_topics: Reader):
+    ns = relay_settings.namespace
+    tier = names.retry_topic(ns, "default", 1)
+    main = names.main_topic(ns, "default")
+    late, early = make_job(task="late"), make_job(task="early")
+    with relay_running(relay_settings):
+        produce(relay_settings, tier, [(b"k", encode(late))], [jitter_header(6.0)], partition=0)
+        produce(relay_settings, tier, [(b"k", encode(early))], [jitter_header(0.0)], partition=0)
+        got = read_topics(relay_settings, [main], 1)
+        assert [decode(m.value()).task for _, m in got] == ["early"]
+    # Stopped with "late" still held: nothing past it was committed ...
+    assert _committed(relay_settings, tier, 0) < 1
+    # ... so the next relay reads it again and sends it when due ("early" again too).
+    with relay_running(relay_settings):
+        got = read_topics(relay_settings, [main], 3)
+    assert sorted(decode(m.value()).task for _, m in got) == ["early", "early", "late"]
