@@ -24,6 +24,7 @@ Wire fields (optional ones are omitted when empty, to keep jobs small):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,15 +141,39 @@ def decode(raw: bytes) -> Job:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError("invalid_json", str(exc), raw) from exc
-    if raw.count(b"[") + raw.count(b"{") > _MAX_ENCODABLE_DEPTH:
+    if (len(raw) > _MAX_ENCODABLE_DEPTH  # so many brackets need at least so many bytes
+            and raw.count(b"[") + raw.count(b"{") > _MAX_ENCODABLE_DEPTH):
         try:
             orjson.dumps(obj)
         except TypeError as exc:
             raise EnvelopeError("invalid_json", f"nested deeper than {_MAX_ENCODABLE_DEPTH} "
                                 "levels", raw) from exc
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         got = type(obj).__name__
         raise EnvelopeError("not_an_object", f"expected a JSON object, got {got}", raw)
+    # The worker decodes every job: one lookup per field and exact type tests
+    # (orjson builds exact str/int/list/dict, and ``type(x) is int`` excludes
+    # bool). Anything unusual goes through _check for the precise reason.
+    get: Callable[[str], Any] = obj.get
+    id_, queue, task = get("id"), get("queue"), get("task")
+    attempt, max_attempts, enqueued_at = get("attempt"), get("max_attempts"), get("enqueued_at")
+    key, tenant, priority, run_at = get("key"), get("tenant"), get("priority"), get("run_at")
+    idem, errors, meta = get("idem"), get("errors"), get("meta")
+    if not (type(id_) is str and type(queue) is str and type(task) is str
+            and type(attempt) is int and type(max_attempts) is int
+            and type(enqueued_at) is int and attempt >= 1 and max_attempts >= 1
+            and (key is None or type(key) is str) and (tenant is None or type(tenant) is str)
+            and (priority is None or type(priority) is int)
+            and (run_at is None or type(run_at) is int) and (idem is None or type(idem) is str)
+            and (errors is None or type(errors) is list)
+            and (meta is None or type(meta) is dict)):
+        _check(obj, raw)
+    return Job(id_, queue, task, get("args"), key, tenant, priority or 0, attempt,
+               max_attempts, enqueued_at, run_at, idem, errors or [], meta or {})
+
+
+def _check(obj: dict[str, Any], raw: bytes) -> None:
+    """Raise the :class:`EnvelopeError` that says what is wrong with ``obj``."""
     for name, kind in _REQUIRED:
         value = obj.get(name)
         if value is None:
@@ -161,22 +186,6 @@ def decode(raw: bytes) -> Job:
             raise EnvelopeError("wrong_type", f"field {name!r} has the wrong type", raw)
     if obj["attempt"] < 1 or obj["max_attempts"] < 1:
         raise EnvelopeError("wrong_type", "attempt and max_attempts must be >= 1", raw)
-    return Job(
-        id=obj["id"],
-        queue=obj["queue"],
-        task=obj["task"],
-        args=obj.get("args"),
-        key=obj.get("key"),
-        tenant=obj.get("tenant"),
-        priority=obj.get("priority") or 0,
-        attempt=obj["attempt"],
-        max_attempts=obj["max_attempts"],
-        enqueued_at=obj["enqueued_at"],
-        run_at=obj.get("run_at"),
-        idem=obj.get("idem"),
-        errors=obj.get("errors") or [],
-        meta=obj.get("meta") or {},
-    )
 
 
 def peek_key(raw: bytes) -> bytes | None:
