@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 RevokeFn = Callable[[list[TP]], Coroutine[Any, Any, dict[TP, int]]]
-LoseFn = Callable[[list[TP]], Coroutine[Any, Any, None]]
+PartitionsFn = Callable[[list[TP]], None]
 
 
 class Fetcher:
@@ -41,13 +41,14 @@ class Fetcher:
         on_messages: called on the loop with each non-empty batch.
         on_revoke: coroutine run on the loop for revoked partitions; returns
             the offsets to store for them.
-        on_lost: coroutine run on the loop for lost partitions.
-        on_assign: called on the loop with newly assigned partitions.
+        on_lost: called on the loop with lost partitions.
+        on_assign: called on the loop with newly assigned partitions (after any
+            loss reported before it: both go through one FIFO).
     """
 
     def __init__(self, settings: Settings, topics: list[str], loop: asyncio.AbstractEventLoop,
                  on_messages: Callable[[list[Message]], None], on_revoke: RevokeFn,
-                 on_lost: LoseFn, on_assign: Callable[[list[TP]], None]) -> None:
+                 on_lost: PartitionsFn, on_assign: PartitionsFn) -> None:
         self._settings = settings
         self._topics = topics
         self._loop = loop
@@ -218,7 +219,10 @@ class Fetcher:
         tps = [(tp.topic, tp.partition) for tp in partitions]
         log.warning("lost %d partitions; their unfinished jobs will be re-delivered", len(tps))
         if not self._loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self._on_lost(tps), self._loop)
+            # Through the same FIFO as assignments: a session that expired (a
+            # frozen broker) is lost and re-assigned in quick succession, and a
+            # loss handled after the new assignment would drop its jobs for good.
+            self._loop.call_soon_threadsafe(self._on_lost, tps)
         self._forget(tps)
 
     def _forget(self, tps: list[TP]) -> None:

@@ -207,7 +207,7 @@ class Worker:
         log.info("revoked %d partitions, storing %d offsets", len(tps), len(offsets))
         return offsets
 
-    async def _lose(self, runner: Runner, tps: list[TP]) -> None:
+    def _lose(self, runner: Runner, tps: list[TP]) -> None:
         gone = set(tps)
         self._revoked |= gone
         runner.lanes.drop(lambda i: (i.topic, i.partition) in gone)
