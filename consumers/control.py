@@ -141,6 +141,10 @@ class Controls:
         """Whether ``queue`` is paused, as of the last refresh."""
         return queue in self._paused_queues
 
+    def has_paused_tenants(self, queue: str) -> bool:
+        """Whether any tenant of ``queue`` is paused, as of the last refresh."""
+        return bool(self._paused_tenants.get(queue))
+
     def is_tenant_paused(self, queue: str, tenant: str | None) -> bool:
         """Whether ``tenant`` (``None`` = ``default``) of ``queue`` is paused, as of
         the last refresh."""

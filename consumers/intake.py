@@ -20,6 +20,7 @@ from consumers.accounting import BatchMetrics
 from consumers.failure import FailureSink, Source
 from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lane
+from consumers.offsets import OffsetTracker
 from consumers.registry import App
 from jobpipe.envelope import decode, encode
 from jobpipe.errors import EnvelopeError
@@ -27,6 +28,10 @@ from jobpipe.errors import EnvelopeError
 log = logging.getLogger(__name__)
 
 TPO = tuple[str, int, int]
+
+
+def _unset(offset: int) -> None:
+    raise AssertionError("no partition yet")
 
 
 class Intake:
@@ -41,13 +46,13 @@ class Intake:
         stats: batch metrics.
         settle: called on the loop with ``(topic, partition, offset)`` of a
             message that needs no run (duplicate, parked, dead-lettered).
-        track: called with ``(topic, partition, offset)`` of every message taken in.
+        tracker: where the offset of every message taken in is recorded.
         delivered: wraps a loop callback so the producer thread may call it.
     """
 
     def __init__(self, app: App, lanes_by_topic: dict[str, Lane], markers: DoneMarkers,
                  sink: FailureSink, controls: Any, stats: BatchMetrics,
-                 settle: Callable[[TPO], None], track: Callable[[str, int, int], None],
+                 settle: Callable[[TPO], None], tracker: OffsetTracker,
                  delivered: Callable[[TPO], Callable[[], None]]) -> None:
         self._tasks = app.tasks
         self._lanes = lanes_by_topic
@@ -56,14 +61,20 @@ class Intake:
         self._controls = controls
         self._stats = stats
         self._settle = settle
-        self._track = track
+        self._tracker = tracker
         self._delivered = delivered
         self.delivering: set[TPO] = set()
 
     async def prepare(self, msgs: list[Message]) -> list[Item]:
         """Decode, check and de-duplicate one batch; returns the runnable jobs in order."""
         by_queue: dict[str, list[Item]] = {}
-        tasks, lanes, track = self._tasks, self._lanes, self._track
+        tasks, lanes, tracker = self._tasks, self._lanes, self._tracker
+        # A batch comes in runs of one partition: look up its tracker, lane and
+        # queue list once per run, not once per message.
+        run_topic, run_partition = "", -1
+        add: Callable[[int], None] = _unset
+        lane: Lane | None = None
+        queue_items: list[Item] = []
         for msg in msgs:
             err = msg.error()
             if err is not None:
@@ -73,8 +84,12 @@ class Intake:
             topic: str = msg.topic()  # type: ignore[assignment]  # set on every message
             partition: int = msg.partition()  # type: ignore[assignment]
             offset: int = msg.offset()  # type: ignore[assignment]
-            track(topic, partition, offset)
-            lane = lanes[topic]
+            if partition != run_partition or topic != run_topic or lane is None:
+                run_topic, run_partition = topic, partition
+                add = tracker.partition(topic, partition).add
+                lane = lanes[topic]
+                queue_items = by_queue.setdefault(lane.spec.name, [])
+            add(offset)
             raw = msg.value() or b""
             try:
                 job = decode(raw)
@@ -91,13 +106,15 @@ class Intake:
                 self._dead(lane, raw, "unknown_task", f"no handler for task {job.task!r}",
                            (topic, partition, offset), msg)
                 continue
-            item = Item(topic, partition, offset, msg.key(), job, task, lane,
-                        msg.timestamp()[1])
-            by_queue.setdefault(lane.spec.name, []).append(item)
+            queue_items.append(Item(topic, partition, offset, msg.key(), job, task, lane,
+                                    msg.timestamp()[1]))
         runnable: list[Item] = []
         for queue, items in by_queue.items():
-            runnable.extend(await self._unseen(queue, items))
-        if self._controls is not None and runnable:
+            if items:
+                runnable.extend(await self._unseen(queue, items))
+        controls = self._controls
+        if (controls is not None and runnable
+                and any(controls.has_paused_tenants(q) for q in by_queue)):
             runnable = await self._park_paused(runnable)
         return runnable
 

@@ -121,7 +121,7 @@ class Worker:
                           lambda tps: self._lose(runner, tps), self._revoked.difference_update)
         stored.append(fetcher)
         intake = Intake(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls, stats,
-                        runner.settle, tracker.add, runner.delivered)
+                        runner.settle, tracker, runner.delivered)
         runner.delivering = intake.delivering  # one set: bad input and failures alike
         control_topics: set[str] = set()
 
