@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from jobpipe import metrics
 from jobpipe.envelope import now_ns
 
 
-def observe_many(child: Any, values: Iterable[float]) -> None:
+def observe_many(child: Any, values: Sequence[float]) -> None:
     """Observe many values on a labelled histogram child in one go."""
     bounds = getattr(child, "_upper_bounds", None)
     buckets = getattr(child, "_buckets", None)
@@ -25,13 +26,9 @@ def observe_many(child: Any, values: Iterable[float]) -> None:
         for value in values:
             child.observe(value)
         return
-    counts = Tally(bisect_left(bounds, v) for v in values)
-    sum_s = 0.0
-    for value in values:
-        sum_s += value
-    for index, n in counts.items():
+    for index, n in Tally(map(partial(bisect_left, bounds), values)).items():
         buckets[index].inc(n)
-    total.inc(sum_s)
+    total.inc(sum(values))
 
 
 class BatchMetrics:
@@ -47,21 +44,16 @@ class BatchMetrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def finished(self, runs: list[tuple[str, str, float, int]]) -> None:
-        """Record successful jobs: ``(queue, task, run_s, enqueued_at_ns)`` each."""
-        if not runs:
+    def finished(self, queue: str, task: str, run_s: Sequence[float],
+                 enqueued_at_ns: Sequence[int]) -> None:
+        """Record successful jobs of one task: their run times and enqueue times."""
+        if not run_s:
             return
         now = now_ns()
-        by_task: dict[tuple[str, str], list[float]] = {}
-        e2e: dict[str, list[float]] = {}
-        for queue, task, run_s, enqueued_at in runs:
-            by_task.setdefault((queue, task), []).append(run_s)
-            e2e.setdefault(queue, []).append(max(0.0, (now - enqueued_at) / 1e9))
-        for (queue, task), values in by_task.items():
-            self._child(metrics.JOBS_PROCESSED, queue, task).inc(len(values))
-            observe_many(self._child(metrics.RUN_SECONDS, queue, task), values)
-        for queue, values in e2e.items():
-            observe_many(self._child(metrics.END_TO_END_SECONDS, queue), values)
+        self._child(metrics.JOBS_PROCESSED, queue, task).inc(len(run_s))
+        observe_many(self._child(metrics.RUN_SECONDS, queue, task), run_s)
+        observe_many(self._child(metrics.END_TO_END_SECONDS, queue),
+                     [max(0.0, (now - e) / 1e9) for e in enqueued_at_ns])
 
     def duplicates(self, queue: str, n: int) -> None:
         """Record skipped redeliveries of completed jobs."""

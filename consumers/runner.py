@@ -260,14 +260,22 @@ class Runner:
                 return
             if finished and self._markers is not None:
                 await self._mark(finished)
-            tracker = self.tracker
+            complete = self.tracker.complete
+            by_task: dict[tuple[str, str], list[Item]] = {}
             for item in finished:
-                tracker.complete(item.topic, item.partition, item.offset)
+                complete(item.topic, item.partition, item.offset)
+                job = item.job
+                same = by_task.get((job.queue, job.task))
+                if same is None:
+                    by_task[job.queue, job.task] = [item]
+                else:
+                    same.append(item)
             for topic, partition, offset in settled:
-                tracker.complete(topic, partition, offset)
-            self._stats.finished([(i.job.queue, i.job.task, i.run_s,
-                                   i.job.enqueued_at) for i in finished])
-            self._store(tracker.take_committable())
+                complete(topic, partition, offset)
+            for (queue, task), items in by_task.items():
+                self._stats.finished(queue, task, [i.run_s for i in items],
+                                     [i.job.enqueued_at for i in items])
+            self._store(self.tracker.take_committable())
 
     async def _mark(self, finished: list[Item]) -> None:
         by_queue: dict[str, tuple[int, list[str]]] = {}
