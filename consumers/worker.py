@@ -12,6 +12,7 @@ what finished, close. A second signal exits at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -43,6 +44,18 @@ from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 IDLE_QUIET_S = 0.3  # run_until_idle: locally idle this long before asking the broker
+# Each job allocates ~10 container objects (args, Job, Item, JobContext,
+# coroutines...), so with CPython's default gen-0 threshold (700) the cyclic
+# collector ran every ~70 jobs and took ~15% of a no-op job's CPU. A process that
+# runs a worker collects young objects every this many allocations instead.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_gc() -> None:
+    """Raise the gen-0 collection threshold to GC_YOUNG_THRESHOLD (never lower it)."""
+    young, middle, old = gc.get_threshold()
+    if 0 < young < GC_YOUNG_THRESHOLD:
+        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 class Worker:
@@ -70,6 +83,7 @@ class Worker:
 
     def run(self) -> None:
         """Run until SIGTERM, SIGINT or :meth:`stop`; returns after a clean shutdown."""
+        _tune_gc()
         uvloop.run(self._main(idle_timeout_s=None, signals=True))
 
     async def async_run(self) -> None:
@@ -80,6 +94,7 @@ class Worker:
     def run_until_idle(self, timeout_s: float = 60.0) -> bool:
         """Run until no job is waiting (group lag 0 on its topics), none is running and
         offsets are committed; ``False`` if that did not happen within ``timeout_s``."""
+        _tune_gc()
         return bool(uvloop.run(self._main(idle_timeout_s=timeout_s, signals=False)))
 
     def stop(self) -> None:
