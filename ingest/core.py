@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-import uuid_utils
-
 from ingest.backoff import Attempts
 from ingest.options import JobOptions, Resolved
 from ingest.plan import PlanBuilder, PushPlan, QueueLayout
@@ -23,6 +21,7 @@ from ingest.template import EnvelopeTemplate
 from jobpipe import tracing
 from jobpipe.envelope import now_ns
 from jobpipe.errors import JobRejected, JobTooLarge, QueueFull, UnknownQueue
+from jobpipe.ids import new_job_ids
 from jobpipe.settings import Settings
 from jobpipe.topology import shard_for
 
@@ -104,8 +103,7 @@ class Intake:
         if n == 0:
             return builder.build([])
         template = _template(queue, task, opts, now)
-        new_id = uuid_utils.uuid7
-        ids = [str(new_id()) for _ in range(n)]
+        ids = new_job_ids(n, now)
         jobs = template.render_many(ids, args_list if isinstance(args_list, list)
                                     else list(args_list))
         _check_size(queue, spec.max_job_bytes, jobs)
@@ -131,6 +129,7 @@ class Intake:
         template: EnvelopeTemplate | None = None
         opts: Resolved | None = None
         meta: dict[str, str] = dict(tracing.inject({}))
+        fresh_ids = new_job_ids(len(requests), now)
         for index, request in enumerate(requests):
             try:
                 if last != (request.task, request.options) or template is None or opts is None:
@@ -138,7 +137,7 @@ class Intake:
                     opts = request.options.resolve(spec, now)
                     template = _template(queue, request.task, opts, now, meta)
                     last = (request.task, request.options)
-                job_id = str(uuid_utils.uuid7())
+                job_id = fresh_ids[index]
                 job = template.render(job_id, request.args)
                 _check_size(queue, spec.max_job_bytes, [job])
             except JobRejected as exc:
