@@ -5,7 +5,8 @@ Every consumer call (``consume``, ``store_offsets``, ``pause``, ``commit``,
 to it through thread-safe requests: offsets to store, topics to pause, and
 arbitrary calls (:meth:`Fetcher.call`). Rebalance callbacks run here too; a
 revoke waits (bounded) for the loop to finish the revoked partitions' jobs and
-stores what finished, then commits it synchronously.
+stores what finished, then commits it synchronously. A consumer whose group
+membership stays stuck (see :mod:`consumers.group_health`) is replaced.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumers.group_health import (
+    Generations,
+    GroupHealth,
+    close_in_background,
+    is_stuck,
+)
 from jobpipe import metrics, names
 from jobpipe.connections import kafka_consumer_config
 from jobpipe.settings import Settings
@@ -68,6 +75,8 @@ class Fetcher:
         self.backlog_max = 4 * settings.worker.batch_max
         self._stop = threading.Event()
         self._closing = False
+        self._generations = Generations()
+        self._health = GroupHealth(settings.worker.group_stuck_s, time.monotonic())
         self._thread = threading.Thread(target=self._run, name="jobpipe-fetcher", daemon=True)
 
     # --- called from the loop ----------------------------------------------------------
@@ -105,17 +114,13 @@ class Fetcher:
     # --- the consumer thread -----------------------------------------------------------
 
     def _run(self) -> None:
-        worker = self._settings.worker
-        conf = kafka_consumer_config(
-            self._settings.kafka, names.group_id(self._settings.namespace, "workers"),
-            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
-               "statistics.interval.ms": 5000, "stats_cb": self._on_stats})
-        consumer = Consumer(conf)
-        consumer.subscribe(self._topics, on_assign=self._assigned, on_revoke=self._revoked,
-                           on_lost=self._lost)
+        consumer = self._new_consumer()
         try:
             while not self._stop.is_set():
                 self._service(consumer)
+                if is_stuck(self._settings.kafka, self._health, self._topics[0], "worker consumer"):
+                    consumer = self._replace(consumer)
+                    continue
                 if not self.fetching:
                     # Every partition is paused: consume only serves callbacks; a
                     # straggler is dropped unstored, so it is simply re-delivered.
@@ -124,7 +129,7 @@ class Fetcher:
                 if self.handed - self.prepared > self.backlog_max:
                     time.sleep(0.002)  # the loop is behind: let it catch up
                     continue
-                msgs = consumer.consume(worker.batch_max, 0.05)
+                msgs = consumer.consume(self._settings.worker.batch_max, 0.05)
                 if msgs:
                     self.handed += len(msgs)
                     self._loop.call_soon_threadsafe(self._on_messages, msgs)
@@ -141,6 +146,28 @@ class Fetcher:
                     log.warning("final commit failed: %s", exc)
             consumer.close()
             log.info("consumer closed")
+
+    def _new_consumer(self) -> Consumer:
+        """A consumer whose callbacks are ignored once it is replaced."""
+        bind = self._generations.next()
+        worker = self._settings.worker
+        self._health = GroupHealth(worker.group_stuck_s, time.monotonic())
+        conf = kafka_consumer_config(
+            self._settings.kafka, names.group_id(self._settings.namespace, "workers"),
+            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
+               "statistics.interval.ms": 5000, "stats_cb": bind(self._on_stats)})
+        consumer = Consumer(conf)
+        consumer.subscribe(self._topics, on_assign=bind(self._assigned),
+                           on_revoke=bind(self._revoked), on_lost=bind(self._lost))
+        return consumer
+
+    def _replace(self, stuck: Consumer) -> Consumer:
+        """Give up a consumer whose group membership is stuck: its partitions are lost
+        (their unfinished jobs re-delivered) and a new member joins in its place."""
+        self._lost(stuck, [TopicPartition(t, p) for t, p in self.assignment])
+        fresh = self._new_consumer()
+        close_in_background(stuck)
+        return fresh
 
     def _service(self, consumer: Consumer) -> None:
         with self._lock:
@@ -235,6 +262,7 @@ class Fetcher:
     def _on_stats(self, raw: str) -> None:
         try:
             stats = orjson.loads(raw)
+            self._health.observe(stats, time.monotonic())
             for topic, body in stats.get("topics", {}).items():
                 lag = 0
                 for part in body.get("partitions", {}).values():
@@ -243,4 +271,3 @@ class Fetcher:
                 metrics.CONSUMER_LAG.labels(topic).set(lag)
         except Exception as exc:  # stats are best effort
             log.debug("bad statistics: %s", exc)
-

@@ -7,7 +7,8 @@ jitter (see :mod:`consumers.due`). Retries not yet due wait in memory in a
 waiting retry never blocks fresh work, a later-due retry never holds back an
 earlier-due one (even in the same partition), and a burst of failures that
 jitter spread out goes back spread out. Past ``HOLD_MAX_BYTES`` held, the
-relay pauses its partitions until half of that has left.
+relay pauses its partitions until half of that has left. A consumer whose group
+membership stays stuck is replaced (see :mod:`consumers.group_health`).
 
 Due messages are produced unchanged (value, key, headers) to the main topic of
 the job's priority level. A partition's offset is stored only up to its first
@@ -23,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+import orjson
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
@@ -42,6 +44,12 @@ from consumers.due import (
     priority_level,
     tier_routes,
     wait_ms,
+)
+from consumers.group_health import (
+    Generations,
+    GroupHealth,
+    close_in_background,
+    is_stuck,
 )
 from consumers.offsets import OffsetTracker
 from jobpipe import metrics, names
@@ -89,6 +97,8 @@ class RetryRelay:
         self._hold_max_bytes = hold_max_bytes
         self._throttled = False
         self._producer: Producer | None = None
+        self._generations = Generations()
+        self._health = GroupHealth(settings.worker.group_stuck_s, time.monotonic())
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set (blocking; run it on a thread).
@@ -97,14 +107,15 @@ class RetryRelay:
         """
         if not self._routes:
             return
-        kafka = self._settings.kafka
-        consumer = Consumer(kafka_consumer_config(kafka, names.group_id(self._ns, "retry")))
-        producer = self._producer = Producer(kafka_producer_config(kafka, **{"linger.ms": 5}))
-        consumer.subscribe(list(self._routes), on_assign=self._on_assign,
-                           on_revoke=self._on_revoke, on_lost=self._on_lost)
+        producer = self._producer = Producer(
+            kafka_producer_config(self._settings.kafka, **{"linger.ms": 5}))
+        consumer = self._new_consumer()
         log.info("retry relay started on %d tier topics", len(self._routes))
+        a_topic = next(iter(self._routes))
         try:
             while not stop.is_set():
+                if is_stuck(self._settings.kafka, self._health, a_topic, "retry relay"):
+                    consumer = self._replace(consumer)
                 for msg in self._waiting.pop_due(_now_ms()):
                     self._send(producer, msg)
                 producer.poll(0)  # delivery reports complete offsets
@@ -121,6 +132,33 @@ class RetryRelay:
             self._commit(consumer)
             consumer.close()
             log.info("retry relay stopped")
+
+    def _new_consumer(self) -> Consumer:
+        """A consumer whose callbacks are ignored once it is replaced."""
+        bind = self._generations.next()
+        self._health = GroupHealth(self._settings.worker.group_stuck_s, time.monotonic())
+        conf = kafka_consumer_config(self._settings.kafka, names.group_id(self._ns, "retry"),
+                                     **{"statistics.interval.ms": 5000,
+                                        "stats_cb": bind(self._on_stats)})
+        consumer = Consumer(conf)
+        consumer.subscribe(list(self._routes), on_assign=bind(self._on_assign),
+                           on_revoke=bind(self._on_revoke), on_lost=bind(self._on_lost))
+        return consumer
+
+    def _replace(self, stuck: Consumer) -> Consumer:
+        """Give up a consumer whose group membership is stuck (see
+        :mod:`consumers.group_health`); what it held is read again by the new one."""
+        self._forget(stuck.assignment())
+        self._throttled = False
+        fresh = self._new_consumer()
+        close_in_background(stuck)
+        return fresh
+
+    def _on_stats(self, raw: str) -> None:
+        try:
+            self._health.observe(orjson.loads(raw), time.monotonic())
+        except orjson.JSONDecodeError as exc:  # stats are best effort
+            log.debug("bad statistics: %s", exc)
 
     # --- partitions -------------------------------------------------------------------
 

@@ -138,6 +138,9 @@ class WorkerSettings:
         revoke_timeout_s: on a rebalance, how long revoked partitions' jobs may finish.
         commit_interval_s: how often completed offsets are committed.
         control_interval_s: how often pause flags are re-read.
+        group_stuck_s: a consumer whose group membership has not settled for
+            this long while the broker answers is replaced (a librdkafka client
+            can stay stuck after its coordinator stopped answering for a while).
     """
 
     concurrency: int = 256
@@ -147,8 +150,11 @@ class WorkerSettings:
     revoke_timeout_s: float = 10.0
     commit_interval_s: float = 1.0
     control_interval_s: float = 1.0
+    group_stuck_s: float = 60.0
 
     def __post_init__(self) -> None:
+        if self.group_stuck_s <= 0:
+            raise ConfigError("worker.group_stuck_s: must be > 0")
         if self.concurrency < 1 or self.processes < 1 or self.batch_max < 1:
             raise ConfigError("worker: concurrency, processes and batch_max must be >= 1")
 

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from consumers.dlq_record import REASON
 from consumers.due import jitter_header
+from consumers.group_health import GroupHealth
 from consumers.retry_relay import RetryRelay
 from jobpipe import names
 from jobpipe.admin import apply_topics
@@ -137,3 +138,21 @@ def test_jitter_lets_a_later_retry_of_the_same_partition_leave_first_and_a_held_
     with relay_running(relay_settings):
         got = read_topics(relay_settings, [main], 3)
     assert sorted(decode(m.value()).task for _, m in got) == ["early", "early", "late"]
+
+
+def test_a_stuck_consumer_is_replaced_and_its_held_retry_still_goes_out(
+        relay_settings, read_topics: Reader):
+    ns = relay_settings.namespace
+    job = make_job(task="held")
+    with relay_running(relay_settings) as relay:
+        produce(relay_settings, names.retry_topic(ns, "default", 1), [(b"k", encode(job))],
+                [jitter_header(3.0)], partition=0)
+        deadline = time.monotonic() + 20
+        while len(relay._waiting) == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(relay._waiting) == 1
+        # Fault injection: its group looks unsettled for ages; the broker answers.
+        relay._health = GroupHealth(0.001, now=0.0)
+        got = read_topics(relay_settings, [names.main_topic(ns, "default")], 1, timeout_s=40)
+        assert len(relay._waiting) == 0
+    assert [decode(m.value()).id for _, m in got] == [job.id]

@@ -93,7 +93,7 @@ class Pipeline:
                                    "heartbeat.interval.ms": "1000"}},
             "bridge": {"heartbeat_interval_s": 0.5, "heartbeat_timeout_s": 3.0,
                        "log_interval_s": 2.0},
-            "worker": {"concurrency": 32, "commit_interval_s": 0.5,
+            "worker": {"concurrency": 32, "commit_interval_s": 0.5, "group_stuck_s": 30.0,
                        "shutdown_timeout_s": 5.0, "revoke_timeout_s": 3.0},
             "queues": {"default": {"partitions": 4, "shards": 2, "retry_tiers_s": [1, 2],
                                    **(queue or {})}},

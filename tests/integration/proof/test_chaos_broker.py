@@ -31,7 +31,7 @@ def test_broker_killed_and_restarted_loses_nothing(make_pipeline, jobs):
 
 
 @pytest.mark.parametrize(("jobs", "frozen_s"), [
-    pytest.param(10_000, 10.0, id="default"),
+    pytest.param(10_000, 30.0, id="default"),
     pytest.param(100_000, 30.0, id="full", marks=pytest.mark.slow),
 ])
 def test_broker_unreachable_then_back_loses_nothing(make_pipeline, jobs, frozen_s):

@@ -1,0 +1,134 @@
+"""Is a consumer's group membership stuck? Read from librdkafka's statistics.
+
+librdkafka can get stuck after its group coordinator stopped answering for a
+while (a frozen broker): the coordinator connection keeps its requests queued
+and never sends them, the member never rejoins, and a worker with a working
+fetch connection runs nothing until restarted. A consumer whose group has not
+been ``up``/``steady`` for ``stuck_after_s`` is suspect, and the cluster is
+asked for metadata (by a fresh client) every quarter of that. A broker that is down or frozen
+(sockets open, no answers) is waited for. Once it answers, the group gets half
+of ``stuck_after_s`` more to settle by itself (right after a thaw it usually
+does); a consumer still unsettled then is stuck, and its owner replaces it.
+
+GroupHealth is pure (fed the parsed statistics JSON); the functions are what an
+owner needs to check the broker and swap a stuck consumer for a fresh one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from jobpipe.connections import kafka_admin_config
+from jobpipe.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class GroupHealth:
+    """When the group last looked healthy, when the broker was asked, and whether the
+    consumer is stuck.
+
+    Args:
+        stuck_after_s: how long the group may be joining, rebalancing or
+            looking for its coordinator before its owner asks the broker.
+        now: the monotonic time the consumer was created (joining starts then).
+    """
+
+    __slots__ = ("_answered_at", "_healthy_at", "_probed_at", "state", "stuck_after_s")
+
+    def __init__(self, stuck_after_s: float, now: float) -> None:
+        self.stuck_after_s = stuck_after_s
+        self.state = "unknown"  # the last reported "<state>/<join_state>", for logs
+        self._healthy_at = now
+        self._probed_at = float("-inf")
+        self._answered_at: float | None = None  # first answer of this unhealthy spell
+
+    def observe(self, stats: dict[str, Any], now: float) -> None:
+        """Take one statistics report (``statistics.interval.ms``)."""
+        cgrp = stats.get("cgrp") or {}
+        self.state = f"{cgrp.get('state')}/{cgrp.get('join_state')}"
+        if self.state == "up/steady":
+            self._healthy_at = now
+            self._answered_at = None
+
+    def suspect(self, now: float) -> bool:
+        """Unhealthy for longer than ``stuck_after_s``, and the broker was not asked in
+        the last quarter of that: time to ask it."""
+        return (now - self._healthy_at > self.stuck_after_s
+                and now - self._probed_at > self.stuck_after_s / 4)
+
+    def probed(self, now: float, answered: bool) -> None:
+        """The broker was asked at ``now``; whether it answered."""
+        self._probed_at = now
+        if not answered:
+            self._answered_at = None
+        elif self._answered_at is None:
+            self._answered_at = now
+
+    def stuck(self, now: float) -> bool:
+        """Still unhealthy although the broker has been answering for half of
+        ``stuck_after_s``."""
+        return (self._answered_at is not None
+                and now - self._answered_at >= self.stuck_after_s / 2)
+
+    def unhealthy_s(self, now: float) -> float:
+        """Seconds since the group last looked healthy."""
+        return now - self._healthy_at
+
+
+def is_stuck(kafka: KafkaSettings, health: GroupHealth, topic: str, who: str) -> bool:
+    """Whether a consumer is stuck (see the module): when ``health`` says its group is
+    suspect, asks the cluster for ``topic``'s metadata (5 s at most) through a fresh
+    client, since a stuck consumer's own broker connections may be stuck too."""
+    now = time.monotonic()
+    if not health.suspect(now):
+        return False
+    try:
+        AdminClient(kafka_admin_config(kafka)).list_topics(topic, timeout=5.0)
+    except KafkaException as exc:
+        health.probed(now, answered=False)
+        log.warning("%s: group not settled for %.0f s (%s) and the broker does not answer "
+                    "(%s); waiting for it", who, health.unhealthy_s(now), health.state, exc)
+        return False
+    health.probed(now, answered=True)
+    if not health.stuck(now):
+        log.warning("%s: group not settled for %.0f s (%s); the broker answers, giving "
+                    "the group a moment", who, health.unhealthy_s(now), health.state)
+        return False
+    log.error("%s: group not settled for %.0f s (%s) although the broker answers; "
+              "replacing the consumer", who, health.unhealthy_s(now), health.state)
+    return True
+
+
+class Generations:
+    """Numbers the consumers an owner creates one after another, so the callbacks of
+    a replaced one (its close revoking its old partitions) are ignored."""
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        self.current = 0
+
+    def next(self) -> Callable[[Callable[..., None]], Callable[..., None]]:
+        """Start a new generation; returns ``bind``, which wraps a callback so it
+        runs only while this generation is the current one."""
+        self.current += 1
+        gen = self.current
+
+        def bind(fn: Callable[..., None]) -> Callable[..., None]:
+            return lambda *args: fn(*args) if gen == self.current else None
+
+        return bind
+
+
+def close_in_background(consumer: Consumer) -> None:
+    """Close a replaced consumer without waiting: it may block on its dead coordinator."""
+    threading.Thread(target=consumer.close, name="jobpipe-stuck-consumer-close",
+                     daemon=True).start()
