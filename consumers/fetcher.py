@@ -118,7 +118,7 @@ class Fetcher:
         try:
             while not self._stop.is_set():
                 self._service(consumer)
-                if is_stuck(self._settings.kafka, self._health, self._topics[0], "worker consumer"):
+                if is_stuck(self._settings.kafka, self._health, self._topics[0], "worker"):
                     consumer = self._replace(consumer)
                     continue
                 if not self.fetching:

@@ -25,6 +25,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from jobpipe import metrics
 from jobpipe.connections import kafka_admin_config
 from jobpipe.settings import KafkaSettings
 
@@ -104,6 +105,7 @@ def is_stuck(kafka: KafkaSettings, health: GroupHealth, topic: str, who: str) ->
         return False
     log.error("%s: group not settled for %.0f s (%s) although the broker answers; "
               "replacing the consumer", who, health.unhealthy_s(now), health.state)
+    metrics.CONSUMERS_REPLACED.labels(who).inc()
     return True
 
 

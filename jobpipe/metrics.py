@@ -151,6 +151,9 @@ END_TO_END_SECONDS = _histogram("jobpipe_job_end_to_end_seconds",
                                 "From enqueue to handler completion.", ["queue"])
 CONSUMER_LAG = _gauge("jobpipe_consumer_lag_messages", "Messages behind the end of each topic.",
                       ["topic"], mode="max")
+CONSUMERS_REPLACED = _counter("jobpipe_consumers_replaced_total",
+                              "Kafka consumers replaced because their group membership was stuck.",
+                              ["role"])
 
 _SUFFIXES = {"counter": ("_total",), "gauge": ("",),
              "histogram": ("_bucket", "_sum", "_count")}
