@@ -180,15 +180,19 @@ class AsyncProducer:
             raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
         if not self._checked:
             await self._check()
-        pipe = self._client.pipeline(transaction=True)
-        plan.queue_multi(pipe)
+        pool = self._client.connection_pool
+        conn = await pool.get_connection()
         try:
-            replies = await pipe.execute()
+            await conn.send_packed_command(plan.multi_commands())
+            replies = [await _reply(conn) for _ in range(plan.multi_replies())]
+        finally:
+            await pool.release(conn)
+        try:
+            backlog = plan.multi_backlog(replies)
         except redis.exceptions.ResponseError as exc:
             if is_out_of_memory(exc):
                 return PushReply(True, -1, [])
             raise
-        backlog = plan.multi_backlog(replies)
         self._core.observe(plan.queue, backlog + len(plan.ids))
         return PushReply(False, backlog, [])
 
@@ -238,3 +242,11 @@ class AsyncProducer:
             if jobs:
                 log.info("re-sent %d spooled jobs (%d calls) to Redis", jobs, sent)
         return jobs
+
+
+async def _reply(conn: Any) -> Any:
+    """One reply; an error reply is returned as its exception (the rest must be read)."""
+    try:
+        return await conn.read_response()
+    except redis.exceptions.ResponseError as exc:
+        return exc

@@ -8,6 +8,7 @@ list into one variadic push so order within a list is the order given.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,11 @@ from jobpipe.topology import QueueSpec
 
 Arg = bytes | str | int
 HEADER_ARGS = 4  # max_backlog, nb, tenant prefix, registry index
+# Jobs per LPUSH of a MULTI push: Redis parses one chunk while the next is framed.
+MULTI_CHUNK_JOBS = 4096
+_CRLF = b"\r\n"
+_MULTI = b"*1\r\n$5\r\nMULTI\r\n"
+_EXEC = b"*1\r\n$4\r\nEXEC\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +87,57 @@ class PushPlan:
         """``KEYS``/``ARGV`` of a script call that only checks the high-water mark."""
         return self.keys[: self.backlog_keys], self.args[:HEADER_ARGS]
 
-    def queue_multi(self, pipe: Any) -> None:
-        """Queue this plan of plain pushes on a MULTI pipeline (sync or asyncio:
-        queueing is the same call on both): backlog LLENs first, then the LPUSHes."""
-        assert self.lists is not None
-        for key in self.keys[: self.backlog_keys]:
-            pipe.llen(key)
-        for key, jobs in self.lists:
-            pipe.lpush(key, *jobs)
+    def multi_commands(self) -> Iterator[bytes]:
+        """This plan of plain pushes as one MULTI transaction in RESP, ready to write.
 
-    def multi_backlog(self, replies: list[int]) -> int:
-        """Jobs that were waiting before the push, from :meth:`queue_multi`'s replies."""
-        return sum(replies[: self.backlog_keys])
+        ``MULTI``, an ``LLEN`` per ready list to count, an ``LPUSH`` per list and
+        chunk of :data:`MULTI_CHUNK_JOBS` jobs (consecutive LPUSHes keep the
+        list's order), ``EXEC``; one piece per command, made as it is written,
+        so Redis parses a chunk while the next is framed. Framing here costs a
+        dict lookup and a join per job (~130 ns for a 260-byte job), where
+        redis-py's pipeline packer (a generator over every argument, then
+        hiredis) took ~360 ns.
+        :meth:`multi_backlog` reads the :meth:`multi_replies` replies.
+        """
+        assert self.lists is not None
+        yield _MULTI + b"".join(_command(b"LLEN", key.encode())
+                                for key in self.keys[: self.backlog_keys])
+        frames = _Frames()
+        for key, jobs in self.lists:
+            head = _bulk(key.encode())
+            for start in range(0, len(jobs), MULTI_CHUNK_JOBS):
+                chunk = jobs[start : start + MULTI_CHUNK_JOBS]
+                parts = [_CRLF] * (3 * len(chunk))  # $<len> CRLF, job, CRLF
+                parts[0::3] = map(frames.__getitem__, map(len, chunk))
+                parts[1::3] = chunk
+                yield b"*%d\r\n$5\r\nLPUSH\r\n%s%s" % (len(chunk) + 2, head, b"".join(parts))
+        yield _EXEC
+
+    def multi_replies(self) -> int:
+        """How many replies :meth:`multi_commands` gets: MULTI, one per command, EXEC."""
+        assert self.lists is not None
+        pushes = sum(-(-len(jobs) // MULTI_CHUNK_JOBS) for _, jobs in self.lists)
+        return 2 + self.backlog_keys + pushes
+
+    def multi_backlog(self, replies: list[Any]) -> int:
+        """Jobs that were waiting before the push, from the replies to
+        :meth:`multi_commands` (an error reply given as its exception).
+
+        Raises:
+            redis.exceptions.ResponseError: the first error, as redis-py's
+                pipeline would: a command refused while queueing (the EXEC
+                then aborted and nothing was written), else one failed in EXEC.
+        """
+        *queueing, executed = replies
+        for reply in queueing:
+            if isinstance(reply, Exception):
+                raise reply
+        if isinstance(executed, Exception):
+            raise executed
+        for reply in executed:
+            if isinstance(reply, Exception):
+                raise reply
+        return sum(executed[: self.backlog_keys])
 
     def result_ids(self, unique_ids: list[str]) -> list[str]:
         """The ids to hand back: a duplicate unique job gets the first job's id."""
@@ -102,6 +147,22 @@ class PushPlan:
         for index, owner in zip(self.unique_jobs, unique_ids, strict=False):
             out[index] = owner
         return out
+
+
+class _Frames(dict[int, bytes]):
+    """RESP bulk-string headers (``$<len>\\r\\n``) by length, made once each."""
+
+    def __missing__(self, length: int) -> bytes:
+        frame = self[length] = b"$%d\r\n" % length
+        return frame
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _command(name: bytes, *args: bytes) -> bytes:
+    return b"*%d\r\n%s%s" % (len(args) + 1, _bulk(name), b"".join(map(_bulk, args)))
 
 
 class PlanBuilder:

@@ -168,18 +168,28 @@ class Producer:
         return self._multi(plan)
 
     def _multi(self, plan: PushPlan) -> PushReply:
-        """Plain pushes as MULTI/LPUSH/EXEC: no Lua, so no per-argument Lua strings."""
+        """Plain pushes as MULTI/LPUSH/EXEC: no Lua, so no per-argument Lua strings.
+
+        Written on one pooled connection as :meth:`PushPlan.multi_commands`
+        frames them; every reply is read before any error is raised, and a
+        connection that failed mid-way is dropped by redis-py (Redis discards
+        the open MULTI with it, so nothing was written).
+        """
         if not self._checked:
             self._check()
-        pipe = self._redis.pipeline(transaction=True)
-        plan.queue_multi(pipe)
+        pool = self._redis.connection_pool
+        conn = pool.get_connection()
         try:
-            replies = pipe.execute()
+            conn.send_packed_command(plan.multi_commands())
+            replies = [_reply(conn) for _ in range(plan.multi_replies())]
+        finally:
+            pool.release(conn)
+        try:
+            backlog = plan.multi_backlog(replies)
         except redis.exceptions.ResponseError as exc:
             if is_out_of_memory(exc):
                 return PushReply(True, -1, [])
             raise
-        backlog = plan.multi_backlog(replies)
         self._core.observe(plan.queue, backlog + len(plan.ids))
         return PushReply(False, backlog, [])
 
@@ -228,3 +238,11 @@ class Producer:
             if jobs:
                 log.info("re-sent %d spooled jobs (%d calls) to Redis", jobs, sent)
         return jobs
+
+
+def _reply(conn: Any) -> Any:
+    """One reply; an error reply is returned as its exception (the rest must be read)."""
+    try:
+        return conn.read_response()
+    except redis.exceptions.ResponseError as exc:
+        return exc

@@ -98,3 +98,41 @@ def test_require_safe_off_only_warns(private_redis, make_settings, caplog):
     with caplog.at_level(logging.WARNING), Producer(settings) as producer:
         producer.enqueue("default", "t", 1)
     assert "allkeys-lru" in caplog.text
+
+
+def test_a_big_batch_refused_by_a_full_redis_writes_nothing_and_the_link_stays_usable(
+        private_redis, make_settings, namespace):
+    from jobpipe.errors import QueueFull
+
+    server = private_redis()
+    client = redis.Redis.from_url(server.url)
+    producer = Producer(_settings(make_settings, server.url, deadline_s=0.2))
+    client.config_set("maxmemory", 1)  # over maxmemory: every LPUSH is refused (OOM)
+    with pytest.raises(QueueFull):
+        producer.enqueue_many("default", "t", list(range(1000)))  # MULTI path
+    assert client.keys(f"{namespace}:*") == []
+    client.config_set("maxmemory", 0)
+    ids = producer.enqueue_many("default", "t", list(range(1000)))  # same pooled connection
+    lists = [names.ready_key(namespace, "default", shard) for shard in range(2)]
+    assert sum(client.llen(key) for key in lists) == len(ids) == 1000
+    producer.close()
+    client.close()
+
+
+async def test_async_big_batch_refused_by_a_full_redis_writes_nothing(private_redis,
+                                                                       make_settings,
+                                                                       namespace):
+    from jobpipe.errors import QueueFull
+
+    server = private_redis()
+    client = redis.Redis.from_url(server.url)
+    async with AsyncProducer(_settings(make_settings, server.url, deadline_s=0.2)) as producer:
+        client.config_set("maxmemory", 1)
+        with pytest.raises(QueueFull):
+            await producer.enqueue_many("default", "t", list(range(1000)))
+        assert client.keys(f"{namespace}:*") == []
+        client.config_set("maxmemory", 0)
+        ids = await producer.enqueue_many("default", "t", list(range(1000)))
+    lists = [names.ready_key(namespace, "default", shard) for shard in range(2)]
+    assert sum(client.llen(key) for key in lists) == len(ids) == 1000
+    client.close()

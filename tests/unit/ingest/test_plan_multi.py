@@ -1,0 +1,62 @@
+"""A plain plan framed as one MULTI transaction: the same RESP hiredis would pack."""
+
+from __future__ import annotations
+
+import hiredis
+import pytest
+import redis.exceptions
+
+from ingest.plan import MULTI_CHUNK_JOBS, PushPlan
+
+
+def _plan(lists: list[tuple[str, list[bytes]]], backlog_keys: int) -> PushPlan:
+    keys = [key for key, _ in lists][:backlog_keys]
+    ids = [str(i) for _, jobs in lists for i in range(len(jobs))]
+    return PushPlan("q", keys, [], ids, lists=lists, backlog_keys=backlog_keys)
+
+
+def _commands(wire: bytes) -> list[list[bytes]]:
+    reader = hiredis.Reader()
+    reader.feed(wire)
+    out = []
+    while (command := reader.gets()) is not False:
+        out.append(command)
+    return out
+
+
+def test_the_transaction_counts_then_pushes_every_list_in_order() -> None:
+    jobs = [b'{"n":%d}' % i + b"x" * (i % 7) for i in range(2 * MULTI_CHUNK_JOBS + 3)]
+    plan = _plan([("ns:{q}:ready:0", jobs), ("ns:{q}:ready:\u00e9", [b"", b"\r\n"])], 2)
+    pieces = list(plan.multi_commands())
+    wire = b"".join(pieces)
+    expected = ([[b"MULTI"], [b"LLEN", b"ns:{q}:ready:0"],
+                 [b"LLEN", "ns:{q}:ready:\u00e9".encode()]]
+                + [[b"LPUSH", b"ns:{q}:ready:0", *jobs[s : s + MULTI_CHUNK_JOBS]]
+                   for s in range(0, len(jobs), MULTI_CHUNK_JOBS)]
+                + [[b"LPUSH", "ns:{q}:ready:\u00e9".encode(), b"", b"\r\n"], [b"EXEC"]])
+    assert _commands(wire) == expected
+    assert wire == b"".join(hiredis.pack_command(tuple(command)) for command in expected)
+    assert plan.multi_replies() == len(expected)
+    assert len(pieces) == len(expected) - 2  # MULTI and both LLENs go as one piece
+
+
+def test_the_backlog_is_the_sum_of_the_counted_lists() -> None:
+    plan = _plan([("a", [b"1"]), ("b", [b"2"])], 2)
+    assert plan.multi_backlog([b"OK", b"QUEUED", b"QUEUED", b"QUEUED", b"QUEUED",
+                               [3, 4, 4, 5]]) == 7
+
+
+def test_an_error_while_queueing_is_raised_not_the_exec_abort() -> None:
+    plan = _plan([("a", [b"1"])], 1)
+    oom = redis.exceptions.OutOfMemoryError("command not allowed when used memory > "
+                                            "'maxmemory'.")
+    abort = redis.exceptions.ExecAbortError("Transaction discarded")
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        plan.multi_backlog([b"OK", b"QUEUED", oom, abort])
+
+
+def test_an_error_inside_exec_is_raised() -> None:
+    plan = _plan([("a", [b"1"])], 1)
+    wrong = redis.exceptions.ResponseError("WRONGTYPE Operation against a key")
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        plan.multi_backlog([b"OK", b"QUEUED", b"QUEUED", [0, wrong]])
