@@ -102,22 +102,11 @@ def make_stack(tmp_path) -> Iterator[Callable[..., PrivateStack]]:
 
 
 CHAOS_TIMEOUT_S = 420
-CHAOS_RERUNS = 1
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Chaos tests wait up to a few minutes on their own (with the processes' logs in
-    the failure); pytest-timeout's suite default must not cut them short first.
-
-    They also get one rerun: the broker-freeze scenario hung once in a dozen runs
-    (an open issue, see docs/reliability.md). A rerun is reported as ``R`` in the
-    output and counted in the summary, so a flake stays visible; a scenario that
-    fails twice fails the suite.
-    """
+    the failure); pytest-timeout's suite default must not cut them short first."""
     for item in items:
-        if not item.get_closest_marker("chaos"):
-            continue
-        if not item.get_closest_marker("timeout"):
+        if item.get_closest_marker("chaos") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(CHAOS_TIMEOUT_S))
-        if not item.get_closest_marker("flaky"):
-            item.add_marker(pytest.mark.flaky(reruns=CHAOS_RERUNS))
