@@ -2,13 +2,14 @@
 
 librdkafka can get stuck after its group coordinator stopped answering for a
 while (a frozen broker): the coordinator connection keeps its requests queued
-and never sends them, the member never rejoins, and a worker with a working
-fetch connection runs nothing until restarted. A consumer whose group has not
-been ``up``/``steady`` for ``stuck_after_s`` is suspect, and the cluster is
-asked for metadata (by a fresh client) every quarter of that. A broker that is down or frozen
-(sockets open, no answers) is waited for. Once it answers, the group gets half
-of ``stuck_after_s`` more to settle by itself (right after a thaw it usually
-does); a consumer still unsettled then is stuck, and its owner replaces it.
+and never sends them, the member never rejoins, and the worker runs nothing
+until restarted. A consumer whose group has not been ``up``/``steady`` for
+``stuck_after_s`` is suspect, and the cluster is asked for metadata (by a fresh
+client: the stuck one's connections may be stuck too) every quarter of that. A
+broker that is down or frozen (sockets open, no answers) is waited for. Once it
+answers, the group gets half of ``stuck_after_s`` more to settle by itself
+(right after a thaw it usually does); a consumer still unsettled then is stuck,
+and its owner replaces it.
 
 GroupHealth is pure (fed the parsed statistics JSON); the functions are what an
 owner needs to check the broker and swap a stuck consumer for a fresh one.
