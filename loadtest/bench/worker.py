@@ -1,10 +1,12 @@
 """``jobpipe bench worker``: no-op jobs/s of the worker, beside Celery in the same run.
 
-Pre-fills a fresh namespace's main topic with N no-op jobs (not timed), then
-times workers draining it with 1 process and with 2 processes (each a forked
-child running ``Worker.run_until_idle``; the rate is jobs / (last completion -
-first completion), so group join time is not counted). Idempotency markers
-are on, as in production. Then the same no-op through Celery (Redis broker,
+Pre-fills a fresh namespace's main topic with N no-op jobs while the queue is
+paused (not timed), starts 1 and then 2 worker processes (forked children
+running ``Worker.run_until_idle``), waits until they have joined the group and
+share its 6 partitions evenly, then resumes the queue. The rate is jobs /
+(last completion - first completion) over every process, so group join and
+rebalances are not timed, and every process drains from the start.
+Idempotency markers are on, as in production. Then the same no-op through Celery (Redis broker,
 database 15 of the same Redis, ``--pool solo`` and prefork ``-c 2``): a queue
 pre-filled with ``apply_async``, rate from the queue draining.
 """
@@ -34,9 +36,8 @@ from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
 
 QUEUE = "bench"
-MARK_EVERY = 1024
+PARTITIONS = 6
 _clock: dict[str, float] = {}
-_marks: list[float] = []  # wall time of every MARK_EVERY-th completion in this process
 
 
 def _bench_app() -> Any:
@@ -50,9 +51,7 @@ def _bench_app() -> Any:
         if "first" not in _clock:
             _clock["first"] = now
         _clock["last"] = now
-        n = _clock["n"] = _clock.get("n", 0) + 1
-        if n % MARK_EVERY == 0:
-            _marks.append(now)
+        _clock["n"] = _clock.get("n", 0) + 1
 
     return app
 
@@ -61,8 +60,7 @@ def _child(settings: Settings, out: Any) -> None:
     from consumers import Worker
 
     ok = Worker(settings, _bench_app(), retry_relay=False).run_until_idle(600)
-    out.put((ok, int(_clock.get("n", 0)), _clock.get("first", 0.0), _clock.get("last", 0.0),
-             _marks))
+    out.put((ok, int(_clock.get("n", 0)), _clock.get("first", 0.0), _clock.get("last", 0.0)))
 
 
 def _fill(settings: Settings, jobs: int) -> None:
@@ -74,50 +72,93 @@ def _fill(settings: Settings, jobs: int) -> None:
                          enqueued_at=now_ns()))
         while True:
             try:
-                producer.produce(topic, raw)
+                producer.produce(topic, raw, partition=i % PARTITIONS)  # even shares
                 break
             except BufferError:
                 producer.poll(0.05)
     producer.flush(120)
 
 
+def _delete_keys(client: redis.Redis[bytes], pattern: str) -> None:
+    """Delete every key matching ``pattern`` (a run leaves one done marker per job),
+    one UNLINK per scanned page instead of one round trip per key."""
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+
+
+def _wait_assigned(settings: Settings, processes: int, partitions: int,
+                   timeout_s: float = 60.0) -> None:
+    """Wait until ``processes`` group members hold an even share of ``partitions``."""
+    admin = AdminClient(kafka_admin_config(settings.kafka))
+    group = names.group_id(settings.namespace, "workers")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            desc = admin.describe_consumer_groups([group])[group].result(timeout=5)
+        except Exception:
+            desc = None
+        if desc is not None and len(desc.members) == processes:
+            shares = [len(m.assignment.topic_partitions) for m in desc.members]
+            if sum(shares) == partitions and max(shares) - min(shares) <= 1:
+                return
+        time.sleep(0.1)
+    raise click.ClickException(f"{processes} workers did not share {partitions} partitions "
+                               f"within {timeout_s:.0f} s")
+
+
 def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
-    """Jobs/s of ``processes`` workers draining ``jobs`` pre-filled no-op jobs."""
+    """Jobs/s of ``processes`` workers draining ``jobs`` pre-filled no-op jobs.
+
+    The queue is paused while it is filled and while the workers join the group
+    and settle their partitions; the clock starts at the first job run after
+    the resume and stops at the last, so every process drains from the start.
+    """
+    from consumers.control import pause_queue, resume_queue
+
     ns = f"bench{uuid.uuid4().hex[:8]}"
-    spec = QueueSpec(QUEUE, partitions=6, retry_tiers_s=(1.0,))
-    settings = replace(base, namespace=ns, topology=Topology({QUEUE: spec}))
+    spec = QueueSpec(QUEUE, partitions=PARTITIONS, retry_tiers_s=(1.0,))
+    # Workers re-read pause flags every control_interval_s: poll fast so they all
+    # see the resume within a few ms of each other.
+    settings = replace(base, namespace=ns, topology=Topology({QUEUE: spec}),
+                       worker=replace(base.worker, control_interval_s=0.02))
+    client = redis.Redis.from_url(settings.redis.url)
     apply_topics(settings)
     try:
+        pause_queue(client, ns, QUEUE)
         _fill(settings, jobs)
         ctx = multiprocessing.get_context("fork")
         out = ctx.Queue()
         children = [ctx.Process(target=_child, args=(settings, out)) for _ in range(processes)]
         for child in children:
             child.start()
+        _wait_assigned(settings, processes, PARTITIONS)
+        time.sleep(1.0)  # assignment callbacks run; first fetches fill the (paused) lanes
+        resume_queue(client, ns, QUEUE)
         results = [out.get(timeout=900) for _ in children]
         for child in children:
             child.join()
         done = sum(r[1] for r in results)
-        first = min(r[2] for r in results if r[1])
-        last = max(r[3] for r in results if r[1])
         if done < jobs:
             raise click.ClickException(f"only {done} of {jobs} jobs ran")
-        # Steady state: while every process was running jobs (a joining process
-        # triggers a rebalance that would otherwise be timed as work).
-        start = max(r[2] for r in results)
-        end = min(r[3] for r in results)
-        in_window = sum(MARK_EVERY for r in results for t in r[4] if start <= t <= end)
-        if end - start >= 0.5 and in_window:
-            return float(in_window / (end - start))
+        first = min(r[2] for r in results if r[1])
+        last = max(r[3] for r in results if r[1])
+        if processes > 1:
+            click.echo(f"  {processes} processes ran {sorted(r[1] for r in results)} jobs; "
+                       f"first jobs {1000 * (max(r[2] for r in results) - first):.0f} ms apart, "
+                       f"last jobs {1000 * (last - min(r[3] for r in results)):.0f} ms apart")
         return float(done / max(last - first, 1e-9))
     finally:
         admin = AdminClient(kafka_admin_config(settings.kafka))
         mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{ns}.")]
         if mine:
             admin.delete_topics(mine, operation_timeout=10)
-        client = redis.Redis.from_url(settings.redis.url)
-        for key in client.scan_iter(match=f"{ns}:*", count=1000):
-            client.delete(key)
+        _delete_keys(client, f"{ns}:*")
 
 
 def run_celery(redis_url: str, jobs: int, pool_args: list[str]) -> float:
