@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uuid_utils
 
 from jobpipe.errors import EnvelopeError
+from jobpipe.ids import new_job_ids
 
 _NULL_KEY_PREFIX = b'{"key":null'
 _KEY_PREFIX = b'{"key":"'
@@ -42,8 +42,9 @@ _MAX_ENCODABLE_DEPTH = 254
 
 
 def new_job_id() -> str:
-    """Return a fresh UUIDv7 string: unique, and sortable by creation time."""
-    return str(uuid_utils.uuid7())
+    """Return a fresh UUIDv7 string: unique, and sortable by creation time
+    (:func:`jobpipe.ids.new_job_ids` makes them in bulk)."""
+    return new_job_ids(1)[0]
 
 
 def now_ns() -> int:

@@ -15,7 +15,7 @@ kept) or a millisecond's counter runs out (the next one is borrowed). Ids of
 different processes are ordered by their millisecond.
 
 A batch of ``n`` ids costs one clock read, one lock and one string
-concatenation per id: about 60 ns an id against 350 ns for ``uuid_utils``.
+concatenation per id: about 60 ns an id against 350 ns for ``uuid_utils.uuid7``.
 """
 
 from __future__ import annotations
