@@ -129,7 +129,7 @@ class Fetcher:
                 if self.handed - self.prepared > self.backlog_max:
                     time.sleep(0.002)  # the loop is behind: let it catch up
                     continue
-                msgs = consumer.consume(self._settings.worker.batch_max, 0.05)
+                msgs = self._fetch(consumer, self._settings.worker.batch_max)
                 if msgs:
                     self.handed += len(msgs)
                     self._loop.call_soon_threadsafe(self._on_messages, msgs)
@@ -146,6 +146,23 @@ class Fetcher:
                     log.warning("final commit failed: %s", exc)
             consumer.close()
             log.info("consumer closed")
+
+    @staticmethod
+    def _fetch(consumer: Consumer, batch_max: int) -> list[Message]:
+        """What is already fetched, up to ``batch_max``; when nothing is, wait up to
+        50 ms for the first message and take what came with it.
+
+        ``consume(batch_max, timeout)`` waits for a *full* batch or the timeout:
+        at 20k jobs/s that held every job ~50 ms in the fetcher. Under load the
+        first call returns full batches anyway.
+        """
+        msgs: list[Message] = consumer.consume(batch_max, 0)
+        if msgs:
+            return msgs
+        msgs = consumer.consume(1, 0.05)
+        if msgs and batch_max > 1:
+            msgs += consumer.consume(batch_max - 1, 0)
+        return msgs
 
     def _new_consumer(self) -> Consumer:
         """A consumer whose callbacks are ignored once it is replaced."""
