@@ -153,9 +153,15 @@ class Worker:
                     await arrived.wait()
                     continue
                 msgs = arrivals.popleft()
-                items = await intake.prepare(msgs)
-                fetcher.prepared += len(msgs)
+                taken = len(msgs)
                 if self._revoked:
+                    # Fetched before their partition was lost or revoked: not ours.
+                    # Tracking them would leave offsets that never complete, and
+                    # hold that partition's commits for good if it comes back.
+                    msgs = [m for m in msgs if (m.topic(), m.partition()) not in self._revoked]
+                items = await intake.prepare(msgs) if msgs else []
+                fetcher.prepared += taken
+                if self._revoked:  # lost or revoked while they were being prepared
                     items = [i for i in items if (i.topic, i.partition) not in self._revoked]
                 if self._stopping is not None and self._stopping.is_set():
                     continue  # not started, not stored: re-delivered after restart
