@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.devstack.ports import free_port
 from jobpipe.errors import IntakeUnavailable, QueueFull
 from jobpipe.settings import Settings, load_settings
+from jobpipe.stats import take_snapshot
 from loadtest.ledger import ACCEPTED, LedgerReport, LedgerWriter, check_ledger, read_role
 from tests.private_stack import PrivateStack
 
@@ -245,6 +247,13 @@ class Pipeline:
                     raise AssertionError(f"process {proc.args} exited with {proc.returncode}"
                                          "\n" + self.logs())
             time.sleep(0.2)
+
+    def settled(self) -> bool:
+        """Every stage caught up: nothing left in Redis (ready, delayed, in flight,
+        parked) and the workers' committed offsets at the end of the main topics."""
+        group = names.group_id(self.settings.namespace, "workers")
+        return all(q.backlog == 0 and q.group_lag(group) == 0
+                   for q in take_snapshot(self.settings).queues)
 
     def wait_all_done(self, timeout_s: float = 120.0, dead_lettered: bool = False) -> LedgerReport:
         """Wait until every accepted job was executed (or dead-lettered)."""

@@ -28,6 +28,8 @@ def test_broker_killed_and_restarted_loses_nothing(make_pipeline, jobs):
     print(Figures("broker kill -9 + restart", report).line())
     assert report.lost == 0, report.lost_ids
     assert report.unexpected == 0
+    # Resumed means caught up too: Redis empty, every offset committed.
+    p.wait_for(p.settled, 60, "Redis to empty and the workers' commits to catch up")
 
 
 @pytest.mark.parametrize(("jobs", "frozen_s"), [
@@ -52,3 +54,4 @@ def test_broker_unreachable_then_back_loses_nothing(make_pipeline, jobs, frozen_
                                              "drained_after_thaw_s": resumed_s}).line())
     assert report.lost == 0, report.lost_ids
     assert report.unexpected == 0
+    p.wait_for(p.settled, 60, "Redis to empty and the workers' commits to catch up")
