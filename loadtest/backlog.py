@@ -5,7 +5,10 @@ and admin requests; it never joins the workers' consumer group). Redis
 backlog = ready + in flight + delayed + parked; Kafka backlog = the workers
 group's lag (end offsets minus committed offsets, committed about once a
 second, so it lags the truth by up to that long). A sample that fails (a
-broker being killed by the chaos schedule) is skipped, not fatal.
+broker being killed by the chaos schedule) is skipped, not fatal, and the next
+one uses fresh clients: an admin client can stay stuck after its broker was
+killed and restarted, which froze the backlog at its last value before the
+kill and made a drained run look undrained.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class BacklogSampler:
         self.series = BacklogSeries()
         self.start_s = start_s
         self.interval_s = interval_s
+        self._settings = settings
         self._collector = StatsCollector(settings, timeout_s=2.0)
         self._group = names.group_id(settings.namespace, "workers")
         self._lock = threading.Lock()
@@ -67,6 +71,7 @@ class BacklogSampler:
             snap = self._collector.snapshot()
         except Exception as exc:  # a killed broker or Redis: skip this sample
             log.debug("backlog sample failed: %s", exc)
+            self._renew()
             return
         redis_jobs = sum(q.backlog for q in snap.queues)
         kafka_jobs = sum(q.group_lag(self._group) for q in snap.queues)
@@ -88,6 +93,13 @@ class BacklogSampler:
         self._thread.join(timeout=10)
         self._collector.close()
         return self.series
+
+    def _renew(self) -> None:
+        """Replace the collector (its clients) with a fresh one."""
+        from jobpipe.stats import StatsCollector
+
+        self._collector.close()
+        self._collector = StatsCollector(self._settings, timeout_s=2.0)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
