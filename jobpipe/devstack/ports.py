@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from jobpipe.devstack.processes import poll_until
 from jobpipe.errors import StackError
 
 # Below Linux's ephemeral range (32768-60999), so outgoing connections do not
@@ -64,12 +65,7 @@ def port_is_free(port: int, grace_s: float = 5.0) -> bool:
     The grace covers a server killed a moment ago whose listener was seen to
     answer once more (CI saw it right after a kill -9 of the broker).
     """
-    deadline = time.monotonic() + grace_s
-    while port_answers(port):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    return poll_until(lambda: not port_answers(port), grace_s, 0.1)
 
 
 def wait_port(port: int, timeout_s: float, alive: Callable[[], bool] | None = None) -> None:

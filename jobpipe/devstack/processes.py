@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,17 @@ def _proc_state(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[0]
+
+
+def poll_until(done: Callable[[], bool], timeout_s: float, interval_s: float) -> bool:
+    """Check ``done`` every ``interval_s`` until it holds; False if it did not within
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval_s)
+    return True
 
 
 def pid_alive(pid: int) -> bool:
@@ -162,19 +173,12 @@ class OwnedProcess:
         if pid is None:
             return False
         _signal(pid, signal.SIGSTOP)
-        deadline = time.monotonic() + timeout_s
-        while _proc_state(pid) not in ("T", None) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        poll_until(lambda: _proc_state(pid) in ("T", None), timeout_s, 0.01)
         return True
 
     def wait_gone(self, pid: int, timeout_s: float) -> bool:
         """Wait until ``pid`` has exited; True when it did in time."""
-        deadline = time.monotonic() + timeout_s
-        while pid_alive(pid):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        return poll_until(lambda: not pid_alive(pid), timeout_s, 0.02)
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """SIGTERM (after SIGCONT, should it be frozen), wait, then SIGKILL.
