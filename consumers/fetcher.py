@@ -18,17 +18,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from consumers.group_health import (
-    Generations,
-    GroupHealth,
-    close_in_background,
-    is_stuck,
-)
+from consumers.group_health import GuardedConsumer
 from jobpipe import metrics, names
-from jobpipe.connections import kafka_consumer_config
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,8 +68,6 @@ class Fetcher:
         self.backlog_max = 4 * settings.worker.batch_max
         self._stop = threading.Event()
         self._closing = False
-        self._generations = Generations()
-        self._health = GroupHealth(settings.worker.group_stuck_s, time.monotonic())
         self._thread = threading.Thread(target=self._run, name="jobpipe-fetcher", daemon=True)
 
     # --- called from the loop ----------------------------------------------------------
@@ -114,12 +105,19 @@ class Fetcher:
     # --- the consumer thread -----------------------------------------------------------
 
     def _run(self) -> None:
-        consumer = self._new_consumer()
+        worker = self._settings.worker
+        self._guard = GuardedConsumer(
+            self._settings.kafka, worker.group_stuck_s,
+            names.group_id(self._settings.namespace, "workers"), self._topics, "worker",
+            on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost,
+            on_stats=self._on_stats,
+            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000))})
+        consumer = self._guard.consumer
         try:
             while not self._stop.is_set():
                 self._service(consumer)
-                if is_stuck(self._settings.kafka, self._health, self._topics[0], "worker"):
-                    consumer = self._replace(consumer)
+                if self._guard.renew_if_stuck():
+                    consumer = self._guard.consumer
                     continue
                 if not self.fetching:
                     # Every partition is paused: consume only serves callbacks; a
@@ -163,28 +161,6 @@ class Fetcher:
         if msgs and batch_max > 1:
             msgs += consumer.consume(batch_max - 1, 0)
         return msgs
-
-    def _new_consumer(self) -> Consumer:
-        """A consumer whose callbacks are ignored once it is replaced."""
-        bind = self._generations.next()
-        worker = self._settings.worker
-        self._health = GroupHealth(worker.group_stuck_s, time.monotonic())
-        conf = kafka_consumer_config(
-            self._settings.kafka, names.group_id(self._settings.namespace, "workers"),
-            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
-               "statistics.interval.ms": 5000, "stats_cb": bind(self._on_stats)})
-        consumer = Consumer(conf)
-        consumer.subscribe(self._topics, on_assign=bind(self._assigned),
-                           on_revoke=bind(self._revoked), on_lost=bind(self._lost))
-        return consumer
-
-    def _replace(self, stuck: Consumer) -> Consumer:
-        """Give up a consumer whose group membership is stuck: its partitions are lost
-        (their unfinished jobs re-delivered) and a new member joins in its place."""
-        self._lost(stuck, [TopicPartition(t, p) for t, p in self.assignment])
-        fresh = self._new_consumer()
-        close_in_background(stuck)
-        return fresh
 
     def _service(self, consumer: Consumer) -> None:
         with self._lock:
@@ -276,10 +252,9 @@ class Fetcher:
             for tp in tps:
                 self._to_store.pop(tp, None)
 
-    def _on_stats(self, raw: str) -> None:
+    @staticmethod
+    def _on_stats(stats: dict[str, Any]) -> None:
         try:
-            stats = orjson.loads(raw)
-            self._health.observe(stats, time.monotonic())
             for topic, body in stats.get("topics", {}).items():
                 lag = 0
                 for part in body.get("partitions", {}).values():

@@ -11,8 +11,8 @@ answers, the group gets half of ``stuck_after_s`` more to settle by itself
 (right after a thaw it usually does); a consumer still unsettled then is stuck,
 and its owner replaces it.
 
-GroupHealth is pure (fed the parsed statistics JSON); the functions are what an
-owner needs to check the broker and swap a stuck consumer for a fresh one.
+GroupHealth is pure (fed the parsed statistics JSON); GuardedConsumer is the
+consumer the worker's fetcher and the retry relay use, which does the rest.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from jobpipe import metrics
-from jobpipe.connections import kafka_admin_config
+from jobpipe.connections import kafka_admin_config, kafka_consumer_config
 from jobpipe.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,67 @@ class Generations:
         return bind
 
 
-def close_in_background(consumer: Consumer) -> None:
-    """Close a replaced consumer without waiting: it may block on its dead coordinator."""
-    threading.Thread(target=consumer.close, name="jobpipe-stuck-consumer-close",
-                     daemon=True).start()
+Rebalance = Callable[[Consumer, list[TopicPartition]], None]
+
+
+class GuardedConsumer:
+    """One consumer-group member that replaces itself when its membership is stuck.
+
+    Create it on the thread that will use it (after any fork). ``consumer`` is
+    the current client; :meth:`renew_if_stuck`, called from the owner's poll
+    loop, swaps it for a fresh one when :func:`is_stuck` says so: the old
+    assignment goes to ``on_lost`` first (its unfinished work is re-read), and
+    the old client is closed on a side thread with its callbacks ignored.
+
+    Args:
+        kafka: where Kafka is. stuck_after_s: see :class:`GroupHealth`.
+        group, topics: the group id and the topics to subscribe to.
+        who: the owner's name in logs and ``jobpipe_consumers_replaced_total``.
+        on_assign, on_revoke, on_lost: rebalance callbacks.
+        on_stats: also given each parsed statistics report (every 5 s).
+        conf: extra consumer properties.
+    """
+
+    def __init__(self, kafka: KafkaSettings, stuck_after_s: float, group: str,
+                 topics: list[str], who: str, *, on_assign: Rebalance, on_revoke: Rebalance,
+                 on_lost: Rebalance, on_stats: Callable[[dict[str, Any]], None] | None = None,
+                 **conf: Any) -> None:
+        self._kafka, self._stuck_after_s, self._group = kafka, stuck_after_s, group
+        self._topics, self._who = topics, who
+        self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
+        self._on_stats = on_stats
+        self._conf = conf
+        self._generations = Generations()
+        self.health = GroupHealth(stuck_after_s, time.monotonic())
+        self.consumer = self._new()
+
+    def renew_if_stuck(self) -> bool:
+        """Replace the consumer if it is stuck; True when it was."""
+        if not is_stuck(self._kafka, self.health, self._topics[0], self._who):
+            return False
+        stuck = self.consumer
+        self._on_lost(stuck, stuck.assignment())
+        self.consumer = self._new()
+        threading.Thread(target=stuck.close, name="jobpipe-stuck-consumer-close",
+                         daemon=True).start()  # close() may block on its dead coordinator
+        return True
+
+    def _new(self) -> Consumer:
+        bind = self._generations.next()
+        self.health = GroupHealth(self._stuck_after_s, time.monotonic())
+        consumer = Consumer(kafka_consumer_config(
+            self._kafka, self._group,
+            **{**self._conf, "statistics.interval.ms": 5000, "stats_cb": bind(self._stats)}))
+        consumer.subscribe(self._topics, on_assign=bind(self._on_assign),
+                           on_revoke=bind(self._on_revoke), on_lost=bind(self._on_lost))
+        return consumer
+
+    def _stats(self, raw: str) -> None:
+        try:
+            stats = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:  # statistics are best effort
+            log.debug("bad statistics: %s", exc)
+            return
+        self.health.observe(stats, time.monotonic())
+        if self._on_stats is not None:
+            self._on_stats(stats)

@@ -24,7 +24,6 @@ import threading
 import time
 from typing import Any
 
-import orjson
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
@@ -45,15 +44,10 @@ from consumers.due import (
     tier_routes,
     wait_ms,
 )
-from consumers.group_health import (
-    Generations,
-    GroupHealth,
-    close_in_background,
-    is_stuck,
-)
+from consumers.group_health import GuardedConsumer
 from consumers.offsets import OffsetTracker
 from jobpipe import metrics, names
-from jobpipe.connections import kafka_consumer_config, kafka_producer_config
+from jobpipe.connections import kafka_producer_config
 from jobpipe.errors import EnvelopeError
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
@@ -97,8 +91,6 @@ class RetryRelay:
         self._hold_max_bytes = hold_max_bytes
         self._throttled = False
         self._producer: Producer | None = None
-        self._generations = Generations()
-        self._health = GroupHealth(settings.worker.group_stuck_s, time.monotonic())
 
     def run(self, stop: threading.Event) -> None:
         """Relay until ``stop`` is set (blocking; run it on a thread).
@@ -109,13 +101,17 @@ class RetryRelay:
             return
         producer = self._producer = Producer(
             kafka_producer_config(self._settings.kafka, **{"linger.ms": 5}))
-        consumer = self._new_consumer()
+        guard = GuardedConsumer(
+            self._settings.kafka, self._settings.worker.group_stuck_s,
+            names.group_id(self._ns, "retry"), list(self._routes), "retry relay",
+            on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self._guard = guard
+        consumer = guard.consumer
         log.info("retry relay started on %d tier topics", len(self._routes))
-        a_topic = next(iter(self._routes))
         try:
             while not stop.is_set():
-                if is_stuck(self._settings.kafka, self._health, a_topic, "retry relay"):
-                    consumer = self._replace(consumer)
+                if guard.renew_if_stuck():
+                    consumer = guard.consumer
                 for msg in self._waiting.pop_due(_now_ms()):
                     self._send(producer, msg)
                 producer.poll(0)  # delivery reports complete offsets
@@ -132,33 +128,6 @@ class RetryRelay:
             self._commit(consumer)
             consumer.close()
             log.info("retry relay stopped")
-
-    def _new_consumer(self) -> Consumer:
-        """A consumer whose callbacks are ignored once it is replaced."""
-        bind = self._generations.next()
-        self._health = GroupHealth(self._settings.worker.group_stuck_s, time.monotonic())
-        conf = kafka_consumer_config(self._settings.kafka, names.group_id(self._ns, "retry"),
-                                     **{"statistics.interval.ms": 5000,
-                                        "stats_cb": bind(self._on_stats)})
-        consumer = Consumer(conf)
-        consumer.subscribe(list(self._routes), on_assign=bind(self._on_assign),
-                           on_revoke=bind(self._on_revoke), on_lost=bind(self._on_lost))
-        return consumer
-
-    def _replace(self, stuck: Consumer) -> Consumer:
-        """Give up a consumer whose group membership is stuck (see
-        :mod:`consumers.group_health`); what it held is read again by the new one."""
-        self._forget(stuck.assignment())
-        self._throttled = False
-        fresh = self._new_consumer()
-        close_in_background(stuck)
-        return fresh
-
-    def _on_stats(self, raw: str) -> None:
-        try:
-            self._health.observe(orjson.loads(raw), time.monotonic())
-        except orjson.JSONDecodeError as exc:  # stats are best effort
-            log.debug("bad statistics: %s", exc)
 
     # --- partitions -------------------------------------------------------------------
 

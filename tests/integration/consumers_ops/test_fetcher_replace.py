@@ -61,7 +61,7 @@ def test_a_stuck_consumer_is_replaced_and_its_partitions_fetched_again(
         _wait(lambda: len(fetched) == 10, 30, "the first fetch")
         assigned = set(fetcher.assignment)
         # Fault injection: the group looks unsettled for ages while the broker answers.
-        fetcher._health = GroupHealth(0.001, now=0.0)
+        fetcher._guard.health = GroupHealth(0.001, now=0.0)
         _wait(lambda: len(fetched) == 20, 40, "the new consumer to fetch them again")
         assert set(lost) == assigned  # the loop was told, so their jobs are dropped
         assert sorted(fetched[10:]) == sorted(encode(j) for j in jobs)  # nothing stored

@@ -152,7 +152,7 @@ def test_a_stuck_consumer_is_replaced_and_its_held_retry_still_goes_out(
             time.sleep(0.05)
         assert len(relay._waiting) == 1
         # Fault injection: its group looks unsettled for ages; the broker answers.
-        relay._health = GroupHealth(0.001, now=0.0)
+        relay._guard.health = GroupHealth(0.001, now=0.0)
         got = read_topics(relay_settings, [names.main_topic(ns, "default")], 1, timeout_s=40)
         assert len(relay._waiting) == 0
     assert [decode(m.value()).id for _, m in got] == [job.id]
