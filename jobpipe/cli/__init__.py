@@ -1,14 +1,13 @@
 """The ``jobpipe`` command line: a click group, one module per command group.
 
-Commands are imported lazily, so ``jobpipe --help`` stays fast and a command's
-stage package (``bridge``, ``consumers`` ...) is imported only when it runs.
+Each stage owns its commands; this frame names them by string and imports one
+only when it runs or when ``jobpipe --help`` lists it (see :mod:`jobpipe.cli.lazy`).
 A :class:`~jobpipe.errors.JobpipeError` becomes one line on stderr and exit 1;
 ``-v`` adds the traceback.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import click
 
 from jobpipe.cli.context import CliContext
+from jobpipe.cli.lazy import LazyGroup
 from jobpipe.errors import JobpipeError
 from jobpipe.logs import setup_logging
 
@@ -26,34 +26,19 @@ log = logging.getLogger(__name__)
 COMMANDS: dict[str, str] = {
     "dev": "jobpipe.cli.dev:dev",
     "topics": "jobpipe.cli.topics:topics",
-    "enqueue": "jobpipe.cli.ingest:enqueue",
-    "ingest-server": "jobpipe.cli.ingest:ingest_server",
-    "bridge": "jobpipe.cli.bridge:bridge",
-    "worker": "jobpipe.cli.worker:worker",
-    "dlq": "jobpipe.cli.dlq:dlq",
-    "pause": "jobpipe.cli.control:pause",
-    "resume": "jobpipe.cli.control:resume",
+    "enqueue": "ingest.cli:enqueue",
+    "ingest-server": "ingest.cli:ingest_server",
+    "bridge": "bridge.cli:bridge",
+    "worker": "consumers.cli.worker:worker",
+    "dlq": "consumers.cli.dlq:dlq",
+    "pause": "consumers.cli.control:pause",
+    "resume": "consumers.cli.control:resume",
     "stats": "jobpipe.cli.stats:stats",
     "bench": "jobpipe.cli.bench:bench",
-    "loadtest": "jobpipe.cli.loadtest:loadtest",
-    "capacity": "jobpipe.cli.loadtest:capacity",
+    "loadtest": "loadtest.cli:loadtest",
+    "capacity": "loadtest.cli:capacity",
     "check": "jobpipe.cli.check:check",
 }
-
-
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attr)
-        return command
 
 
 def _version() -> str:
@@ -62,7 +47,7 @@ def _version() -> str:
     return __version__
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(_version(), prog_name="jobpipe")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks on errors.")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),

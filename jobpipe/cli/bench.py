@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from jobpipe.cli.lazy import LazyGroup
 
 # bench name -> "module:attribute" of a click command; each stage owns its own.
 BENCHES: dict[str, str] = {
@@ -14,18 +14,6 @@ BENCHES: dict[str, str] = {
 }
 
 
-class _LazyBenches(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(BENCHES)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in BENCHES:
-            return None
-        module_name, attr = BENCHES[cmd_name].split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attr)
-        return command
-
-
-@click.group(cls=_LazyBenches)
+@click.group(cls=LazyGroup, lazy=BENCHES)
 def bench() -> None:
     """Benchmarks of one stage at a time, with peers measured in the same run."""

@@ -7,7 +7,6 @@ The test process produces (recording what was accepted); ``jobpipe bridge`` and
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -117,10 +116,9 @@ class Pipeline:
 
     # --- processes -------------------------------------------------------------------
 
-    def _spawn(self, name: str, args: list[str],
-               python_only: bool = False) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}-{len(self.procs)}.log").open("ab")
-        command = [sys.executable, *args] if python_only else [*JOBPIPE, *args]
+        command = [*JOBPIPE, *args]
         proc = subprocess.Popen(command, env=self.env, cwd=self.root,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -131,18 +129,10 @@ class Pipeline:
         return self._spawn("bridge", ["bridge", *extra])
 
     def start_worker(self, *extra: str, module: str = TASKS) -> subprocess.Popen[bytes]:
-        if importlib.util.find_spec("jobpipe.cli.worker") is not None:
-            port = free_port()
-            proc = self._spawn("worker", ["worker", module, "--metrics-port", str(port),
-                                          *extra])
-            self.metrics_ports[proc.pid] = port
-            return proc
-        # Until `jobpipe worker` lands: the same Worker, started by hand.
-        code = ("import logging, sys; logging.basicConfig(level=logging.INFO);"
-                "from consumers import Worker, load_app;"
-                "from jobpipe.settings import load_settings;"
-                "Worker(load_settings(), load_app(sys.argv[1])).run()")
-        return self._spawn("worker", ["-c", code, module], python_only=True)
+        port = free_port()
+        proc = self._spawn("worker", ["worker", module, "--metrics-port", str(port), *extra])
+        self.metrics_ports[proc.pid] = port
+        return proc
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         """kill -9 by PID (and SIGCONT first, in case it was frozen)."""
