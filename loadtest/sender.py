@@ -29,13 +29,12 @@ from loadtest.ledger import ACCEPTED, LedgerWriter
 from loadtest.plan import RunPlan
 from loadtest.recording import IntervalLog, StageRecorder
 from loadtest.schedule import ProducerShare
+from loadtest.start_signal import wait_for_go
 from loadtest.workload import HandlerTime, job_args, padding
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 2000
-SYNC_DIR = "sync"
-GO_FILE = "go"
 IDLE_SLEEP_S = 0.001
 # (queue, tenant, args list) -> accepted job ids
 SendFn = Callable[[str, str | None, list[dict[str, Any]]], list[str]]
@@ -88,23 +87,6 @@ def run_sender(plan: RunPlan, index: int, send: SendFn, role: str = "producer",
                 _send_batch(send, queue, tenant, args_list, recorder, ledger)
     finally:
         intervals.close()
-
-
-def wait_for_go(plan: RunPlan, name: str, timeout_s: float = 120.0) -> int:
-    """Say this producer is ready, then wait for the runner's start time (``go``).
-
-    Every producer starts on the same clock however long each took to import.
-    """
-    sync = Path(plan.run_dir) / SYNC_DIR
-    sync.mkdir(parents=True, exist_ok=True)
-    (sync / f"ready-{name}").touch()
-    go = sync / GO_FILE
-    deadline = time.monotonic() + timeout_s
-    while not go.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no start signal in {timeout_s}s")
-        time.sleep(0.01)
-    return int(go.read_text().strip())
 
 
 def _send_batch(send: SendFn, queue: str, tenant: str | None, args_list: list[dict[str, Any]],

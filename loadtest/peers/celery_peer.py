@@ -84,8 +84,9 @@ def run_celery_peer(plan: Any, stack: Any, console: Console) -> tuple[Any, int]:
 
     import redis
 
+    from loadtest.drive import Watch, child_env, drive
     from loadtest.processes import Fleet, python_argv
-    from loadtest.runner import Watch, child_env, drive, give_go, wait_ready
+    from loadtest.start_signal import give_go, wait_ready
 
     run_dir = Path(plan.run_dir) / "peers" / "celery"
     run_dir.mkdir(parents=True, exist_ok=True)
