@@ -131,15 +131,20 @@ def test_envelopes_in_redis_and_kafka_follow_the_schema(make_settings, redis_cli
 
 # --- a producer in another language --------------------------------------------------------
 
-KCAT = shutil.which("kcat")
-
-
-def kcat_produce(settings: Settings, topic: str, lines: list[bytes], *args: str) -> None:
-    """Produce one message per line with kcat (``-K TAB``: a key before a tab)."""
-    if KCAT is None:
+@pytest.fixture
+def kcat() -> str:
+    """The kcat binary (a missing one skips locally and fails in CI)."""
+    path = shutil.which("kcat")
+    if path is None:
         skip_unless_ci("kcat is not installed (scripts/bootstrap installs it)")
-    assert KCAT is not None
-    command = [KCAT, "-P", "-b", settings.kafka.bootstrap, "-X", "broker.address.family=v4",
+    assert path is not None
+    return path
+
+
+def kcat_produce(kcat: str, settings: Settings, topic: str, lines: list[bytes],
+                 *args: str) -> None:
+    """Produce one message per line with kcat (``-K TAB``: a key before a tab)."""
+    command = [kcat, "-P", "-b", settings.kafka.bootstrap, "-X", "broker.address.family=v4",
                "-t", topic, *args]
     done = subprocess.run(command, input=b"\n".join(lines) + b"\n", capture_output=True,
                           timeout=120, check=False)
@@ -155,7 +160,7 @@ def _foreign_job(task: str, key: str | None = None, **args: Any) -> bytes:
     return (head + tail).encode()
 
 
-def test_a_job_written_by_kcat_runs_and_a_malformed_one_is_dead_lettered(settings,
+def test_a_job_written_by_kcat_runs_and_a_malformed_one_is_dead_lettered(kcat, settings,
                                                                          kafka_cleanup):
     ns = settings.namespace
     topic = names.main_topic(ns, "default")
@@ -176,9 +181,9 @@ def test_a_job_written_by_kcat_runs_and_a_malformed_one_is_dead_lettered(setting
         assert problems(orjson.loads(raw)) == [], raw
     for raw in malformed:
         assert raw == b"not json at all" or problems(orjson.loads(raw)) != []
-    kcat_produce(settings, topic, [k.encode() + b"\t" + v for k, v in keyed.items()],
+    kcat_produce(kcat, settings, topic, [k.encode() + b"\t" + v for k, v in keyed.items()],
                  "-K", "\t", "-H", "producer=kcat")
-    kcat_produce(settings, topic, [*keyless, *malformed])
+    kcat_produce(kcat, settings, topic, [*keyless, *malformed])
 
     ran: list[tuple[str, int]] = []
     lock = threading.Lock()
