@@ -13,6 +13,7 @@ from loadtest.plan import RunPlan
 from loadtest.recording import cdf_points, summarize
 from loadtest.saturation import StepResult, find_saturation
 from loadtest.series import Aggregate
+from loadtest.verdict import Verdict, ramp_verdict, run_verdict
 
 CDF_POINTS_MAX = 300
 CDF_STAGES = ("e2e", "queued", "redis", "kafka", "run")
@@ -93,14 +94,33 @@ def assemble(plan: RunPlan, *, workers: Aggregate, producers: Aggregate,
     }
     if soak:
         report["soak"] = soak
+    lost = int((ledger or {}).get("lost") or 0)
+    verdict: Verdict
     if plan.is_ramp:
         saturation = find_saturation(step_results(plan, workers, backlog), plan.p99_target_ms)
         report["saturation"] = saturation.to_dict()
         finite = [v.step.p99_ms for v in saturation.verdicts if math.isfinite(v.step.p99_ms)]
         report["p99_floor_ms"] = min(finite) if finite else None
-    elif "e2e" in workers.totals:
-        report["p99_floor_ms"] = summarize(workers.totals["e2e"])["p99_ms"]
+        verdict = ramp_verdict(saturation, lost)
+    else:
+        p99 = summarize(workers.totals["e2e"])["p99_ms"] if "e2e" in workers.totals else math.inf
+        if math.isfinite(p99):
+            report["p99_floor_ms"] = p99
+        samples = send_window_backlog(backlog, duration_s)
+        verdict = run_verdict(plan.rates[0], report["totals"]["throughput_per_s"], p99,
+                              plan.p99_target_ms, samples,
+                              int(samples[-1][1]) if samples else None, lost)
+    report["verdict"] = verdict.to_dict()
     return report
+
+
+def send_window_backlog(backlog: BacklogSeries | None,
+                        duration_s: float) -> list[tuple[float, float]]:
+    """``(seconds, Redis + Kafka backlog)`` samples taken while jobs were being sent."""
+    if backlog is None:
+        return []
+    return [(t, float(r + k)) for t, r, k in zip(backlog.t_s, backlog.redis, backlog.kafka,
+                                                 strict=True) if 0 <= t <= duration_s]
 
 
 def peer_summary(name: str, workers: Aggregate, duration_s: float, seconds: int,

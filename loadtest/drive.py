@@ -13,7 +13,8 @@ from rich.live import Live
 
 from loadtest.backlog import BacklogSampler
 from loadtest.chaos import ChaosMonkey
-from loadtest.live import Progress, render
+from loadtest.cpu import CpuSampler, CpuSeries, window_usage
+from loadtest.live import ProcessCpu, Progress, render
 from loadtest.plan import RunPlan
 from loadtest.processes import Fleet
 from loadtest.recording import IntervalReader
@@ -46,7 +47,7 @@ class Watch:
         self.producers.add(lines)
 
     def progress(self, plan: RunPlan, backlog: tuple[int, int], kills: int,
-                 phase: str) -> Progress:
+                 phase: str, cpu: CpuSeries | None = None) -> Progress:
         elapsed = time.time() - self.start_s
         now = max(0, math.floor(elapsed) - 1)
         first = max(0, now - RECENT_S)
@@ -55,15 +56,19 @@ class Watch:
         p99 = window.get_value_at_percentile(99) / 1000 if window.get_total_count() else None
         schedule = plan.schedule()
         offered = schedule.step_at(elapsed).rate_per_s if elapsed < schedule.duration_s else 0.0
+        done = self.workers.count_between("done", first, now)
+        usage = window_usage(cpu, first, now, done) if cpu is not None else []
         return Progress(elapsed, schedule.duration_s, offered,
                         self.producers.count_between("sent", first, now) / span,
-                        self.workers.count_between("done", first, now) / span,
+                        done / span,
                         self.producers.counts.get("sent", 0), self.workers.counts.get("done", 0),
-                        backlog[0], backlog[1], p99, kills, phase)
+                        backlog[0], backlog[1], p99, kills, phase,
+                        tuple(ProcessCpu(u.name, u.cores, u.us_per_job) for u in usage))
 
 
 def drive(plan: RunPlan, fleet: Fleet, watch: Watch, console: Console, *,
-          sampler: BacklogSampler | None, chaos: ChaosMonkey | None, phase: str) -> bool:
+          sampler: BacklogSampler | None, chaos: ChaosMonkey | None, phase: str,
+          cpu: CpuSampler | None = None) -> bool:
     """Refresh the live view until the producers finished and the backlog drained.
 
     Returns:
@@ -80,7 +85,9 @@ def drive(plan: RunPlan, fleet: Fleet, watch: Watch, console: Console, *,
             sent = watch.producers.counts.get("sent", 0)
             done = watch.workers.counts.get("done", 0)
             label = "sending" if producing else "draining"
-            live.update(render(watch.progress(plan, backlog, kills, f"{phase}: {label}")))
+            cpu_now = cpu.snapshot() if cpu is not None else None
+            live.update(render(watch.progress(plan, backlog, kills, f"{phase}: {label}",
+                                              cpu_now)))
             if not producing and elapsed > duration_s:
                 # A worker killed with -9 loses its last second of counts (never
                 # its ledger lines), so with kills an empty backlog decides alone.

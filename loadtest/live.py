@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.console import Group
 from rich.table import Table
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessCpu:
+    """One process's CPU over the last few seconds.
+
+    Attributes:
+        name: ``producer-0``, ``bridge-0``, ``redis``, ``kafka-1``, ``runner`` ...
+        cores: CPU seconds per second.
+        us_per_job: µs of CPU per job finished (None when none finished).
+    """
+
+    name: str
+    cores: float
+    us_per_job: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +37,7 @@ class Progress:
         p99_ms: end-to-end p99 over the last few seconds (None before any job).
         kills: kill -9s so far.
         phase: ``sending``, ``draining`` or a peer's name.
+        cpu: each process's CPU over the same seconds.
     """
 
     elapsed_s: float
@@ -35,10 +52,11 @@ class Progress:
     p99_ms: float | None
     kills: int = 0
     phase: str = "sending"
+    cpu: tuple[ProcessCpu, ...] = ()
 
 
-def render(progress: Progress) -> Table:
-    """The live view as a one-row table."""
+def render(progress: Progress) -> Group:
+    """The live view: a one-row progress table and, once measured, CPU per process."""
     table = Table(title=f"jobpipe loadtest: {progress.phase}", expand=False)
     for col in ("time", "offer/s", "sent/s", "done/s", "sent", "done",
                 "redis", "kafka", "p99 5s", "kills"):
@@ -49,4 +67,22 @@ def render(progress: Progress) -> Table:
                   f"{progress.done_per_s:,.0f}", f"{progress.sent:,}", f"{progress.done:,}",
                   f"{progress.redis_backlog:,}", f"{progress.kafka_backlog:,}", p99,
                   str(progress.kills))
+    if not progress.cpu:
+        return Group(table)
+    return Group(table, cpu_table(progress.cpu))
+
+
+def cpu_table(rows: tuple[ProcessCpu, ...]) -> Table:
+    """Cores and µs of CPU per job of each process, one column per process."""
+    table = Table(title="CPU over the last seconds", expand=False)
+    table.add_column("")
+    for row in rows:
+        table.add_column(row.name, justify="right")
+    total = [r for r in rows if r.name != "runner"]
+    per_job = [r.us_per_job for r in total if r.us_per_job is not None]
+    table.add_column("all but runner", justify="right")
+    table.add_row("cores", *(f"{r.cores:.2f}" for r in rows),
+                  f"{sum(r.cores for r in total):.2f}")
+    table.add_row("µs/job", *("-" if r.us_per_job is None else f"{r.us_per_job:,.0f}"
+                              for r in rows), f"{sum(per_job):,.0f}" if per_job else "-")
     return table

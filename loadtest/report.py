@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rich.markup import escape
 from rich.table import Table
 
+from loadtest.cpu_report import cpu_rows
 from loadtest.plots import all_plots
 
 STAGE_LABELS = {
@@ -118,6 +120,10 @@ def render_html(report: dict[str, Any]) -> str:
     lost = report.get("ledger", {}).get("lost")
     if lost:
         parts.append(f"<p class='bad'>{lost} jobs LOST</p>")
+    verdict = report.get("verdict")
+    if verdict:
+        style = "" if verdict["kept_up"] else " class='bad'"
+        parts.append(f"<p{style}>{html.escape(verdict['text'])}</p>")
     parts.append("<h2>Summary</h2>" + _table_html(["", "value"], headline_rows(report)))
     parts.append("<h2>Latency per stage (ms)</h2>" + _table_html(
         ["stage", "count", "p50", "p95", "p99", "p99.9", "max"], stage_rows(report)))
@@ -130,6 +136,7 @@ def render_html(report: dict[str, Any]) -> str:
                 for s in report["saturation"]["steps"]]
         parts.append("<h2>Ramp steps</h2>" + _table_html(
             ["offered/s", "achieved/s", "p99 ms", "backlog slope/s", "sustained"], rows))
+    parts.extend(cpu_html(report))
     if report.get("chaos", {}).get("kills"):
         rows = [[k["t_s"], k["target"], k.get("pid", "")] for k in report["chaos"]["kills"]]
         parts.append("<h2>Chaos: kill -9</h2>" + _table_html(["at s", "target", "pid"], rows))
@@ -146,6 +153,47 @@ def render_html(report: dict[str, Any]) -> str:
                      + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def cpu_html(report: dict[str, Any]) -> list[str]:
+    """The CPU tables: the send window, then each ramp step."""
+    cpu = report.get("cpu")
+    if not cpu:
+        return []
+    header = ["process", "cores", "µs CPU per job"]
+    run = cpu["run"]
+    parts = [f"<h2>CPU per process (send window, {run['jobs']:,} jobs)</h2>"
+             + _table_html(header, cpu_rows(run))]
+    for step in cpu.get("steps", []):
+        parts.append(f"<h3>CPU at {step['offered_per_s']:,.0f} jobs/s offered "
+                     f"({step['jobs']:,} jobs)</h3>" + _table_html(header, cpu_rows(step)))
+    parts.append(f"<p>{html.escape(cpu.get('note', ''))}</p>")
+    if cpu.get("missing"):
+        parts.append("<p>Not measured (not found listening on this machine as this user): "
+                     + html.escape(", ".join(cpu["missing"])) + "</p>")
+    return parts
+
+
+def cpu_summary_table(report: dict[str, Any]) -> Table | None:
+    """The send window's CPU per process for the terminal (None without CPU data)."""
+    cpu = report.get("cpu")
+    if not cpu:
+        return None
+    table = Table(title="CPU per process over the send window")
+    for col in ("process", "cores", "µs CPU per job"):
+        table.add_column(col, justify="left" if col == "process" else "right")
+    for row in cpu_rows(cpu["run"]):
+        table.add_row(str(row[0]), *(_fmt(c) for c in row[1:]))
+    return table
+
+
+def verdict_line(report: dict[str, Any]) -> str | None:
+    """The verdict as rich markup: green when it kept up, bold red when not."""
+    verdict = report.get("verdict")
+    if not verdict:
+        return None
+    style = "green" if verdict["kept_up"] else "bold red"
+    return f"[{style}]{escape(verdict['text'])}[/]"
 
 
 def summary_table(report: dict[str, Any]) -> tuple[Table, Table]:

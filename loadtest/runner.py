@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +25,13 @@ from jobpipe import names
 from loadtest.assemble import assemble, peer_summary
 from loadtest.backlog import BacklogSampler
 from loadtest.chaos import ChaosMonkey, kill_offsets_s
+from loadtest.cpu import CpuSampler, service_pids
+from loadtest.cpu_report import RUNNER, cpu_section
 from loadtest.drive import Watch, child_env, drive
 from loadtest.ledger import check_ledger, dead_lettered_ids_from_kafka
 from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV, RunPlan
 from loadtest.processes import Fleet, jobpipe_argv, python_argv, read_proc_usage
-from loadtest.report import summary_table, write_report
+from loadtest.report import cpu_summary_table, summary_table, verdict_line, write_report
 from loadtest.stack import RunStack, cleanup, open_stack
 from loadtest.start_signal import give_go, wait_ready
 from loadtest.workload import job_args, padding
@@ -57,6 +60,32 @@ def workers_joined(settings: Any) -> Any:
 def worker_argv(queues: str) -> list[str]:
     """``jobpipe worker loadtest.tasks:app`` on the given queues."""
     return jobpipe_argv("worker", "loadtest.tasks:app", "--queues", queues)
+
+
+def fleet_pids(fleet: Fleet) -> dict[str, int | None]:
+    """Every process of the run by name, with its current PID (None once stopped)."""
+    return {m.name: m.pid for m in fleet.members}
+
+
+def stack_pids(devstack: Any) -> dict[str, int | None]:
+    """Redis and each Kafka node of a dev stack, by their PID files."""
+    return {"redis": devstack.redis_pid,
+            **{f"kafka-{n}": pid for n, pid in devstack.kafka_pids.items()}}
+
+
+def local_service_pids(settings: Any) -> dict[str, int]:
+    """PIDs of Redis and each Kafka broker when they listen on this machine."""
+    from urllib.parse import urlsplit
+
+    local = ("127.0.0.1", "localhost", "::1")
+    redis = urlsplit(settings.redis.url)
+    redis_port = (redis.port or 6379) if redis.hostname in local else None
+    kafka_ports = []
+    for address in settings.kafka.bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        if host.strip("[]") in local and port.isdigit():
+            kafka_ports.append(int(port))
+    return service_pids(redis_port, kafka_ports)
 
 
 def soak_usage(fleet: Fleet) -> dict[str, dict[str, int | None]]:
@@ -95,12 +124,21 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
             offsets = kill_offsets_s(plan.schedule().duration_s, plan.kill_every_s)
             chaos = ChaosMonkey(plan.kill_targets, fleet, stack.devstack, start_s, offsets)
         watch = Watch(run_dir, start_s, "worker", "producer")
+        services = local_service_pids(stack.settings)
+
+        def measured() -> dict[str, int | None]:
+            # A stack this run owns is asked each time: chaos restarts change its PIDs.
+            owned = stack_pids(stack.devstack) if stack.devstack is not None else services
+            return {**fleet_pids(fleet), **owned, RUNNER: os.getpid()}
+
+        cpu = CpuSampler(measured, start_s)
         try:
             drained = drive(plan, fleet, watch, console, sampler=sampler, chaos=chaos,
-                            phase="jobpipe")
+                            phase="jobpipe", cpu=cpu)
         finally:
             kills = chaos.stop() if chaos is not None else []
             backlog = sampler.stop()
+            cpu_series = cpu.stop()
         soak_end = soak_usage(fleet) if plan.soak else {}
         time.sleep(1.5)  # let the last interval lines and ledger buffers land
         fleet.stop(["bridge", "worker"])
@@ -122,6 +160,8 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
                       ledger=ledger.to_dict(), started_at=started_at, command=command,
                       kills=kills, soak=soak, seconds=seconds, job_bytes=job_bytes)
     report["totals"]["drained"] = drained
+    missing = [name for name in ("redis", "kafka-1") if name not in cpu_series.cpu_s]
+    report["cpu"] = cpu_section(plan, cpu_series, watch.workers, watch.producers, missing)
     if not drained:
         redis_left, kafka_left = backlog.last()
         report["notes"].insert(0, f"The drain timeout ({plan.drain_timeout_s:g} s) passed with "
@@ -159,5 +199,11 @@ def run_loadtest(plan: RunPlan, *, config_path: Path | None = None, command: str
     head, stages = summary_table(report)
     console.print(head)
     console.print(stages)
+    cpu_table = cpu_summary_table(report)
+    if cpu_table is not None:
+        console.print(cpu_table)
+    verdict = verdict_line(report)
+    if verdict is not None:
+        console.print(verdict)
     console.print(f"report: {html_path} and {json_path}")
     return report

@@ -27,7 +27,7 @@ import orjson
 from jobpipe.errors import JobpipeError, QueueFull
 from loadtest.ledger import ACCEPTED, LedgerWriter
 from loadtest.plan import RunPlan
-from loadtest.recording import IntervalLog, StageRecorder
+from loadtest.recording import INSTRUMENTATION_NS, IntervalLog, StageRecorder
 from loadtest.schedule import ProducerShare
 from loadtest.start_signal import wait_for_go
 from loadtest.workload import HandlerTime, job_args, padding
@@ -78,8 +78,9 @@ def run_sender(plan: RunPlan, index: int, send: SendFn, role: str = "producer",
                 continue
             batches: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
             picks = tenants.pick(len(due))
-            for job_index, tenant in zip(due, picks, strict=True):
-                intended_ns = start_ns + schedule.offset_ns(job_index)
+            offsets = schedule.offsets_ns(due)
+            for job_index, tenant, offset_ns in zip(due, picks, offsets, strict=True):
+                intended_ns = start_ns + offset_ns
                 queue = queues[job_index % len(queues)]
                 ms = handler.draw_ms(rng) if handler.mean_ms else None
                 batches[(queue, tenant)].append(job_args(intended_ns, pad, ms))
@@ -102,12 +103,13 @@ def _send_batch(send: SendFn, queue: str, tenant: str | None, args_list: list[di
         recorder.count("failed", len(args_list))
         return
     returned_ns = time.time_ns()
+    cpu_ns = time.thread_time_ns()
     recorder.record_ns("enqueue", returned_ns - called_ns)
-    for args in args_list:
-        recorder.record_ns("send_lag", called_ns - int(args["t"]))
+    recorder.record_many_ns("send_lag", [called_ns - args["t"] for args in args_list])
     recorder.count("sent", len(ids))
     if ledger is not None:
         ledger.record(ids)
+    recorder.count(INSTRUMENTATION_NS, time.thread_time_ns() - cpu_ns)
 
 
 def main(argv: list[str]) -> int:

@@ -24,7 +24,12 @@ from typing import Any
 from consumers import App, JobContext
 from loadtest.ledger import EXECUTED, LedgerWriter
 from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV
-from loadtest.recording import IntervalLog, StageRecorder
+from loadtest.recording import (
+    INSTRUMENTATION_NS,
+    INSTRUMENTATION_SAMPLE_EVERY,
+    IntervalLog,
+    StageRecorder,
+)
 
 app = App("loadtest")
 
@@ -40,6 +45,7 @@ class _ProcessState:
         ledger_dir = os.path.join(run_dir, LEDGER_DIR)
         os.makedirs(ledger_dir, exist_ok=True)
         self.ledger = LedgerWriter(ledger_dir, EXECUTED, flush_interval_s=flush_s)
+        self.jobs = 0
         atexit.register(self.close)
 
     def close(self) -> None:
@@ -72,6 +78,18 @@ def record_job(ctx: JobContext, args: Any, started_ns: int, finished_ns: int) ->
     state = _process_state()
     if state is None:
         return
+    state.jobs += 1
+    if state.jobs % INSTRUMENTATION_SAMPLE_EVERY:
+        _record(state, ctx, args, started_ns, finished_ns)
+        return
+    cpu_ns = time.thread_time_ns()
+    _record(state, ctx, args, started_ns, finished_ns)
+    state.recorder.count(INSTRUMENTATION_NS,
+                         (time.thread_time_ns() - cpu_ns) * INSTRUMENTATION_SAMPLE_EVERY)
+
+
+def _record(state: _ProcessState, ctx: JobContext, args: Any, started_ns: int,
+            finished_ns: int) -> None:
     rec = state.recorder
     enqueued_ns = ctx.enqueued_at_ns
     rec.record_ns("queued", started_ns - enqueued_ns)

@@ -73,3 +73,9 @@ def test_tenant_skew_favours_the_first_tenant():
 def test_padding_makes_args_about_the_asked_size():
     assert len(padding(100)) == 70
     assert padding(10) == ""
+
+
+def test_offsets_of_many_jobs_equal_their_offsets_one_by_one():
+    schedule = Schedule.ramp([1000.0, 3000.0, 500.0], 2.0)
+    indices = [0, 1, 1999, 2000, 2001, 7999, 8000, schedule.total_jobs - 1]
+    assert schedule.offsets_ns(indices) == [schedule.offset_ns(i) for i in indices]
