@@ -24,3 +24,12 @@ def test_loadtest_writes_json_and_html_report_and_loses_nothing(services, tmp_pa
     assert report["ledger"]["executed"] == 10_000
     assert report["stages"]["e2e"]["count"] >= 10_000
     assert "data:image/png;base64," in page
+    # CPU per process: each process of the run, Redis and the broker, found by port.
+    names = {p["name"] for p in report["cpu"]["run"]["processes"]}
+    assert {"producer-0", "bridge-0", "worker-0", "redis", "kafka-1", "runner"} <= names
+    assert report["cpu"]["run"]["total"]["us_per_job"] > 0
+    assert report["cpu"]["run"]["instrumentation"]["recording_us_per_job"] > 0
+    assert "µs CPU per job" in page
+    # The verdict is one of the two plain sentences, and the page shows it.
+    assert report["verdict"]["text"].startswith(("kept up:", "not sustained:"))
+    assert report["verdict"]["text"] in page
