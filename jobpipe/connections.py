@@ -25,8 +25,15 @@ def _redis_kwargs(settings: RedisSettings) -> dict[str, Any]:
         "socket_timeout": settings.socket_timeout_s,
         "socket_connect_timeout": settings.socket_timeout_s,
     }
-    if settings.ssl_ca_certs and settings.url.startswith("rediss://"):
-        kwargs["ssl_ca_certs"] = settings.ssl_ca_certs
+    tls = {"ssl_ca_certs": settings.ssl_ca_certs, "ssl_certfile": settings.ssl_certfile,
+           "ssl_keyfile": settings.ssl_keyfile}
+    given = {k: v for k, v in tls.items() if v is not None}
+    if given and not settings.url.startswith("rediss://"):
+        # Checked here, on the final settings: a file and the URL may come from
+        # different layers (jobpipe.toml, environment). Unused, it would be a surprise.
+        raise ConfigError(f"redis.{next(iter(given))}: only used with a rediss:// URL, "
+                          f"and redis.url {redact_url(settings.url)} is not one")
+    kwargs.update(given)
     return kwargs
 
 
@@ -71,7 +78,7 @@ def check_redis_safety(client: redis.Redis[bytes], settings: RedisSettings) -> l
         config = _decode_config(client.config_get("maxmemory-policy"))
         config.update(_decode_config(client.config_get("appendonly")))
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
-        raise _access_error(settings, exc) from None
+        return _unchecked(settings, exc)
     return _judge(config, settings)
 
 
@@ -96,6 +103,17 @@ def _access_error(settings: RedisSettings, exc: Exception) -> ConfigError:
                        "the user and password in the URL: redis://USER:PASSWORD@host:port/db")
 
 
+def _unchecked(settings: RedisSettings, exc: Exception) -> list[str]:
+    """The check could not run. A least-privilege user (a producer's, see
+    :mod:`jobpipe.acl`) may not run CONFIG GET: with ``require_safe = false``
+    that is a warning, else one clear line."""
+    if isinstance(exc, redis.exceptions.NoPermissionError) and not settings.require_safe:
+        problem = "CONFIG GET is not permitted: eviction policy and AOF not checked"
+        log.warning("Redis at %s: %s", redact_url(settings.url), problem)
+        return [problem]
+    raise _access_error(settings, exc) from None
+
+
 async def check_redis_safety_async(
     client: redis.asyncio.Redis[bytes], settings: RedisSettings
 ) -> list[str]:
@@ -104,7 +122,7 @@ async def check_redis_safety_async(
         config = _decode_config(await client.config_get("maxmemory-policy"))
         config.update(_decode_config(await client.config_get("appendonly")))
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
-        raise _access_error(settings, exc) from None
+        return _unchecked(settings, exc)
     return _judge(config, settings)
 
 

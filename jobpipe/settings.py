@@ -41,18 +41,31 @@ class RedisSettings:
         url: ``redis://[user:password@]host:port/db`` or ``rediss://`` for TLS.
         require_safe: refuse to start when Redis may evict keys or has no AOF.
         socket_timeout_s: per-command socket timeout.
-        ssl_ca_certs: CA bundle for ``rediss://`` URLs.
+        ssl_ca_certs: CA bundle (PEM) that signed the server's certificate, for
+            ``rediss://`` URLs; the system's CAs when ``None``.
+        ssl_certfile: client certificate (PEM), for a Redis that requires one
+            (``tls-auth-clients yes``).
+        ssl_keyfile: the client certificate's private key (PEM).
     """
 
     url: str = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
     require_safe: bool = True
     socket_timeout_s: float = 5.0
     ssl_ca_certs: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis.url: {self.url!r} is not a redis://, rediss:// "
                               "or unix:// URL")
+        tls_files = {"ssl_ca_certs": self.ssl_ca_certs, "ssl_certfile": self.ssl_certfile,
+                     "ssl_keyfile": self.ssl_keyfile}
+        for key, path in tls_files.items():
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"redis.{key}: no such file: {path}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ConfigError("redis.ssl_certfile and redis.ssl_keyfile: set both or neither")
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,3 +167,35 @@ def test_flags_are_checked_like_the_file() -> None:
     message = one_line_error(None, environ={}, overrides={"worker": {"procesess": 2}})
     assert message.startswith("flags")
     assert "'procesess'" in message
+
+
+def test_redis_tls_files_come_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    for name in ("ca.pem", "client.pem", "client.key"):
+        (tmp_path / name).write_text("pem")
+    path = write(tmp_path, f'[redis]\nurl = "rediss://h:6380/0"\n'
+                           f'ssl_ca_certs = "{tmp_path / "ca.pem"}"\n')
+    env = {"JOBPIPE_REDIS_SSL_CERTFILE": str(tmp_path / "client.pem"),
+           "JOBPIPE_REDIS_SSL_KEYFILE": str(tmp_path / "client.key")}
+    redis = load_settings(path, environ=env).redis
+    assert (redis.ssl_ca_certs, redis.ssl_certfile, redis.ssl_keyfile) == (
+        str(tmp_path / "ca.pem"), str(tmp_path / "client.pem"), str(tmp_path / "client.key"))
+
+
+@pytest.mark.parametrize(("redis", "message"), [
+    ({"ssl_ca_certs": "/nonexistent/ca.pem"}, "redis.ssl_ca_certs: no such file"),
+    ({"ssl_certfile": __file__}, "set both or neither"),
+])
+def test_bad_redis_tls_files_fail_in_one_line(redis: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(None, environ={}, overrides={"redis": {"url": "rediss://h:1/0", **redis}})
+    assert "\n" not in str(caught.value)
+
+
+def test_a_redis_tls_file_on_a_plain_url_is_an_error_not_ignored() -> None:
+    from jobpipe.connections import redis_client
+
+    settings = load_settings(None, environ={}, overrides={
+        "redis": {"url": "redis://u:pw@h:1/0", "ssl_ca_certs": __file__}})
+    with pytest.raises(ConfigError, match="only used with a rediss://") as caught:
+        redis_client(settings.redis)
+    assert "pw" not in str(caught.value)
