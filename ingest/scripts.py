@@ -98,6 +98,10 @@ end
 return out
 """
 
+# Every Redis command PUSH_LUA calls: Redis checks each against the caller's ACL
+# (ingest.acl grants exactly these). A unit test keeps this in step with the script.
+PUSH_LUA_COMMANDS = ("llen", "smembers", "set", "get", "lpush", "sadd", "zadd")
+
 STATUS_OK = 0
 STATUS_FULL = 1
 
