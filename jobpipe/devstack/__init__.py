@@ -10,6 +10,7 @@ by a PID file under ``.jobpipe/``. Tests start private stacks on free ports::
     stack.down()
 """
 
+from jobpipe.devstack.certs import TlsFiles, make_test_pki
 from jobpipe.devstack.kafka_broker import ExtraListener
 from jobpipe.devstack.ports import free_port, free_port_block
 from jobpipe.devstack.stack import (
@@ -29,9 +30,11 @@ __all__ = [
     "ExtraListener",
     "ProcessStatus",
     "StackInfo",
+    "TlsFiles",
     # Helpers
     "find_tool",
     "free_port",
     "free_port_block",
+    "make_test_pki",
     "require_tools",
 ]

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobpipe.devstack.certs import TlsFiles
 from jobpipe.devstack.ports import port_answers, port_is_free
 from jobpipe.devstack.processes import OwnedProcess
 from jobpipe.errors import StackError
@@ -62,7 +63,8 @@ def new_cluster_id() -> str:
 
 @dataclass(frozen=True)
 class ExtraListener:
-    """One more listener on every node, e.g. ``SASL`` with ``SASL_PLAINTEXT``.
+    """One more listener on every node, e.g. ``SASL`` with ``SASL_PLAINTEXT``
+    (``SSL`` and ``SASL_SSL`` ones need :attr:`KafkaLayout.tls`).
 
     Attributes:
         name: listener name (``[A-Z_]``).
@@ -85,6 +87,8 @@ class KafkaLayout:
         heap: JVM ``-Xmx`` of each node.
         extra_properties: ``server.properties`` entries added or overridden.
         extra_listeners: more listeners (SASL...) on every node.
+        tls: the certificates of the SSL and SASL_SSL listeners (PEM key and
+            trust stores); the PLAINTEXT and CONTROLLER listeners stay plain.
     """
 
     kafka_port: int
@@ -92,6 +96,7 @@ class KafkaLayout:
     heap: str = "1g"
     extra_properties: dict[str, str] = field(default_factory=dict)
     extra_listeners: tuple[ExtraListener, ...] = ()
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         if self.brokers not in (1, 3):
@@ -164,9 +169,19 @@ class KafkaLayout:
             "log.cleaner.dedupe.buffer.size": "16777216",
             "log.retention.hours": "24",
             "log.segment.bytes": "134217728",
+            **self._tls_properties(),
             **self.extra_properties,
         }
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _tls_properties(self) -> dict[str, str]:
+        if self.tls is None:
+            return {}
+        # Kafka reads PEM directly (KIP-651): no keytool, no JKS passwords.
+        return {"ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(self.tls.server_bundle),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(self.tls.ca)}
 
 
 class KafkaNode:

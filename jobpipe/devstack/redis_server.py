@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobpipe.devstack.certs import TlsFiles
 from jobpipe.devstack.ports import port_is_free
 from jobpipe.devstack.processes import OwnedProcess
 from jobpipe.errors import StackError
@@ -23,12 +25,15 @@ class RedisConfig:
         maxmemory_bytes: memory cap (None = unlimited); with ``noeviction`` a
             full Redis refuses writes instead of dropping keys.
         extra_config: more ``redis.conf`` lines (``requirepass``, ``user``...).
+        tls: serve TLS only, on ``port`` (the plain port is off), with these
+            certificates; clients must present one signed by the same CA.
     """
 
     port: int
     appendfsync: str = "everysec"
     maxmemory_bytes: int | None = None
     extra_config: tuple[str, ...] = field(default_factory=tuple)
+    tls: TlsFiles | None = None
 
     def __post_init__(self) -> None:
         if self.appendfsync not in ("always", "everysec", "no"):
@@ -36,13 +41,26 @@ class RedisConfig:
                              "everysec or no")
 
 
-def _ping(port: int) -> bytes:
+def _client_context(tls: TlsFiles) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(tls.ca))
+    context.load_cert_chain(str(tls.client_cert), str(tls.client_key))
+    return context
+
+
+def _ping_on(sock: socket.socket) -> bytes:
+    sock.sendall(b"PING\r\n")
+    return sock.recv(256).split(b"\r\n", 1)[0]
+
+
+def _ping(port: int, tls: TlsFiles | None = None) -> bytes:
     """One inline PING; the first reply line (empty when nothing answers)."""
     try:
-        with socket.create_connection(("127.0.0.1", port), 1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(256).split(b"\r\n", 1)[0]
-    except OSError:
+        with socket.create_connection(("127.0.0.1", port), 1.0) as raw:
+            if tls is None:
+                return _ping_on(raw)
+            with _client_context(tls).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                return _ping_on(sock)
+    except OSError:  # ssl.SSLError is one too: a TLS port not ready yet
         return b""
 
 
@@ -57,8 +75,9 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
-        return f"redis://127.0.0.1:{self.config.port}/0"
+        """``redis://127.0.0.1:<port>/0`` (``rediss://`` when it serves TLS)."""
+        scheme = "redis" if self.config.tls is None else "rediss"
+        return f"{scheme}://127.0.0.1:{self.config.port}/0"
 
     @property
     def conf_path(self) -> Path:
@@ -76,7 +95,7 @@ class RedisServer:
         data.mkdir(parents=True, exist_ok=True)
         lines = [
             "bind 127.0.0.1",
-            f"port {self.config.port}",
+            *self._listen_lines(),
             "protected-mode yes",
             "daemonize no",
             f"dir {data}",
@@ -91,6 +110,14 @@ class RedisServer:
         lines.extend(self.config.extra_config)
         self.conf_path.write_text("\n".join(lines) + "\n")
         return self.conf_path
+
+    def _listen_lines(self) -> list[str]:
+        tls = self.config.tls
+        if tls is None:
+            return [f"port {self.config.port}"]
+        return ["port 0", f"tls-port {self.config.port}", f"tls-cert-file {tls.server_cert}",
+                f"tls-key-file {tls.server_key}", f"tls-ca-cert-file {tls.ca}",
+                "tls-auth-clients yes"]
 
     def start(self, timeout_s: float = 60.0) -> bool:
         """Start Redis unless ours already runs; wait until it answers PING.
@@ -123,7 +150,7 @@ class RedisServer:
         """
         deadline = time.monotonic() + timeout_s
         while True:
-            reply = _ping(self.config.port)
+            reply = _ping(self.config.port, self.config.tls)
             if reply.startswith((b"+PONG", b"-NOAUTH", b"-NOPERM")):
                 return
             if not self.process.alive:

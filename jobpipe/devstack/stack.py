@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobpipe.devstack.certs import TlsFiles
 from jobpipe.devstack.kafka_broker import ExtraListener, KafkaLayout
 from jobpipe.devstack.kafka_cluster import KafkaCluster
 from jobpipe.devstack.processes import OwnedProcess, rss_bytes, stop_all
@@ -89,6 +90,9 @@ class DevStack:
         kafka_heap: JVM ``-Xmx`` per node (default 1g, 512m with three nodes).
         kafka_extra_properties: ``server.properties`` entries added or overridden.
         kafka_extra_listeners: more listeners (e.g. SASL) on every node.
+        tls: certificates (see :func:`jobpipe.devstack.certs.make_test_pki`):
+            Redis then serves TLS only (``rediss://``, client certificate
+            required) and Kafka's SSL and SASL_SSL listeners use them.
         tool_path: ``PATH`` to find redis-server, java and mvn on.
         start_timeout_s: longest wait for a service to answer.
     """
@@ -100,16 +104,17 @@ class DevStack:
                  redis_extra_config: Sequence[str] = (), kafka_heap: str | None = None,
                  kafka_extra_properties: dict[str, str] | None = None,
                  kafka_extra_listeners: Sequence[ExtraListener] = (),
+                 tls: TlsFiles | None = None,
                  tool_path: str | None = None, start_timeout_s: float = 120.0) -> None:
         self.root = Path(root).resolve()
         self.tool_path = tool_path
         self.start_timeout_s = start_timeout_s
         self.redis_config = RedisConfig(redis_port, redis_appendfsync, redis_maxmemory_bytes,
-                                        tuple(redis_extra_config))
+                                        tuple(redis_extra_config), tls)
         self.layout = KafkaLayout(kafka_port, brokers,
                                   kafka_heap or ("1g" if brokers == 1 else "512m"),
                                   dict(kafka_extra_properties or {}),
-                                  tuple(kafka_extra_listeners))
+                                  tuple(kafka_extra_listeners), tls)
         self.redis = RedisServer(self.root / "redis", self.redis_config)
         self.kafka = KafkaCluster(self.root / "kafka" / f"cluster-{brokers}", self.layout,
                                   libs_dir, tool_path, start_timeout_s)

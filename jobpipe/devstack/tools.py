@@ -11,6 +11,7 @@ INSTALL_COMMANDS: dict[str, str] = {
     "redis-server": "apt-get install -y redis-server",
     "java": "apt-get install -y openjdk-17-jre-headless",
     "mvn": "apt-get install -y maven",
+    "openssl": "apt-get install -y openssl",
     "docker": "see https://docs.docker.com/engine/install/",
 }
 

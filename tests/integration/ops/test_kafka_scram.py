@@ -3,23 +3,21 @@ with ``kafka.config`` carrying the credentials and fail clearly without them."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import (
-    AdminClient,
-    ScramCredentialInfo,
-    ScramMechanism,
-    UserScramCredentialUpsertion,
-)
+from confluent_kafka import Producer
 
 from jobpipe.admin import apply_topics
-from jobpipe.connections import kafka_admin_config, kafka_producer_config
+from jobpipe.connections import kafka_producer_config
 from jobpipe.envelope import Job, encode, new_job_id, now_ns
 from jobpipe.errors import KafkaUnavailable, StackError
 from jobpipe.settings import Settings, load_settings
 from tests.integration.ops.kafka_read import read_all
+from tests.integration.ops.scram import (
+    add_scram_user,
+    sasl_client_config,
+    scram_listener_properties,
+    wait_until_authenticated,
+)
 from tests.services import skip_unless_ci
 
 pytestmark = pytest.mark.integration
@@ -36,11 +34,7 @@ def sasl_bootstrap(tmp_path_factory):
     stack = DevStack(
         tmp_path_factory.mktemp("scram"), redis_port=free_port(), kafka_port=kafka_port,
         kafka_extra_listeners=[ExtraListener("SASL", "SASL_PLAINTEXT", sasl_port)],
-        kafka_extra_properties={
-            "sasl.enabled.mechanisms": "SCRAM-SHA-256",
-            "listener.name.sasl.scram-sha-256.sasl.jaas.config":
-                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
-        })
+        kafka_extra_properties=scram_listener_properties("SASL"))
     try:
         stack.kafka.java = stack.kafka.java or "java"
         stack.kafka.ensure_jars()
@@ -49,14 +43,7 @@ def sasl_bootstrap(tmp_path_factory):
         stack.down()
         skip_unless_ci(f"no local Kafka: {exc}")
     try:
-        # KRaft keeps SCRAM credentials in its metadata log; add ours through the
-        # (broker-internal) PLAINTEXT listener, as an operator would.
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{kafka_port}",
-                             "broker.address.family": "v4"})
-        upsert = UserScramCredentialUpsertion(
-            USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), PASSWORD.encode())
-        for future in admin.alter_user_scram_credentials([upsert]).values():
-            future.result(timeout=30)
+        add_scram_user(stack.kafka_bootstrap, USER, PASSWORD)
         yield f"127.0.0.1:{sasl_port}"
     finally:
         stack.down()
@@ -71,25 +58,12 @@ def _settings(bootstrap: str, namespace: str, **security: str) -> Settings:
 
 
 def _sasl(password: str = PASSWORD, user: str = USER) -> dict[str, str]:
-    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-256",
-            "sasl.username": user, "sasl.password": password}
-
-
-def _wait_for_credentials(settings: Settings) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            AdminClient(kafka_admin_config(settings.kafka)).list_topics(timeout=5)
-            return
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    return sasl_client_config("SASL_PLAINTEXT", user, password)
 
 
 def test_produce_and_consume_over_scram(sasl_bootstrap, namespace):
     settings = _settings(sasl_bootstrap, namespace, **_sasl())
-    _wait_for_credentials(settings)
+    wait_until_authenticated(settings.kafka)
     apply_topics(settings)
     topic = f"{namespace}.default"
     producer = Producer(kafka_producer_config(settings.kafka))

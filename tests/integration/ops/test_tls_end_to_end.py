@@ -1,0 +1,183 @@
+"""Every component over TLS: Redis on ``tls-port`` only (client certificate
+required) and Kafka over SSL, then SASL_SSL (SCRAM). Producer (sync and
+asyncio), HTTP intake, bridge, worker with a retry through the retry relay,
+``jobpipe stats`` and ``jobpipe dlq ls`` all run a job end to end, configured
+from one ``jobpipe.toml``. One private TLS stack serves the whole module."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import uvloop
+from aiohttp.test_utils import TestServer
+
+from bridge import Bridge
+from consumers import App, JobContext, Worker
+from ingest import AsyncProducer, Producer
+from ingest.http import create_app
+from jobpipe.admin import apply_topics
+from jobpipe.devstack import DevStack, ExtraListener, TlsFiles, make_test_pki
+from jobpipe.devstack.ports import free_port, free_port_block
+from jobpipe.devstack.processes import poll_until
+from jobpipe.errors import StackError
+from jobpipe.settings import Settings, load_settings
+from tests.integration.ops.scram import (
+    add_scram_user,
+    sasl_client_config,
+    scram_listener_properties,
+)
+from tests.services import skip_unless_ci
+
+pytestmark = pytest.mark.integration
+
+USER, PASSWORD = "jp-tls", "tls-Scram-Secr3t"
+TOKEN = "tls-intake-token"
+
+
+@dataclass(frozen=True)
+class TlsStack:
+    pki: TlsFiles
+    redis_url: str
+    bootstrap: dict[str, str]  # security protocol -> its listener's address
+
+
+@pytest.fixture(scope="module")
+def tls_stack(tmp_path_factory) -> Iterator[TlsStack]:
+    root = tmp_path_factory.mktemp("tls")
+    try:
+        pki = make_test_pki(root / "pki")
+    except StackError as exc:
+        skip_unless_ci(f"cannot make test certificates: {exc}")
+    ssl_port, sasl_port = free_port_block(2), free_port_block(2)
+    stack = DevStack(root / "stack", redis_port=free_port(), kafka_port=free_port_block(2),
+                     kafka_heap="512m", tls=pki, start_timeout_s=300,
+                     kafka_extra_listeners=[ExtraListener("SSL", "SSL", ssl_port),
+                                            ExtraListener("SASL_SSL", "SASL_SSL", sasl_port)],
+                     kafka_extra_properties=scram_listener_properties("SASL_SSL"))
+    try:
+        stack.up()
+    except StackError as exc:
+        stack.down()
+        skip_unless_ci(f"no local TLS stack: {exc}")
+    try:
+        add_scram_user(stack.kafka_bootstrap, USER, PASSWORD)
+        yield TlsStack(pki, stack.redis_url, {"SSL": f"127.0.0.1:{ssl_port}",
+                                              "SASL_SSL": f"127.0.0.1:{sasl_port}"})
+    finally:
+        stack.down()
+
+
+def _toml(value: object) -> str:
+    return json.dumps(value)  # a JSON string or number is a valid TOML one
+
+
+def _write_config(path: Path, stack: TlsStack, protocol: str, namespace: str) -> Path:
+    """The one settings file every component, in process and on the CLI, reads."""
+    kafka = {"security.protocol": protocol, "ssl.ca.location": str(stack.pki.ca)}
+    if protocol == "SASL_SSL":
+        kafka.update(sasl_client_config(protocol, USER, PASSWORD))
+    lines = [f"namespace = {_toml(namespace)}",
+             "[redis]", f"url = {_toml(stack.redis_url)}",
+             f"ssl_ca_certs = {_toml(str(stack.pki.ca))}",
+             f"ssl_certfile = {_toml(str(stack.pki.client_cert))}",
+             f"ssl_keyfile = {_toml(str(stack.pki.client_key))}",
+             "[kafka]", f"bootstrap = {_toml(stack.bootstrap[protocol])}",
+             "[kafka.config]", *(f"{_toml(k)} = {_toml(v)}" for k, v in kafka.items()),
+             "[ingest]", f"tokens = [{_toml(TOKEN)}]",
+             "[queues.default]", "partitions = 2", "shards = 2", "retry_tiers_s = [1]",
+             "max_attempts = 2"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def _enqueue_async_and_over_http(settings: Settings) -> list[str]:
+    """Two jobs from the asyncio producer, two through the HTTP intake."""
+    async with AsyncProducer(settings) as producer:
+        ids = await producer.enqueue_many("default", "work", [{"via": "aio"}] * 2)
+        server = TestServer(create_app(settings, producer), host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession() as http, http.post(
+                    f"http://127.0.0.1:{server.port}/v1/queues/default/jobs",
+                    json={"jobs": [{"task": "work", "args": {"via": "http"}}] * 2},
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                assert resp.status == 202, await resp.text()
+                ids += (await resp.json())["ids"]
+        finally:
+            await server.close()
+    return ids
+
+
+def _app(done: set[str], attempts: dict[str, int]) -> App:
+    app = App("tls")
+
+    @app.task
+    async def work(ctx: JobContext, args: dict) -> None:
+        done.add(ctx.job_id)
+
+    @app.task
+    async def flaky(ctx: JobContext, args: dict) -> None:
+        attempts[ctx.job_id] = ctx.attempt
+        if ctx.attempt == 1:
+            raise RuntimeError("fails once, then the retry relay brings it back")
+        done.add(ctx.job_id)
+
+    @app.task
+    async def doomed(ctx: JobContext, args: dict) -> None:
+        raise RuntimeError("fails every attempt: dead-lettered")
+
+    return app
+
+
+def _jobpipe(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPIPE_")}
+    return subprocess.run([sys.executable, "-m", "jobpipe", "-c", str(config), *args],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
+def test_every_component_runs_jobs_over_tls(tls_stack, protocol, namespace, tmp_path):
+    config = _write_config(tmp_path / "jobpipe.toml", tls_stack, protocol, namespace)
+    settings = load_settings(config, environ={})
+    apply_topics(settings)
+
+    with Producer(settings) as producer:
+        work_ids = producer.enqueue_many("default", "work", [{"via": "sync"}] * 2)
+        flaky_id = producer.enqueue("default", "flaky", {})
+        doomed_id = producer.enqueue("default", "doomed", {})
+    work_ids += asyncio.run(_enqueue_async_and_over_http(settings))
+    assert len(set(work_ids)) == 6
+    assert Bridge(settings).run_until_idle(60)
+
+    done: set[str] = set()
+    attempts: dict[str, int] = {}
+    worker = Worker(settings, _app(done, attempts))  # runs the retry relay too
+    thread = threading.Thread(target=uvloop.run, args=(worker.async_run(),), daemon=True)
+    thread.start()
+    try:
+        assert poll_until(lambda: done >= {*work_ids, flaky_id}, 90, 0.1), (done, attempts)
+        assert attempts[flaky_id] == 2
+        assert poll_until(
+            lambda: doomed_id in _jobpipe(config, "dlq", "ls", "default").stdout, 90, 1.0)
+    finally:
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert doomed_id not in done
+
+    stats = _jobpipe(config, "stats", "--once", "--json")
+    assert stats.returncode == 0, stats.stderr
+    queue = json.loads(stats.stdout)["queues"]["default"]
+    assert queue["redis"]["backlog"] == 0
+    assert queue["kafka"]["dlq_size"] == 1
+    assert queue["kafka"]["produced_total"] == 10  # 8 jobs, 2 relayed retries
