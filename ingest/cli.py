@@ -1,4 +1,5 @@
-"""``jobpipe enqueue`` (one-shot, for scripts) and ``jobpipe ingest-server``."""
+"""``jobpipe enqueue`` (one-shot, for scripts), ``jobpipe ingest-server`` and
+``jobpipe acl producer`` (the Redis rules of a producer user)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from jobpipe.cli.context import CliContext
+from jobpipe.cli.context import CliContext, split_queues
 from jobpipe.errors import JobRejected
 from jobpipe.settings import Settings
 
@@ -62,3 +63,28 @@ def ingest_server(obj: CliContext, host: str | None, port: int | None) -> None:
     if port:
         overrides["http_port"] = port
     run_server(obj.settings({"ingest": overrides} if overrides else None))
+
+
+@click.group()
+def acl() -> None:
+    """Print Redis ACL rules generated from the topology."""
+
+
+@acl.command()
+@click.option("--user", default="jobpipe-producer", show_default=True,
+              help="The Redis user name.")
+@click.option("--queues", default="", help="Comma-separated queues (default: all).")
+@click.pass_obj
+def producer(obj: CliContext, user: str, queues: str) -> None:
+    """An ACL SETUSER command for a producer that may only enqueue to QUEUES.
+
+    The user stays disabled until you append ``on >PASSWORD`` (no password is
+    ever printed). Producers using it need ``redis.require_safe = false``.
+    """
+    from ingest.acl import producer_acl_rules
+
+    settings = obj.settings()
+    specs = settings.topology.select(split_queues(queues))
+    rules = producer_acl_rules(settings.namespace, specs)
+    click.echo(" ".join(["ACL", "SETUSER", user, "reset", *rules]))
+    click.echo("append `on >PASSWORD` to enable the user", err=True)

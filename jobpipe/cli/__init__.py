@@ -38,7 +38,7 @@ COMMANDS: dict[str, str] = {
     "loadtest": "loadtest.cli:loadtest",
     "capacity": "loadtest.cli:capacity",
     "check": "jobpipe.cli.check:check",
-    "acl": "jobpipe.cli.acl:acl",
+    "acl": "ingest.cli:acl",
 }
 
 
