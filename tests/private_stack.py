@@ -7,10 +7,32 @@ under the test's tmp dir; the Kafka jars come from the dev stack's shared cache
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from jobpipe.devstack import DevStack
 from jobpipe.devstack.ports import free_port, free_port_block
+from jobpipe.errors import StackError
+from tests.services import skip_unless_ci
+
+
+@contextmanager
+def started(stack: DevStack, what: str, *, redis_only: bool = False) -> Iterator[DevStack]:
+    """Run ``stack`` (only its Redis with ``redis_only``) for the ``with`` block and
+    stop it by PID afterwards; one that cannot start skips locally, fails in CI."""
+    try:
+        if redis_only:
+            stack.start_redis()
+        else:
+            stack.up()
+    except StackError as exc:
+        stack.down()
+        skip_unless_ci(f"no local {what}: {exc}")
+    try:
+        yield stack
+    finally:
+        stack.down()
 
 
 class PrivateStack:

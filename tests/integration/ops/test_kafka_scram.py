@@ -9,7 +9,7 @@ from confluent_kafka import Producer
 from jobpipe.admin import apply_topics
 from jobpipe.connections import kafka_producer_config
 from jobpipe.envelope import Job, encode, new_job_id, now_ns
-from jobpipe.errors import KafkaUnavailable, StackError
+from jobpipe.errors import KafkaUnavailable
 from jobpipe.settings import Settings, load_settings
 from tests.integration.ops.kafka_read import read_all
 from tests.integration.ops.scram import (
@@ -18,7 +18,7 @@ from tests.integration.ops.scram import (
     scram_listener_properties,
     wait_until_authenticated,
 )
-from tests.services import skip_unless_ci
+from tests.private_stack import started
 
 pytestmark = pytest.mark.integration
 
@@ -35,18 +35,9 @@ def sasl_bootstrap(tmp_path_factory):
         tmp_path_factory.mktemp("scram"), redis_port=free_port(), kafka_port=kafka_port,
         kafka_extra_listeners=[ExtraListener("SASL", "SASL_PLAINTEXT", sasl_port)],
         kafka_extra_properties=scram_listener_properties("SASL"))
-    try:
-        stack.kafka.java = stack.kafka.java or "java"
-        stack.kafka.ensure_jars()
-        stack.start_kafka()
-    except StackError as exc:
-        stack.down()
-        skip_unless_ci(f"no local Kafka: {exc}")
-    try:
+    with started(stack, "Kafka"):
         add_scram_user(stack.kafka_bootstrap, USER, PASSWORD)
         yield f"127.0.0.1:{sasl_port}"
-    finally:
-        stack.down()
 
 
 def _settings(bootstrap: str, namespace: str, **security: str) -> Settings:

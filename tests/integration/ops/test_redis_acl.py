@@ -7,10 +7,10 @@ import pytest
 
 from jobpipe.admin import apply_topics
 from jobpipe.connections import check_redis_safety, redis_client
-from jobpipe.errors import ConfigError, StackError
+from jobpipe.errors import ConfigError
 from jobpipe.settings import Settings, load_settings
 from tests.integration.ops.kafka_read import read_all
-from tests.services import skip_unless_ci
+from tests.private_stack import started
 
 pytestmark = pytest.mark.integration
 
@@ -25,14 +25,8 @@ def acl_redis_port(tmp_path_factory):
                      kafka_port=free_port_block(2),
                      redis_extra_config=["user default off",
                                          f"user jp on >{PASSWORD} ~* &* +@all"])
-    try:
-        stack.start_redis()
-    except StackError as exc:
-        skip_unless_ci(f"no redis-server: {exc}")
-    try:
+    with started(stack, "redis-server", redis_only=True):
         yield stack.redis_config.port
-    finally:
-        stack.down()
 
 
 def _settings(services, namespace: str, url: str) -> Settings:

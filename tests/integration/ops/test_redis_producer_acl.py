@@ -17,9 +17,9 @@ from ingest.acl import producer_acl_rules
 from ingest.core import MULTI_MIN_JOBS
 from jobpipe import names
 from jobpipe.admin import apply_topics
-from jobpipe.errors import ConfigError, StackError
+from jobpipe.errors import ConfigError
 from jobpipe.settings import Settings, load_settings
-from tests.services import skip_unless_ci
+from tests.private_stack import started
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +38,8 @@ def acl_redis_port(tmp_path_factory) -> Iterator[int]:
                      kafka_port=free_port_block(2),
                      redis_extra_config=["user default off",
                                          f"user admin on >{ADMIN_PASSWORD} ~* &* +@all"])
-    try:
-        stack.start_redis()
-    except StackError as exc:
-        skip_unless_ci(f"no redis-server: {exc}")
-    try:
+    with started(stack, "redis-server", redis_only=True):
         yield stack.redis_config.port
-    finally:
-        stack.down()
 
 
 def _settings(services, namespace: str, url: str, require_safe: bool = True) -> Settings:

@@ -10,10 +10,9 @@ import pytest
 
 from jobpipe import names
 from jobpipe.admin import apply_topics
-from jobpipe.errors import StackError
 from jobpipe.settings import load_settings
 from tests.integration.ops.kafka_read import read_all
-from tests.services import skip_unless_ci
+from tests.private_stack import started
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -26,15 +25,8 @@ def cluster(tmp_path):
 
     stack = DevStack(tmp_path / "stack", redis_port=free_port(), kafka_port=free_port_block(6),
                      brokers=3)
-    try:
-        stack.up()
-    except StackError as exc:
-        stack.down()
-        skip_unless_ci(f"no local three-broker stack: {exc}")
-    try:
+    with started(stack, "three-broker stack"):
         yield stack
-    finally:
-        stack.down()
 
 
 @pytest.mark.timeout(420)

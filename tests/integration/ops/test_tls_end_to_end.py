@@ -36,6 +36,7 @@ from tests.integration.ops.scram import (
     sasl_client_config,
     scram_listener_properties,
 )
+from tests.private_stack import started
 from tests.services import skip_unless_ci
 
 pytestmark = pytest.mark.integration
@@ -64,17 +65,10 @@ def tls_stack(tmp_path_factory) -> Iterator[TlsStack]:
                      kafka_extra_listeners=[ExtraListener("SSL", "SSL", ssl_port),
                                             ExtraListener("SASL_SSL", "SASL_SSL", sasl_port)],
                      kafka_extra_properties=scram_listener_properties("SASL_SSL"))
-    try:
-        stack.up()
-    except StackError as exc:
-        stack.down()
-        skip_unless_ci(f"no local TLS stack: {exc}")
-    try:
+    with started(stack, "TLS stack"):
         add_scram_user(stack.kafka_bootstrap, USER, PASSWORD)
         yield TlsStack(pki, stack.redis_url, {"SSL": f"127.0.0.1:{ssl_port}",
                                               "SASL_SSL": f"127.0.0.1:{sasl_port}"})
-    finally:
-        stack.down()
 
 
 def _toml(value: object) -> str:
