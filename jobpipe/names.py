@@ -37,23 +37,23 @@ from __future__ import annotations
 
 import re
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-_TENANT = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}$")
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_TENANT = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
 
 
 def is_valid_queue_name(name: str) -> bool:
     """Queue names are 1-100 of ``[A-Za-z0-9_-]``: safe in keys and topic names."""
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))
 
 
 def is_valid_namespace(name: str) -> bool:
     """Namespaces follow the queue-name rules."""
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))
 
 
 def is_valid_tenant(name: str) -> bool:
     """Tenant names are 1-200 of ``[A-Za-z0-9_.:@-]``."""
-    return bool(_TENANT.match(name))
+    return bool(_TENANT.fullmatch(name))
 
 
 def _q(ns: str, queue: str) -> str:

@@ -13,13 +13,14 @@ def test_valid_queue_names(name: str) -> None:
     assert names.is_valid_namespace(name)
 
 
-@pytest.mark.parametrize("name", ["", "a.b", "a:b", "a b", "{a}", "x" * 101, "é"])
+@pytest.mark.parametrize("name", ["", "a.b", "a:b", "a b", "{a}", "x" * 101, "é", "email\n"])
 def test_invalid_queue_names(name: str) -> None:
     assert not names.is_valid_queue_name(name)
 
 
 @pytest.mark.parametrize(("tenant", "ok"), [("acme", True), ("a.b:c@d-e_f", True),
-                                             ("", False), ("a b", False), ("x" * 201, False)])
+                                             ("", False), ("a b", False), ("x" * 201, False),
+                                             ("acme\n", False)])
 def test_tenant_names(tenant: str, ok: bool) -> None:
     assert names.is_valid_tenant(tenant) is ok
 
