@@ -3,7 +3,9 @@
 A plain single-threaded loop (the lag monitor has its own thread): each
 iteration takes batches while fewer than ``max_batches_in_flight`` are
 outstanding, hands each to Kafka in one call, serves delivery reports, and
-acknowledges complete batches oldest first. When the broker is unreachable
+acknowledges complete batches oldest first. With nothing to take and nothing
+in flight it blocks until a push or a due delayed job wakes it
+(:mod:`bridge.wake`), not on a poll interval. When the broker is unreachable
 the reports stop, the in-flight bound is reached and taking stops: Redis
 buffers, nothing times out (``message.timeout.ms=0``), and the loop resumes by
 itself when Kafka answers. SIGTERM (via :meth:`Bridge.stop`): stop taking,
@@ -29,6 +31,7 @@ from bridge.reaper import Reaper, default_bridge_name, new_bridge_id
 from bridge.relay import Relay
 from bridge.sources import Rotation
 from bridge.take import Fenced, Taker
+from bridge.wake import Waker, wake_client_name
 from jobpipe import metrics, names
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
@@ -39,6 +42,11 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH_SIZE = 5000  # Lua unpack() limit is ~8000 values per call
 BACKLOG_INTERVAL_S = 1.0
+# A fair queue held back by its Kafka lag gets no wake-up when the lag drops:
+# look again this often while one is held back.
+LAG_RECHECK_S = 0.05
+# run_until_idle checks for idleness at least this often.
+IDLE_CHECK_S = 0.05
 
 
 class Bridge:
@@ -70,6 +78,7 @@ class Bridge:
         self._sent: dict[str, int] = defaultdict(int)
         self._inflight: dict[str, int] = defaultdict(int)
         self._ready_total = 0
+        self._lag_held = False
         self._log_at: dict[str, float] = {}
 
     # --- lifecycle ---------------------------------------------------------------
@@ -77,13 +86,16 @@ class Bridge:
     def stop(self) -> None:
         """Ask :meth:`run` to finish (safe from a signal handler or another thread)."""
         self._stop.set()
+        waker: Waker | None = getattr(self, "_waker", None)  # None before run starts
+        if waker is not None:
+            waker.interrupt()
 
     def run(self) -> None:
         """Bridge until :meth:`stop`, then drain what is in flight and return."""
         self._start()
         try:
             while not self._stop.is_set():
-                self._step_safely()
+                self._step_safely(self.settings.bridge.idle_wait_s)
         finally:
             self._shutdown()
 
@@ -98,7 +110,7 @@ class Bridge:
         self._start()
         try:
             while not self._stop.is_set() and time.monotonic() < deadline:
-                busy = self._step_safely()
+                busy = self._step_safely(min(IDLE_CHECK_S, self.settings.bridge.idle_wait_s))
                 if not busy and self._idle():
                     return True
             return False
@@ -127,6 +139,7 @@ class Bridge:
         self._rotation = Rotation(self._client, ns, self.specs, self.bridge_id,
                                   s.bridge.batch_size)
         self._promoter = Promoter(self._client, ns, self.specs)
+        self._waker = Waker(self._client, ns, self.specs, wake_client_name(self.name))
         self._relay = Relay(s, s.bridge.log_interval_s)
         self._lag = LagMonitor(s, [q for q in self.specs if q.fair and q.max_kafka_lag],
                                lambda q: self._acked[q])
@@ -156,14 +169,15 @@ class Bridge:
                       "in-flight jobs after the heartbeat timeout (%s)", self.bridge_id, exc)
         self._lag.stop()
         self._relay.flush(0)
+        self._waker.close()
         self._client.close()
         log.info("bridge %s stopped", self.bridge_id)
 
     # --- the loop ----------------------------------------------------------------
 
-    def _step_safely(self) -> bool:
+    def _step_safely(self, idle_wait_s: float) -> bool:
         try:
-            return self._step()
+            return self._step(idle_wait_s)
         except Fenced:
             self._reincarnate()
             return True
@@ -172,7 +186,8 @@ class Bridge:
             self._relay.poll(0.5)
             return True
 
-    def _step(self) -> bool:
+    def _step(self, idle_wait_s: float) -> bool:
+        """One iteration; with nothing to do, wait up to ``idle_wait_s`` for work."""
         now = time.monotonic()
         b = self.settings.bridge
         if now >= self._next_beat:
@@ -188,6 +203,7 @@ class Bridge:
         if self._relay.fatal:
             self._relay.restart()
         took = 0
+        self._lag_held = False
         while len(self._acks) < b.max_batches_in_flight and not self._stop.is_set():
             got = self._rotation.take_next(self._taker.take, self._lag_allows)
             if got is None:
@@ -195,9 +211,21 @@ class Bridge:
             self._send(Batch(got[0], got[1], time.monotonic()))
             took += 1
         waiting = len(self._acks) > 0
-        self._relay.poll(0 if took else (0.002 if waiting else b.idle_wait_s))
-        self._settle_and_ack(time.monotonic())
-        return took > 0 or len(self._acks) > 0
+        if took or waiting:
+            self._relay.poll(0 if took else 0.002)  # returns as soon as a report is served
+            self._settle_and_ack(time.monotonic())
+            return True
+        self._relay.poll(0)  # error callbacks
+        self._wait_for_work(now, idle_wait_s)
+        return False
+
+    def _wait_for_work(self, now: float, idle_wait_s: float) -> None:
+        """Block until a push, a due delayed job, the next heartbeat or ``idle_wait_s``."""
+        longest_s = min(idle_wait_s, self._next_beat - now)
+        if self._lag_held:
+            longest_s = min(longest_s, LAG_RECHECK_S)
+        if not self._waker.wait(max(longest_s, 0.0)):
+            self._next_promote = time.monotonic()  # a delayed job may be due now
 
     def _send(self, batch: Batch) -> None:
         q = batch.source.queue
@@ -244,9 +272,12 @@ class Bridge:
     def _lag_allows(self, spec: QueueSpec) -> bool:
         reading = self._lag.reading(spec.name)
         if reading is None:
-            return lag_allows(None, 0, spec.max_kafka_lag)
-        return lag_allows(reading.lag, self._sent[spec.name] - reading.acked_before,
-                          spec.max_kafka_lag)
+            allowed = lag_allows(None, 0, spec.max_kafka_lag)
+        else:
+            allowed = lag_allows(reading.lag, self._sent[spec.name] - reading.acked_before,
+                                 spec.max_kafka_lag)
+        self._lag_held |= not allowed
+        return allowed
 
     # --- liveness ----------------------------------------------------------------
 

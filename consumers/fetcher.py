@@ -27,8 +27,29 @@ from jobpipe.settings import Settings
 log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
+# Longest wait of one fetch for its first message. A message ends the wait as
+# it arrives; this only bounds how late offsets to store and calls are served.
+FETCH_WAIT_S = 0.05
 RevokeFn = Callable[[list[TP]], Coroutine[Any, Any, dict[TP, int]]]
 PartitionsFn = Callable[[list[TP]], None]
+
+
+def fetch_available(consumer: Consumer, batch_max: int, wait_s: float) -> list[Message]:
+    """What is already fetched, up to ``batch_max``; when nothing is, wait up to
+    ``wait_s`` for the first message and take what came with it.
+
+    ``consume(batch_max, timeout)`` waits for a *full* batch or the timeout:
+    at 20k jobs/s that held every job ~50 ms in the worker's fetcher, and a
+    lone retry for the whole idle wait in the retry relay. Under load the
+    first call returns full batches anyway.
+    """
+    msgs: list[Message] = consumer.consume(batch_max, 0)
+    if msgs:
+        return msgs
+    msgs = consumer.consume(1, wait_s)
+    if msgs and batch_max > 1:
+        msgs += consumer.consume(batch_max - 1, 0)
+    return msgs
 
 
 class Fetcher:
@@ -127,7 +148,7 @@ class Fetcher:
                 if self.handed - self.prepared > self.backlog_max:
                     time.sleep(0.002)  # the loop is behind: let it catch up
                     continue
-                msgs = self._fetch(consumer, self._settings.worker.batch_max)
+                msgs = fetch_available(consumer, self._settings.worker.batch_max, FETCH_WAIT_S)
                 if msgs:
                     self.handed += len(msgs)
                     self._loop.call_soon_threadsafe(self._on_messages, msgs)
@@ -144,23 +165,6 @@ class Fetcher:
                     log.warning("final commit failed: %s", exc)
             consumer.close()
             log.info("consumer closed")
-
-    @staticmethod
-    def _fetch(consumer: Consumer, batch_max: int) -> list[Message]:
-        """What is already fetched, up to ``batch_max``; when nothing is, wait up to
-        50 ms for the first message and take what came with it.
-
-        ``consume(batch_max, timeout)`` waits for a *full* batch or the timeout:
-        at 20k jobs/s that held every job ~50 ms in the fetcher. Under load the
-        first call returns full batches anyway.
-        """
-        msgs: list[Message] = consumer.consume(batch_max, 0)
-        if msgs:
-            return msgs
-        msgs = consumer.consume(1, 0.05)
-        if msgs and batch_max > 1:
-            msgs += consumer.consume(batch_max - 1, 0)
-        return msgs
 
     def _service(self, consumer: Consumer) -> None:
         with self._lock:

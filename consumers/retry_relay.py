@@ -44,6 +44,7 @@ from consumers.due import (
     tier_routes,
     wait_ms,
 )
+from consumers.fetcher import fetch_available
 from consumers.group_health import GuardedConsumer
 from consumers.offsets import OffsetTracker
 from jobpipe import metrics, names
@@ -119,7 +120,7 @@ class RetryRelay:
                 self._throttle(consumer)
                 due = self._waiting.next_due_ms()
                 timeout_s = next_wake_s([] if due is None else [due], _now_ms(), IDLE_POLL_S)
-                messages = consumer.consume(num_messages=BATCH_MAX, timeout=timeout_s)
+                messages = fetch_available(consumer, BATCH_MAX, timeout_s)
                 if messages:
                     self._take(producer, messages)
         finally:

@@ -34,6 +34,7 @@ class QueueLayout:
         delayed: the delayed ZSET.
         tenants: the fair queue's tenant registry.
         tenant_prefix: a tenant list key without the tenant name.
+        wake: the wake-up of the queue's idle bridges.
     """
 
     spec: QueueSpec
@@ -42,6 +43,7 @@ class QueueLayout:
     delayed: str
     tenants: str
     tenant_prefix: str
+    wake: str
 
     @classmethod
     def of(cls, namespace: str, spec: QueueSpec) -> QueueLayout:
@@ -50,7 +52,8 @@ class QueueLayout:
                             for shard in range(spec.shards)) for level in spec.levels)
         return cls(spec, namespace, ready, names.delayed_key(namespace, spec.name),
                    names.tenants_key(namespace, spec.name),
-                   names.tenant_ready_key(namespace, spec.name, ""))
+                   names.tenant_ready_key(namespace, spec.name, ""),
+                   names.wake_key(namespace, spec.name))
 
     def tenant_list(self, tenant: str) -> str:
         """The ready list of one tenant of a fair queue."""
@@ -73,6 +76,8 @@ class PushPlan:
         lists: for a plan of plain pushes only, ``(list key, jobs)`` in order:
             such a plan may go as MULTI/LPUSH/EXEC instead of the script.
         backlog_keys: how many of ``keys`` are ready lists to count.
+        wake: the queue's bridge wake-up key (:func:`jobpipe.names.wake_key`),
+            raised after the pushes; ``None`` raises none.
     """
 
     queue: str
@@ -82,6 +87,7 @@ class PushPlan:
     unique_jobs: list[int] = field(default_factory=list)
     lists: list[tuple[str, list[bytes]]] | None = None
     backlog_keys: int = 0
+    wake: str | None = None
 
     def gate(self) -> tuple[list[str], list[Arg]]:
         """``KEYS``/``ARGV`` of a script call that only checks the high-water mark."""
@@ -92,8 +98,9 @@ class PushPlan:
 
         ``MULTI``, an ``LLEN`` per ready list to count, an ``LPUSH`` per list and
         chunk of :data:`MULTI_CHUNK_JOBS` jobs (consecutive LPUSHes keep the
-        list's order), ``EXEC``; one piece per command, made as it is written,
-        so Redis parses a chunk while the next is framed. Framing here costs a
+        list's order), the ``ZADD`` of :attr:`wake`, ``EXEC``; one piece per
+        command, made as it is written, so Redis parses a chunk while the next
+        is framed. Framing here costs a
         dict lookup and a join per job (~130 ns for a 260-byte job), where
         redis-py's pipeline packer (a generator over every argument, then
         hiredis) took ~360 ns.
@@ -111,13 +118,16 @@ class PushPlan:
                 parts[0::3] = map(frames.__getitem__, map(len, chunk))
                 parts[1::3] = chunk
                 yield b"*%d\r\n$5\r\nLPUSH\r\n%s%s" % (len(chunk) + 2, head, b"".join(parts))
-        yield _EXEC
+        if self.wake is not None:
+            yield _command(b"ZADD", self.wake.encode(), b"0", b"w") + _EXEC
+        else:
+            yield _EXEC
 
     def multi_replies(self) -> int:
         """How many replies :meth:`multi_commands` gets: MULTI, one per command, EXEC."""
         assert self.lists is not None
         pushes = sum(-(-len(jobs) // MULTI_CHUNK_JOBS) for _, jobs in self.lists)
-        return 2 + self.backlog_keys + pushes
+        return 2 + self.backlog_keys + pushes + (self.wake is not None)
 
     def multi_backlog(self, replies: list[Any]) -> int:
         """Jobs that were waiting before the push, from the replies to
@@ -246,6 +256,9 @@ class PlanBuilder:
         self._guarded = False
 
     def build(self, ids: list[str]) -> PushPlan:
-        """The finished call."""
+        """The finished call; its last operation wakes the queue's idle bridges."""
+        wake = self._layout.wake
+        if self._ops:
+            self._ops += ("W", self._key(wake))
         return PushPlan(self._layout.spec.name, self._keys, self._head + self._ops, ids,
-                        self._unique_jobs, self._lists, self._nb)
+                        self._unique_jobs, self._lists, self._nb, wake)

@@ -17,6 +17,9 @@ Call layout (built by :class:`ingest.plan.PlanBuilder`)::
         Z <key#> <n> (<score_ms> <job>)*n  ZADD to the delayed set
         U <key#> <ttl_s> <job id>          SET key id NX EX ttl; when the key
                                            exists, skip the next operation
+        W <key#>                           ZADD key 0 w: wake the queue's idle
+                                           bridges (last; a no-op write while
+                                           the member is there, so nothing to AOF)
 
 Reply: ``{0, backlog, unique...}`` where each ``unique`` is the id stored in
 that window (ours, or the first job's on a duplicate); ``{1, backlog}`` when
@@ -68,6 +71,9 @@ while i <= last_arg do
       skip = true
     end
     i = i + 4
+  elseif op == 'W' then
+    redis.call('ZADD', key, 0, 'w')
+    i = i + 2
   else
     local n = tonumber(ARGV[i + 2])
     if op == 'L' then

@@ -10,6 +10,7 @@ Redis, per queue ``q`` in namespace ``ns``::
     ns:{q}:t:<tenant>              LIST  ready jobs of one tenant (fair queues)
     ns:{q}:tenants                 SET   tenants with waiting jobs (fair queues)
     ns:{q}:delayed                 ZSET  delayed jobs scored by run_at (ms)
+    ns:{q}:wake                    ZSET  one member while work arrived unseen (wakes bridges)
     ns:{q}:inflight:<bridge>       LIST  jobs a bridge took and Kafka has not acked
     ns:{q}:inflight:<bridge>:<src> LIST  the same, per ready list taken from (bridge/)
     ns:{q}:inflight-index          SET   in-flight list keys that may hold jobs
@@ -81,6 +82,12 @@ def tenants_key(ns: str, queue: str) -> str:
 def delayed_key(ns: str, queue: str) -> str:
     """A queue's delayed jobs, scored by ``run_at`` in milliseconds."""
     return f"{_q(ns, queue)}:delayed"
+
+
+def wake_key(ns: str, queue: str) -> str:
+    """The wake-up of a queue's idle bridges: every push adds its one member
+    (a no-op while it is there), and an idle bridge blocks in ``BZPOPMIN`` on it."""
+    return f"{_q(ns, queue)}:wake"
 
 
 # --- Redis: bridge --------------------------------------------------------------

@@ -114,8 +114,11 @@ class BridgeSettings:
         heartbeat_timeout_s: a bridge silent this long is presumed dead and its
             in-flight jobs are returned to the ready lists.
         delayed_interval_s: how often due delayed jobs are promoted.
-        idle_wait_s: longest sleep when every ready list is empty.
-        linger_ms: Kafka producer batching delay.
+        idle_wait_s: longest wait of an idle bridge; a push or a due delayed job
+            wakes it at once (see :mod:`bridge.wake`), so this only bounds
+            how long it sleeps with no work at all.
+        linger_ms: Kafka producer batching delay. 0: a lone job goes out at
+            once; under load librdkafka still batches what queued meanwhile.
         compression: Kafka producer compression codec.
         log_interval_s: repeated trouble (broker down) is logged once per interval.
     """
@@ -125,8 +128,8 @@ class BridgeSettings:
     heartbeat_interval_s: float = 1.0
     heartbeat_timeout_s: float = 10.0
     delayed_interval_s: float = 0.02
-    idle_wait_s: float = 0.05
-    linger_ms: int = 5
+    idle_wait_s: float = 1.0
+    linger_ms: int = 0
     compression: str = "lz4"
     log_interval_s: float = 10.0
 

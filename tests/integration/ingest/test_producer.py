@@ -183,3 +183,18 @@ def test_big_plain_batches_go_as_multi_and_still_respect_the_mark(make_producer,
     assert sum(redis_client.llen(k) for k in keys) == 300
     redis_client.delete(*keys)  # the bridge drained it: room again
     assert len(producer.enqueue_many("big", "t", list(range(300)))) == 300
+
+
+@pytest.mark.parametrize("push", [
+    pytest.param(lambda p: p.enqueue("default", "t", 1), id="script"),
+    pytest.param(lambda p: p.enqueue_many("default", "t", list(range(300))), id="multi"),
+    pytest.param(lambda p: p.enqueue("default", "t", 1, delay_s=60), id="delayed"),
+])
+def test_every_push_raises_the_queues_wake_up_once(make_producer, redis_client, namespace,
+                                                   push):
+    wake = names.wake_key(namespace, "default")
+    producer = make_producer()
+    push(producer)
+    push(producer)
+    assert redis_client.zrange(wake, 0, -1, withscores=True) == [(b"w", 0.0)]
+    assert redis_client.bzpopmin([wake], 1) == (wake.encode(), b"w", 0.0)

@@ -60,3 +60,13 @@ def test_an_error_inside_exec_is_raised() -> None:
     wrong = redis.exceptions.ResponseError("WRONGTYPE Operation against a key")
     with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
         plan.multi_backlog([b"OK", b"QUEUED", b"QUEUED", [0, wrong]])
+
+
+def test_the_transaction_raises_the_wake_up_last() -> None:
+    plan = _plan([("a", [b"1"])], 1)
+    plan.wake = "ns:{q}:wake"
+    expected = [[b"MULTI"], [b"LLEN", b"a"], [b"LPUSH", b"a", b"1"],
+                [b"ZADD", b"ns:{q}:wake", b"0", b"w"], [b"EXEC"]]
+    assert _commands(b"".join(plan.multi_commands())) == expected
+    assert plan.multi_replies() == len(expected)
+    assert plan.multi_backlog([b"OK", b"QUEUED", b"QUEUED", b"QUEUED", [2, 3, 0]]) == 2

@@ -1,0 +1,126 @@
+"""An idle bridge sleeps until there is work: a push, or a delayed job coming due.
+
+Every push (the push script and the MULTI path of :mod:`ingest`) adds the one
+member of its queue's wake key (:func:`jobpipe.names.wake_key`). An idle
+bridge blocks in one ``BZPOPMIN`` on the wake keys of its queues, so it wakes
+within a round trip of a job landing instead of on a poll interval. A wake-up
+raised while the bridge was busy stays in Redis until its next wait, which then
+returns at once: a wake-up is never lost; at worst one take finds nothing.
+
+The wait also ends when the earliest delayed job is due (a delayed push raises
+the wake too, so an earlier one added meanwhile makes the bridge look again),
+and after ``longest_s`` (heartbeats). Redis checks blocking timeouts only
+``hz`` times a second (100 ms late at the default ``hz 10``), so the timeout is
+kept here, on the socket: when it passes, ``CLIENT UNBLOCK`` ends the wait.
+:meth:`Waker.interrupt` (a byte on a pipe: safe in a signal handler) ends it
+too, so a bridge asked to stop does not sleep out its wait first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+
+import redis
+from redis.connection import AbstractConnection
+
+from jobpipe import names
+from jobpipe.topology import QueueSpec
+
+# Redis's own timeout only backs up ours (a lost CLIENT UNBLOCK must not block forever).
+BACKSTOP_S = 5.0
+
+
+def wake_client_name(bridge_name: str) -> str:
+    """The client name of a bridge's waiting connection."""
+    return f"jobpipe-bridge-wait:{bridge_name}"
+
+
+class Waker:
+    """Waits on one dedicated connection for the queues' wake-ups or the next due time.
+
+    Args:
+        client: the bridge's client (its pool makes the dedicated connection).
+        ns: namespace.
+        specs: the bridge's queues.
+        name: the connection's client name (``CLIENT LIST`` shows who waits).
+    """
+
+    def __init__(self, client: redis.Redis[bytes], ns: str, specs: list[QueueSpec],
+                 name: str) -> None:
+        self._client = client
+        self._name = name
+        self._wake_keys = [names.wake_key(ns, spec.name) for spec in specs]
+        self._delayed_keys = [names.delayed_key(ns, spec.name) for spec in specs]
+        self._conn: AbstractConnection | None = None
+        self._conn_id = 0
+        self._pipe_r, self._pipe_w = os.pipe()
+        os.set_blocking(self._pipe_r, False)
+        os.set_blocking(self._pipe_w, False)
+
+    def next_due_ms(self) -> int | None:
+        """When the earliest delayed job of the queues is due (epoch ms), if any."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in self._delayed_keys:
+            pipe.zrange(key, 0, 0, withscores=True)
+        scores = [int(first[0][1]) for first in pipe.execute() if first]
+        return min(scores) if scores else None
+
+    def wait(self, longest_s: float) -> bool:
+        """Block until a push wakes the bridge, a delayed job is due, or ``longest_s``.
+
+        Returns:
+            True when a push woke it (there may be jobs to take), False when
+            the time ran out (a delayed job may be due).
+        """
+        timeout_s = longest_s
+        due_ms = self.next_due_ms()
+        if due_ms is not None:
+            timeout_s = min(timeout_s, (due_ms - time.time_ns() // 1_000_000) / 1000)
+        if timeout_s <= 0:
+            return False
+        conn = self._connection()
+        try:
+            conn.send_command("BZPOPMIN", *self._wake_keys, timeout_s + BACKSTOP_S)
+            sock: int = conn._sock.fileno()  # type: ignore[attr-defined]
+            ready, _, _ = select.select([sock, self._pipe_r], [], [], timeout_s)
+            if sock not in ready:
+                self._client.client_unblock(self._conn_id)  # the wait ends with a nil reply
+            return conn.read_response() is not None
+        except BaseException:
+            self._drop()  # a half-read reply must not meet the next command
+            raise
+
+    def _connection(self) -> AbstractConnection:
+        if self._conn is None:
+            conn = self._client.connection_pool.make_connection()
+            conn.connect()
+            conn.send_command("CLIENT", "SETNAME", self._name)
+            conn.read_response()
+            conn.send_command("CLIENT", "ID")
+            self._conn_id = int(conn.read_response())
+            self._conn = conn
+        return self._conn
+
+    def interrupt(self) -> None:
+        """End the current wait and every later one at once (any thread, or a
+        signal handler): the bridge is stopping."""
+        if self._pipe_w < 0:
+            return
+        with contextlib.suppress(OSError):  # full: interrupted already; closed: stopped
+            os.write(self._pipe_w, b"x")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.disconnect()
+            self._conn = None
+
+    def close(self) -> None:
+        """Drop the dedicated connection and the interrupt pipe."""
+        self._drop()
+        pipe_w, self._pipe_w = self._pipe_w, -1
+        if pipe_w >= 0:
+            os.close(pipe_w)
+            os.close(self._pipe_r)
