@@ -90,18 +90,18 @@ def record_job(ctx: JobContext, args: Any, started_ns: int, finished_ns: int) ->
 
 def _record(state: _ProcessState, ctx: JobContext, args: Any, started_ns: int,
             finished_ns: int) -> None:
-    rec = state.recorder
     enqueued_ns = ctx.enqueued_at_ns
-    rec.record_ns("queued", started_ns - enqueued_ns)
+    stages = [("queued", started_ns - enqueued_ns), ("run", finished_ns - started_ns)]
     kafka_ms = ctx.kafka_timestamp_ms
     if kafka_ms is not None and kafka_ms > 0:
         kafka_ns = kafka_ms * 1_000_000
-        rec.record_ns("redis", kafka_ns - enqueued_ns)
-        rec.record_ns("kafka", started_ns - kafka_ns)
-    rec.record_ns("run", finished_ns - started_ns)
+        stages.append(("redis", kafka_ns - enqueued_ns))
+        stages.append(("kafka", started_ns - kafka_ns))
     intended_ns = args.get("t") if isinstance(args, dict) else None
     if isinstance(intended_ns, int):
-        rec.record_ns("e2e", finished_ns - intended_ns)
+        stages.append(("e2e", finished_ns - intended_ns))
+    rec = state.recorder
+    rec.record_stages_ns(stages)
     rec.count("done")
     state.ledger.record_one(ctx.job_id)
 

@@ -67,3 +67,22 @@ def test_aggregate_buckets_counts_and_percentiles_per_second(tmp_path):
     assert agg.stage_summary()["e2e"]["count"] == 30
     assert os.fspath(tmp_path)
     assert read_all_intervals(tmp_path) == []
+
+
+def test_folding_values_lands_each_in_the_counter_record_value_picks():
+    import random
+
+    from loadtest.recording import HIGHEST_US, histogram_of, new_histogram
+
+    rng = random.Random(7)
+    values = ([rng.randrange(0, 3000) for _ in range(5000)]
+              + [rng.randrange(2000, 5_000_000) for _ in range(5000)]
+              + [0, -5, 1, 2047, 2048, 2049, 4095, 4096, HIGHEST_US, HIGHEST_US * 2])
+    direct = new_histogram()
+    for v in values:
+        direct.record_value(min(max(v, 1), HIGHEST_US))
+    folded = histogram_of(values)
+    assert list(folded.counts) == list(direct.counts)
+    assert folded.get_total_count() == direct.get_total_count()
+    assert folded.get_max_value() == direct.get_max_value()
+    assert folded.get_min_value() == direct.get_min_value()
