@@ -69,7 +69,7 @@ def test_aggregate_buckets_counts_and_percentiles_per_second(tmp_path):
     assert read_all_intervals(tmp_path) == []
 
 
-def test_folding_values_lands_each_in_the_counter_record_value_picks():
+def test_folded_histogram_equals_one_recorded_value_by_value():
     import random
 
     from loadtest.recording import HIGHEST_US, histogram_of, new_histogram
@@ -86,3 +86,6 @@ def test_folding_values_lands_each_in_the_counter_record_value_picks():
     assert folded.get_total_count() == direct.get_total_count()
     assert folded.get_max_value() == direct.get_max_value()
     assert folded.get_min_value() == direct.get_min_value()
+    from loadtest.recording import decode_histogram, summarize
+
+    assert summarize(decode_histogram(folded.encode().decode())) == summarize(direct)
