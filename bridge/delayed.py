@@ -3,13 +3,11 @@
 Producers ``ZADD names.delayed_key <run_at ms> <envelope>``. Every
 ``bridge.delayed_interval_s`` the bridge reads up to ``limit`` due members
 (one round trip; nothing more when none is due), picks each one's destination
-in Python, exactly as a producer would (the ready shard by
-``shard_for(peek_key(raw))`` at the job's priority level, or the tenant list
-of a fair queue), and moves them in one script that pushes a member only if
-its ``ZREM`` removed it. Two bridges promoting the same queue therefore never
-push a job twice, and a job leaves the ZSET only in the step that puts it on a
-ready list. (The crc32 shard choice stays in Python so it matches ingest
-bit for bit; Lua has no crc32.)
+in Python by the rule producers follow (:mod:`jobpipe.routing`), and moves
+them in one script that pushes a member only if its ``ZREM`` removed it. Two
+bridges promoting the same queue therefore never push a job twice, and a job
+leaves the ZSET only in the step that puts it on a ready list. (The crc32 shard
+choice stays in Python so it matches ingest bit for bit; Lua has no crc32.)
 """
 
 from __future__ import annotations
@@ -18,14 +16,11 @@ import itertools
 import time
 from dataclasses import dataclass
 
-import orjson
 import redis
 
 from jobpipe import names
-from jobpipe.envelope import peek_key
-from jobpipe.topology import QueueSpec, shard_for
-
-DEFAULT_TENANT = "default"
+from jobpipe.routing import Routes
+from jobpipe.topology import QueueSpec
 
 # KEYS: delayed, tenants, destinations... ; ARGV: (dest index, member, tenant) triples
 _PROMOTE = """#!lua flags=allow-oom
@@ -54,20 +49,6 @@ class Promotion:
     max_lateness_ms: int
 
 
-def _fields(raw: bytes) -> tuple[int, str | None]:
-    """Priority level and tenant of an envelope, tolerant of bad bytes."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return 0, None
-    if not isinstance(obj, dict):
-        return 0, None
-    level = obj.get("priority")
-    tenant = obj.get("tenant")
-    return (level if isinstance(level, int) and not isinstance(level, bool) else 0,
-            tenant if isinstance(tenant, str) else None)
-
-
 class Promoter:
     """Moves due delayed jobs of some queues to their ready lists."""
 
@@ -76,19 +57,14 @@ class Promoter:
         self._client = client
         self._ns = ns
         self._specs = specs
+        self._routes = {spec.name: Routes.of(ns, spec) for spec in specs}
         self._limit = limit
         self._spread = itertools.count()
         self._script = client.register_script(_PROMOTE)
 
     def destination(self, spec: QueueSpec, raw: bytes) -> tuple[str, str]:
         """The list a promoted job goes to, and its tenant ('' unless fair)."""
-        level, tenant = _fields(raw)
-        if spec.fair:
-            tenant = tenant or DEFAULT_TENANT
-            return names.tenant_ready_key(self._ns, spec.name, tenant), tenant
-        level = min(max(level, 0), len(spec.priorities) - 1)
-        shard = shard_for(peek_key(raw), spec.shards, next(self._spread))
-        return names.ready_key(self._ns, spec.name, shard, level), ""
+        return self._routes[spec.name].of_raw(raw, next(self._spread))
 
     def promote(self, now_ms: int | None = None) -> dict[str, Promotion]:
         """One pass over every queue; returns what moved, per queue."""

@@ -24,15 +24,13 @@ import orjson
 import redis
 import redis.asyncio
 
-from consumers.due import priority_level
 from jobpipe import names
-from jobpipe.envelope import peek_key
-from jobpipe.errors import ConfigError, EnvelopeError
-from jobpipe.topology import QueueSpec, shard_for
+from jobpipe.errors import ConfigError
+from jobpipe.routing import DEFAULT_TENANT, Routes
+from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TENANT = "default"
 RESUME_ATTEMPTS = 20
 
 # KEYS: paused tenants, parked, destination, tenants registry. ARGV: tenant, raw, fair.
@@ -79,13 +77,7 @@ def _announce(op: str, queue: str, tenant: str | None = None) -> bytes:
 def destination(ns: str, spec: QueueSpec, raw: bytes, tenant: str, spread: int) -> str:
     """The Redis list a job of ``tenant`` goes back to: its fair list, or the ready
     shard and level the producer would have chosen."""
-    if spec.fair:
-        return names.tenant_ready_key(ns, spec.name, tenant)
-    try:
-        level = priority_level(raw, spec)
-    except EnvelopeError:
-        level = 0  # not a job: the worker will dead-letter it again
-    return names.ready_key(ns, spec.name, shard_for(peek_key(raw), spec.shards, spread), level)
+    return Routes.of(ns, spec).of_raw(raw, spread, tenant)[0]
 
 
 class Controls:

@@ -9,10 +9,6 @@ import heapq
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import orjson
-
-from jobpipe import names
-from jobpipe.errors import EnvelopeError
 from jobpipe.topology import QueueSpec
 
 T = TypeVar("T")
@@ -37,10 +33,10 @@ class TierRoute:
 def tier_routes(ns: str, specs: list[QueueSpec]) -> dict[str, TierRoute]:
     """Map every retry tier topic of ``specs`` to its queue and delay.
 
-    Built from :func:`jobpipe.names.retry_topic`, so a topic name is never parsed.
+    Built from :meth:`QueueSpec.retry_topics`, so a topic name is never parsed.
     """
-    return {names.retry_topic(ns, spec.name, delay_s): TierRoute(spec, delay_s)
-            for spec in specs for delay_s in spec.retry_tiers_s}
+    return {topic: TierRoute(spec, delay_s) for spec in specs
+            for topic, delay_s in zip(spec.retry_topics(ns), spec.retry_tiers_s, strict=True)}
 
 
 def jitter_header(jitter_s: float) -> tuple[str, bytes]:
@@ -71,28 +67,6 @@ def wait_ms(timestamp_ms: int | None, delay_ms: int, now_ms: int, jitter: int = 
         return 0
     wait = delay_ms + jitter
     return max(0, min(timestamp_ms + wait - now_ms, wait))
-
-
-def priority_level(raw: bytes, spec: QueueSpec) -> int:
-    """The priority level of an encoded job, reading only what routing needs.
-
-    A level beyond the queue's levels is clamped to its lowest one, so the job
-    still runs rather than being sent to a topic that does not exist.
-
-    Raises:
-        EnvelopeError: ``invalid_json``, ``not_an_object`` or ``wrong_type``.
-    """
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise EnvelopeError("invalid_json", str(exc), raw) from exc
-    if not isinstance(obj, dict):
-        got = type(obj).__name__
-        raise EnvelopeError("not_an_object", f"expected a JSON object, got {got}", raw)
-    level = obj.get("priority") or 0
-    if not isinstance(level, int) or isinstance(level, bool) or level < 0:
-        raise EnvelopeError("wrong_type", "field 'priority' must be an integer >= 0", raw)
-    return min(level, len(spec.priorities) - 1)
 
 
 def next_wake_s(due_ms: list[int], now_ms: int, idle_s: float) -> float:

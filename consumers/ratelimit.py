@@ -17,11 +17,11 @@ import redis.asyncio
 
 from consumers.token_bucket import Limit, idle_ttl_ms
 from jobpipe import names
+from jobpipe.routing import DEFAULT_TENANT
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TENANT = "default"
 
 # KEYS: one bucket per limit. ARGV: rate_per_s, burst, idle_ttl_ms for each key.
 # Returns 0 when a token was taken from every bucket, else the wait in ms.

@@ -40,7 +40,6 @@ from consumers.due import (
     TierRoute,
     jitter_ms,
     next_wake_s,
-    priority_level,
     tier_routes,
     wait_ms,
 )
@@ -50,6 +49,7 @@ from consumers.offsets import OffsetTracker
 from jobpipe import metrics, names
 from jobpipe.connections import kafka_producer_config
 from jobpipe.errors import EnvelopeError
+from jobpipe.routing import priority_level
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 

@@ -242,8 +242,8 @@ class Worker:
         deadline = time.monotonic() + timeout_s
         ns = self.settings.namespace
         main = [lane.topic for lane in lanes.all]
-        retry = ([names.retry_topic(ns, sp.name, d) for sp in self.specs
-                  for d in sp.retry_tiers_s] if self.retry_relay else [])
+        retry = ([t for sp in self.specs for t in sp.retry_topics(ns)]
+                 if self.retry_relay else [])
         quiet_since = time.monotonic()
         while time.monotonic() < deadline and not self._stopping.is_set():
             await asyncio.sleep(0.05)

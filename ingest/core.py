@@ -23,7 +23,6 @@ from jobpipe.envelope import now_ns
 from jobpipe.errors import JobRejected, JobTooLarge, QueueFull, UnknownQueue
 from jobpipe.ids import new_job_ids
 from jobpipe.settings import Settings
-from jobpipe.topology import shard_for
 
 MAX_TASK_CHARS = 200
 # Below this many jobs one EVALSHA beats MULTI/LPUSH/EXEC (one command, not 3+);
@@ -153,16 +152,15 @@ class Intake:
 
     def _place(self, builder: PlanBuilder, layout: QueueLayout, opts: Resolved,
                jobs: list[bytes]) -> None:
-        spec = layout.spec
+        spec, routes = layout.spec, layout.routes
         if opts.run_at_ns is not None:
             builder.delay(opts.run_at_ns // 1_000_000, jobs)
         elif spec.fair:
-            builder.push_tenant(opts.tenant or "default", jobs)
+            builder.push_tenant(routes.tenant(opts.tenant), jobs)
         elif opts.key is not None:
-            shard = shard_for(opts.key.encode(), spec.shards, 0)
-            builder.push(layout.ready[opts.priority][shard], jobs)
+            builder.push(routes.ready_list(opts.key.encode(), opts.priority, 0), jobs)
         else:
-            lists, shards = layout.ready[opts.priority], spec.shards
+            lists, shards = routes.ready[opts.priority], spec.shards
             start = next(self._spread)
             if len(jobs) == 1 or shards == 1:
                 builder.push(lists[start % shards], jobs)

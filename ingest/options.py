@@ -13,9 +13,9 @@ from datetime import datetime
 
 from jobpipe import names
 from jobpipe.errors import JobRejected
+from jobpipe.routing import DEFAULT_TENANT
 from jobpipe.topology import QueueSpec
 
-DEFAULT_TENANT = "default"
 MAX_IDEMPOTENCY_KEY_CHARS = 512
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobpipe import names
+from jobpipe.routing import Routes
 from jobpipe.topology import QueueSpec
 
 Arg = bytes | str | int
@@ -30,34 +31,25 @@ class QueueLayout:
 
     Attributes:
         spec: the queue.
-        ready: ``ready[level][shard]`` list keys.
+        routes: its ready lists and the rule that picks one (:mod:`jobpipe.routing`).
         delayed: the delayed ZSET.
         tenants: the fair queue's tenant registry.
-        tenant_prefix: a tenant list key without the tenant name.
         wake: the wake-up of the queue's idle bridges.
     """
 
     spec: QueueSpec
     namespace: str
-    ready: tuple[tuple[str, ...], ...]
+    routes: Routes
     delayed: str
     tenants: str
-    tenant_prefix: str
     wake: str
 
     @classmethod
     def of(cls, namespace: str, spec: QueueSpec) -> QueueLayout:
         """Build the layout of ``spec`` in ``namespace``."""
-        ready = tuple(tuple(names.ready_key(namespace, spec.name, shard, level)
-                            for shard in range(spec.shards)) for level in spec.levels)
-        return cls(spec, namespace, ready, names.delayed_key(namespace, spec.name),
-                   names.tenants_key(namespace, spec.name),
-                   names.tenant_ready_key(namespace, spec.name, ""),
-                   names.wake_key(namespace, spec.name))
-
-    def tenant_list(self, tenant: str) -> str:
-        """The ready list of one tenant of a fair queue."""
-        return names.tenant_ready_key(self.namespace, self.spec.name, tenant)
+        return cls(spec, namespace, Routes.of(namespace, spec),
+                   names.delayed_key(namespace, spec.name),
+                   names.tenants_key(namespace, spec.name), names.wake_key(namespace, spec.name))
 
     def unique(self, idempotency_key: str) -> str:
         """The unique-job window key of an idempotency key."""
@@ -190,13 +182,14 @@ class PlanBuilder:
         self._lists: list[tuple[str, list[bytes]]] | None = []
         fair = layout.spec.fair
         if not fair and max_backlog:
-            for level in layout.ready:
+            for level in layout.routes.ready:
                 for key in level:
                     self._key(key)
         registry = self._key(layout.tenants) if fair else 0
         self._nb = 0 if fair else len(self._keys)
-        self._head: list[Arg] = [max_backlog or 0, 0 if fair else len(self._keys),
-                                 layout.tenant_prefix if fair and max_backlog else "", registry]
+        prefix = layout.routes.tenant_prefix if fair and max_backlog else ""
+        self._head: list[Arg] = [max_backlog or 0, 0 if fair else len(self._keys), prefix,
+                                 registry]
 
     def _key(self, key: str) -> int:
         index = self._index.get(key)
@@ -217,7 +210,7 @@ class PlanBuilder:
     def push_tenant(self, tenant: str, jobs: list[bytes]) -> None:
         """LPUSH ``jobs`` onto a fair queue's tenant list and register the tenant."""
         self._lists = None
-        self._extend("T", self._layout.tenant_list(tenant), tenant, jobs)
+        self._extend("T", self._layout.routes.tenant_list(tenant), tenant, jobs)
 
     def delay(self, run_at_ms: int, jobs: list[bytes]) -> None:
         """ZADD ``jobs`` to the delayed set, scored by ``run_at_ms``."""

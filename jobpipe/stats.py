@@ -169,7 +169,7 @@ class StatsCollector:
         start: Offsets = kafka["start"]
         workers, retry = self.groups
         main = [names.main_topic(ns, spec.name, level) for level in spec.levels]
-        retries = [names.retry_topic(ns, spec.name, d) for d in spec.retry_tiers_s]
+        retries = spec.retry_topics(ns)
         dlq = names.dlq_topic(ns, spec.name)
 
         def lag(group: str, topics: list[str]) -> dict[str, int]:

@@ -94,11 +94,15 @@ class QueueSpec:
         """Delay before attempt ``attempt + 1``, after ``attempt`` failed."""
         return self.retry_tiers_s[min(attempt, len(self.retry_tiers_s)) - 1]
 
+    def retry_topics(self, ns: str) -> list[str]:
+        """The retry tier topics of this queue, in the order of ``retry_tiers_s``."""
+        return [names.retry_topic(ns, self.name, d) for d in self.retry_tiers_s]
+
     def topics(self, ns: str) -> list[str]:
         """Every Kafka topic of this queue: main per level, retry tiers, DLQ."""
         return [
             *(names.main_topic(ns, self.name, level) for level in self.levels),
-            *(names.retry_topic(ns, self.name, d) for d in self.retry_tiers_s),
+            *self.retry_topics(ns),
             names.dlq_topic(ns, self.name),
         ]
 

@@ -8,13 +8,10 @@ from consumers.due import (
     jitter_header,
     jitter_ms,
     next_wake_s,
-    priority_level,
     tier_routes,
     wait_ms,
 )
 from jobpipe import names
-from jobpipe.envelope import Job, encode
-from jobpipe.errors import EnvelopeError
 from jobpipe.topology import QueueSpec
 
 
@@ -58,27 +55,6 @@ def test_jitter_header_round_trips_and_bad_values_mean_none():
     assert jitter_ms([("jp-retry-jitter-ms", b"soon")], 5000) == 0
     assert jitter_ms([("jp-retry-jitter-ms", None)], 5000) == 0
     assert jitter_ms([jitter_header(3600.0)], 5000) == 5000  # capped at the tier delay
-
-
-def _raw(priority: int) -> bytes:
-    return encode(Job(id="x", queue="q", task="t", priority=priority))
-
-
-def test_priority_level_reads_the_job_priority_and_clamps_to_the_queue_levels():
-    spec = QueueSpec("q", priorities=(3, 2, 1))
-    assert priority_level(_raw(0), spec) == 0
-    assert priority_level(_raw(2), spec) == 2
-    assert priority_level(_raw(7), spec) == 2
-
-
-@pytest.mark.parametrize(("raw", "reason"), [(b"{nope", "invalid_json"),
-                                             (b"[1]", "not_an_object"),
-                                             (b'{"priority": "high"}', "wrong_type"),
-                                             (b'{"priority": -1}', "wrong_type")])
-def test_priority_level_refuses_what_is_not_a_job(raw, reason):
-    with pytest.raises(EnvelopeError) as caught:
-        priority_level(raw, QueueSpec("q"))
-    assert caught.value.reason == reason
 
 
 def test_next_wake_is_the_earliest_due_time_capped_by_idle():

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.options import DEFAULT_TENANT, JobOptions
+from ingest.options import JobOptions
 from jobpipe.errors import JobRejected
+from jobpipe.routing import DEFAULT_TENANT
 from jobpipe.topology import QueueSpec
 
 NOW_NS = 1_700_000_000 * 10**9
