@@ -7,11 +7,13 @@ Precedence, lowest first (written down here and nowhere else):
        ``./jobpipe.toml`` when it exists)
     3. environment: ``JOBPIPE_NAMESPACE``, ``JOBPIPE_REDIS_URL``,
        ``JOBPIPE_KAFKA_BOOTSTRAP`` and, for any field, ``JOBPIPE_<SECTION>_<FIELD>``
-       (the value is read as a TOML value when it parses as one, else as a string)
+       (a text field takes the value as it is; any other field reads it as a
+       TOML value: ``500``, ``true``, ``["t1", "t2"]``, ``{"k" = "v"}``)
     4. command-line flags, passed to :func:`load_settings` as ``overrides``
 
-Unknown sections and keys are errors naming the file and the key: a typo must
-never be silently ignored.
+Unknown sections and keys are errors naming the file and the key, and so is a
+``JOBPIPE_*`` variable that names no setting (other than those in
+:data:`OTHER_VARIABLES`): a typo must never be silently ignored.
 """
 
 from __future__ import annotations
@@ -257,13 +259,19 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
         item = typing.get_args(hint)[1]
-        return {str(k): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): _coerce(_property_text(v) if item is str else v, item, f"{where}.{k}")
+                for k, v in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)  # librdkafka properties are strings; TOML may say 10000
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _property_text(value: Any) -> Any:
+    """librdkafka properties are strings; TOML may say ``10000`` or ``1.5``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     return value
 
 
@@ -298,24 +306,41 @@ def _parse_env_value(raw: str) -> Any:
         return raw
 
 
+#: ``JOBPIPE_*`` variables that are not settings fields, and what reads them.
+OTHER_VARIABLES = {
+    "JOBPIPE_CONFIG": "the settings file (find_config)",
+    "JOBPIPE_METRICS_HOST": "the /metrics listen address (jobpipe.metrics)",
+    "JOBPIPE_APP": "the handler module of docker/compose.yml's workers",
+}
+
+
+def _env_value(cls: type, key: str, raw: str) -> Any:
+    hint = typing.get_type_hints(cls)[key]
+    if hint is str or hint == str | None:
+        return raw  # text as given: JOBPIPE_INGEST_SPOOL_PATH=2024 is a path, not a number
+    return _parse_env_value(raw)
+
+
 def _env_overrides(environ: typing.Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
-    shortcuts = {"JOBPIPE_REDIS_URL": ("redis", "url"),
-                 "JOBPIPE_KAFKA_BOOTSTRAP": ("kafka", "bootstrap")}
     for var, raw in environ.items():
-        if not var.startswith("JOBPIPE_") or var == "JOBPIPE_CONFIG":
+        if not var.startswith("JOBPIPE_") or var in OTHER_VARIABLES:
             continue
         if var == "JOBPIPE_NAMESPACE":
             tree["namespace"] = raw
             continue
-        if var in shortcuts:
-            section, key = shortcuts[var]
-            tree.setdefault(section, {})[key] = raw
-            continue
-        rest = var[len("JOBPIPE_"):].lower()
-        section, _, key = rest.partition("_")
-        if section in _SECTIONS and key:
-            tree.setdefault(section, {})[key] = _parse_env_value(raw)
+        section, _, key = var[len("JOBPIPE_"):].lower().partition("_")
+        cls = _SECTIONS.get(section)
+        if cls is None or not key:
+            sections = ", ".join(s.upper() for s in _SECTIONS)
+            raise ConfigError(f"environment: {var} is not a jobpipe setting (settings are "
+                              f"JOBPIPE_NAMESPACE and JOBPIPE_<SECTION>_<KEY>, SECTION one of "
+                              f"{sections}; other variables: {', '.join(OTHER_VARIABLES)})")
+        known = {f.name for f in fields(cls)}
+        if key not in known:
+            raise ConfigError(f"environment: {var}: unknown key {key!r} of [{section}] "
+                              f"(known: {', '.join(sorted(known))})")
+        tree.setdefault(section, {})[key] = _env_value(cls, key, raw)
     return tree
 
 
@@ -335,6 +360,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"{path}: settings file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a settings file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the settings file: "
+                          f"{exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 

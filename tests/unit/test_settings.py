@@ -105,11 +105,29 @@ def test_an_unknown_section_is_named(tmp_path: Path) -> None:
     ('[ingest]\ntokens = "abc"\n', "ingest.tokens: expected a list"),
     ("[kafka]\nconfig = 3\n", "kafka.config: expected a table"),
     ("[redis]\nurl = 5\n", "redis.url"),
+    ("namespace = 5\n", "namespace: expected str, got int"),
+    ("[ingest]\nhttp_host = 8\n", "ingest.http_host: expected str, got int"),
     ("bridge = 3\n", "[bridge] must be a table"),
 ])
 def test_wrong_types_are_named(tmp_path: Path, text: str, needle: str) -> None:
     message = one_line_error(write(tmp_path, text), environ={})
     assert needle in message
+
+
+def test_a_directory_given_as_the_settings_file_is_named(tmp_path: Path) -> None:
+    assert f"{tmp_path}: is a directory" in one_line_error(tmp_path, environ={})
+
+
+def test_an_unreadable_settings_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "[bridge]\nbatch_size = 10\n")
+    path.chmod(0)
+    try:
+        path.read_bytes()
+    except PermissionError:
+        pass
+    else:
+        pytest.skip("this user (root) reads files whatever their mode")
+    assert f"{path}: cannot read the settings file" in one_line_error(path, environ={})
 
 
 def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
@@ -141,6 +159,34 @@ def test_a_misspelt_environment_key_is_named() -> None:
     message = one_line_error(None, environ={"JOBPIPE_BRIDGE_BATCHSIZE": "3"})
     assert "environment" in message
     assert "'batchsize'" in message
+
+
+@pytest.mark.parametrize("var", ["JOBPIPE_WORKR_CONCURRENCY", "JOBPIPE_REDISURL",
+                                 "JOBPIPE_NAMESPACES", "JOBPIPE_BRIDGE"])
+def test_a_misspelt_environment_variable_is_named(var: str) -> None:
+    message = one_line_error(None, environ={var: "3"})
+    assert f"environment: {var} is not a jobpipe setting" in message
+
+
+def test_variables_that_are_not_settings_are_left_alone() -> None:
+    from jobpipe.metrics import HOST_ENV
+    from jobpipe.settings import OTHER_VARIABLES
+
+    assert HOST_ENV in OTHER_VARIABLES
+    env = {"JOBPIPE_CONFIG": "", "JOBPIPE_METRICS_HOST": "0.0.0.0", "JOBPIPE_APP": "app.tasks",
+           "JOBPIPE_REDIS_URL": "redis://127.0.0.1:1/0", "PATH": "/bin"}
+    assert load_settings(None, environ=env).redis.url == "redis://127.0.0.1:1/0"
+
+
+def test_text_fields_take_environment_values_as_given() -> None:
+    env = {"JOBPIPE_INGEST_SPOOL_PATH": "2024", "JOBPIPE_INGEST_HTTP_HOST": "127.0.0.1",
+           "JOBPIPE_INGEST_TOKENS": '["t1", "t2"]', "JOBPIPE_WORKER_CONCURRENCY": "7",
+           "JOBPIPE_KAFKA_CONFIG": '{"socket.timeout.ms" = 500}'}
+    settings = load_settings(None, environ=env)
+    assert settings.ingest.spool_path == "2024"
+    assert settings.ingest.tokens == ("t1", "t2")
+    assert settings.worker.concurrency == 7
+    assert settings.kafka.config == {"socket.timeout.ms": "500"}
 
 
 @pytest.mark.parametrize("section", ["config", "producer"])

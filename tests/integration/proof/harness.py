@@ -107,8 +107,8 @@ class Pipeline:
         self.metrics_ports: dict[int, int] = {}  # worker pid -> its /metrics port
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("JOBPIPE_")},
                     "JOBPIPE_CONFIG": str(self.config_path),
-                    "JOBPIPE_PROOF_LEDGER": str(self.ledger_dir),
-                    "JOBPIPE_PROOF_OUTAGE": str(root / "outage"),
+                    "PROOF_LEDGER_DIR": str(self.ledger_dir),
+                    "PROOF_OUTAGE_FILE": str(root / "outage"),
                     "PYTHONPATH": str(ROOT)}
 
     def apply_topics(self) -> None:

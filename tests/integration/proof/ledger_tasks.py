@@ -1,7 +1,7 @@
 """Handlers for the chaos tests: every execution is written to the ledger at once.
 
-``JOBPIPE_PROOF_LEDGER`` is the ledger directory. While the file named by
-``JOBPIPE_PROOF_OUTAGE`` exists, ``record`` fails (a downstream outage); each
+``PROOF_LEDGER_DIR`` is the ledger directory. While the file named by
+``PROOF_OUTAGE_FILE`` exists, ``record`` fails (a downstream outage); each
 failed attempt is recorded under the role ``attempts`` as ``<id> <attempt> <ns>``
 so the test can check attempt counts and backoff.
 """
@@ -17,8 +17,8 @@ from consumers import App, JobContext
 from loadtest.ledger import EXECUTED, LedgerWriter
 
 app = App("proof")
-_LEDGER_DIR = os.environ.get("JOBPIPE_PROOF_LEDGER", "ledger")
-_OUTAGE = Path(os.environ.get("JOBPIPE_PROOF_OUTAGE", "outage"))
+_LEDGER_DIR = os.environ.get("PROOF_LEDGER_DIR", "ledger")
+_OUTAGE = Path(os.environ.get("PROOF_OUTAGE_FILE", "outage"))
 # flush_interval_s=0: written before the handler returns, so a kill -9 of the
 # worker cannot make an executed job look lost.
 _executed = LedgerWriter(_LEDGER_DIR, EXECUTED, flush_interval_s=0)
