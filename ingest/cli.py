@@ -52,9 +52,13 @@ def enqueue(obj: CliContext, queue: str, task: str, args_json: str, key: str | N
 @click.command("ingest-server")
 @click.option("--host", help="Listen address (default: ingest.http_host).")
 @click.option("--port", type=int, help="Listen port (default: ingest.http_port).")
+@click.option("--insecure", is_flag=True,
+              help="Listen beyond loopback without ingest.tokens (anyone may enqueue).")
 @click.pass_obj
-def ingest_server(obj: CliContext, host: str | None, port: int | None) -> None:
-    """Serve the HTTP intake: POST /v1/queues/{queue}/jobs, /healthz, /openapi.json."""
+def ingest_server(obj: CliContext, host: str | None, port: int | None, insecure: bool) -> None:
+    """Serve the HTTP intake: POST /v1/queues/{queue}/jobs, /healthz, /openapi.json.
+
+    Without ingest.tokens it listens on a loopback address only, unless --insecure."""
     from ingest.http import run_server
 
     overrides: dict[str, Any] = {}
@@ -62,7 +66,7 @@ def ingest_server(obj: CliContext, host: str | None, port: int | None) -> None:
         overrides["http_host"] = host
     if port:
         overrides["http_port"] = port
-    run_server(obj.settings({"ingest": overrides} if overrides else None))
+    run_server(obj.settings({"ingest": overrides} if overrides else None), insecure=insecure)
 
 
 @click.group()

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from ingest.aio import AsyncProducer
 from ingest.core import InvalidJobs
+from ingest.http.exposure import check_exposure
 from ingest.http.openapi import OPENAPI
 from ingest.http.schema import FieldErrors, parse_body
 from jobpipe.errors import IntakeUnavailable, JobRejected, QueueFull, UnknownQueue
@@ -123,14 +124,19 @@ def create_app(settings: Settings, producer: AsyncProducer) -> web.Application:
     return app
 
 
-def run_server(settings: Settings) -> None:
+def run_server(settings: Settings, *, insecure: bool = False) -> None:
     """Serve the intake on ``ingest.http_host:http_port`` (uvloop) until interrupted.
 
     Full queues answer 429 at once: the server forces ``on_full = "raise"`` so
     a request never holds a connection while it waits for room.
+
+    Args:
+        insecure: allow a non-loopback address without tokens (see
+            :mod:`ingest.http.exposure`).
     """
     import uvloop
 
+    check_exposure(settings.ingest, insecure)
     served = replace(settings, ingest=replace(settings.ingest, on_full="raise"))
 
     async def main() -> None:

@@ -104,6 +104,23 @@ async def test_body_over_the_cap_gets_413_before_it_is_read(intake):
     assert "over the cap of 4096" in answer["error"]
 
 
+async def test_chunked_body_over_the_cap_gets_413_and_nothing_is_written(
+        intake, redis_client, namespace):
+    jobs = orjson.dumps({"jobs": [{"task": "t", "args": "x" * 100}] * 100})
+    assert len(jobs) > 4096
+
+    async def chunks():  # no Content-Length: the cap must hold while reading
+        for start in range(0, len(jobs), 1000):
+            yield jobs[start:start + 1000]
+
+    async with intake.post("/v1/queues/default/jobs", data=chunks(),
+                           headers={**AUTH, "Content-Type": "application/json"}) as resp:
+        assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
+        assert resp.status == 413
+        assert "over the cap of 4096" in (await resp.json())["error"]
+    assert not any(redis_client.llen(names.ready_key(namespace, "default", s)) for s in range(2))
+
+
 async def test_full_queue_gets_429_with_retry_after(intake):
     assert (await _post(intake, "small", {"task": "t"}))[0] == 202
     status, answer, headers = await _post(intake, "small", {"task": "t"})
