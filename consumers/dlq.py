@@ -77,7 +77,8 @@ class _Dlq:
         try:
             meta = self.consumer.list_topics(self.topic, timeout=TIMEOUT_S)
         except KafkaException as exc:
-            raise KafkaUnavailable(f"Kafka did not answer: {exc}") from exc
+            raise KafkaUnavailable(f"Kafka at {self.settings.kafka.bootstrap} did not answer: "
+                                   f"{exc}") from exc
         topic = meta.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise ConfigError(f"DLQ topic {self.topic} does not exist (run: jobpipe topics "

@@ -36,11 +36,12 @@ def desired_topics(settings: Settings, queues: list[QueueSpec] | None = None) ->
     return wanted
 
 
-def _current_partitions(admin: AdminClient, timeout_s: float) -> dict[str, int]:
+def _current_partitions(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        raise KafkaUnavailable(f"Kafka did not answer a metadata request: {exc}") from exc
+        raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer a metadata request: "
+                               f"{exc}") from exc
     return {name: len(t.partitions) for name, t in metadata.topics.items() if not t.error}
 
 
@@ -65,7 +66,7 @@ def apply_topics(
     admin = AdminClient(conf)
     wanted = desired_topics(settings, queues)
     try:
-        current = _current_partitions(admin, timeout_s)
+        current = _current_partitions(admin, settings.kafka.bootstrap, timeout_s)
     except KafkaUnavailable:
         admin.poll(0)
         if refused:

@@ -15,6 +15,7 @@ import redis
 import redis.asyncio
 
 from jobpipe.errors import ConfigError, UnsafeRedis
+from jobpipe.logs import RepeatFilter
 from jobpipe.settings import KafkaSettings, RedisSettings
 
 log = logging.getLogger(__name__)
@@ -83,22 +84,37 @@ def check_redis_safety(client: redis.Redis[bytes], settings: RedisSettings) -> l
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs and error messages)."""
+    """``url`` with its password replaced by ``***``.
+
+    The one helper for every URL that is printed, logged or used as a metric
+    label. redis-py reads a password from the userinfo and from a
+    ``?password=`` query argument, so both are hidden.
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    netloc, query = parts.netloc, parts.query
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
+    if query:
+        query = "&".join("password=***" if arg.split("=", 1)[0].lower() == "password" else arg
+                         for arg in query.split("&"))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _access_error(settings: RedisSettings, exc: Exception) -> ConfigError:
-    """One clear line for a Redis that refuses our credentials or a command."""
-    where = redact_url(settings.url)
+    """One clear line for a Redis that refuses the safety check's CONFIG GET."""
     if isinstance(exc, redis.exceptions.NoPermissionError):
-        return ConfigError(f"redis.url: the Redis user of {where} may not run CONFIG GET "
-                           f"(jobpipe checks eviction and AOF at start): {exc}; grant "
-                           "+config|get or set redis.require_safe = false")
+        return ConfigError(f"redis.url: the Redis user of {redact_url(settings.url)} may not "
+                           f"run CONFIG GET (jobpipe checks eviction and AOF at start): {exc}; "
+                           "grant +config|get or set redis.require_safe = false")
+    return redis_access_error(settings.url, exc)
+
+
+def redis_access_error(url: str, exc: Exception) -> ConfigError:
+    """One clear line for a Redis that refuses our credentials or a command."""
+    where = redact_url(url)
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return ConfigError(f"redis.url: the Redis user of {where} may not run a command "
+                           f"jobpipe needs: {exc}; grant it in the Redis ACL")
     return ConfigError(f"redis.url: Redis at {where} refused the credentials ({exc}); put "
                        "the user and password in the URL: redis://USER:PASSWORD@host:port/db")
 
@@ -136,12 +152,29 @@ def _judge(config: dict[str, str], settings: RedisSettings) -> list[str]:
     return problems
 
 
+#: librdkafka's own log lines, as records of this logger (served by the client's
+#: poll) instead of raw ``%3|...|FAIL|`` lines on stderr: a one-shot command
+#: whose broker is down prints one error line, not one line per reconnect.
+LIBRDKAFKA_LOG = logging.getLogger("jobpipe.librdkafka")
+
+
+def _librdkafka_line_key(record: logging.LogRecord) -> tuple[Any, ...]:
+    # args are (facility, client name, "[thrd:BROKER]: text"): the text varies by
+    # milliseconds between attempts, the broker thread does not.
+    facility, client, text = (*tuple(record.args or ()), "", "", "")[:3]
+    return facility, client, str(text).partition("]")[0]
+
+
+LIBRDKAFKA_LOG.addFilter(RepeatFilter(_librdkafka_line_key))
+
+
 def kafka_common_config(settings: KafkaSettings) -> dict[str, Any]:
-    """Properties every Kafka client gets: bootstrap, IPv4 preference, pass-through."""
+    """Properties every Kafka client gets: bootstrap, IPv4 preference, logging, pass-through."""
     return {
         "bootstrap.servers": settings.bootstrap,
         # librdkafka tries ::1 first for "localhost"; our brokers listen on IPv4.
         "broker.address.family": "v4",
+        "logger": LIBRDKAFKA_LOG,
         **settings.config,
     }
 

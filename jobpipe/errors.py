@@ -11,13 +11,16 @@
     ├── IntakeUnavailable            Redis did not answer before the deadline
     ├── StackError                   the dev stack cannot start or a tool is missing
     ├── UnsafeRedis                  Redis evicts keys or has no AOF
-    ├── KafkaUnavailable             the broker did not answer
+    ├── ServiceUnavailable           Redis or Kafka did not answer (names the address)
+    │   ├── RedisUnavailable
+    │   └── KafkaUnavailable
     └── HandlerError                 raised by handlers to steer retries
         ├── Retry                    retry after delay_s (retryable)
         └── Reject                   never retry: straight to the DLQ
 
 `retryable` is data on the class: the worker reads it to pick a retry tier
-or the DLQ.
+or the DLQ, and the process supervisor to restart a child (retryable) or stop
+with the error (permanent: wrong settings or credentials).
 """
 
 from __future__ import annotations
@@ -84,10 +87,18 @@ class UnsafeRedis(JobpipeError):
     """Redis is configured so that it may silently drop jobs."""
 
 
-class KafkaUnavailable(JobpipeError):
-    """The Kafka broker did not answer in time."""
+class ServiceUnavailable(JobpipeError):
+    """Redis or Kafka did not answer; the message names the address and the failure."""
 
     retryable = True
+
+
+class RedisUnavailable(ServiceUnavailable):
+    """Redis could not be reached or did not answer in time."""
+
+
+class KafkaUnavailable(ServiceUnavailable):
+    """The Kafka broker did not answer in time."""
 
 
 class HandlerError(JobpipeError):

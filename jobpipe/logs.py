@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging.config
 import sys
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,6 +25,29 @@ class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, value: TextIO) -> None:
         pass  # always the current sys.stderr
+
+
+class RepeatFilter(logging.Filter):
+    """Passes a record whose key was not seen in the last ``interval_s`` seconds.
+
+    librdkafka logs one line per reconnect attempt (tens a second while a broker
+    is down); one line per client, facility and broker per interval says as much.
+    """
+
+    def __init__(self, key: Callable[[logging.LogRecord], Hashable],
+                 interval_s: float = 30.0) -> None:
+        super().__init__()
+        self._key = key
+        self._interval_s = interval_s
+        self._passed_at: dict[Hashable, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = self._key(record)
+        last = self._passed_at.get(key)
+        if last is not None and record.created - last < self._interval_s:
+            return False
+        self._passed_at[key] = record.created
+        return True
 
 
 def logging_config(verbose: bool) -> dict[str, Any]:

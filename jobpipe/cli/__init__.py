@@ -2,8 +2,9 @@
 
 Each stage owns its commands; this frame names them by string and imports one
 only when it runs or when ``jobpipe --help`` lists it (see :mod:`jobpipe.cli.lazy`).
-A :class:`~jobpipe.errors.JobpipeError` becomes one line on stderr and exit 1;
-``-v`` adds the traceback.
+A :class:`~jobpipe.errors.JobpipeError`, or a Redis or Kafka client failure
+(translated here, once, by :mod:`jobpipe.client_errors`), becomes one line on
+stderr and exit 1; ``-v`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import click
 
 from jobpipe.cli.context import CliContext
 from jobpipe.cli.lazy import LazyGroup
-from jobpipe.errors import JobpipeError
 from jobpipe.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -60,13 +60,15 @@ def cli(ctx: click.Context, verbose: bool, config_path: Path | None,
         log_config: Path | None) -> None:
     """jobpipe: hand off jobs in microseconds, never lose one, run them anywhere."""
     setup_logging(verbose, log_config)
-    ctx.obj = CliContext(config_path=config_path, verbose=verbose)
+    obj = ctx.ensure_object(CliContext)  # main() passes one in, to read its settings after
+    obj.config_path, obj.verbose = config_path, verbose
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``jobpipe`` console script."""
+    obj = CliContext()
     try:
-        return cli.main(args=argv, standalone_mode=False)
+        return cli.main(args=argv, standalone_mode=False, obj=obj)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -75,8 +77,13 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except JobpipeError as exc:
-        if "-v" in (argv or sys.argv) or "--verbose" in (argv or sys.argv):
+    except Exception as exc:
+        from jobpipe.client_errors import as_jobpipe_error  # imports redis and Kafka: late
+
+        error = as_jobpipe_error(exc, obj.loaded)
+        if error is None:
+            raise  # a bug: the traceback is the report
+        if obj.verbose:
             log.exception("failed")
-        click.echo(f"jobpipe: error: {exc}", err=True)
+        click.echo(f"jobpipe: error: {error}", err=True)
         sys.exit(1)

@@ -13,7 +13,12 @@ def check(obj: CliContext) -> None:
     """Exit 0 when Redis is safe for jobs and Kafka answers; else one line and exit 1."""
     from confluent_kafka.admin import AdminClient
 
-    from jobpipe.connections import check_redis_safety, kafka_admin_config, redis_client
+    from jobpipe.connections import (
+        check_redis_safety,
+        kafka_admin_config,
+        redact_url,
+        redis_client,
+    )
     from jobpipe.errors import KafkaUnavailable
 
     settings = obj.settings()
@@ -23,5 +28,5 @@ def check(obj: CliContext) -> None:
     metadata = AdminClient(kafka_admin_config(settings.kafka)).list_topics(timeout=10)
     if not metadata.brokers:
         raise KafkaUnavailable(f"Kafka at {settings.kafka.bootstrap} reports no brokers")
-    click.echo(f"ok: redis {settings.redis.url}, kafka {settings.kafka.bootstrap} "
+    click.echo(f"ok: redis {redact_url(settings.redis.url)}, kafka {settings.kafka.bootstrap} "
                f"({len(metadata.brokers)} broker(s))")

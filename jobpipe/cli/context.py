@@ -16,13 +16,17 @@ class CliContext:
     config_path: Path | None = None
     verbose: bool = False
     _settings: Settings | None = field(default=None, repr=False)
+    #: the settings the command loaded last: they name the services in its errors
+    loaded: Settings | None = field(default=None, repr=False)
 
     def settings(self, overrides: dict[str, Any] | None = None) -> Settings:
         """Settings from file and environment, with command flags on top."""
         if overrides:
-            return load_settings(self.config_path, overrides=overrides)
+            self.loaded = load_settings(self.config_path, overrides=overrides)
+            return self.loaded
         if self._settings is None:
             self._settings = load_settings(self.config_path)
+        self.loaded = self._settings
         return self._settings
 
 

@@ -1,0 +1,79 @@
+"""Failures of the Redis and Kafka client libraries, as jobpipe errors.
+
+The translation happens once, where a command or a supervised process ends
+(the CLI entry point and the supervisor), not in every command: a redis-py or
+confluent-kafka exception that escapes becomes one line naming the address
+and the failure, and its class says whether trying again can help.
+"""
+
+from __future__ import annotations
+
+import redis.exceptions
+from confluent_kafka import KafkaError, KafkaException
+
+from jobpipe.connections import redact_url, redis_access_error
+from jobpipe.errors import (
+    ConfigError,
+    JobpipeError,
+    KafkaUnavailable,
+    RedisUnavailable,
+)
+from jobpipe.settings import Settings
+
+_REDIS_REFUSED = (redis.exceptions.AuthenticationError,
+                  redis.exceptions.AuthenticationWrongNumberOfArgsError,
+                  redis.exceptions.NoPermissionError)
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+               redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError,
+               redis.exceptions.TryAgainError)
+# librdkafka codes of a broker that is down, slow or not resolvable yet;
+# anything else it does not call retriable (credentials, a bad property,
+# a missing permission) will fail the same way next time.
+_KAFKA_DOWN = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+                         KafkaError._TIMED_OUT, KafkaError._RESOLVE,
+                         KafkaError._MSG_TIMED_OUT, KafkaError._WAIT_COORD,
+                         KafkaError._TIMED_OUT_QUEUE})
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeError | None:
+    """``exc`` as a :class:`JobpipeError` (itself when it is one), or ``None`` for a bug.
+
+    Args:
+        exc: what escaped a command or a stage.
+        settings: where the services are (names the address), when loaded.
+    """
+    if isinstance(exc, JobpipeError):
+        return exc
+    if isinstance(exc, redis.exceptions.RedisError):
+        return _redis_error(exc, settings)
+    if isinstance(exc, KafkaException):
+        return _kafka_error(exc, settings)
+    return None
+
+
+def _redis_error(exc: redis.exceptions.RedisError, settings: Settings | None) -> JobpipeError:
+    url = settings.redis.url if settings is not None else None
+    where = f"Redis at {redact_url(url)}" if url else "Redis"
+    if isinstance(exc, _REDIS_REFUSED):
+        if url is None:
+            return ConfigError(f"redis.url: Redis refused the credentials or a command "
+                               f"({_one_line(exc)})")
+        return redis_access_error(url, exc)
+    if isinstance(exc, _REDIS_DOWN):
+        return RedisUnavailable(f"{where} is unreachable: {_one_line(exc)}")
+    return JobpipeError(f"{where} failed: {_one_line(exc)}")
+
+
+def _kafka_error(exc: KafkaException, settings: Settings | None) -> JobpipeError:
+    where = f"Kafka at {settings.kafka.bootstrap}" if settings is not None else "Kafka"
+    error = exc.args[0] if exc.args else None
+    if not isinstance(error, KafkaError):
+        return KafkaUnavailable(f"{where} failed: {_one_line(exc)}")
+    detail = error.str() or error.name()
+    if error.code() in _KAFKA_DOWN or error.retriable():
+        return KafkaUnavailable(f"{where} is unreachable: {detail}")
+    return ConfigError(f"kafka: {where} refused: {detail} ({error.name()})")
