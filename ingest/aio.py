@@ -24,7 +24,7 @@ from ingest.options import JobOptions
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe.connections import async_redis_client, check_redis_safety_async
+from jobpipe.connections import async_redis_client, check_redis_safety_async, redact_url
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class AsyncProducer:
             await self._check()
         except REDIS_DOWN as exc:
             log.warning("Redis at %s not reachable yet (%s); checking before the first push",
-                        self.settings.redis.url, exc)
+                        redact_url(self.settings.redis.url), exc)
         return self
 
     async def _check(self) -> None:
@@ -216,7 +216,8 @@ class AsyncProducer:
         async with self._spool_lock:
             await asyncio.to_thread(self._spool.append, plan)
         log.warning("Redis at %s unavailable; spooled %d jobs of queue %s to %s",
-                    self.settings.redis.url, len(plan.ids), plan.queue, self._spool.path)
+                    redact_url(self.settings.redis.url), len(plan.ids), plan.queue,
+                    self._spool.path)
         return plan.ids
 
     async def _replay_once(self) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import redis.exceptions
 
+from jobpipe.connections import redact_url
 from jobpipe.errors import IntakeUnavailable
 
 # Worth retrying until the deadline: the server is gone, slow, loading its AOF
@@ -34,12 +35,6 @@ def is_out_of_memory(exc: Exception) -> bool:
 
 def unavailable(url: str, deadline_s: float, exc: BaseException) -> IntakeUnavailable:
     """The error for a Redis that did not answer before the deadline."""
-    return IntakeUnavailable(f"Redis at {_redact(url)} did not take the jobs within "
+    return IntakeUnavailable(f"Redis at {redact_url(url)} did not take the jobs within "
                              f"{deadline_s:g}s: {exc}")
 
-
-def _redact(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"

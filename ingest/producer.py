@@ -22,7 +22,7 @@ from ingest.options import JobOptions
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe.connections import check_redis_safety, redis_client
+from jobpipe.connections import check_redis_safety, redact_url, redis_client
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class Producer:
             self._check()
         except REDIS_DOWN as exc:
             log.warning("Redis at %s not reachable yet (%s); checking before the first push",
-                        settings.redis.url, exc)
+                        redact_url(settings.redis.url), exc)
 
     def _check(self) -> None:
         check_redis_safety(self._redis, self.settings.redis)
@@ -211,7 +211,8 @@ class Producer:
         with self._spool_lock:
             self._spool.append(plan)
         log.warning("Redis at %s unavailable; spooled %d jobs of queue %s to %s",
-                    self.settings.redis.url, len(plan.ids), plan.queue, self._spool.path)
+                    redact_url(self.settings.redis.url), len(plan.ids), plan.queue,
+                    self._spool.path)
         return plan.ids
 
     def _replay_once(self) -> bool:
