@@ -45,7 +45,7 @@ def run_bridges(settings: Settings, queues: list[str] | None, processes: int,
     def run_child(i: int | None) -> None:
         run_one(settings, queues, base if i is None else f"{base}-{i}")
 
-    supervise("bridge", processes, run_child, metrics_port)
+    supervise("bridge", processes, run_child, metrics_port, settings=settings)
 
 
 @click.group(invoke_without_command=True)

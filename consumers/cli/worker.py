@@ -27,7 +27,8 @@ def run_workers(settings: Settings, target: str, queues: list[str] | None, proce
     from consumers import load_app
 
     load_app(target)  # a bad MODULE is one clear error, before any fork
-    supervise("worker", processes, lambda _i: run_one(settings, target, queues), metrics_port)
+    supervise("worker", processes, lambda _i: run_one(settings, target, queues), metrics_port,
+              settings=settings)
 
 
 @click.command()
