@@ -2,7 +2,8 @@
 
 Status codes: 202 accepted (ids in request order), 400 with field-level
 errors, 401 bad token, 404 unknown queue, 413 body over the cap (judged from
-``Content-Length`` before a byte of the body is read), 429 queue full and 503
+``Content-Length`` before a byte of the body is read; a chunked body is cut off
+once the read passes the cap), 429 queue full and 503
 Redis unavailable, both with ``Retry-After``. ``/healthz``, ``/openapi.json``
 and ``/metrics`` (Prometheus) sit beside the intake route.
 """

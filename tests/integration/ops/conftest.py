@@ -1,0 +1,39 @@
+"""A private Redis that requires a password, for the credential and redaction tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from jobpipe.errors import StackError
+from tests.services import skip_unless_ci
+
+
+@dataclass(frozen=True)
+class PasswordRedis:
+    port: int
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+
+@pytest.fixture(scope="module")
+def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordRedis]:
+    from jobpipe.devstack import DevStack, free_port, free_port_block
+
+    password = "Tr0ub4dor-s3cret-9f2c"
+    stack = DevStack(tmp_path_factory.mktemp("password-redis"), redis_port=free_port(),
+                     kafka_port=free_port_block(2),
+                     redis_extra_config=[f"requirepass {password}"])
+    try:
+        stack.start_redis()
+    except StackError as exc:
+        skip_unless_ci(f"no redis-server: {exc}")
+    try:
+        yield PasswordRedis(stack.redis_config.port, password)
+    finally:
+        stack.down()
