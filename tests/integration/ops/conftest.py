@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from jobpipe.errors import StackError
-from tests.services import skip_unless_ci
+from tests.private_stack import started
 
 
 @dataclass(frozen=True)
@@ -29,11 +28,5 @@ def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Passwor
     stack = DevStack(tmp_path_factory.mktemp("password-redis"), redis_port=free_port(),
                      kafka_port=free_port_block(2),
                      redis_extra_config=[f"requirepass {password}"])
-    try:
-        stack.start_redis()
-    except StackError as exc:
-        skip_unless_ci(f"no redis-server: {exc}")
-    try:
+    with started(stack, "redis-server", redis_only=True):
         yield PasswordRedis(stack.redis_config.port, password)
-    finally:
-        stack.down()
