@@ -24,7 +24,8 @@ from ingest.options import JobOptions
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe.connections import async_redis_client, check_redis_safety_async, redact_url
+from jobpipe.connections import async_redis_client, check_redis_safety_async
+from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)

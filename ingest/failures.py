@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import redis.exceptions
 
-from jobpipe.connections import redact_url
 from jobpipe.errors import IntakeUnavailable
+from jobpipe.redact import redact_url
 
 # Worth retrying until the deadline: the server is gone, slow, loading its AOF
 # after a restart, or a replica mid-failover.

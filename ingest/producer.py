@@ -22,7 +22,8 @@ from ingest.options import JobOptions
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe.connections import check_redis_safety, redact_url, redis_client
+from jobpipe.connections import check_redis_safety, redis_client
+from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)

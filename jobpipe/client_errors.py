@@ -11,13 +11,14 @@ from __future__ import annotations
 import redis.exceptions
 from confluent_kafka import KafkaError, KafkaException
 
-from jobpipe.connections import redact_url, redis_access_error
+from jobpipe.connections import redis_access_error
 from jobpipe.errors import (
     ConfigError,
     JobpipeError,
     KafkaUnavailable,
     RedisUnavailable,
 )
+from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
 
 _REDIS_REFUSED = (redis.exceptions.AuthenticationError,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.asyncio
 
 from jobpipe.errors import ConfigError, UnsafeRedis
 from jobpipe.logs import RepeatFilter
+from jobpipe.redact import redact_url
 from jobpipe.settings import KafkaSettings, RedisSettings
 
 log = logging.getLogger(__name__)
@@ -81,23 +81,6 @@ def check_redis_safety(client: redis.Redis[bytes], settings: RedisSettings) -> l
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
         return _unchecked(settings, exc)
     return _judge(config, settings)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``.
-
-    The one helper for every URL that is printed, logged or used as a metric
-    label. redis-py reads a password from the userinfo and from a
-    ``?password=`` query argument, so both are hidden.
-    """
-    parts = urlsplit(url)
-    netloc, query = parts.netloc, parts.query
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc.rsplit('@', 1)[1]}"
-    if query:
-        query = "&".join("password=***" if arg.split("=", 1)[0].lower() == "password" else arg
-                         for arg in query.split("&"))
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _access_error(settings: RedisSettings, exc: Exception) -> ConfigError:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from jobpipe import names
 from jobpipe.errors import ConfigError
+from jobpipe.redact import redact_url
 from jobpipe.topology import QueueSpec, Topology
 
 DEFAULT_REDIS_PORT = 16379
@@ -59,7 +60,7 @@ class RedisSettings:
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"redis.url: {self.url!r} is not a redis://, rediss:// "
+            raise ConfigError(f"redis.url: {redact_url(self.url)!r} is not a redis://, rediss:// "
                               "or unix:// URL")
         tls_files = {"ssl_ca_certs": self.ssl_ca_certs, "ssl_certfile": self.ssl_certfile,
                      "ssl_keyfile": self.ssl_keyfile}

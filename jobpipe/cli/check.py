@@ -13,13 +13,9 @@ def check(obj: CliContext) -> None:
     """Exit 0 when Redis is safe for jobs and Kafka answers; else one line and exit 1."""
     from confluent_kafka.admin import AdminClient
 
-    from jobpipe.connections import (
-        check_redis_safety,
-        kafka_admin_config,
-        redact_url,
-        redis_client,
-    )
+    from jobpipe.connections import check_redis_safety, kafka_admin_config, redis_client
     from jobpipe.errors import KafkaUnavailable
+    from jobpipe.redact import redact_url
 
     settings = obj.settings()
     client = redis_client(settings.redis)

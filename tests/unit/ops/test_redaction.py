@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobpipe.connections import redact_url
+from jobpipe.redact import redact_url
 
 
 @pytest.mark.parametrize(("url", "shown"), [
@@ -27,3 +27,13 @@ def test_ingest_errors_use_the_same_helper() -> None:
     message = str(unavailable("redis://jp:hunter2@127.0.0.1:1/0", 1.0, OSError("refused")))
     assert "hunter2" not in message
     assert "redis://jp:***@127.0.0.1:1/0" in message
+
+
+def test_a_refused_url_in_the_settings_is_named_without_its_password() -> None:
+    from jobpipe.errors import ConfigError
+    from jobpipe.settings import load_settings
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ={"JOBPIPE_REDIS_URL": "http://jp:hunter2@127.0.0.1:1/0"})
+    assert "hunter2" not in str(caught.value)
+    assert "http://jp:***@127.0.0.1:1/0" in str(caught.value)
