@@ -61,6 +61,16 @@ def _q(ns: str, queue: str) -> str:
     return f"{ns}:{{{queue}}}"
 
 
+def namespace_pattern(ns: str) -> str:
+    """SCAN pattern matching every Redis key of a namespace."""
+    return f"{ns}:*"
+
+
+def namespace_topic_prefix(ns: str) -> str:
+    """What every Kafka topic name of a namespace starts with."""
+    return f"{ns}."
+
+
 # --- Redis: ready work ----------------------------------------------------------
 
 

@@ -14,6 +14,10 @@ Precedence, lowest first (written down here and nowhere else):
 Unknown sections and keys are errors naming the file and the key, and so is a
 ``JOBPIPE_*`` variable that names no setting (other than those in
 :data:`OTHER_VARIABLES`): a typo must never be silently ignored.
+
+TOML has no null. A number setting that may be turned off (``None``: no bound,
+no limit) is written as the string ``"none"``, e.g. ``max_backlog = "none"``
+for an unbounded backlog; ``JOBPIPE_..._MAX_BACKLOG=none`` says the same.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from jobpipe.errors import ConfigError
 from jobpipe.redact import redact_url
 from jobpipe.topology import QueueSpec, Topology
 
+NONE = "none"
+"""How a settings file spells ``None`` for a setting that is not a string."""
 DEFAULT_REDIS_PORT = 16379
 DEFAULT_KAFKA_PORT = 19092
 SAFETY_CRITICAL_KAFKA_KEYS = ("acks", "enable.idempotence")
@@ -248,7 +254,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
+        if value is None or (value == NONE and options[0] is not str):
             return None
         return _coerce(value, options[0], where)
     if origin is tuple:

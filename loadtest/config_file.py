@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from jobpipe.settings import Settings
+from jobpipe.settings import NONE, Settings
 
 
 def _value(value: Any) -> str:
@@ -36,9 +36,9 @@ def _table(header: str, obj: Any, skip: tuple[str, ...] = ()) -> list[str]:
     lines = [f"[{header}]"]
     for f in fields(obj):
         value = getattr(obj, f.name)
-        if f.name in skip or value is None:
-            continue  # None means "use the default", which TOML cannot spell
-        lines.append(f"{_key(f.name)} = {_value(value)}")
+        if f.name in skip or (value is None and f.default is None):
+            continue  # left out, it reads back as its default: None
+        lines.append(f"{_key(f.name)} = {_value(NONE if value is None else value)}")
     return lines
 
 

@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 CONFIG_NAME = "jobpipe.toml"
 RETRY_TIERS_S = (1.0, 5.0)
-CLEANUP_CHUNK = 1000
 
 
 @dataclass
@@ -113,28 +112,14 @@ def open_stack(plan: RunPlan, config_path: Path | None = None,
 
 def cleanup(stack: RunStack) -> None:
     """Delete the run's topics and Redis keys; stop stack processes this run started."""
-    from confluent_kafka.admin import AdminClient
-
-    from jobpipe.admin import desired_topics
-    from jobpipe.connections import kafka_admin_config, redis_client
+    from jobpipe.connections import redis_client
+    from jobpipe.wipe import delete_keys, delete_topics
 
     settings = stack.settings
     try:
-        admin = AdminClient(kafka_admin_config(settings.kafka))
-        topics = list(desired_topics(settings))
-        for future in admin.delete_topics(topics, operation_timeout=30).values():
-            future.result(timeout=30)
+        delete_topics(settings.kafka, settings.namespace)
         client = redis_client(settings.redis)
-        # A run leaves a done marker per job: unlink them a thousand per call,
-        # not one round trip each (200,000 keys took minutes on a busy box).
-        chunk: list[bytes] = []
-        for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
-            chunk.append(key)
-            if len(chunk) >= CLEANUP_CHUNK:
-                client.unlink(*chunk)
-                chunk.clear()
-        if chunk:
-            client.unlink(*chunk)
+        delete_keys(client, settings.namespace)
         client.close()
     except Exception as exc:  # cleanup must never hide the run's result
         log.warning("could not remove the run's topics and keys: %s", exc)

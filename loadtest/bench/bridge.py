@@ -18,15 +18,15 @@ from multiprocessing.queues import Queue
 import click
 import redis
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
 
 from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.cli.context import CliContext
-from jobpipe.connections import kafka_admin_config, redis_client
+from jobpipe.connections import redis_client
 from jobpipe.envelope import Job, encode, new_job_id, now_ns
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
+from jobpipe.wipe import delete_keys, delete_topics
 
 QUEUE = "bench"
 
@@ -124,14 +124,8 @@ def bridge_run(settings: Settings, processes: int) -> Result:
 
 def cleanup(client: redis.Redis[bytes], settings: Settings) -> None:
     """Delete the bench namespace's keys and topics."""
-    for key in client.scan_iter(match=f"{settings.namespace}:*", count=1000):
-        client.delete(key)
-    admin = AdminClient(kafka_admin_config(settings.kafka))
-    mine = [t for t in admin.list_topics(timeout=10).topics
-            if t.startswith(f"{settings.namespace}.")]
-    if mine:
-        for future in admin.delete_topics(mine, operation_timeout=30).values():
-            future.result()
+    delete_keys(client, settings.namespace)
+    delete_topics(settings.kafka, settings.namespace)
 
 
 @click.command()

@@ -30,6 +30,7 @@ from rich.table import Table
 from jobpipe.cli.context import CliContext
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
+from jobpipe.wipe import delete_keys
 
 ARGS_100B = {"user": "u" * 60, "order": 123456789, "flag": True}  # 100 bytes of JSON
 SPARE_DB = 13  # redis-benchmark's mylist and Celery's queue live here, then go
@@ -43,8 +44,7 @@ def _histogram() -> HdrHistogram:
 
 def _cleanup(url: str, namespace: str) -> None:
     client = redis.Redis.from_url(url)
-    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-        client.delete(key)
+    delete_keys(client, namespace)
     client.close()
 
 

@@ -34,6 +34,7 @@ from jobpipe.connections import kafka_admin_config, kafka_producer_config
 from jobpipe.envelope import Job, encode, new_job_id, now_ns
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
+from jobpipe.wipe import delete_keys, delete_topics
 
 QUEUE = "bench"
 PARTITIONS = 6
@@ -77,19 +78,6 @@ def _fill(settings: Settings, jobs: int) -> None:
             except BufferError:
                 producer.poll(0.05)
     producer.flush(120)
-
-
-def _delete_keys(client: redis.Redis[bytes], pattern: str) -> None:
-    """Delete every key matching ``pattern`` (a run leaves one done marker per job),
-    one UNLINK per scanned page instead of one round trip per key."""
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=pattern, count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)
 
 
 def _wait_assigned(settings: Settings, processes: int, partitions: int,
@@ -154,11 +142,8 @@ def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
                        f"last jobs {1000 * (last - min(r[3] for r in results)):.0f} ms apart")
         return float(done / max(last - first, 1e-9))
     finally:
-        admin = AdminClient(kafka_admin_config(settings.kafka))
-        mine = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"{ns}.")]
-        if mine:
-            admin.delete_topics(mine, operation_timeout=10)
-        _delete_keys(client, f"{ns}:*")
+        delete_topics(settings.kafka, ns)
+        delete_keys(client, ns)
 
 
 def run_celery(redis_url: str, jobs: int, pool_args: list[str]) -> float:

@@ -245,3 +245,16 @@ def test_a_redis_tls_file_on_a_plain_url_is_an_error_not_ignored() -> None:
     with pytest.raises(ConfigError, match="only used with a rediss://") as caught:
         redis_client(settings.redis)
     assert "pw" not in str(caught.value)
+
+
+def test_none_spells_an_unbounded_number_but_stays_a_string_where_one_is_expected(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, '[queues.q]\nmax_backlog = "none"\ntimeout_s = "none"\n'
+                           '[ingest]\nspool_path = "none"\n')
+    settings = load_settings(path, environ={})
+    assert settings.topology.get("q").max_backlog is None  # not the default 1,000,000
+    assert settings.topology.get("q").timeout_s is None
+    assert settings.ingest.spool_path == "none"  # a file called none
+    env = {"JOBPIPE_BRIDGE_BATCH_SIZE": "none"}
+    with pytest.raises(ConfigError, match=r"bridge\.batch_size"):
+        load_settings(None, environ=env)  # not optional: "none" is a wrong type

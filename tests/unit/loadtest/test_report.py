@@ -73,8 +73,10 @@ def test_generated_config_reads_back_as_the_same_settings(tmp_path):
 
     original = load_settings(None, environ={}, overrides={
         "namespace": "lt1", "queues": {"a": {"partitions": 4, "fair": True},
-                                       "b": {"retry_tiers_s": [1, 2]}},
+                                       "b": {"retry_tiers_s": [1, 2], "max_backlog": None,
+                                             "timeout_s": None, "rate_limit_per_s": 50.0}},
         "kafka": {"bootstrap": "127.0.0.1:1", "producer": {"linger.ms": "5"}}})
     path = tmp_path / "jobpipe.toml"
     path.write_text(settings_to_toml(original))
+    assert original.topology.get("b").max_backlog is None  # unbounded, not the default
     assert load_settings(path, environ={}) == original
