@@ -3,8 +3,14 @@
 Node ``n`` (1-based) listens for clients on ``kafka_port + 2*(n-1)`` and for the
 controller quorum on the port after it, all on 127.0.0.1. The quorum is static
 (``controller.quorum.voters``), as in the official Docker image, so storage is
-formatted without ``--standalone``. See ``/work/shared/reference/
-kafka-local-broker.md`` section 3d for the reasoning behind each property.
+formatted without ``--standalone``.
+
+The properties aim at a small, quick, strict dev broker: internal topics with
+one partition and the cluster's replication (3 with min ISR 2 on three nodes,
+else 1), no automatic topic creation (topics come from the topology through
+:mod:`jobpipe.admin`, so a typo fails instead of creating a topic), no initial
+rebalance delay (a test's consumer joins at once), few threads and a small
+cleaner buffer (a 2-core machine), and logs kept one day in 128 MiB segments.
 """
 
 from __future__ import annotations
