@@ -27,13 +27,18 @@ _REDIS_REFUSED = (redis.exceptions.AuthenticationError,
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
                redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError,
                redis.exceptions.TryAgainError)
-# librdkafka codes of a broker that is down, slow or not resolvable yet;
-# anything else it does not call retriable (credentials, a bad property,
-# a missing permission) will fail the same way next time.
+# librdkafka codes of a broker that is down, slow or not resolvable yet.
 _KAFKA_DOWN = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                          KafkaError._TIMED_OUT, KafkaError._RESOLVE,
                          KafkaError._MSG_TIMED_OUT, KafkaError._WAIT_COORD,
                          KafkaError._TIMED_OUT_QUEUE})
+# Codes that fail the same way next time: a bad property, refused credentials,
+# a missing ACL. Only these stop a supervised stage for good.
+_KAFKA_REFUSED = frozenset({KafkaError._INVALID_ARG, KafkaError._AUTHENTICATION,
+                            KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL,
+                            KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                            KafkaError.GROUP_AUTHORIZATION_FAILED,
+                            KafkaError.CLUSTER_AUTHORIZATION_FAILED})
 
 
 def _one_line(exc: BaseException) -> str:
@@ -41,7 +46,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeError | None:
-    """``exc`` as a :class:`JobpipeError` (itself when it is one), or ``None`` for a bug.
+    """``exc`` as a :class:`JobpipeError` (itself when it is one), or ``None`` when it
+    is not a failure jobpipe knows (a bug, or a Redis reply nobody expected): then
+    the traceback is the report.
 
     Args:
         exc: what escaped a command or a stage.
@@ -49,7 +56,7 @@ def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeEr
     """
     if isinstance(exc, JobpipeError):
         return exc
-    if isinstance(exc, redis.exceptions.RedisError):
+    if isinstance(exc, _REDIS_REFUSED + _REDIS_DOWN):
         return _redis_error(exc, settings)
     if isinstance(exc, KafkaException):
         return _kafka_error(exc, settings)
@@ -58,15 +65,13 @@ def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeEr
 
 def _redis_error(exc: redis.exceptions.RedisError, settings: Settings | None) -> JobpipeError:
     url = settings.redis.url if settings is not None else None
-    where = f"Redis at {redact_url(url)}" if url else "Redis"
     if isinstance(exc, _REDIS_REFUSED):
         if url is None:
             return ConfigError(f"redis.url: Redis refused the credentials or a command "
                                f"({_one_line(exc)})")
         return redis_access_error(url, exc)
-    if isinstance(exc, _REDIS_DOWN):
-        return RedisUnavailable(f"{where} is unreachable: {_one_line(exc)}")
-    return JobpipeError(f"{where} failed: {_one_line(exc)}")
+    where = f"Redis at {redact_url(url)}" if url else "Redis"
+    return RedisUnavailable(f"{where} is unreachable: {_one_line(exc)}")
 
 
 def _kafka_error(exc: KafkaException, settings: Settings | None) -> JobpipeError:
@@ -75,6 +80,8 @@ def _kafka_error(exc: KafkaException, settings: Settings | None) -> JobpipeError
     if not isinstance(error, KafkaError):
         return KafkaUnavailable(f"{where} failed: {_one_line(exc)}")
     detail = error.str() or error.name()
+    if error.code() in _KAFKA_REFUSED:
+        return ConfigError(f"kafka: {where} refused: {detail} ({error.name()})")
     if error.code() in _KAFKA_DOWN or error.retriable():
         return KafkaUnavailable(f"{where} is unreachable: {detail}")
-    return ConfigError(f"kafka: {where} refused: {detail} ({error.name()})")
+    return KafkaUnavailable(f"{where} failed: {detail} ({error.name()})")
