@@ -42,6 +42,16 @@ DEFAULT_KAFKA_PORT = 19092
 SAFETY_CRITICAL_KAFKA_KEYS = ("acks", "enable.idempotence")
 
 
+def _check_tls_files(section: str, files: dict[str, str | None], cert: tuple[str, str | None],
+                     key: tuple[str, str | None]) -> None:
+    """TLS files must exist, and a certificate comes with its key."""
+    for name, path in {**files, cert[0]: cert[1], key[0]: key[1]}.items():
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{section}.{name}: no such file: {path}")
+    if (cert[1] is None) != (key[1] is None):
+        raise ConfigError(f"{section}.{cert[0]} and {section}.{key[0]}: set both or neither")
+
+
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     """Where the front buffer lives.
@@ -68,13 +78,8 @@ class RedisSettings:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis.url: {redact_url(self.url)!r} is not a redis://, rediss:// "
                               "or unix:// URL")
-        tls_files = {"ssl_ca_certs": self.ssl_ca_certs, "ssl_certfile": self.ssl_certfile,
-                     "ssl_keyfile": self.ssl_keyfile}
-        for key, path in tls_files.items():
-            if path is not None and not Path(path).is_file():
-                raise ConfigError(f"redis.{key}: no such file: {path}")
-        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            raise ConfigError("redis.ssl_certfile and redis.ssl_keyfile: set both or neither")
+        _check_tls_files("redis", {"ssl_ca_certs": self.ssl_ca_certs},
+                         ("ssl_certfile", self.ssl_certfile), ("ssl_keyfile", self.ssl_keyfile))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +200,8 @@ class IngestSettings:
         spool_path: append-only file for jobs Redis could not take by the
             deadline; re-sent in order when Redis answers. ``None`` = off.
         http_host, http_port: where ``jobpipe ingest-server`` listens.
+        http_tls_certfile, http_tls_keyfile: serve HTTPS with this certificate
+            and key (PEM); plain HTTP when unset.
         tokens: bearer tokens the HTTP intake accepts (empty = no auth).
         max_request_bytes: HTTP request body cap, checked before parsing.
     """
@@ -205,12 +212,16 @@ class IngestSettings:
     spool_path: str | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8700
+    http_tls_certfile: str | None = None
+    http_tls_keyfile: str | None = None
     tokens: tuple[str, ...] = ()
     max_request_bytes: int = 8 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.on_full not in ("block", "raise"):
             raise ConfigError(f"ingest.on_full: must be 'block' or 'raise', not {self.on_full!r}")
+        _check_tls_files("ingest", {}, ("http_tls_certfile", self.http_tls_certfile),
+                         ("http_tls_keyfile", self.http_tls_keyfile))
 
 
 def _default_topology() -> Topology:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import ssl
 from dataclasses import replace
 from typing import Any
 
@@ -24,9 +25,9 @@ from ingest.core import InvalidJobs
 from ingest.http.exposure import check_exposure
 from ingest.http.openapi import OPENAPI
 from ingest.http.schema import FieldErrors, parse_body
-from jobpipe.errors import IntakeUnavailable, JobRejected, QueueFull, UnknownQueue
+from jobpipe.errors import ConfigError, IntakeUnavailable, JobRejected, QueueFull, UnknownQueue
 from jobpipe.metrics import render_metrics
-from jobpipe.settings import Settings
+from jobpipe.settings import IngestSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,19 @@ def create_app(settings: Settings, producer: AsyncProducer) -> web.Application:
     return app
 
 
+def server_tls_context(ingest: IngestSettings) -> ssl.SSLContext | None:
+    """The HTTPS context of ``ingest.http_tls_*``, or None for plain HTTP."""
+    if ingest.http_tls_certfile is None or ingest.http_tls_keyfile is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(ingest.http_tls_certfile, ingest.http_tls_keyfile)
+    except ssl.SSLError as exc:
+        raise ConfigError(f"ingest.http_tls_certfile: cannot use it with http_tls_keyfile "
+                          f"as a PEM certificate and key: {exc}") from None
+    return context
+
+
 def run_server(settings: Settings, *, insecure: bool = False) -> None:
     """Serve the intake on ``ingest.http_host:http_port`` (uvloop) until interrupted.
 
@@ -144,10 +158,12 @@ def run_server(settings: Settings, *, insecure: bool = False) -> None:
         async with AsyncProducer(served) as producer:
             runner = web.AppRunner(create_app(served, producer), access_log=None)
             await runner.setup()
-            site = web.TCPSite(runner, served.ingest.http_host, served.ingest.http_port)
+            tls = server_tls_context(served.ingest)
+            site = web.TCPSite(runner, served.ingest.http_host, served.ingest.http_port,
+                               ssl_context=tls)
             await site.start()
-            log.info("ingest server listening on http://%s:%d", served.ingest.http_host,
-                     served.ingest.http_port)
+            log.info("ingest server listening on %s://%s:%d", "http" if tls is None else "https",
+                     served.ingest.http_host, served.ingest.http_port)
             try:
                 await asyncio.Event().wait()
             finally:

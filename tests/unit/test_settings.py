@@ -237,6 +237,17 @@ def test_bad_redis_tls_files_fail_in_one_line(redis: dict[str, str], message: st
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("ingest", "message"), [
+    ({"http_tls_certfile": "/nonexistent/server.pem", "http_tls_keyfile": __file__},
+     "ingest.http_tls_certfile: no such file"),
+    ({"http_tls_keyfile": __file__}, "set both or neither"),
+])
+def test_bad_intake_tls_files_fail_in_one_line(ingest: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_settings(None, environ={}, overrides={"ingest": ingest})
+    assert "\n" not in str(caught.value)
+
+
 def test_a_redis_tls_file_on_a_plain_url_is_an_error_not_ignored() -> None:
     from jobpipe.connections import redis_client
 

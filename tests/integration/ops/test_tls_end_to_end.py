@@ -1,30 +1,32 @@
 """Every component over TLS: Redis on ``tls-port`` only (client certificate
 required) and Kafka over SSL, then SASL_SSL (SCRAM). Producer (sync and
-asyncio), HTTP intake, bridge, worker with a retry through the retry relay,
-``jobpipe stats`` and ``jobpipe dlq ls`` all run a job end to end, configured
-from one ``jobpipe.toml``. One private TLS stack serves the whole module."""
+asyncio), ``jobpipe ingest-server`` (itself serving HTTPS), bridge, worker with
+a retry through the retry relay, ``jobpipe stats`` and ``jobpipe dlq ls`` all
+run a job end to end, configured from one ``jobpipe.toml``. One private TLS
+stack serves the whole module."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import ssl
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 import uvloop
-from aiohttp.test_utils import TestServer
 
 from bridge import Bridge
 from consumers import App, JobContext, Worker
 from ingest import AsyncProducer, Producer
-from ingest.http import create_app
 from jobpipe.admin import apply_topics
 from jobpipe.devstack import DevStack, ExtraListener, TlsFiles, make_test_pki
 from jobpipe.devstack.ports import free_port, free_port_block
@@ -75,7 +77,8 @@ def _toml(value: object) -> str:
     return json.dumps(value)  # a JSON string or number is a valid TOML one
 
 
-def _write_config(path: Path, stack: TlsStack, protocol: str, namespace: str) -> Path:
+def _write_config(path: Path, stack: TlsStack, protocol: str, namespace: str,
+                  http_port: int) -> Path:
     """The one settings file every component, in process and on the CLI, reads."""
     kafka = {"security.protocol": protocol, "ssl.ca.location": str(stack.pki.ca)}
     if protocol == "SASL_SSL":
@@ -87,28 +90,63 @@ def _write_config(path: Path, stack: TlsStack, protocol: str, namespace: str) ->
              f"ssl_keyfile = {_toml(str(stack.pki.client_key))}",
              "[kafka]", f"bootstrap = {_toml(stack.bootstrap[protocol])}",
              "[kafka.config]", *(f"{_toml(k)} = {_toml(v)}" for k, v in kafka.items()),
-             "[ingest]", f"tokens = [{_toml(TOKEN)}]",
+             "[ingest]", f"tokens = [{_toml(TOKEN)}]", f"http_port = {http_port}",
+             f"http_tls_certfile = {_toml(str(stack.pki.server_cert))}",
+             f"http_tls_keyfile = {_toml(str(stack.pki.server_key))}",
              "[queues.default]", "partitions = 2", "shards = 2", "retry_tiers_s = [1]",
              "max_attempts = 2"]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-async def _enqueue_async_and_over_http(settings: Settings) -> list[str]:
-    """Two jobs from the asyncio producer, two through the HTTP intake."""
+async def _enqueue_async(settings: Settings) -> list[str]:
     async with AsyncProducer(settings) as producer:
-        ids = await producer.enqueue_many("default", "work", [{"via": "aio"}] * 2)
-        server = TestServer(create_app(settings, producer), host="127.0.0.1")
-        await server.start_server()
-        try:
-            async with aiohttp.ClientSession() as http, http.post(
-                    f"http://127.0.0.1:{server.port}/v1/queues/default/jobs",
-                    json={"jobs": [{"task": "work", "args": {"via": "http"}}] * 2},
-                    headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
-                assert resp.status == 202, await resp.text()
-                ids += (await resp.json())["ids"]
-        finally:
-            await server.close()
+        return await producer.enqueue_many("default", "work", [{"via": "aio"}] * 2)
+
+
+def _env() -> dict[str, str]:
+    """The environment of a jobpipe command: the settings come from its -c file only."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("JOBPIPE_")}
+
+
+@contextlib.contextmanager
+def _intake_server(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``jobpipe ingest-server`` as a child process, stopped by its PID."""
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "jobpipe", "-c", str(config),
+                                   "ingest-server"], env=_env(), stdout=out, stderr=out)
+    try:
+        yield server
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _https(url: str, ca: Path, body: object = None) -> tuple[int, bytes]:
+    """One request, verifying the server's certificate against ``ca``; (status, body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={
+        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    context = ssl.create_default_context(cafile=str(ca))
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:  # not listening yet
+        return 0, b""
+
+
+def _post_over_https(server: subprocess.Popen[bytes], base: str, ca: Path, log: Path) -> list[str]:
+    """Two jobs through the intake, once its /healthz answers over HTTPS."""
+    up = poll_until(lambda: server.poll() is not None or _https(f"{base}/healthz", ca)[0] == 200,
+                    90, 0.2)
+    assert server.poll() is None, log.read_text()
+    assert up, log.read_text()
+    status, body = _https(f"{base}/v1/queues/default/jobs", ca,
+                          {"jobs": [{"task": "work", "args": {"via": "https"}}] * 2})
+    assert status == 202, body
+    ids: list[str] = json.loads(body)["ids"]
     return ids
 
 
@@ -134,22 +172,30 @@ def _app(done: set[str], attempts: dict[str, int]) -> App:
 
 
 def _jobpipe(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPIPE_")}
     return subprocess.run([sys.executable, "-m", "jobpipe", "-c", str(config), *args],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+                          capture_output=True, text=True, env=_env(), timeout=120, check=False)
 
 
+# The first test also waits for the module's TLS stack (Kafka takes minutes on a
+# loaded machine), and pytest-timeout counts fixture setup.
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("protocol", ["SSL", "SASL_SSL"])
 def test_every_component_runs_jobs_over_tls(tls_stack, protocol, namespace, tmp_path):
-    config = _write_config(tmp_path / "jobpipe.toml", tls_stack, protocol, namespace)
+    http_port = free_port()
+    config = _write_config(tmp_path / "jobpipe.toml", tls_stack, protocol, namespace,
+                           http_port)
     settings = load_settings(config, environ={})
     apply_topics(settings)
 
-    with Producer(settings) as producer:
-        work_ids = producer.enqueue_many("default", "work", [{"via": "sync"}] * 2)
-        flaky_id = producer.enqueue("default", "flaky", {})
-        doomed_id = producer.enqueue("default", "doomed", {})
-    work_ids += asyncio.run(_enqueue_async_and_over_http(settings))
+    log = tmp_path / "ingest-server.log"
+    with _intake_server(config, log) as server:
+        with Producer(settings) as producer:
+            work_ids = producer.enqueue_many("default", "work", [{"via": "sync"}] * 2)
+            flaky_id = producer.enqueue("default", "flaky", {})
+            doomed_id = producer.enqueue("default", "doomed", {})
+        work_ids += asyncio.run(_enqueue_async(settings))
+        work_ids += _post_over_https(server, f"https://127.0.0.1:{http_port}",
+                                     tls_stack.pki.ca, log)
     assert len(set(work_ids)) == 6
     assert Bridge(settings).run_until_idle(60)
 
