@@ -21,10 +21,11 @@ from jobpipe import names
 from jobpipe.topology import QueueSpec
 
 # Commands the producer sends itself (not inside the script): the script by its
-# SHA (redis-py loads it once on NOSCRIPT), the MULTI/LLEN/LPUSH/EXEC fast path
-# of plain batches (ingest.plan.PushPlan.multi_commands), and the intake's
-# health check.
-_DIRECT_COMMANDS = ("evalsha", "script|load", "multi", "llen", "lpush", "exec", "ping")
+# SHA (redis-py loads it once on NOSCRIPT), the MULTI/LLEN/LPUSH/ZADD(wake)/EXEC
+# fast path of plain batches (ingest.plan.PushPlan.multi_commands), and the
+# intake's health check.
+_DIRECT_COMMANDS = ("evalsha", "script|load", "multi", "llen", "lpush", "zadd", "exec",
+                    "ping")
 
 
 def producer_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
@@ -36,7 +37,7 @@ def producer_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     ns, q = namespace, spec.name
     keys = [names.ready_key(ns, q, shard, level)
             for level in spec.levels for shard in range(spec.shards)]
-    keys += [names.delayed_key(ns, q), names.unique_key(ns, q, "*")]
+    keys += [names.delayed_key(ns, q), names.unique_key(ns, q, "*"), names.wake_key(ns, q)]
     if spec.fair:
         keys += [names.tenants_key(ns, q), names.tenant_ready_key(ns, q, "*")]
     return keys

@@ -28,7 +28,7 @@ def test_keys_are_exactly_those_of_the_granted_queues() -> None:
     spec = QueueSpec("q", shards=2, priorities=(2, 1))
     assert producer_key_patterns("jp", spec) == [
         "jp:{q}:ready:0:0", "jp:{q}:ready:0:1", "jp:{q}:ready:1:0", "jp:{q}:ready:1:1",
-        "jp:{q}:delayed", "jp:{q}:unique:*"]
+        "jp:{q}:delayed", "jp:{q}:unique:*", "jp:{q}:wake"]
     fair = producer_key_patterns("jp", QueueSpec("f", shards=1, fair=True))
     assert fair[-2:] == ["jp:{f}:tenants", "jp:{f}:t:*"]
     rules = producer_acl_rules("jp", [spec])
