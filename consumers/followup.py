@@ -15,10 +15,13 @@ from consumers.context import JobContext
 from consumers.producing import DeliveringProducer
 from jobpipe import names
 from jobpipe.envelope import Job, encode, new_job_id, now_ns
-from jobpipe.errors import JobRejected, NotSerializable
+from jobpipe.errors import JobRejected, NotSerializable, UnknownQueue
+from jobpipe.options import OPTION_NAMES, JobOptions
 from jobpipe.topology import Topology
 
-_OPTIONS = frozenset({"key", "tenant", "priority", "max_attempts", "idempotency_key"})
+# Options that only the Redis front buffer can honour.
+_NOT_FOR_FOLLOW_UPS = frozenset({"delay_s", "run_at", "unique_for_s"})
+_OPTIONS = frozenset(OPTION_NAMES) - _NOT_FOR_FOLLOW_UPS
 
 
 class FollowUps:
@@ -45,7 +48,8 @@ class FollowUps:
         Raises:
             UnknownQueue: the queue is not declared (a ``ConfigError`` subclass is
                 not used here: it is the job's input that is wrong).
-            JobRejected: an unknown option or a priority out of range.
+            JobRejected: an unknown option, or one the producers would refuse
+                (:meth:`jobpipe.options.JobOptions.resolve`).
             NotSerializable: ``args`` is not JSON.
         """
         unknown = set(options) - _OPTIONS
@@ -53,18 +57,14 @@ class FollowUps:
             raise JobRejected(f"unknown enqueue options: {', '.join(sorted(unknown))}")
         spec = self._topology.queues.get(queue)
         if spec is None:
-            from jobpipe.errors import UnknownQueue
-
             raise UnknownQueue(f"unknown queue {queue!r}")
-        priority = int(options.get("priority") or 0)
-        if priority not in spec.levels:
-            raise JobRejected(f"queue {queue!r} has no priority level {priority}")
-        key = options.get("key")
+        now = now_ns()
+        opts = JobOptions(**options).resolve(spec, now)  # the producers' checks, all of them
+        key = opts.key
+        priority = opts.priority
         job = Job(id=new_job_id(), queue=queue, task=task, args=args, key=key,
-                  tenant=options.get("tenant"), priority=priority,
-                  max_attempts=int(options.get("max_attempts") or spec.max_attempts),
-                  enqueued_at=now_ns(), idem=options.get("idempotency_key"),
-                  meta={"parent": ctx.job_id})
+                  tenant=opts.tenant, priority=priority, max_attempts=opts.max_attempts,
+                  enqueued_at=now, idem=opts.idem, meta={"parent": ctx.job_id})
         try:
             raw = encode(job)
         except TypeError as exc:

@@ -12,7 +12,6 @@
 
 from ingest.aio import AsyncProducer
 from ingest.core import Intake, InvalidJobs, JobRequest
-from ingest.options import JobOptions
 from ingest.producer import Producer
 from ingest.spool import Spool
 from jobpipe.errors import (
@@ -24,6 +23,7 @@ from jobpipe.errors import (
     UnknownQueue,
     UnsafeRedis,
 )
+from jobpipe.options import JobOptions
 
 __all__ = [
     "AsyncProducer",

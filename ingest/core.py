@@ -14,7 +14,6 @@ from itertools import count
 from typing import Any
 
 from ingest.backoff import Attempts
-from ingest.options import JobOptions, Resolved
 from ingest.plan import PlanBuilder, PushPlan, QueueLayout
 from ingest.scripts import PushReply
 from ingest.template import EnvelopeTemplate
@@ -22,6 +21,7 @@ from jobpipe import tracing
 from jobpipe.envelope import now_ns
 from jobpipe.errors import JobRejected, JobTooLarge, QueueFull, UnknownQueue
 from jobpipe.ids import new_job_ids
+from jobpipe.options import JobOptions, Resolved
 from jobpipe.settings import Settings
 
 MAX_TASK_CHARS = 200

@@ -18,11 +18,11 @@ import redis
 from ingest.core import Intake, JobRequest
 from ingest.failures import REDIS_DOWN, is_out_of_memory, unavailable
 from ingest.meters import IntakeMeters
-from ingest.options import JobOptions
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
 from jobpipe.connections import check_redis_safety, redis_client
+from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.core import JobRequest
-from ingest.options import JobOptions
+from jobpipe.options import OPTION_NAMES, JobOptions
 
 MAX_JOBS_PER_REQUEST = 10_000
 
-_FIELDS = {"task", "args", "key", "tenant", "priority", "delay_s", "run_at",
-           "idempotency_key", "unique_for_s", "max_attempts"}
+_FIELDS = {"task", "args", *OPTION_NAMES}
 
 
 class FieldErrors(Exception):
@@ -82,9 +81,5 @@ def _parse_job(job: Any, prefix: str, errors: list[dict[str, str]]) -> JobReques
             errors.append({"field": prefix + name, "message": "must be a number"})
     if len(errors) > before:
         return None
-    options = JobOptions(key=job.get("key"), tenant=job.get("tenant"),
-                         priority=job.get("priority"), delay_s=job.get("delay_s"),
-                         run_at=job.get("run_at"), idempotency_key=job.get("idempotency_key"),
-                         unique_for_s=job.get("unique_for_s"),
-                         max_attempts=job.get("max_attempts"))
+    options = JobOptions(**{name: job.get(name) for name in OPTION_NAMES})
     return JobRequest(str(task), job.get("args"), options)

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from ingest.core import MAX_TASK_CHARS
-from ingest.options import MAX_IDEMPOTENCY_KEY_CHARS
 from jobpipe import names
 from jobpipe.envelope import Job, decode, encode, new_job_id, now_ns
 from jobpipe.errors import EnvelopeError
+from jobpipe.options import MAX_IDEMPOTENCY_KEY_CHARS
 from tests.envelope_schema import doc_examples, problems, schema
 
 NOW_NS = 1_764_633_600_000_000_000  # 2025-12-02, in the schema's unit

@@ -9,9 +9,9 @@ import pytest
 
 import ingest
 from ingest.core import Intake, InvalidJobs, JobRequest
-from ingest.options import JobOptions
 from jobpipe import names
 from jobpipe.errors import JobRejected, JobTooLarge, NotSerializable, UnknownQueue
+from jobpipe.options import JobOptions
 from jobpipe.settings import load_settings
 from jobpipe.topology import shard_for
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.options import JobOptions
 from jobpipe.errors import JobRejected
+from jobpipe.options import JobOptions
 from jobpipe.routing import DEFAULT_TENANT
 from jobpipe.topology import QueueSpec
 

@@ -1,14 +1,17 @@
-"""Job options: validated once per call, before anything is written.
+"""Job options: the one type every way of enqueueing uses, validated in one place.
 
-Options never share a namespace with job arguments: ``args`` is one value and
-every option is keyword-only (see STYLE.md on rq's ``enqueue``). Pure logic: no
-Redis here, so every rule is unit-tested.
+Producers (sync and asyncio), the HTTP intake, ``jobpipe enqueue`` and a
+handler's follow-up jobs (``ctx.enqueue``) all build a :class:`JobOptions` and
+call :meth:`JobOptions.resolve`, so a job is held to the same rules whichever
+way it comes in. Options never share a namespace with job arguments: ``args``
+is one value and every option is keyword-only. Pure logic: no Redis here, so
+every rule is unit-tested.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from jobpipe import names
@@ -109,6 +112,11 @@ class Resolved:
     run_at_ns: int | None
     idem: str | None
     unique_ttl_s: int | None
+
+
+OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(JobOptions))
+"""Every job option, in declaration order: the keyword-only parameters of the
+producers' ``enqueue`` methods and the option fields of an HTTP job."""
 
 
 def _is_int(value: object) -> bool:
