@@ -107,6 +107,10 @@ class Producer:
         plan = self._meters.planned(queue, lambda: self._core.plan_jobs(queue, requests))
         return self._send(plan)
 
+    def ping(self) -> None:
+        """Round trip to Redis (for health checks); raises when it does not answer."""
+        self._redis.ping()
+
     def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""
         with self._spool_lock:
