@@ -1,8 +1,12 @@
-"""``jobpipe enqueue`` (one-shot, for scripts), ``jobpipe ingest-server`` and
-``jobpipe acl producer`` (the Redis rules of a producer user)."""
+"""``jobpipe enqueue`` (one-shot, for scripts), ``jobpipe ingest-server``,
+``jobpipe acl producer`` (the Redis rules of a producer user), and the periodic
+jobs: ``jobpipe scheduler`` and ``jobpipe schedules``."""
 
 from __future__ import annotations
 
+import signal
+import time
+from types import FrameType
 from typing import Any
 
 import click
@@ -92,3 +96,48 @@ def producer(obj: CliContext, user: str, queues: str) -> None:
     rules = producer_acl_rules(settings.namespace, specs)
     click.echo(" ".join(["ACL", "SETUSER", user, "reset", *rules]))
     click.echo("append `on >PASSWORD` to enable the user", err=True)
+
+
+@click.command()
+@click.pass_obj
+def scheduler(obj: CliContext) -> None:
+    """Enqueue each fire time of the [schedules] once, until SIGTERM or SIGINT.
+
+    Run as many as you like: each fire time is enqueued once between them.
+    """
+    from ingest.scheduler import Scheduler
+
+    runner = Scheduler(obj.settings())
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        runner.run()
+    finally:
+        runner.close()
+
+
+@click.command()
+@click.option("--count", "-n", type=int, default=3, show_default=True,
+              help="Fire times to list per schedule.")
+@click.pass_obj
+def schedules(obj: CliContext, count: int) -> None:
+    """List the declared schedules and their next fire times (in each one's time zone)."""
+    from ingest.scheduler import check_schedules
+    from ingest.schedules import next_fires
+
+    settings = obj.settings()
+    check_schedules(settings)
+    if not settings.schedules:
+        click.echo("no schedules declared (add a [schedules.NAME] table)")
+        return
+    now_ms = time.time_ns() // 1_000_000
+    for spec in settings.schedules.values():
+        rule = f"cron {spec.cron!r}" if spec.cron else f"every {spec.interval_s} s"
+        click.echo(f"{spec.name}: {rule} {spec.timezone} -> {spec.queue} {spec.task} "
+                   f"(misfire {spec.misfire}, grace {spec.grace_s:g} s)")
+        for at in next_fires(spec, now_ms, count):
+            click.echo(f"  {at.isoformat()}")

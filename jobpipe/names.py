@@ -24,6 +24,7 @@ Redis, per queue ``q`` in namespace ``ns``::
     ns:paused                      SET   paused queues
     ns:paused-tenant-queues        SET   queues that have (had) a paused tenant
     ns:bridges                     ZSET  bridge id -> heartbeat deadline (ms)
+    ns:schedules:last              ZSET  schedule -> Redis time (ms) decided up to
     ns:control                     pub/sub channel for pause/resume
 
 Kafka::
@@ -151,6 +152,12 @@ def dead_key(ns: str, queue: str) -> str:
 def bridges_key(ns: str) -> str:
     """Live bridges: id scored by heartbeat deadline in milliseconds."""
     return f"{ns}:bridges"
+
+
+def schedules_last_key(ns: str) -> str:
+    """Per schedule, the Redis time (ms) up to which its fire times are decided
+    (enqueued, or skipped as missed)."""
+    return f"{ns}:schedules:last"
 
 
 # --- Redis: job state -----------------------------------------------------------

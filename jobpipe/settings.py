@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from jobpipe import names
 from jobpipe.errors import ConfigError
 from jobpipe.redact import redact_url
+from jobpipe.schedule import ScheduleSpec
 from jobpipe.topology import QueueSpec, Topology
 
 NONE = "none"
@@ -244,10 +245,20 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     topology: Topology = field(default_factory=_default_topology)
+    schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not names.is_valid_namespace(self.namespace):
             raise ConfigError(f"namespace: {self.namespace!r} must be 1-100 of [A-Za-z0-9_-]")
+        for spec in self.schedules.values():
+            queue = self.topology.queues.get(spec.queue)
+            if queue is None:
+                known = ", ".join(sorted(self.topology.queues))
+                raise ConfigError(f"schedules.{spec.name}.queue: unknown queue {spec.queue!r} "
+                                  f"(declared: {known})")
+            if spec.priority is not None and not 0 <= spec.priority < len(queue.priorities):
+                raise ConfigError(f"schedules.{spec.name}.priority: queue {spec.queue!r} has "
+                                  f"levels 0..{len(queue.priorities) - 1}")
 
 
 _SECTIONS: dict[str, type] = {
@@ -262,6 +273,8 @@ T = TypeVar("T")
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check (and gently convert) one value against a field's type hint."""
+    if hint is Any:
+        return value  # a job's args: any TOML value
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -402,18 +415,31 @@ def _apply(settings: Settings, tree: dict[str, Any], where: str) -> Settings:
                 queues[qname] = build(QueueSpec, {"name": qname, **qbody},
                                       f"{where}: queues.{qname}")
             changes["topology"] = Topology(queues)
+        elif section == "schedules":
+            changes["schedules"] = _schedules(body, where)
         elif section in _SECTIONS:
             if not isinstance(body, dict):
                 raise ConfigError(f"{where}: [{section}] must be a table")
             current = getattr(settings, section)
             changes[section] = build(_SECTIONS[section], body, f"{where}: {section}", current)
         else:
-            known = ", ".join(["namespace", "queues", *_SECTIONS])
+            known = ", ".join(["namespace", "queues", "schedules", *_SECTIONS])
             raise ConfigError(f"{where}: unknown section {section!r} (known: {known})")
     try:
         return replace(settings, **changes)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _schedules(body: Any, where: str) -> dict[str, ScheduleSpec]:
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}: [schedules] must be a table of tables")
+    found = {}
+    for name, table in body.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: schedules.{name} must be a table")
+        found[name] = build(ScheduleSpec, {"name": name, **table}, f"{where}: schedules.{name}")
+    return found
 
 
 def load_settings(

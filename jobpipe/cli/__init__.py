@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "topics": "jobpipe.cli.topics:topics",
     "enqueue": "ingest.cli:enqueue",
     "ingest-server": "ingest.cli:ingest_server",
+    "scheduler": "ingest.cli:scheduler",
+    "schedules": "ingest.cli:schedules",
     "bridge": "bridge.cli:bridge",
     "worker": "consumers.cli.worker:worker",
     "dlq": "consumers.cli.dlq:dlq",
