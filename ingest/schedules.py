@@ -6,7 +6,7 @@ decided up to:
 
 - a fire time at most ``grace_s`` old runs, each one;
 - older ones were missed (every scheduler was down): ``skip`` drops them,
-  ``run_once`` runs the latest of them once, unless a fire time on time runs anyway.
+  ``run_once`` runs the latest of them, once (as well as those on time).
 
 A schedule never seen before starts at its next fire time: nothing is back-filled.
 """
@@ -79,8 +79,8 @@ def due(spec: ScheduleSpec, last_ms: int | None, now_ms: int) -> Pass:
             break
         fire.append(t)
     missed = on_time_from > last_ms and latest_at_or_before(spec, on_time_from) > last_ms
-    if missed and not fire and spec.misfire == "run_once":
-        fire = [latest_at_or_before(spec, on_time_from)]
+    if missed and spec.misfire == "run_once":
+        fire.insert(0, latest_at_or_before(spec, on_time_from))
     return Pass(fire, missed)
 
 
