@@ -406,17 +406,9 @@ def _apply(settings: Settings, tree: dict[str, Any], where: str) -> Settings:
         if section == "namespace":
             changes["namespace"] = _coerce(body, str, f"{where}: namespace")
         elif section == "queues":
-            if not isinstance(body, dict):
-                raise ConfigError(f"{where}: [queues] must be a table of tables")
-            queues = {}
-            for qname, qbody in body.items():
-                if not isinstance(qbody, dict):
-                    raise ConfigError(f"{where}: queues.{qname} must be a table")
-                queues[qname] = build(QueueSpec, {"name": qname, **qbody},
-                                      f"{where}: queues.{qname}")
-            changes["topology"] = Topology(queues)
+            changes["topology"] = Topology(_named_tables(QueueSpec, section, body, where))
         elif section == "schedules":
-            changes["schedules"] = _schedules(body, where)
+            changes["schedules"] = _named_tables(ScheduleSpec, section, body, where)
         elif section in _SECTIONS:
             if not isinstance(body, dict):
                 raise ConfigError(f"{where}: [{section}] must be a table")
@@ -431,14 +423,15 @@ def _apply(settings: Settings, tree: dict[str, Any], where: str) -> Settings:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _schedules(body: Any, where: str) -> dict[str, ScheduleSpec]:
+def _named_tables(cls: type[T], section: str, body: Any, where: str) -> dict[str, T]:
+    """``[section.NAME]`` tables (queues, schedules), each built with its name."""
     if not isinstance(body, dict):
-        raise ConfigError(f"{where}: [schedules] must be a table of tables")
+        raise ConfigError(f"{where}: [{section}] must be a table of tables")
     found = {}
     for name, table in body.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"{where}: schedules.{name} must be a table")
-        found[name] = build(ScheduleSpec, {"name": name, **table}, f"{where}: schedules.{name}")
+            raise ConfigError(f"{where}: {section}.{name} must be a table")
+        found[name] = build(cls, {"name": name, **table}, f"{where}: {section}.{name}")
     return found
 
 

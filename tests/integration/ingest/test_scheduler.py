@@ -98,7 +98,7 @@ def test_three_schedulers_one_killed_enqueue_each_tick_once_and_it_runs_once(
     assert len(runs) == len(ticks)
 
 
-@pytest.mark.parametrize("policy, missed_runs", [("skip", 0), ("run_once", 1)])
+@pytest.mark.parametrize(("policy", "missed_runs"), [("skip", 0), ("run_once", 1)])
 def test_after_downtime_missed_fire_times_are_skipped_or_run_once(
         make_settings, redis_client, policy, missed_runs):
     grace_s = 5

@@ -67,12 +67,13 @@ def test_a_new_schedule_starts_at_its_next_fire_time() -> None:
 def test_each_fire_time_on_time_runs_once_across_passes() -> None:
     every10 = spec(interval_s=10, grace_s=30)
     first = due(every10, 100 * S, 125 * S)
-    assert first.fire == [110 * S, 120 * S] and not first.missed
+    assert first.fire == [110 * S, 120 * S]
+    assert not first.missed
     assert due(every10, 125 * S, 125 * S).fire == []
     assert due(every10, 125 * S, 130 * S).fire == [130 * S]
 
 
-@pytest.mark.parametrize("policy, expected", [("skip", []), ("run_once", [940 * S])])
+@pytest.mark.parametrize(("policy", "expected"), [("skip", []), ("run_once", [940 * S])])
 def test_missed_fire_times_are_skipped_or_run_once(policy: str, expected: list[int]) -> None:
     """Down from 100 s to 975 s: fire times older than 30 s were missed."""
     every10 = spec(interval_s=10, grace_s=30, misfire=policy)
@@ -80,7 +81,8 @@ def test_missed_fire_times_are_skipped_or_run_once(policy: str, expected: list[i
     assert pending.missed
     assert pending.fire == [*expected, 950 * S, 960 * S, 970 * S]
     late = due(every10, 100 * S, 975 * S + 60 * S)  # nothing on time is left
-    assert late.missed and late.fire == ([1000 * S] if policy == "run_once" else []) + [
+    assert late.missed
+    assert late.fire == ([1000 * S] if policy == "run_once" else []) + [
         t * S for t in (1010, 1020, 1030)]
 
 
@@ -88,7 +90,8 @@ def test_run_once_runs_the_latest_missed_cron_fire() -> None:
     hourly = spec(cron="0 * * * *", grace_s=30, misfire="run_once")
     back = ms("2026-01-10T12:20:00+00:00")
     pending = due(hourly, ms("2026-01-10T09:00:00+00:00"), back)
-    assert pending.missed and pending.fire == [ms("2026-01-10T12:00:00+00:00")]
+    assert pending.missed
+    assert pending.fire == [ms("2026-01-10T12:00:00+00:00")]
     assert due(spec(cron="0 * * * *", grace_s=30), ms("2026-01-10T09:00:00+00:00"),
                back).fire == []
 
@@ -103,7 +106,7 @@ def settings_with(schedule: dict[str, Any]) -> None:
         "schedules": {"nightly": {"queue": "default", "task": "t", **schedule}}})
 
 
-@pytest.mark.parametrize("schedule, message", [
+@pytest.mark.parametrize(("schedule", "message"), [
     ({"cron": "61 * * * *"}, "schedules.nightly.cron: '61 * * * *' is not a cron expression"),
     ({"cron": "* * *"}, "schedules.nightly.cron: '* * *' is not a cron expression"),
     ({"interval_s": 5, "timezone": "Mars/Base"}, "schedules.nightly.timezone: unknown time zone"),
