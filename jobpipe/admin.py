@@ -110,3 +110,14 @@ def _wait_for_leaders(admin: AdminClient, wanted: dict[str, int], timeout_s: flo
         if time.monotonic() > deadline:
             raise KafkaUnavailable(f"topics without leaders after {timeout_s}s: {missing[:5]}")
         time.sleep(0.1)
+
+
+def member_partitions(admin: AdminClient, group: str, timeout_s: float = 5.0) -> list[int]:
+    """How many partitions each member of consumer group ``group`` holds, as the
+    group coordinator sees it; empty when the group has no members or the broker
+    did not answer."""
+    try:
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=timeout_s)
+    except KafkaException:
+        return []
+    return [len(m.assignment.topic_partitions) for m in desc.members]

@@ -22,8 +22,9 @@ def make_job(queue: str = "default", task: str = "t", **fields: Any) -> Job:
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],
             headers: list[tuple[str, bytes]] | None = None,
-            partition: int | None = None) -> None:
-    """Produce (key, value) records and wait for every acknowledgement."""
+            partition: int | None = None, timestamp_ms: int = 0) -> None:
+    """Produce (key, value) records and wait for every acknowledgement
+    (``timestamp_ms``: their create time; 0 = now)."""
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap,
                          "broker.address.family": "v4", "enable.idempotence": True})
     errors: list[Any] = []
@@ -31,7 +32,7 @@ def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, by
         extra = {} if partition is None else {"partition": partition}
         producer.produce(topic, value=value, key=key, headers=headers,
                          on_delivery=lambda err, _m: errors.append(err) if err else None,
-                         **extra)
+                         timestamp=timestamp_ms, **extra)
     assert producer.flush(30) == 0
     assert not errors
 

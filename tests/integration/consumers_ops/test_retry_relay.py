@@ -10,13 +10,16 @@ from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from consumers.dlq_record import REASON
 from consumers.due import jitter_header
 from consumers.group_health import GroupHealth
 from consumers.retry_relay import RetryRelay
 from jobpipe import names
-from jobpipe.admin import apply_topics
+from jobpipe.admin import apply_topics, member_partitions
+from jobpipe.connections import kafka_admin_config
+from jobpipe.devstack.processes import poll_until
 from jobpipe.envelope import decode, encode
 from jobpipe.settings import Settings
 from tests.integration.consumers_ops.conftest import Reader, make_job, produce
@@ -121,36 +124,51 @@ def _committed(settings: Settings, topic: str, partition: int) -> int:
         consumer.close()
 
 
+HOLD_TIER_S = 600  # so long that the held retry cannot come due while the test runs
+
+
 def test_jitter_lets_a_later_retry_of_the_same_partition_leave_first_and_a_held_one_is_never_skipped(  # noqa: E501
-        relay_settings, read_topics: Reader):
-    ns = relay_settings.namespace
-    tier = names.retry_topic(ns, "default", 1)
+        make_settings, kafka_cleanup, read_topics: Reader):
+    settings = make_settings(queues={"default": {"partitions": 1,
+                                                 "retry_tiers_s": [HOLD_TIER_S]}})
+    apply_topics(settings)
+    ns = settings.namespace
+    tier = names.retry_topic(ns, "default", HOLD_TIER_S)
     main = names.main_topic(ns, "default")
     late, early = make_job(task="late"), make_job(task="early")
-    with relay_running(relay_settings):
-        produce(relay_settings, tier, [(b"k", encode(late))], [jitter_header(6.0)], partition=0)
-        produce(relay_settings, tier, [(b"k", encode(early))], [jitter_header(0.0)], partition=0)
-        got = read_topics(relay_settings, [main], 1)
+    # "late" is written first and waits its tier delay plus as much jitter (offset 0);
+    # "early" was written a tier delay ago without jitter: due at once (offset 1).
+    produce(settings, tier, [(b"k", encode(late))], [jitter_header(HOLD_TIER_S)], partition=0)
+    written_ms = time.time_ns() // 1_000_000 - HOLD_TIER_S * 1000
+    produce(settings, tier, [(b"k", encode(early))], [jitter_header(0.0)], partition=0,
+            timestamp_ms=written_ms)
+    with relay_running(settings) as relay:
+        got = read_topics(settings, [main], 1)
         assert [decode(m.value()).task for _, m in got] == ["early"]
+        assert len(relay._waiting) == 1  # "late"
     # Stopped with "late" still held: nothing past it was committed ...
-    assert _committed(relay_settings, tier, 0) < 1
-    # ... so the next relay reads it again and sends it when due ("early" again too).
-    with relay_running(relay_settings):
-        got = read_topics(relay_settings, [main], 3)
-    assert sorted(decode(m.value()).task for _, m in got) == ["early", "early", "late"]
+    assert _committed(settings, tier, 0) < 1
+    # ... so the next relay reads it again and holds it ("early" is sent again).
+    with relay_running(settings) as relay:
+        got = read_topics(settings, [main], 2)
+        assert poll_until(lambda: len(relay._waiting) == 1, 20, 0.05)  # "late" again
+    assert [decode(m.value()).task for _, m in got] == ["early", "early"]
 
 
 def test_a_stuck_consumer_is_replaced_and_its_held_retry_still_goes_out(
         relay_settings, read_topics: Reader):
     ns = relay_settings.namespace
     job = make_job(task="held")
+    admin = AdminClient(kafka_admin_config(relay_settings.kafka))
+    group = names.group_id(ns, "retry")
     with relay_running(relay_settings) as relay:
-        produce(relay_settings, names.retry_topic(ns, "default", 1), [(b"k", encode(job))],
+        # Written only once the relay reads its tiers (2 topics x 2 partitions), so it
+        # is read while held (6 s: the 3 s tier plus as much jitter), however slow the
+        # group join was.
+        assert poll_until(lambda: member_partitions(admin, group) == [4], 30, 0.1)
+        produce(relay_settings, names.retry_topic(ns, "default", 3), [(b"k", encode(job))],
                 [jitter_header(3.0)], partition=0)
-        deadline = time.monotonic() + 20
-        while len(relay._waiting) == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(relay._waiting) == 1
+        assert poll_until(lambda: len(relay._waiting) == 1, 20, 0.05)
         # Fault injection: its group looks unsettled for ages; the broker answers.
         relay._guard.health = GroupHealth(0.001, now=0.0)
         got = read_topics(relay_settings, [names.main_topic(ns, "default")], 1, timeout_s=40)
