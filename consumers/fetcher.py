@@ -20,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from consumers.first_fetch import FirstFetch
 from consumers.group_health import GuardedConsumer
 from jobpipe import metrics, names
 from jobpipe.settings import Settings
@@ -83,6 +84,8 @@ class Fetcher:
         self._wanted_paused: set[str] = set()
         self._paused: set[TP] = set()
         self.assignment: set[TP] = set()
+        self.first_fetch = FirstFetch()
+        self.first_fetched: int | None = None  # ``handed`` once every first fetch was
         self.fetching = True
         self.handed = 0  # messages handed to the loop (this thread writes)
         self.prepared = 0  # messages the loop has taken in (the loop writes)
@@ -132,7 +135,8 @@ class Fetcher:
             names.group_id(self._settings.namespace, "workers"), self._topics, "worker",
             on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost,
             on_stats=self._on_stats,
-            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000))})
+            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
+               "enable.partition.eof": True})  # an empty partition says so (FirstFetch)
         consumer = self._guard.consumer
         try:
             while not self._stop.is_set():
@@ -149,6 +153,11 @@ class Fetcher:
                     time.sleep(0.002)  # the loop is behind: let it catch up
                     continue
                 msgs = fetch_available(consumer, self._settings.worker.batch_max, FETCH_WAIT_S)
+                if self.first_fetched is None:  # a paused partition delivers nothing
+                    self.first_fetch.seen(self._paused | {(m.topic() or "", m.partition() or 0)
+                                                          for m in msgs})
+                    if self.first_fetch.done:
+                        self.first_fetched = self.handed + len(msgs)
                 if msgs:
                     self.handed += len(msgs)
                     self._loop.call_soon_threadsafe(self._on_messages, msgs)
@@ -216,6 +225,7 @@ class Fetcher:
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(tp.topic, tp.partition) for tp in partitions]
         self.assignment.update(tps)
+        self.first_fetch.assigned(tps)
         log.info("assigned %d partitions", len(tps))
         self._loop.call_soon_threadsafe(self._on_assign, tps)
 
@@ -251,6 +261,7 @@ class Fetcher:
 
     def _forget(self, tps: list[TP]) -> None:
         self.assignment.difference_update(tps)
+        self.first_fetch.forget(tps)
         self._paused.difference_update(tps)
         with self._lock:
             for tp in tps:

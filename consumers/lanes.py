@@ -77,6 +77,7 @@ class Lanes:
         self._lines: KeyLines[Item] = KeyLines()
         self._ready: deque[Item] = deque()  # released from a key line: run next
         self.changed = False  # a lane's ``full`` flag flipped since last looked at
+        self.held = False  # nothing may run yet (a starting worker, see first_fetch)
 
     def push(self, item: Item) -> None:
         """Queue a prepared job in its lane."""
@@ -87,6 +88,8 @@ class Lanes:
 
     def next(self) -> Item | None:
         """The next job to run, or ``None`` when nothing may run now."""
+        if self.held:
+            return None
         if self._ready:
             return self._ready.popleft()
         only = self.all[0] if len(self.all) == 1 else None

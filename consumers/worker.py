@@ -27,6 +27,7 @@ from consumers.accounting import BatchMetrics
 from consumers.control import Controls
 from consumers.failure import FailureSink
 from consumers.fetcher import TP, Fetcher
+from consumers.first_fetch import START_HOLD_MAX_S
 from consumers.followup import FollowUps
 from consumers.idempotency import DoneMarkers
 from consumers.idle import caught_up
@@ -115,6 +116,7 @@ class Worker:
         lane_list = [Lane(spec, level, names.main_topic(ns, spec.name, level))
                      for spec in self.specs for level in spec.levels]
         lanes = Lanes(lane_list, buffer_max=max(2 * s.worker.batch_max, 2 * s.worker.concurrency))
+        lanes.held = True  # until the first fetches are in (see consumers.first_fetch)
         redis = async_redis_client(s.redis)
         producer = DeliveringProducer(s.kafka)
         stats, tracker = BatchMetrics(), OffsetTracker()
@@ -189,7 +191,20 @@ class Worker:
                     runner.wake(len(runner.slots))
                 await asyncio.sleep(min(1.0, s.worker.control_interval_s))
 
-        tasks += [asyncio.create_task(intake_loop()), asyncio.create_task(control_loop())]
+        async def release_when_fetched() -> None:
+            # Every partition's first fetch is in the lanes (or the wait is over):
+            # from here the lottery draws among all the lanes that hold work.
+            deadline = time.monotonic() + START_HOLD_MAX_S
+            while time.monotonic() < deadline:
+                fetched = fetcher.first_fetched
+                if fetched is not None and fetcher.prepared >= fetched:
+                    break
+                await asyncio.sleep(0.01)
+            lanes.held = False
+            runner.wake(len(runner.slots))
+
+        tasks += [asyncio.create_task(intake_loop()), asyncio.create_task(control_loop()),
+                  asyncio.create_task(release_when_fetched())]
         relay_stop, relay_thread = self._start_relay()
         fetcher.start()
         if signals:
