@@ -31,6 +31,16 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
+def import_unless_ci(module: str) -> None:
+    """Import ``module`` (a test extra); skip locally without it, fail in CI."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        skip_unless_ci(f"{module} is not installed ({exc}); install the test extra")
+
+
 @dataclass(frozen=True)
 class Services:
     redis_url: str

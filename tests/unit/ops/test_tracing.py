@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from jobpipe import tracing
 from jobpipe.envelope import Job, decode, encode, new_job_id, now_ns
+from tests.services import import_unless_ci
 
 
 def test_without_an_active_span_nothing_is_written():
@@ -16,7 +15,7 @@ def test_without_an_active_span_nothing_is_written():
 
 
 def test_handler_span_is_a_child_of_the_enqueue_span():
-    pytest.importorskip("opentelemetry.sdk")
+    import_unless_ci("opentelemetry.sdk")
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
