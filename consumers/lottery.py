@@ -4,7 +4,9 @@ A lane is one ``(queue, priority level)``; its tickets are
 ``spec.weight * spec.priorities[level]``. Each draw picks one lane among those
 that have work, with probability proportional to its tickets: high weight goes
 first most of the time, and a low weight is never starved, because an empty
-high lane holds no tickets.
+high lane holds no tickets. The shares hold from a worker's first job: it
+runs nothing until each partition it was assigned has delivered its first
+fetch (see :mod:`consumers.first_fetch`).
 
 Pure: no Kafka, no Redis.
 """

@@ -27,7 +27,11 @@ class QueueSpec:
         retry_jitter: up to this fraction of a tier's delay is added at random to
             each retry, so jobs that failed together do not all retry together.
         max_attempts: attempts before a job is dead-lettered.
-        weight: share of the worker lottery against other queues.
+        weight: share of the worker lottery against other queues. While
+            several queues have jobs waiting in a worker, it runs them in
+            proportion to their weights, from its first job (a starting worker
+            first waits for each of its partitions' first fetch), among the
+            queues whose partitions it holds.
         priorities: lottery weight of each priority level, level 0 first.
         ordered: jobs with the same key run one at a time, in order.
         fair: one Redis list per tenant, drained round robin by the bridge.
