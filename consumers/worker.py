@@ -40,7 +40,8 @@ from consumers.registry import App
 from consumers.retry_relay import RetryRelay
 from consumers.runner import Runner
 from jobpipe import names
-from jobpipe.connections import async_redis_client
+from jobpipe.connections import async_redis_client, check_redis_at_start_async
+from jobpipe.errors import JobpipeError
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,11 @@ class Worker:
         lanes = Lanes(lane_list, buffer_max=max(2 * s.worker.batch_max, 2 * s.worker.concurrency))
         lanes.held = True  # until the first fetches are in (see consumers.first_fetch)
         redis = async_redis_client(s.redis)
+        try:  # wrong credentials would otherwise only warn once a second, forever
+            await check_redis_at_start_async(redis, s.redis)
+        except JobpipeError:
+            await redis.aclose()  # type: ignore[attr-defined]
+            raise
         producer = DeliveringProducer(s.kafka)
         stats, tracker = BatchMetrics(), OffsetTracker()
         sink = FailureSink(producer, ns)

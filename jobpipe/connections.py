@@ -125,6 +125,19 @@ async def check_redis_safety_async(
     return _judge(config, settings)
 
 
+async def check_redis_at_start_async(client: redis.asyncio.Redis[bytes],
+                                     settings: RedisSettings) -> None:
+    """The start-up check of a stage that may start while Redis is down.
+
+    Refused credentials and an unsafe Redis stop it (they will not mend by
+    themselves); an unreachable Redis is logged, as it may come back.
+    """
+    try:
+        await check_redis_safety_async(client, settings)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        log.warning("Redis at %s not reachable yet (%s)", redact_url(settings.url), exc)
+
+
 def _judge(config: dict[str, str], settings: RedisSettings) -> list[str]:
     problems = redis_safety_problems(config)
     if problems and settings.require_safe:

@@ -22,22 +22,25 @@ ROOT = Path(__file__).resolve().parents[3]
 DEADLINE_S = 120
 
 
-def start_bridges(tmp_path: Path, redis_url: str, kafka_bootstrap: str,
-                  stderr: IO[str]) -> subprocess.Popen[str]:
+def start_stage(tmp_path: Path, redis_url: str, kafka_bootstrap: str, stderr: IO[str],
+                command: tuple[str, ...] = ("bridge",)) -> subprocess.Popen[str]:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("JOBPIPE_")},
            "PYTHONPATH": str(ROOT), "JOBPIPE_REDIS_URL": redis_url,
            "JOBPIPE_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "JOBPIPE_NAMESPACE": f"sup{os.getpid()}"}
-    return subprocess.Popen([sys.executable, "-m", "jobpipe", "bridge", "--processes", "2"],
+    return subprocess.Popen([sys.executable, "-m", "jobpipe", *command, "--processes", "2"],
                             stdout=subprocess.DEVNULL, stderr=stderr, text=True, env=env,
                             cwd=tmp_path)
 
 
+@pytest.mark.parametrize("command", [("bridge",),
+                                     ("worker", "tests.integration.consumers.recording_app")])
 def test_wrong_credentials_stop_every_process_with_one_error_line(
-        password_redis: PasswordRedis, services, tmp_path: Path) -> None:
+        password_redis: PasswordRedis, services, tmp_path: Path,
+        command: tuple[str, ...]) -> None:
     url = f"redis://:not-the-password@127.0.0.1:{password_redis.port}/0"
     with (tmp_path / "stderr.txt").open("w") as err:
-        proc = start_bridges(tmp_path, url, services.kafka_bootstrap, err)
+        proc = start_stage(tmp_path, url, services.kafka_bootstrap, err, command)
         try:
             code = proc.wait(DEADLINE_S)
         finally:
@@ -58,7 +61,7 @@ def test_unreachable_redis_restarts_children_with_a_growing_delay(services,
     url = f"redis://127.0.0.1:{free_port()}/0"
     stderr_path = tmp_path / "stderr.txt"
     with stderr_path.open("w") as err:
-        proc = start_bridges(tmp_path, url, services.kafka_bootstrap, err)
+        proc = start_stage(tmp_path, url, services.kafka_bootstrap, err)
         try:
             deadline = time.monotonic() + DEADLINE_S
             while "bridge-0 exited with 1; starting it again in 2 s" not in stderr_path.read_text():
