@@ -7,6 +7,8 @@ from itertools import islice
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.schedules import due, fire_key, fires_after, latest_at_or_before, next_fires
 from jobpipe.errors import ConfigError
@@ -131,3 +133,23 @@ def test_time_zone_defaults_to_utc_explicitly() -> None:
     assert spec().timezone == "UTC"
     assert next_fires(spec(cron="0 0 * * *"), 0, 1)[0].tzinfo is not None
     assert next_fires(spec(cron="0 0 * * *"), 0, 1)[0] == datetime(1970, 1, 2, tzinfo=UTC)
+
+
+@given(gaps=st.lists(st.integers(min_value=0, max_value=40_000), min_size=1, max_size=40),
+       interval_s=st.integers(min_value=1, max_value=15))
+def test_passes_closer_than_the_grace_fire_every_time_once(gaps: list[int],
+                                                           interval_s: int) -> None:
+    """Whatever the pass times, as long as passes are at most ``grace_s`` apart,
+    the passes together fire each fire time in the window once, none missed."""
+    every = spec(interval_s=interval_s, grace_s=40)
+    start = last = 1_000_000
+    fired: list[int] = []
+    now = start
+    for gap in gaps:
+        now += gap
+        step = due(every, last, now)
+        assert not step.missed
+        fired += step.fire
+        last = max(last, now)
+    expected = [t for t in islice(fires_after(every, start), 10_000) if t <= now]
+    assert fired == expected
