@@ -188,14 +188,7 @@ class AsyncProducer:
             replies = [await _reply(conn) for _ in range(plan.multi_replies())]
         finally:
             await pool.release(conn)
-        try:
-            backlog = plan.multi_backlog(replies)
-        except redis.exceptions.ResponseError as exc:
-            if is_out_of_memory(exc):
-                return PushReply(True, -1, [])
-            raise
-        self._core.observe(plan.queue, backlog + len(plan.ids))
-        return PushReply(False, backlog, [])
+        return self._core.multi_reply(plan, replies)
 
     async def _call(self, keys: list[str], args: list[Any]) -> PushReply:
         if self._script is None:

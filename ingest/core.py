@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
+import redis.exceptions
+
 from ingest.backoff import Attempts
+from ingest.failures import is_out_of_memory
 from ingest.plan import PlanBuilder, PushPlan, QueueLayout
 from ingest.scripts import PushReply
 from ingest.template import EnvelopeTemplate
@@ -183,6 +186,22 @@ class Intake:
         """
         limit = self.layout(plan.queue).spec.max_backlog
         return bool(limit) and self._backlog.get(plan.queue, 0) >= (limit or 0)
+
+    def multi_reply(self, plan: PushPlan, replies: list[Any]) -> PushReply:
+        """What the replies of a MULTI/LPUSH/EXEC push mean; Redis at ``maxmemory``
+        reads as full.
+
+        Raises:
+            redis.exceptions.ResponseError: any other error reply.
+        """
+        try:
+            backlog = plan.multi_backlog(replies)
+        except redis.exceptions.ResponseError as exc:
+            if is_out_of_memory(exc):
+                return PushReply(True, -1, [])
+            raise
+        self.observe(plan.queue, backlog + len(plan.ids))
+        return PushReply(False, backlog, [])
 
     def observe(self, queue: str, backlog: int) -> None:
         """Remember the backlog a reply reported for ``queue``."""

@@ -189,14 +189,7 @@ class Producer:
             replies = [_reply(conn) for _ in range(plan.multi_replies())]
         finally:
             pool.release(conn)
-        try:
-            backlog = plan.multi_backlog(replies)
-        except redis.exceptions.ResponseError as exc:
-            if is_out_of_memory(exc):
-                return PushReply(True, -1, [])
-            raise
-        self._core.observe(plan.queue, backlog + len(plan.ids))
-        return PushReply(False, backlog, [])
+        return self._core.multi_reply(plan, replies)
 
     def _call(self, keys: list[str], args: list[Any]) -> PushReply:
         if not self._checked:

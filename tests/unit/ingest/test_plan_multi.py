@@ -6,7 +6,9 @@ import hiredis
 import pytest
 import redis.exceptions
 
+from ingest.core import Intake
 from ingest.plan import MULTI_CHUNK_JOBS, PushPlan
+from jobpipe.settings import load_settings
 
 
 def _plan(lists: list[tuple[str, list[bytes]]], backlog_keys: int) -> PushPlan:
@@ -70,3 +72,18 @@ def test_the_transaction_raises_the_wake_up_last() -> None:
     assert _commands(b"".join(plan.multi_commands())) == expected
     assert plan.multi_replies() == len(expected)
     assert plan.multi_backlog([b"OK", b"QUEUED", b"QUEUED", b"QUEUED", [2, 3, 0]]) == 2
+
+
+def test_the_core_reads_a_multi_push_as_backlog_or_as_full_at_maxmemory() -> None:
+    intake = Intake(load_settings(None, environ={}))
+    plan = _plan([("a", [b"1"])], 1)
+    reply = intake.multi_reply(plan, [b"OK", b"QUEUED", b"QUEUED", [3, 4]])
+    assert (reply.full, reply.backlog) == (False, 3)
+    oom = redis.exceptions.OutOfMemoryError("command not allowed when used memory > "
+                                            "'maxmemory'.")
+    reply = intake.multi_reply(plan, [b"OK", b"QUEUED", oom,
+                                      redis.exceptions.ExecAbortError("Transaction discarded")])
+    assert reply.full
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        intake.multi_reply(plan, [b"OK", b"QUEUED", b"QUEUED", [0, redis.exceptions.ResponseError(
+            "WRONGTYPE Operation against a key")]])
