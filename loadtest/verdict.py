@@ -77,8 +77,12 @@ def ramp_verdict(saturation: Saturation, lost: int = 0) -> Verdict:
         return Verdict(not lost, f"{_lost_prefix(lost)}kept up at every step, up to "
                                  f"{top:,.0f} jobs/s: no saturation within the ramp")
     failed = saturation.verdicts[knee]
-    near = f"saturated near {failed.step.achieved_per_s:,.0f} jobs/s " \
-           f"(at {failed.step.offered_per_s:,.0f} offered: {'; '.join(failed.reasons)})"
+    # Past the knee the most the pipeline finished in any step is its capacity;
+    # the knee step alone can be a warm-up (the first step of a ramp).
+    capacity = max(v.step.achieved_per_s for v in saturation.verdicts[knee:])
+    near = f"saturated near {capacity:,.0f} jobs/s " \
+           f"(first missed at {failed.step.offered_per_s:,.0f} offered: " \
+           f"{'; '.join(failed.reasons)})"
     if held is None:
         return Verdict(False, f"{_lost_prefix(lost)}not sustained at any step: {near}")
     return Verdict(False, f"{_lost_prefix(lost)}sustained up to {held:,.0f} jobs/s; {near}")

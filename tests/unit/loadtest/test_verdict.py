@@ -73,3 +73,14 @@ def test_ramp_failing_from_the_first_step_says_so():
     verdict = ramp_verdict(find_saturation(steps, 100))
     assert not verdict.kept_up
     assert verdict.text.startswith("not sustained at any step: saturated near 20,000")
+
+
+def test_ramp_capacity_is_the_most_done_past_the_knee_not_the_knee_step_alone():
+    # A first step missed during warm-up, later steps finishing more: the
+    # pipeline saturated near the most it finished, not near the warm-up step.
+    steps = [StepResult(500, 470, 1_400, flat()), StepResult(1_000, 900, 1_200, flat()),
+             StepResult(2_500, 1_660, 7_000, growing(800.0)),
+             StepResult(3_000, 1_620, 10_000, growing(1_400.0))]
+    verdict = ramp_verdict(find_saturation(steps, 100))
+    assert verdict.text.startswith("not sustained at any step: saturated near 1,660 jobs/s "
+                                   "(first missed at 500 offered")
