@@ -13,6 +13,7 @@ Commands a group loads by string (``"bridge.cli:bridge"``) are not imports.
 from __future__ import annotations
 
 import ast
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -131,6 +132,12 @@ def test_every_room_imports_only_what_it_may(edges: dict[str, dict[str, int]]) -
 
 def test_no_import_cycle(edges: dict[str, dict[str, int]]) -> None:
     assert cycles(edges) == []
+
+
+def test_every_package_of_the_project_has_a_room() -> None:
+    # A new top-level package must be given its rules here, not slip past them.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(project["tool"]["mypy"]["packages"]) == set(PACKAGES) == set(ALLOWED)
 
 
 def test_the_graph_covers_the_tree(edges: dict[str, dict[str, int]]) -> None:
