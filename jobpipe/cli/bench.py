@@ -9,6 +9,7 @@ from jobpipe.cli.lazy import LazyGroup
 # bench name -> "module:attribute" of a click command; each stage owns its own.
 BENCHES: dict[str, str] = {
     "ingest": "loadtest.bench.ingest:ingest",
+    "latency": "loadtest.bench.latency:latency",
     "bridge": "loadtest.bench.bridge:bridge",
     "worker": "loadtest.bench.worker:worker",
 }

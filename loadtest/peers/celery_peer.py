@@ -62,6 +62,21 @@ def noop(args: dict[str, Any]) -> None:
         rec.count("done")
 
 
+_clients: list[Any] = []
+
+
+@app.task(name="latency_record")  # type: ignore[untyped-decorator]
+def latency_record(args: dict[str, Any]) -> None:
+    """``jobpipe bench latency``'s handler: append ``t start 0`` to the list ``args["to"]``
+    (as :mod:`loadtest.bench.latency_app` does; Celery has no Kafka timestamp)."""
+    started_ns = time.time_ns()
+    if not _clients:
+        import redis
+
+        _clients.append(redis.Redis.from_url(app.conf.broker_url))
+    _clients[0].rpush(args["to"], f"{args['t']} {started_ns} 0")
+
+
 def broker_url(redis_url: str) -> str:
     """The jobpipe Redis server's URL with database 15."""
     base, _, _db = redis_url.rpartition("/")
