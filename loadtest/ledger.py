@@ -45,9 +45,16 @@ SAMPLE_IDS = 20
 _WRITERS: weakref.WeakSet[LedgerWriter] = weakref.WeakSet()
 
 
+# This process's id, renewed in a forked child: a handler records an id per
+# job, and os.getpid() is a system call each time.
+_pid = os.getpid()
+
+
 def _reset_locks_after_fork() -> None:
     # A fork while the flusher thread holds a lock would leave it held forever
     # in the child; give every writer a fresh lock there.
+    global _pid
+    _pid = os.getpid()
     for writer in list(_WRITERS):
         writer._lock = threading.Lock()
 
@@ -101,7 +108,11 @@ class LedgerWriter:
 
     def record_one(self, job_id: str) -> None:
         """Append one job id (buffered)."""
-        self.record((job_id,))
+        with self._lock:
+            self._ensure_process()
+            self._buffer.append(job_id)
+            if self.flush_interval_s <= 0:
+                self._write_locked()
 
     def flush(self) -> None:
         """Write buffered ids to the file now (no fsync)."""
@@ -135,7 +146,7 @@ class LedgerWriter:
         """On first use in a process (or after a fork), start afresh."""
         if self._closed:
             raise ValueError(f"ledger writer for {self.role!r} is closed")
-        pid = os.getpid()
+        pid = _pid
         if pid == self._pid:
             return
         # A forked child must not write the parent's buffer or share its file.

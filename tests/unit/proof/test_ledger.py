@@ -115,6 +115,22 @@ def test_forked_child_writes_its_own_file_not_the_parents_buffer(tmp_path):
     assert len(list(tmp_path.glob("executed-*.ids"))) == 2
 
 
+def test_forked_child_recording_one_id_at_a_time_gets_its_own_file(tmp_path):
+    # record_one skips os.getpid() per call: the pid is renewed by the fork hook.
+    writer = LedgerWriter(tmp_path, EXECUTED, flush_interval_s=60)
+    writer.record_one("parent")
+    pid = os.fork()
+    if pid == 0:
+        writer.record_one("child")
+        writer.close()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    writer.close()
+    counts, _ = read_role(tmp_path, EXECUTED)
+    assert counts == {"parent": 1, "child": 1}
+    assert len(list(tmp_path.glob("executed-*.ids"))) == 2
+
+
 def test_torn_last_line_is_ignored_and_counted(tmp_path):
     (tmp_path / "executed-1-abc.ids").write_bytes(b"a\nb\npartial-i")
     counts, torn = read_role(tmp_path, EXECUTED)
