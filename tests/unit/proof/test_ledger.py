@@ -100,28 +100,21 @@ def test_write_through_survives_kill_9(tmp_path):
     assert torn == 0
 
 
-def test_forked_child_writes_its_own_file_not_the_parents_buffer(tmp_path):
-    writer = LedgerWriter(tmp_path, EXECUTED, flush_interval_s=60)
-    writer.record(["parent"])
-    pid = os.fork()
-    if pid == 0:
-        writer.record(["child"])
-        writer.close()
-        os._exit(0)
-    os.waitpid(pid, 0)
-    writer.close()
-    counts, _ = read_role(tmp_path, EXECUTED)
-    assert counts == {"parent": 1, "child": 1}
-    assert len(list(tmp_path.glob("executed-*.ids"))) == 2
-
-
-def test_forked_child_recording_one_id_at_a_time_gets_its_own_file(tmp_path):
+@pytest.mark.parametrize("one_at_a_time", [False, True])
+def test_forked_child_writes_its_own_file_not_the_parents_buffer(tmp_path, one_at_a_time):
     # record_one skips os.getpid() per call: the pid is renewed by the fork hook.
     writer = LedgerWriter(tmp_path, EXECUTED, flush_interval_s=60)
-    writer.record_one("parent")
+
+    def record(job_id):
+        if one_at_a_time:
+            writer.record_one(job_id)
+        else:
+            writer.record([job_id])
+
+    record("parent")
     pid = os.fork()
     if pid == 0:
-        writer.record_one("child")
+        record("child")
         writer.close()
         os._exit(0)
     os.waitpid(pid, 0)
