@@ -20,16 +20,20 @@ class JobContext:
         enqueued_at_ns: when the producer accepted the job (ns since the epoch).
         kafka_timestamp_ms: when the job was written to its Kafka topic (by the
             bridge, or the retry relay), ms since the epoch; ``None`` if unknown.
+        kafka_topic, kafka_partition: where the job was read from (``None`` if
+            unknown); which worker process runs which partition shows in them.
         job: the whole :class:`~jobpipe.envelope.Job`.
     """
 
     __slots__ = ("_delivered", "_enqueue", "_on_settled", "_produced", "job",
-                 "kafka_timestamp_ms")
+                 "kafka_partition", "kafka_timestamp_ms", "kafka_topic")
 
-    def __init__(self, job: Job, enqueue: EnqueueFn,
-                 kafka_timestamp_ms: int | None = None) -> None:
+    def __init__(self, job: Job, enqueue: EnqueueFn, kafka_timestamp_ms: int | None = None,
+                 kafka_topic: str | None = None, kafka_partition: int | None = None) -> None:
         self.job = job
         self.kafka_timestamp_ms = kafka_timestamp_ms
+        self.kafka_topic = kafka_topic
+        self.kafka_partition = kafka_partition
         self._enqueue = enqueue
         # Follow-ups produced (by the handler's thread) and acknowledged (on the loop):
         # two counters, each written by one thread, so no lock is needed.

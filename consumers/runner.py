@@ -140,7 +140,8 @@ class Runner:
         job, task, spec = item.job, item.task, item.lane.spec
         if self._limiter is not None and (spec.rate_limit_per_s or spec.tenant_rate_limit_per_s):
             await self._limiter.acquire(spec, job.tenant)
-        ctx = JobContext(job, self._follow_ups.enqueue, item.timestamp_ms)
+        ctx = JobContext(job, self._follow_ups.enqueue, item.timestamp_ms, item.topic,
+                         item.partition)
         timeout_s = task.timeout_s or spec.timeout_s
         started = time.perf_counter()
         slot.item = item

@@ -76,9 +76,10 @@ class ChaosMonkey:
             member = members[(n // len(self.targets)) % len(members)]
             pid = member.kill()
             time.sleep(RESTART_DELAY_S)
+            restarted_t_s = round(time.time() - self.start_s, 2)
             member.start()
             self.kills.append({"t_s": t_s, "target": member.name, "pid": pid,
-                               "restarted_pid": member.pid})
+                               "restarted_pid": member.pid, "restarted_t_s": restarted_t_s})
         elif target == "kafka":
             pid = self.devstack.kafka_pid
             self.devstack.kill_kafka()

@@ -5,7 +5,7 @@ are both drawn from it, and ``jobpipe capacity --from-report`` reads it back.
 Its main keys: ``config`` (the plan), ``totals``, ``stages`` (per-stage
 percentiles in ms), ``ledger`` (accepted/executed/lost/duplicates by job id),
 ``series`` (per-second throughput and percentiles, backlog samples), ``cdf``,
-``saturation`` (ramps), ``chaos`` (kills), ``soak`` (RSS and fds), ``peers``
+``saturation`` (ramps), ``chaos`` (kills, worker hand-overs), ``soak`` (RSS and fds), ``peers``
 (with ratios) and ``notes`` (how each figure was measured).
 """
 
@@ -60,6 +60,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _or_na(value: Any) -> Any:
+    return "n/a (not before the end)" if value is None else value
+
+
 def _table_html(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>"
@@ -91,6 +95,15 @@ def headline_rows(report: dict[str, Any]) -> list[list[Any]]:
     ]
     if totals.get("drained") is False:
         rows.append(["drained before the timeout", "NO: see the notes"])
+    handovers = report.get("chaos", {}).get("handovers")
+    if handovers and handovers["each"]:
+        rows.append(["worker kill -> its partitions ran elsewhere, s (median)",
+                     _or_na(handovers["failover_s_median"])])
+        rows.append(["worker restart -> it ran jobs again, s (median)",
+                     _or_na(handovers["back_s_median"])])
+        rows.append(["  of which: process start / group join, s (median)",
+                     f"{_or_na(handovers['start_s_median'])} / "
+                     f"{_or_na(handovers['join_s_median'])}"])
     saturation = report.get("saturation")
     if saturation:
         rows.append(["saturation (sustained, p99 < target)",
@@ -140,6 +153,15 @@ def render_html(report: dict[str, Any]) -> str:
     if report.get("chaos", {}).get("kills"):
         rows = [[k["t_s"], k["target"], k.get("pid", "")] for k in report["chaos"]["kills"]]
         parts.append("<h2>Chaos: kill -9</h2>" + _table_html(["at s", "target", "pid"], rows))
+    handovers = report.get("chaos", {}).get("handovers", {}).get("each")
+    if handovers:
+        rows = [[h["target"], h["kill_s"], h["partitions"], _or_na(h["failover_s"]),
+                 h["taken_by_restart"], _or_na(h["back_s"]), _or_na(h["start_s"]),
+                 _or_na(h["join_s"])] for h in handovers]
+        parts.append("<h2>Chaos: worker fail-over (from the partition trace)</h2>" + _table_html(
+            ["worker", "killed at s", "its partitions", "kill -> all ran elsewhere s",
+             "of them first run by its restart", "restart -> its first job s",
+             "of which process start s", "of which group join s"], rows))
     if report.get("soak"):
         rows = [[p["name"], p["pid"], p.get("rss_kb_start"), p.get("rss_kb_end"),
                  p.get("fds_start"), p.get("fds_end")] for p in report["soak"]["processes"]]

@@ -28,7 +28,9 @@ from loadtest.chaos import ChaosMonkey, kill_offsets_s
 from loadtest.cpu import CpuSampler, service_pids
 from loadtest.cpu_report import RUNNER, cpu_section
 from loadtest.drive import Watch, child_env, drive
+from loadtest.failover import summarize_handovers, worker_handovers
 from loadtest.ledger import check_ledger, dead_lettered_ids_from_kafka
+from loadtest.partition_trace import read_traces
 from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV, RunPlan
 from loadtest.processes import Fleet, jobpipe_argv, python_argv, read_proc_usage
 from loadtest.report import cpu_summary_table, summary_table, verdict_line, write_report
@@ -162,6 +164,9 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
     report["totals"]["drained"] = drained
     missing = [name for name in ("redis", "kafka-1") if name not in cpu_series.cpu_s]
     report["cpu"] = cpu_section(plan, cpu_series, watch.workers, watch.producers, missing)
+    if "worker" in plan.kill_targets:
+        report["chaos"]["handovers"] = summarize_handovers(
+            worker_handovers(read_traces(run_dir), start_ns // 1_000_000, kills))
     if not drained:
         redis_left, kafka_left = backlog.last()
         report["notes"].insert(0, f"The drain timeout ({plan.drain_timeout_s:g} s) passed with "

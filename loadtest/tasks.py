@@ -2,8 +2,9 @@
 
 One task, ``noop``: it sleeps the handler time the producer drew for the job
 (``args["ms"]``, absent for a pure no-op), then records per-stage latencies
-into this process's interval log and the job id into the ledger's
-``executed`` role. The runner passes where to write through the environment:
+into this process's interval log, the job id into the ledger's ``executed``
+role and its partition into the partition trace (who ran what, when). The
+runner passes where to write through the environment:
 
     JPLT_RUN_DIR       the run's report folder (required for recording)
     JPLT_LEDGER_SYNC   "1": write each executed id at once (chaos runs kill workers)
@@ -23,6 +24,7 @@ from typing import Any
 
 from consumers import App, JobContext
 from loadtest.ledger import EXECUTED, LedgerWriter
+from loadtest.partition_trace import PartitionTrace
 from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV
 from loadtest.recording import (
     INSTRUMENTATION_NS,
@@ -46,6 +48,7 @@ class _ProcessState:
         os.makedirs(ledger_dir, exist_ok=True)
         self.ledger = LedgerWriter(ledger_dir, EXECUTED, flush_interval_s=flush_s)
         self.jobs = 0
+        self.trace = PartitionTrace(run_dir)
         atexit.register(self.close)
 
     def close(self) -> None:
@@ -53,6 +56,7 @@ class _ProcessState:
             return
         self.log.close()
         self.ledger.close()
+        self.trace.close()
 
 
 _state: _ProcessState | None = None
@@ -104,6 +108,15 @@ def _record(state: _ProcessState, ctx: JobContext, args: Any, started_ns: int,
     rec.record_stages_ns(stages)
     rec.count("done")
     state.ledger.record_one(ctx.job_id)
+    if ctx.kafka_topic is not None and ctx.kafka_partition is not None:
+        state.trace.ran(ctx.kafka_topic, ctx.kafka_partition, started_ns // 1_000_000)
+
+
+if os.environ.get(RUN_DIR_ENV):
+    # The trace's "ready" line: the app is loaded, the worker is about to join.
+    _ready = _process_state()
+    if _ready is not None:
+        _ready.trace.ready(time.time_ns() // 1_000_000)
 
 
 @app.task("noop")

@@ -80,3 +80,20 @@ def test_generated_config_reads_back_as_the_same_settings(tmp_path):
     path.write_text(settings_to_toml(original))
     assert original.topology.get("b").max_backlog is None  # unbounded, not the default
     assert load_settings(path, environ={}) == original
+
+
+def test_worker_handovers_show_in_the_summary_and_the_page():
+    from loadtest.failover import Handover, summarize_handovers
+    from loadtest.report import render_html
+
+    report = synthetic_report()
+    report["chaos"]["handovers"] = summarize_handovers(
+        [Handover("worker-0", 15.0, 16.1, 3, 7.47, 5.28, 4.57, 0.71, 3)])
+    head, _ = summary_table(report)
+    console = Console(width=120, record=True)
+    console.print(head)
+    text = console.export_text()
+    assert "its partitions ran elsewhere" in text
+    assert "7.47" in text
+    assert "5.28" in text
+    assert "worker fail-over" in render_html(report)
