@@ -134,9 +134,7 @@ class Fetcher:
             self._settings.kafka, worker.group_stuck_s,
             names.group_id(self._settings.namespace, "workers"), self._topics, "worker",
             on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost,
-            on_stats=self._on_stats,
-            **{"auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
-               "enable.partition.eof": True})  # an empty partition says so (FirstFetch)
+            on_stats=self._on_stats, **self._consumer_conf())
         consumer = self._guard.consumer
         try:
             while not self._stop.is_set():
@@ -174,6 +172,15 @@ class Fetcher:
                     log.warning("final commit failed: %s", exc)
             consumer.close()
             log.info("consumer closed")
+
+    def _consumer_conf(self) -> dict[str, Any]:
+        worker = self._settings.worker
+        conf: dict[str, Any] = {
+            "auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
+            "enable.partition.eof": True}  # an empty partition says so (FirstFetch)
+        if worker.instance_id is not None:
+            conf["group.instance.id"] = worker.instance_id
+        return conf
 
     def _service(self, consumer: Consumer) -> None:
         with self._lock:

@@ -188,19 +188,35 @@ def kafka_producer_config(settings: KafkaSettings, **tuning: Any) -> dict[str, A
     return conf
 
 
+# A killed worker's partitions move after this long (classic protocol). librdkafka's
+# 45 s default left them idle too long for a job queue; 6 s is the lowest a broker
+# accepts out of the box (group.min.session.timeout.ms). docs/reliability.md has
+# the fail-over figures.
+CLASSIC_SESSION_TIMEOUT_MS = 6_000
+
+
+def _group_protocol_config(protocol: str) -> dict[str, Any]:
+    if protocol == "consumer":
+        # KIP-848: the broker assigns (incrementally) and times members out after its
+        # group.consumer.session.timeout.ms; no client-side timeouts are allowed.
+        return {"group.protocol": "consumer"}
+    return {
+        "group.protocol": "classic",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": CLASSIC_SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": 1_000,
+    }
+
+
 def kafka_consumer_config(settings: KafkaSettings, group_id: str, **tuning: Any) -> dict[str, Any]:
     """A consumer config for at-least-once: offsets are stored by the stage, not on poll."""
     conf = {
         **kafka_common_config(settings),
         "group.id": group_id,
         "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "cooperative-sticky",
         "enable.auto.commit": True,
         "auto.commit.interval.ms": 1000,
-        # A killed worker's partitions move after this long; librdkafka's 45 s
-        # default leaves them idle too long for a job queue.
-        "session.timeout.ms": 10_000,
-        "heartbeat.interval.ms": 2_000,
+        **_group_protocol_config(settings.group_protocol),
         **tuning,
         **settings.consumer,
     }

@@ -41,6 +41,10 @@ NONE = "none"
 DEFAULT_REDIS_PORT = 16379
 DEFAULT_KAFKA_PORT = 19092
 SAFETY_CRITICAL_KAFKA_KEYS = ("acks", "enable.idempotence")
+GROUP_PROTOCOLS = ("consumer", "classic")
+# With group.protocol=consumer (KIP-848) the broker owns these; librdkafka refuses them.
+CLASSIC_ONLY_CONSUMER_KEYS = ("session.timeout.ms", "heartbeat.interval.ms",
+                              "partition.assignment.strategy", "group.protocol.type")
 
 
 def _check_tls_files(section: str, files: dict[str, str | None], cert: tuple[str, str | None],
@@ -94,6 +98,11 @@ class KafkaSettings:
         bootstrap: ``host:port[,host:port]``.
         replication_factor: of the topics ``jobpipe topics apply`` creates.
         min_insync_replicas: of those topics.
+        group_protocol: ``classic`` (the default: a dead worker is noticed after
+            ``session.timeout.ms`` 6 s, the lowest a broker allows out of the
+            box) or ``consumer`` (KIP-848, Kafka 4.0+: the broker assigns and
+            times members out after its ``group.consumer.session.timeout.ms``,
+            45 s unless the brokers are configured; see docs/operations.md).
         config: librdkafka properties for every client (security, timeouts).
         producer: librdkafka properties for producers only.
         consumer: librdkafka properties for consumers only.
@@ -102,6 +111,7 @@ class KafkaSettings:
     bootstrap: str = f"127.0.0.1:{DEFAULT_KAFKA_PORT}"
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    group_protocol: str = "classic"
     config: dict[str, str] = field(default_factory=dict)
     producer: dict[str, str] = field(default_factory=dict)
     consumer: dict[str, str] = field(default_factory=dict)
@@ -116,6 +126,17 @@ class KafkaSettings:
                 if key in getattr(self, section):
                     raise ConfigError(f"kafka.{section}.{key}: jobpipe enforces acks=all "
                                       "and idempotence; remove this key")
+        if self.group_protocol not in GROUP_PROTOCOLS:
+            raise ConfigError(f"kafka.group_protocol: must be 'consumer' or 'classic', not "
+                              f"{self.group_protocol!r}")
+        if self.group_protocol == "consumer":
+            for section in ("config", "consumer"):
+                for key in CLASSIC_ONLY_CONSUMER_KEYS:
+                    if key in getattr(self, section):
+                        raise ConfigError(
+                            f"kafka.{section}.{key}: not allowed with group_protocol = "
+                            "'consumer' (the broker's group.consumer.* settings rule it); "
+                            "remove it or set group_protocol = 'classic'")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +193,12 @@ class WorkerSettings:
         group_stuck_s: a consumer whose group membership has not settled for
             this long while the broker answers is replaced (a librdkafka client
             can stay stuck after its coordinator stopped answering for a while).
+        instance_id: static group membership (``group.instance.id``): a name
+            this worker keeps across restarts (a StatefulSet pod name), unique
+            in the group; ``--processes N`` children append ``-<index>``. Off
+            (``None``) by default: with KIP-848 a crashed static member's
+            partitions still wait for the session timeout, and a cleanly
+            stopped one's stay idle until it returns (docs/reliability.md).
     """
 
     concurrency: int = 256
@@ -182,12 +209,23 @@ class WorkerSettings:
     commit_interval_s: float = 1.0
     control_interval_s: float = 1.0
     group_stuck_s: float = 60.0
+    instance_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.group_stuck_s <= 0:
             raise ConfigError("worker.group_stuck_s: must be > 0")
         if self.concurrency < 1 or self.processes < 1 or self.batch_max < 1:
             raise ConfigError("worker: concurrency, processes and batch_max must be >= 1")
+        if self.instance_id is not None and not self.instance_id.strip():
+            raise ConfigError("worker.instance_id: must not be empty (leave it unset for "
+                              "dynamic membership)")
+
+    def process(self, index: int) -> WorkerSettings:
+        """The settings of the ``index``-th of several worker processes: its own
+        static member name (``<instance_id>-<index>``), when membership is static."""
+        if self.instance_id is None:
+            return self
+        return replace(self, instance_id=f"{self.instance_id}-{index}")
 
 
 @dataclass(frozen=True, slots=True)

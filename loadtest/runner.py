@@ -22,6 +22,7 @@ import orjson
 from rich.console import Console
 
 from jobpipe import names
+from jobpipe.settings import Settings
 from loadtest.assemble import assemble, peer_summary
 from loadtest.backlog import BacklogSampler
 from loadtest.chaos import ChaosMonkey, kill_offsets_s
@@ -90,6 +91,13 @@ def local_service_pids(settings: Any) -> dict[str, int]:
     return service_pids(redis_port, kafka_ports)
 
 
+def worker_env(settings: Settings, index: int) -> dict[str, str]:
+    """Worker ``index``'s own static member name, when the settings ask for static
+    membership (``worker.instance_id``): a restart then comes back as the same member."""
+    instance_id = settings.worker.process(index).instance_id
+    return {} if instance_id is None else {"JOBPIPE_WORKER_INSTANCE_ID": instance_id}
+
+
 def soak_usage(fleet: Fleet) -> dict[str, dict[str, int | None]]:
     """RSS and open fds of every running process of the run."""
     return {m.name: {"pid": m.pid, **read_proc_usage(m.pid)}
@@ -109,7 +117,7 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
     queues = ",".join(plan.queues)
     try:
         for i in range(plan.workers):
-            fleet.launch("worker", i, worker_argv(queues))
+            fleet.launch("worker", i, worker_argv(queues), worker_env(stack.settings, i))
         for i in range(plan.bridges):
             fleet.launch("bridge", i, jobpipe_argv("bridge", "--queues", queues))
         for i in range(plan.producers):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 
 import click
 
@@ -27,8 +28,12 @@ def run_workers(settings: Settings, target: str, queues: list[str] | None, proce
     from consumers import load_app
 
     load_app(target)  # a bad MODULE is one clear error, before any fork
-    supervise("worker", processes, lambda _i: run_one(settings, target, queues), metrics_port,
-              settings=settings)
+
+    def run_child(index: int | None) -> None:
+        worker = settings.worker if index is None else settings.worker.process(index)
+        run_one(replace(settings, worker=worker), target, queues)
+
+    supervise("worker", processes, run_child, metrics_port, settings=settings)
 
 
 @click.command()

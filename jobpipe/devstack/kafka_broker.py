@@ -59,6 +59,20 @@ rootLogger.appenderRef.err.ref = STDERR
 """
 
 
+# KIP-848 consumer groups (kafka.group_protocol = "consumer", opt-in): the broker
+# notices a killed worker after this session timeout and hands its partitions
+# over on the survivors' next heartbeat. Kafka's defaults (45 s, 5 s, with
+# minimums equal to them) would leave a killed worker's jobs waiting most of a
+# minute; docs/operations.md has the same settings for a production cluster. The
+# lower minimums let one group be tuned further (a group-level config).
+CONSUMER_GROUP_PROPERTIES = {
+    "group.consumer.session.timeout.ms": "6000",
+    "group.consumer.heartbeat.interval.ms": "1000",
+    "group.consumer.min.session.timeout.ms": "2000",
+    "group.consumer.min.heartbeat.interval.ms": "500",
+}
+
+
 def new_cluster_id() -> str:
     """A cluster id shaped like Kafka's: 22 URL-safe base64 characters, no leading ``-``."""
     while True:
@@ -164,6 +178,7 @@ class KafkaLayout:
             "default.replication.factor": str(replicas),
             "min.insync.replicas": str(isr),
             "group.initial.rebalance.delay.ms": "0",
+            **CONSUMER_GROUP_PROPERTIES,
             "num.partitions": "1",
             "auto.create.topics.enable": "false",
             "num.network.threads": "2",

@@ -269,3 +269,30 @@ def test_none_spells_an_unbounded_number_but_stays_a_string_where_one_is_expecte
     env = {"JOBPIPE_BRIDGE_BATCH_SIZE": "none"}
     with pytest.raises(ConfigError, match=r"bridge\.batch_size"):
         load_settings(None, environ=env)  # not optional: "none" is a wrong type
+
+
+def test_client_side_group_timeouts_are_refused_with_the_consumer_protocol(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka]\ngroup_protocol = "consumer"\n'
+                           '[kafka.consumer]\n"session.timeout.ms" = 6000\n')
+    message = one_line_error(path, environ={})
+    assert "kafka.consumer.session.timeout.ms" in message
+    assert "group_protocol" in message
+
+
+def test_the_classic_default_takes_client_side_group_timeouts(tmp_path: Path) -> None:
+    path = write(tmp_path, '[kafka.consumer]\n"session.timeout.ms" = 6000\n')
+    kafka = load_settings(path, environ={}).kafka
+    assert (kafka.group_protocol, kafka.consumer) == ("classic", {"session.timeout.ms": "6000"})
+
+
+def test_an_unknown_group_protocol_is_named() -> None:
+    message = one_line_error(None, environ={"JOBPIPE_KAFKA_GROUP_PROTOCOL": "eager"})
+    assert "kafka.group_protocol" in message
+
+
+def test_each_worker_process_gets_its_own_static_member_name() -> None:
+    static = load_settings(environ={"JOBPIPE_WORKER_INSTANCE_ID": "pod-7"}).worker
+    dynamic = load_settings(environ={}).worker
+    assert static.process(2).instance_id == "pod-7-2"
+    assert dynamic.process(2).instance_id is None

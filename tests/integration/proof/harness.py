@@ -89,9 +89,7 @@ class Pipeline:
         tree: dict[str, Any] = {
             "namespace": namespace,
             "redis": {"url": stack.redis_url},
-            "kafka": {"bootstrap": stack.kafka_bootstrap,
-                      "consumer": {"session.timeout.ms": "6000",
-                                   "heartbeat.interval.ms": "1000"}},
+            "kafka": {"bootstrap": stack.kafka_bootstrap},
             "bridge": {"heartbeat_interval_s": 0.5, "heartbeat_timeout_s": 3.0,
                        "log_interval_s": 2.0},
             "worker": {"concurrency": 32, "commit_interval_s": 0.5, "group_stuck_s": 30.0,

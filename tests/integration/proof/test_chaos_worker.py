@@ -8,11 +8,12 @@ import time
 
 import pytest
 
+from jobpipe.connections import CLASSIC_SESSION_TIMEOUT_MS
 from tests.integration.proof.harness import Figures, run_in_thread
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
-SESSION_TIMEOUT_S = 6.0  # harness: kafka.consumer session.timeout.ms = 6000
+SESSION_TIMEOUT_S = CLASSIC_SESSION_TIMEOUT_MS / 1000  # the workers' default
 
 
 @pytest.mark.parametrize(("jobs", "kills"), [
