@@ -8,12 +8,16 @@ from jobpipe.cli import main
 pytestmark = pytest.mark.integration
 
 
-def test_loadtest_writes_json_and_html_report_and_loses_nothing(services, tmp_path,
-                                                                 monkeypatch):
+@pytest.fixture
+def in_services(services, tmp_path, monkeypatch):
+    """Run the load test against the test services, from ``tmp_path``."""
     monkeypatch.setenv("JOBPIPE_REDIS_URL", services.redis_url)
     monkeypatch.setenv("JOBPIPE_KAFKA_BOOTSTRAP", services.kafka_bootstrap)
     monkeypatch.delenv("JOBPIPE_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def test_loadtest_writes_json_and_html_report_and_loses_nothing(in_services, tmp_path):
     report_dir = tmp_path / "report"
     main(["loadtest", "--rate", "2000", "--duration", "5", "--report-dir", str(report_dir),
           "--drain-timeout-s", "30"])
@@ -33,3 +37,20 @@ def test_loadtest_writes_json_and_html_report_and_loses_nothing(services, tmp_pa
     # The verdict is one of the two plain sentences, and the page shows it.
     assert report["verdict"]["text"].startswith(("kept up:", "not sustained:"))
     assert report["verdict"]["text"] in page
+
+
+@pytest.mark.chaos
+def test_a_worker_kill_reports_when_its_partitions_ran_elsewhere(in_services, tmp_path):
+    report_dir = tmp_path / "report"
+    main(["loadtest", "--rate", "500", "--duration", "16", "--workers", "2", "--kill", "worker",
+          "--every", "8", "--report-dir", str(report_dir), "--drain-timeout-s", "90"])
+    report = orjson.loads((report_dir / "report.json").read_bytes())
+    assert report["ledger"]["lost"] == 0
+    (kill,) = report["chaos"]["kills"]
+    (handover,) = report["chaos"]["handovers"]["each"]
+    assert handover["target"] == kill["target"]
+    assert handover["partitions"] > 0  # it was running jobs when it was killed
+    # Every job ran (lost 0), so each of its partitions ran again in another process.
+    assert handover["failover_s"] is not None
+    assert handover["start_s"] is not None  # the restarted process loaded its app
+    assert "worker fail-over" in (report_dir / "report.html").read_text()
