@@ -43,7 +43,10 @@ def run_docker_compose(*args: str, compose_file: Path = COMPOSE_FILE) -> None:
 
 def format_info(info: StackInfo) -> list[str]:
     """The lines ``dev up`` prints: addresses, then environment assignments."""
-    lines = [f"redis  {info.redis_url}  (pid {info.redis_pid})",
+    redis_line = (f"redis  {info.redis_url}  (pid {info.redis_pid})" if not info.redis_cluster_pids
+                  else f"redis cluster  {info.redis_url}  "
+                       f"(pids {', '.join(map(str, info.redis_cluster_pids))})")
+    lines = [redis_line,
              f"kafka  {info.kafka_bootstrap}  (pids {', '.join(map(str, info.kafka_pids))})"]
     lines.append(f"started: {', '.join(info.started)}" if info.started
                  else "already running")
@@ -60,9 +63,11 @@ def format_status(rows: list[ProcessStatus]) -> list[str]:
     lines = []
     for row in rows:
         if not row.alive:
-            lines.append(f"{row.name:8} {row.address:16} not running")
+            lines.append(f"{row.name:11} {row.address:16} not running")
             continue
-        line = f"{row.name:8} {row.address:16} pid {row.pid:<8}"
+        line = f"{row.name:11} {row.address:16} pid {row.pid:<8}"
+        if row.role is not None:
+            line += f" {row.role:8}"
         if row.rss_bytes is not None:
             line += f" rss {row.rss_bytes / 2**20:7.1f} MiB"
         if row.start_s is not None:
@@ -75,19 +80,26 @@ def format_status(rows: list[ProcessStatus]) -> list[str]:
 @_root_option
 @click.option("--brokers", type=click.Choice(["1", "3"]), default=None,
               help="Kafka nodes (default: as last time, else 1).")
-@click.option("--redis-port", type=int, default=None, help="Default: as last time, else 16379.")
+@click.option("--redis-port", type=int, default=None,
+              help="Default: as last time, else 16379. With --redis-cluster: the first "
+                   "node's; the nodes take 2N ports from it (and those + 10000 for the bus).")
+@click.option("--redis-cluster", "redis_cluster", type=click.IntRange(min=0), default=None,
+              metavar="N", help="A Redis Cluster of N primaries (3 or more), one replica "
+                                "each, instead of one Redis; 0 for one Redis. Default: as "
+                                "last time, else one Redis.")
 @click.option("--kafka-port", type=int, default=None,
               help="Node 1's port; node n uses +2(n-1). Default: as last time, else 19092.")
 @click.option("--docker", "use_docker", is_flag=True,
               help="Use docker/compose.yml instead (needs a Docker engine).")
-def up(root: Path, brokers: str | None, redis_port: int | None, kafka_port: int | None,
-       use_docker: bool) -> None:
+def up(root: Path, brokers: str | None, redis_port: int | None, redis_cluster: int | None,
+       kafka_port: int | None, use_docker: bool) -> None:
     """Start Redis and Kafka (idempotent) and print their addresses."""
     if use_docker:
         run_docker_compose("up", "-d", "--build")
         return
     stack = DevStack.load(root, redis_port=redis_port, kafka_port=kafka_port,
-                          brokers=int(brokers) if brokers else None)
+                          brokers=int(brokers) if brokers else None,
+                          redis_cluster=redis_cluster)
     for line in format_info(stack.up()):
         click.echo(line)
 

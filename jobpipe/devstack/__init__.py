@@ -8,11 +8,15 @@ by a PID file under ``.jobpipe/``. Tests start private stacks on free ports::
     info = stack.up()
     ...
     stack.down()
+
+``DevStack(..., redis_cluster=3)`` runs a Redis Cluster (3 primaries, 3 replicas)
+instead of the single Redis; ``LocalRedisCluster`` alone runs one without Kafka.
 """
 
 from jobpipe.devstack.certs import TlsFiles, make_test_pki
 from jobpipe.devstack.kafka_broker import ExtraListener
 from jobpipe.devstack.ports import free_port, free_port_block
+from jobpipe.devstack.redis_cluster import LocalRedisCluster
 from jobpipe.devstack.stack import (
     DEFAULT_KAFKA_PORT,
     DEFAULT_REDIS_PORT,
@@ -28,6 +32,7 @@ __all__ = [
     "DEFAULT_REDIS_PORT",
     "DevStack",
     "ExtraListener",
+    "LocalRedisCluster",
     "ProcessStatus",
     "StackInfo",
     "TlsFiles",

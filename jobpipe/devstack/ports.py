@@ -31,18 +31,27 @@ def free_port() -> int:
     return free_port_block(1)
 
 
-def free_port_block(size: int, attempts: int = 200) -> int:
+def free_port_block(size: int, attempts: int = 200, *, shadow_offset: int = 0) -> int:
     """The first port of ``size`` consecutive free loopback ports.
 
     A Kafka node needs two ports (PLAINTEXT and CONTROLLER), three nodes six.
+
+    Args:
+        size: how many consecutive ports.
+        attempts: random blocks tried.
+        shadow_offset: when not 0, the block ``shadow_offset`` higher must be
+            free too (a Redis Cluster node's bus listens on its port + 10000),
+            and also below the ephemeral range.
 
     Raises:
         StackError: no such block was found.
     """
     low, high = _BLOCK_RANGE
+    high -= shadow_offset
+    offsets = (0, shadow_offset) if shadow_offset else (0,)
     for _ in range(attempts):
         base = random.randrange(low, high - size)
-        if all(_bindable(base + i) for i in range(size)):
+        if all(_bindable(base + off + i) for off in offsets for i in range(size)):
             return base
     raise StackError(f"no block of {size} free loopback ports found")
 

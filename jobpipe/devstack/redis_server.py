@@ -67,11 +67,12 @@ def _ping(port: int, tls: TlsFiles | None = None) -> bytes:
 class RedisServer:
     """One ``redis-server`` child process with its data under ``home``."""
 
-    def __init__(self, home: Path, config: RedisConfig, executable: str = "redis-server") -> None:
+    def __init__(self, home: Path, config: RedisConfig, executable: str = "redis-server",
+                 name: str = "redis") -> None:
         self.home = home
         self.config = config
         self.executable = executable
-        self.process = OwnedProcess("redis", home / "redis.pid")
+        self.process = OwnedProcess(name, home / "redis.pid")
 
     @property
     def url(self) -> str:

@@ -4,6 +4,7 @@ Everything lives under ``root`` (``.jobpipe/`` by default)::
 
     root/stack.json                       ports and broker count of the last ``up``
     root/redis/{redis.conf,redis.pid,redis.log,data/}
+    root/redis-cluster-<N>/node<port>/    one per node of a Redis Cluster (``redis_cluster=N``)
     root/kafka/cluster-<N>/cluster.id     one id per layout, kept for re-use
     root/kafka/cluster-<N>/node<i>/{server.properties,kafka.pid,started.json,logs/,data/}
 
@@ -26,6 +27,7 @@ from jobpipe.devstack.certs import TlsFiles
 from jobpipe.devstack.kafka_broker import ExtraListener, KafkaLayout
 from jobpipe.devstack.kafka_cluster import KafkaCluster
 from jobpipe.devstack.processes import OwnedProcess, rss_bytes, stop_all
+from jobpipe.devstack.redis_cluster import LocalRedisCluster, node_role
 from jobpipe.devstack.redis_server import RedisConfig, RedisServer
 from jobpipe.devstack.tools import require_tools
 from jobpipe.errors import StackError
@@ -51,6 +53,7 @@ class StackInfo:
     kafka_pids: tuple[int, ...]
     kafka_start_s: float | None
     started: tuple[str, ...] = ()
+    redis_cluster_pids: tuple[int, ...] = ()
 
     def env(self) -> dict[str, str]:
         """The environment variables pointing jobpipe (and the tests) at this stack."""
@@ -67,6 +70,7 @@ class ProcessStatus:
     pid: int | None
     rss_bytes: int | None = None
     start_s: float | None = None
+    role: str | None = None
 
     @property
     def alive(self) -> bool:
@@ -79,7 +83,9 @@ class DevStack:
 
     Args:
         root: directory holding config, data, logs and PID files.
-        redis_port: Redis's loopback port.
+        redis_port: Redis's loopback port; with ``redis_cluster``, the first
+            node's (the nodes use ``2 * redis_cluster`` ports from it, and the
+            same block + 10000 for the cluster bus).
         kafka_port: node 1's client port; node n uses ``kafka_port + 2*(n-1)``
             and the port after it for its controller.
         brokers: 1, or 3 for a replicated cluster (replication 3, min ISR 2).
@@ -93,6 +99,8 @@ class DevStack:
         tls: certificates (see :func:`jobpipe.devstack.certs.make_test_pki`):
             Redis then serves TLS only (``rediss://``, client certificate
             required) and Kafka's SSL and SASL_SSL listeners use them.
+        redis_cluster: 0 for one Redis, else that many primaries of a Redis
+            Cluster (3 or more), each with one replica.
         tool_path: ``PATH`` to find redis-server, java and mvn on.
         start_timeout_s: longest wait for a service to answer.
     """
@@ -104,7 +112,7 @@ class DevStack:
                  redis_extra_config: Sequence[str] = (), kafka_heap: str | None = None,
                  kafka_extra_properties: dict[str, str] | None = None,
                  kafka_extra_listeners: Sequence[ExtraListener] = (),
-                 tls: TlsFiles | None = None,
+                 tls: TlsFiles | None = None, redis_cluster: int = 0,
                  tool_path: str | None = None, start_timeout_s: float = 120.0) -> None:
         self.root = Path(root).resolve()
         self.tool_path = tool_path
@@ -116,14 +124,20 @@ class DevStack:
                                   dict(kafka_extra_properties or {}),
                                   tuple(kafka_extra_listeners), tls)
         self.redis = RedisServer(self.root / "redis", self.redis_config)
+        self.redis_cluster = (
+            LocalRedisCluster(self.root / f"redis-cluster-{redis_cluster}", redis_port,
+                              redis_cluster, appendfsync=redis_appendfsync,
+                              start_timeout_s=start_timeout_s)
+            if redis_cluster else None)
         self.kafka = KafkaCluster(self.root / "kafka" / f"cluster-{brokers}", self.layout,
                                   libs_dir, tool_path, start_timeout_s)
 
     @classmethod
     def load(cls, root: Path | str, *, redis_port: int | None = None,
              kafka_port: int | None = None, brokers: int | None = None,
-             **options: Any) -> DevStack:
-        """The stack under ``root`` with the ports of its last ``up``, unless given."""
+             redis_cluster: int | None = None, **options: Any) -> DevStack:
+        """The stack under ``root`` with the ports (and layout) of its last ``up``, unless
+        given."""
         manifest: dict[str, int] = {}
         path = Path(root) / "stack.json"
         if path.exists():
@@ -131,13 +145,18 @@ class DevStack:
         return cls(root,
                    redis_port or manifest.get("redis_port", DEFAULT_REDIS_PORT),
                    kafka_port or manifest.get("kafka_port", DEFAULT_KAFKA_PORT),
-                   brokers or manifest.get("brokers", 1), **options)
+                   brokers or manifest.get("brokers", 1),
+                   redis_cluster=(redis_cluster if redis_cluster is not None
+                                  else manifest.get("redis_cluster", 0)),
+                   **options)
 
     # --- addresses -----------------------------------------------------------------
 
     @property
     def redis_url(self) -> str:
-        """``redis://127.0.0.1:<port>/0``."""
+        """``redis://127.0.0.1:<port>/0`` (a Redis Cluster's first node: a seed)."""
+        if self.redis_cluster is not None:
+            return self.redis_cluster.url
         return self.redis.url
 
     @property
@@ -170,12 +189,17 @@ class DevStack:
             yield
 
     def _manifest(self) -> dict[str, int]:
-        return {"redis_port": self.redis_config.port, "kafka_port": self.layout.kafka_port,
-                "brokers": self.layout.brokers}
+        manifest = {"redis_port": self.redis_config.port, "kafka_port": self.layout.kafka_port,
+                    "brokers": self.layout.brokers}
+        if self.redis_cluster is not None:
+            manifest["redis_cluster"] = self.redis_cluster.primaries
+        return manifest
 
     def _owned(self) -> list[OwnedProcess]:
         """Every process of ours under root, whatever layout started it."""
         found = [OwnedProcess("redis", self.root / "redis" / "redis.pid")]
+        for pid_file in sorted(self.root.glob("redis-cluster-*/node*/redis.pid")):
+            found.append(OwnedProcess(pid_file.parent.name.replace("node", "redis-"), pid_file))
         for pid_file in sorted(self.root.glob("kafka/cluster-*/node*/kafka.pid")):
             name = pid_file.parent.name.replace("node", "kafka-")
             found.append(OwnedProcess(name, pid_file))
@@ -195,19 +219,25 @@ class DevStack:
                 if running != self._manifest():
                     raise StackError(f"a dev stack with other ports runs under {self.root} "
                                      f"({running}); run `jobpipe dev down` first")
-            tools = require_tools(["redis-server", "java"], self.tool_path)
+            needed = ["redis-server", "java"] + (["redis-cli"] if self.redis_cluster else [])
+            tools = require_tools(needed, self.tool_path)
             self.redis.executable, self.kafka.java = tools["redis-server"], tools["java"]
             self.kafka.ensure_jars()
             manifest_path.write_text(json.dumps(self._manifest()))
             before = {p.name: p.pid for p in self._owned()}
-            self.redis.start(self.start_timeout_s)
+            if self.redis_cluster is not None:
+                self.redis_cluster.start(tools["redis-server"], tools["redis-cli"])
+            else:
+                self.redis.start(self.start_timeout_s)
             start_s = self.start_kafka()
             started = tuple(p.name for p in self._owned()
                             if p.pid is not None and before.get(p.name) is None)
+        cluster_pids = tuple(p.pid or 0 for p in self.redis_cluster.processes
+                             ) if self.redis_cluster is not None else ()
         return StackInfo(self.root, self.redis_url, self.kafka_bootstrap,
                          self.redis_pid or 0, tuple(p or 0 for p in self.kafka_pids.values()),
                          start_s if start_s is not None else self.kafka.recorded_start_s(1),
-                         started)
+                         started, cluster_pids)
 
     def down(self, timeout_s: float = 30.0) -> list[str]:
         """Stop exactly the processes this root's PID files name (Kafka first).
@@ -217,17 +247,24 @@ class DevStack:
         """
         with self._locked():
             owned = self._owned()
-            kafka, redis = owned[1:], owned[0]
+            kafka = [p for p in owned if p.name.startswith("kafka")]
+            redis = [p for p in owned if not p.name.startswith("kafka")]
             stopped = [p.name for p in kafka if p.alive]
             stop_all(kafka, timeout_s)
-            if redis.stop(timeout_s):
-                stopped.append("redis")
+            stopped += [p.name for p in redis if p.alive]
+            stop_all(redis, timeout_s)
         return stopped
 
     def status(self) -> list[ProcessStatus]:
-        """What runs where: Redis, then each Kafka node."""
-        out = [self._status("redis", f"127.0.0.1:{self.redis_config.port}",
-                            self.redis.process, None)]
+        """What runs where: Redis (or each Redis Cluster node, with its role), then each
+        Kafka node."""
+        if self.redis_cluster is not None:
+            out = [self._status(node.process.name, f"127.0.0.1:{node.config.port}",
+                                node.process, None, node_role(node.config.port))
+                   for node in self.redis_cluster.nodes]
+        else:
+            out = [self._status("redis", f"127.0.0.1:{self.redis_config.port}",
+                                self.redis.process, None)]
         for n, node in self.kafka.nodes.items():
             out.append(self._status(f"kafka-{n}", f"127.0.0.1:{node.port}", node.process,
                                     self.kafka.recorded_start_s(n)))
@@ -235,9 +272,10 @@ class DevStack:
 
     @staticmethod
     def _status(name: str, address: str, proc: OwnedProcess,
-                start_s: float | None) -> ProcessStatus:
+                start_s: float | None, role: str | None = None) -> ProcessStatus:
         pid = proc.pid
-        return ProcessStatus(name, address, pid, rss_bytes(pid) if pid else None, start_s)
+        return ProcessStatus(name, address, pid, rss_bytes(pid) if pid else None, start_s,
+                             role if pid else None)
 
     # --- Kafka ------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from jobpipe.errors import StackError
 
 INSTALL_COMMANDS: dict[str, str] = {
     "redis-server": "apt-get install -y redis-server",
+    "redis-cli": "apt-get install -y redis-tools",
     "java": "apt-get install -y openjdk-17-jre-headless",
     "mvn": "apt-get install -y maven",
     "openssl": "apt-get install -y openssl",

@@ -1,0 +1,216 @@
+"""A local Redis Cluster: N primaries and N replicas of Debian's ``redis-server``.
+
+Node ``i`` listens on ``base_port + i`` and, as Redis Cluster does, on that
+port + 10000 for the cluster bus. Each node is a :class:`RedisServer` (AOF on,
+``noeviction``) with ``cluster-enabled yes`` and its own directory::
+
+    home/node<port>/{redis.conf,redis.pid,redis.log,data/nodes.conf,data/appendonlydir}
+
+The first ``up`` joins the nodes with ``redis-cli --cluster create``; later
+starts find ``nodes.conf`` and rejoin on their own.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from jobpipe.devstack.processes import OwnedProcess, poll_until
+from jobpipe.devstack.redis_server import RedisConfig, RedisServer
+from jobpipe.errors import StackError
+
+CLUSTER_SLOTS = 16384
+#: Cluster bus port = client port + this (Redis's fixed rule unless cluster-port is set).
+BUS_PORT_OFFSET = 10_000
+# Redis's default is 15 s: a killed primary's replica would wait that long to
+# take over, which a development cluster (and its tests) need not.
+NODE_TIMEOUT_MS = 3_000
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    """What ``CLUSTER NODES`` says of one node (the parts we use)."""
+
+    node_id: str
+    port: int
+    role: str  # "primary" or "replica"
+    primary_id: str | None  # a replica's primary
+    connected: bool
+
+
+def _client(port: int) -> redis.Redis[bytes]:
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2.0,
+                       socket_connect_timeout=2.0)
+
+
+def cluster_info(port: int) -> dict[str, str]:
+    """``CLUSTER INFO`` of the node on ``port`` (empty when it does not answer)."""
+    client = _client(port)
+    try:
+        raw = client.execute_command("CLUSTER", "INFO")  # raw: no reply parsing
+    except redis.RedisError:
+        return {}
+    finally:
+        client.close()
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {key: value.strip() for key, value in pairs}
+
+
+def cluster_nodes(port: int) -> list[ClusterNode]:
+    """The cluster as the node on ``port`` sees it (empty when it does not answer)."""
+    client = _client(port)
+    try:
+        raw = client.execute_command("CLUSTER", "NODES")  # raw text
+    except redis.RedisError:
+        return []
+    finally:
+        client.close()
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    nodes = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        flags = fields[2].split(",")
+        nodes.append(ClusterNode(
+            node_id=fields[0], port=int(fields[1].split("@")[0].rsplit(":", 1)[1]),
+            role="primary" if "master" in flags else "replica",
+            primary_id=None if fields[3] == "-" else fields[3],
+            connected=fields[7] == "connected" and "fail" not in flags))
+    return nodes
+
+
+def node_role(port: int) -> str | None:
+    """``primary`` or ``replica`` as the node itself says (``ROLE``), None when silent."""
+    client = _client(port)
+    try:
+        reply = client.execute_command("ROLE")
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return "primary" if reply[0] in (b"master", "master") else "replica"
+
+
+def serves_every_slot(port: int) -> bool:
+    """Whether the node on ``port`` sees the cluster ``ok`` with all 16384 slots served."""
+    info = cluster_info(port)
+    return (info.get("cluster_state") == "ok"
+            and info.get("cluster_slots_assigned") == str(CLUSTER_SLOTS)
+            and info.get("cluster_slots_ok") == str(CLUSTER_SLOTS))
+
+
+class LocalRedisCluster:
+    """``primaries`` primaries, one replica each, on ``base_port`` onwards.
+
+    Args:
+        home: the directory holding one ``node<port>/`` per node.
+        base_port: the first node's port; the cluster uses ``2 * primaries`` ports
+            from it, and the same block + 10000 for the cluster bus.
+        primaries: how many primaries (at least 3: Redis Cluster's minimum).
+        appendfsync: the nodes' AOF fsync policy.
+        start_timeout_s: longest wait for a node to answer, and for all slots.
+    """
+
+    def __init__(self, home: Path, base_port: int, primaries: int = 3, *,
+                 appendfsync: str = "everysec", start_timeout_s: float = 60.0) -> None:
+        if primaries < 3:
+            raise StackError(f"redis cluster: {primaries} primaries; Redis Cluster needs "
+                             "at least 3")
+        self.home = home
+        self.base_port = base_port
+        self.primaries = primaries
+        self.start_timeout_s = start_timeout_s
+        self.redis_cli = "redis-cli"
+        self.nodes = [self._node(base_port + i, appendfsync) for i in range(2 * primaries)]
+
+    def _node(self, port: int, appendfsync: str) -> RedisServer:
+        cluster_lines = ("cluster-enabled yes", "cluster-config-file nodes.conf",
+                         f"cluster-node-timeout {NODE_TIMEOUT_MS}")
+        return RedisServer(self.home / f"node{port}",
+                           RedisConfig(port, appendfsync, extra_config=cluster_lines),
+                           name=f"redis-{port}")
+
+    @property
+    def ports(self) -> list[int]:
+        """Every node's client port."""
+        return [node.config.port for node in self.nodes]
+
+    @property
+    def url(self) -> str:
+        """The first node's URL: a seed from which a cluster client learns the rest."""
+        return f"redis://127.0.0.1:{self.base_port}/0"
+
+    @property
+    def processes(self) -> list[OwnedProcess]:
+        """Each node's process."""
+        return [node.process for node in self.nodes]
+
+    def node(self, port: int) -> RedisServer:
+        """The node on ``port``."""
+        for each in self.nodes:
+            if each.config.port == port:
+                return each
+        raise StackError(f"redis cluster: no node on port {port} (ports {self.ports})")
+
+    def start(self, executable: str, redis_cli: str) -> list[str]:
+        """Start every node that is down, form the cluster once, wait for all slots.
+
+        Returns:
+            The names of the nodes this call started.
+
+        Raises:
+            StackError: a node did not come up, ``redis-cli --cluster create``
+                failed, or the slots were not all served in time.
+        """
+        self.redis_cli = redis_cli
+        started = []
+        for node in self.nodes:
+            node.executable = executable
+            if node.start(self.start_timeout_s):
+                started.append(node.process.name)
+        if self._unformed():
+            self._create()
+        self.wait_all_slots()
+        return started
+
+    def _unformed(self) -> bool:
+        """True while no node knows another: a fresh cluster that ``create`` must join."""
+        return all(cluster_info(port).get("cluster_known_nodes") == "1" for port in self.ports)
+
+    def _create(self) -> None:
+        command = [self.redis_cli, "--cluster", "create",
+                   *(f"127.0.0.1:{port}" for port in self.ports),
+                   "--cluster-replicas", "1", "--cluster-yes"]
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=self.start_timeout_s, check=False)
+        if result.returncode != 0:
+            lines = (result.stdout + result.stderr).strip().splitlines()
+            raise StackError(f"redis-cli --cluster create failed: "
+                             f"{lines[-1] if lines else result.returncode}")
+
+    def wait_all_slots(self, timeout_s: float | None = None) -> None:
+        """Wait until every running node sees ``cluster_state:ok`` and all slots served.
+
+        Raises:
+            StackError: that did not happen in time.
+        """
+        def ready() -> bool:
+            running = [node.config.port for node in self.nodes if node.process.alive]
+            return bool(running) and all(serves_every_slot(port) for port in running)
+
+        if not poll_until(ready, timeout_s or self.start_timeout_s, 0.1):
+            raise StackError(f"redis cluster on {self.base_port}..{self.ports[-1]} did not "
+                             f"serve all {CLUSTER_SLOTS} slots in time; see {self.home}")
+
+    def roles(self) -> dict[int, str | None]:
+        """Each node's role by port (None where it does not answer)."""
+        return {port: node_role(port) for port in self.ports}
+
+    def kill(self, port: int) -> bool:
+        """SIGKILL the node on ``port`` (its replica takes over after the node timeout)."""
+        return self.node(port).kill()
