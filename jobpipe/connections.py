@@ -8,10 +8,13 @@ stores an offset only after the job is durably handled elsewhere.
 from __future__ import annotations
 
 import logging
+import typing
 from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 
 from jobpipe.errors import ConfigError, UnsafeRedis
 from jobpipe.logs import RepeatFilter
@@ -39,12 +42,28 @@ def _redis_kwargs(settings: RedisSettings) -> dict[str, Any]:
 
 
 def redis_client(settings: RedisSettings) -> redis.Redis[bytes]:
-    """A blocking Redis client (bytes in, bytes out)."""
+    """A blocking Redis client (bytes in, bytes out).
+
+    With ``redis.cluster`` it is redis-py's ``RedisCluster``, seeded from the URL.
+    It is typed as ``Redis`` only until the stages are ported to clusters (their
+    Lua scripts and multi-key commands are not yet proven there, see
+    docs/scaling.md); typing it ``Redis | RedisCluster`` makes mypy list what
+    remains, e.g. the producer's use of ``connection_pool``.
+    """
+    if settings.cluster:
+        cluster: redis.cluster.RedisCluster[bytes] = redis.cluster.RedisCluster.from_url(
+            settings.url, **_redis_kwargs(settings))
+        return typing.cast("redis.Redis[bytes]", cluster)
     return redis.Redis.from_url(settings.url, **_redis_kwargs(settings))
 
 
 def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
-    """An asyncio Redis client (bytes in, bytes out)."""
+    """An asyncio Redis client (bytes in, bytes out); ``RedisCluster`` with
+    ``redis.cluster`` (see :func:`redis_client`)."""
+    if settings.cluster:
+        cluster: redis.asyncio.cluster.RedisCluster[bytes] = (
+            redis.asyncio.cluster.RedisCluster.from_url(settings.url, **_redis_kwargs(settings)))
+        return typing.cast("redis.asyncio.Redis[bytes]", cluster)
     return redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
 
 

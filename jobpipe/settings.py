@@ -29,6 +29,7 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from jobpipe import names
 from jobpipe.errors import ConfigError
@@ -57,6 +58,17 @@ def _check_tls_files(section: str, files: dict[str, str | None], cert: tuple[str
         raise ConfigError(f"{section}.{cert[0]} and {section}.{key[0]}: set both or neither")
 
 
+def _check_cluster_url(url: str) -> None:
+    """A Redis Cluster is reached over TCP and has only database 0."""
+    if url.startswith("unix://"):
+        raise ConfigError(f"redis.url: {redact_url(url)!r} is a unix socket; with "
+                          "redis.cluster = true it must name a cluster node, redis://host:port")
+    db = urlsplit(url).path.strip("/")
+    if db not in ("", "0"):
+        raise ConfigError(f"redis.url: {redact_url(url)!r} selects database {db}; a Redis "
+                          "Cluster has only database 0 (redis.cluster = true)")
+
+
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
     """Where the front buffer lives.
@@ -70,6 +82,9 @@ class RedisSettings:
         ssl_certfile: client certificate (PEM), for a Redis that requires one
             (``tls-auth-clients yes``).
         ssl_keyfile: the client certificate's private key (PEM).
+        cluster: ``url`` names one node (a seed) of a Redis Cluster: clients are
+            redis-py's cluster clients, which learn the other nodes from it and
+            follow MOVED and ASK redirections. Off: one Redis (the default).
     """
 
     url: str = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
@@ -78,11 +93,14 @@ class RedisSettings:
     ssl_ca_certs: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    cluster: bool = False
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis.url: {redact_url(self.url)!r} is not a redis://, rediss:// "
                               "or unix:// URL")
+        if self.cluster:
+            _check_cluster_url(self.url)
         _check_tls_files("redis", {"ssl_ca_certs": self.ssl_ca_certs},
                          ("ssl_certfile", self.ssl_certfile), ("ssl_keyfile", self.ssl_keyfile))
 

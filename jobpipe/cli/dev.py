@@ -125,8 +125,8 @@ def status(root: Path) -> None:
     for line in format_status(rows):
         click.echo(line)
     if all(row.alive for row in rows):
-        click.echo(f"JOBPIPE_REDIS_URL={stack.redis_url}")
-        click.echo(f"JOBPIPE_KAFKA_BOOTSTRAP={stack.kafka_bootstrap}")
+        for name, value in stack.env().items():
+            click.echo(f"{name}={value}")
     else:
         sys.exit(3)
 

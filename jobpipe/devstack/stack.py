@@ -36,6 +36,15 @@ DEFAULT_REDIS_PORT = 16379
 DEFAULT_KAFKA_PORT = 19092
 
 
+def stack_env(redis_url: str, kafka_bootstrap: str, redis_cluster: bool) -> dict[str, str]:
+    """The environment variables pointing jobpipe (and the tests) at a stack."""
+    env = {"JOBPIPE_REDIS_URL": redis_url}
+    if redis_cluster:
+        env["JOBPIPE_REDIS_CLUSTER"] = "true"  # redis.cluster: the URL is one node, a seed
+    env["JOBPIPE_KAFKA_BOOTSTRAP"] = kafka_bootstrap
+    return env
+
+
 @dataclass(frozen=True)
 class StackInfo:
     """Where a running stack answers.
@@ -57,8 +66,7 @@ class StackInfo:
 
     def env(self) -> dict[str, str]:
         """The environment variables pointing jobpipe (and the tests) at this stack."""
-        return {"JOBPIPE_REDIS_URL": self.redis_url,
-                "JOBPIPE_KAFKA_BOOTSTRAP": self.kafka_bootstrap}
+        return stack_env(self.redis_url, self.kafka_bootstrap, bool(self.redis_cluster_pids))
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,10 @@ class DevStack:
     def kafka_bootstrap(self) -> str:
         """Every node's client address, comma separated."""
         return self.layout.bootstrap
+
+    def env(self) -> dict[str, str]:
+        """The environment variables pointing jobpipe (and the tests) at this stack."""
+        return stack_env(self.redis_url, self.kafka_bootstrap, self.redis_cluster is not None)
 
     @property
     def redis_pid(self) -> int | None:

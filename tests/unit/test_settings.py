@@ -296,3 +296,20 @@ def test_each_worker_process_gets_its_own_static_member_name() -> None:
     dynamic = load_settings(environ={}).worker
     assert static.process(2).instance_id == "pod-7-2"
     assert dynamic.process(2).instance_id is None
+
+
+def test_a_redis_cluster_is_chosen_by_a_setting_and_one_redis_stays_the_default() -> None:
+    assert load_settings(None, environ={}).redis.cluster is False
+    settings = load_settings(None, environ={"JOBPIPE_REDIS_URL": "redis://10.0.0.5:7000",
+                                            "JOBPIPE_REDIS_CLUSTER": "true"})
+    assert settings.redis.cluster is True
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("unix:///run/redis.sock", "is a unix socket; with redis.cluster = true it must name"),
+    ("redis://127.0.0.1:7000/2", "selects database 2; a Redis Cluster has only database 0"),
+])
+def test_a_cluster_url_that_cannot_name_a_cluster_node_fails_in_one_line(
+        url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(None, environ={"JOBPIPE_REDIS_URL": url, "JOBPIPE_REDIS_CLUSTER": "true"})

@@ -6,6 +6,7 @@ whose bus ports (+10000) are free too, and leaves no process behind.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
+from jobpipe.connections import async_redis_client, redis_client
 from jobpipe.devstack import free_port_block
 from jobpipe.devstack.processes import pid_alive, poll_until
 from jobpipe.devstack.redis_cluster import (
@@ -26,6 +29,7 @@ from jobpipe.devstack.redis_cluster import (
     node_role,
     serves_every_slot,
 )
+from jobpipe.settings import RedisSettings, load_settings
 
 pytestmark = pytest.mark.integration
 JOBPIPE = [sys.executable, "-m", "jobpipe"]
@@ -57,6 +61,8 @@ def test_dev_up_forms_a_cluster_serving_every_slot_and_down_leaves_no_process(
     result = _up(root, base, kafka)
     assert result.returncode == 0, result.stderr
     assert f"redis cluster  redis://127.0.0.1:{base}/0" in result.stdout
+    assert f"JOBPIPE_REDIS_URL=redis://127.0.0.1:{base}/0\nJOBPIPE_REDIS_CLUSTER=true\n" \
+        in result.stdout
     ports = list(range(base, base + 6))
     for port in ports:
         info = cluster_info(port)
@@ -66,7 +72,11 @@ def test_dev_up_forms_a_cluster_serving_every_slot_and_down_leaves_no_process(
     roles = [node_role(port) for port in ports]
     assert sorted(map(str, roles)) == ["primary"] * 3 + ["replica"] * 3
 
-    client = RedisCluster(host="127.0.0.1", port=base)
+    # The one place that builds clients gives a cluster client when redis.cluster is set.
+    settings = load_settings(environ={"JOBPIPE_REDIS_URL": f"redis://127.0.0.1:{base}/0",
+                                      "JOBPIPE_REDIS_CLUSTER": "true"})
+    client = redis_client(settings.redis)
+    assert isinstance(client, RedisCluster)
     try:
         # Keys on different slots, so on different primaries.
         for key in ("alpha", "beta", "gamma"):
@@ -82,6 +92,8 @@ def test_dev_up_forms_a_cluster_serving_every_slot_and_down_leaves_no_process(
         config = {**node.config_get("appendonly"), **node.config_get("maxmemory-policy")}
         node.close()
         assert config == {"appendonly": "yes", "maxmemory-policy": "noeviction"}
+
+    assert asyncio.run(_async_round_trip(settings.redis)) == b"via asyncio"
 
     status = _jobpipe("dev", "status", "--root", str(root))
     assert status.returncode == 0, status.stdout + status.stderr
@@ -133,6 +145,17 @@ def test_kill_9_of_a_primary_promotes_its_replica_and_every_slot_is_served_again
         assert client.get_node_from_key(key).port == survivor
     finally:
         client.close()
+
+
+async def _async_round_trip(settings: RedisSettings) -> bytes | None:
+    client = async_redis_client(settings)
+    assert isinstance(client, AsyncRedisCluster)
+    try:
+        await client.set("async-key", b"via asyncio")
+        value = await client.get("async-key")
+    finally:
+        await client.aclose()
+    return value if isinstance(value, bytes) else None
 
 
 def _reads(client: RedisCluster, key: str) -> bytes | None:
