@@ -176,6 +176,7 @@ class LocalRedisCluster:
         if self._unformed():
             self._create()
         self.wait_all_slots()
+        self.wait_replicas_known()
         return started
 
     def _unformed(self) -> bool:
@@ -206,6 +207,26 @@ class LocalRedisCluster:
         if not poll_until(ready, timeout_s or self.start_timeout_s, 0.1):
             raise StackError(f"redis cluster on {self.base_port}..{self.ports[-1]} did not "
                              f"serve all {CLUSTER_SLOTS} slots in time; see {self.home}")
+
+    def wait_replicas_known(self, timeout_s: float | None = None) -> None:
+        """Wait until every node sees each primary with a connected replica.
+
+        Slots are served before the replicas' roles have spread by gossip; a
+        fail-over needs the replica known, so ``start`` waits for this too.
+
+        Raises:
+            StackError: that did not happen in time.
+        """
+        def known(port: int) -> bool:
+            view = cluster_nodes(port)
+            primaries = {n.node_id for n in view if n.role == "primary" and n.connected}
+            covered = {n.primary_id for n in view if n.role == "replica" and n.connected}
+            return len(primaries) == self.primaries and primaries <= covered
+
+        if not poll_until(lambda: all(known(port) for port in self.ports),
+                          timeout_s or self.start_timeout_s, 0.1):
+            raise StackError(f"redis cluster on {self.base_port}..{self.ports[-1]}: not every "
+                             f"node sees {self.primaries} primaries with a replica in time")
 
     def roles(self) -> dict[int, str | None]:
         """Each node's role by port (None where it does not answer)."""
