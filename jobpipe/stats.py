@@ -96,18 +96,16 @@ class StatsCollector:
         delayed, dead, paused_raw, tenants_raw, *inflight = pipe.execute()
         paused_tenants = tuple(sorted(t.decode() for t in paused_raw))
         tenants = sorted(t.decode() for t in tenants_raw)
+        ready_keys = ([names.tenant_ready_key(ns, q, tenant) for tenant in tenants] if spec.fair
+                      else [names.ready_key(ns, q, shard, level)
+                            for level in spec.levels for shard in range(spec.shards)])
+        parked_keys = [names.parked_key(ns, q, tenant) for tenant in paused_tenants]
+        # Counted here, not from the pipeline: a cluster pipeline keeps no command_stack.
+        n_ready = len(ready_keys)
         pipe = r.pipeline(transaction=False)
-        if spec.fair:
-            for tenant in tenants:
-                pipe.llen(names.tenant_ready_key(ns, q, tenant))
-        else:
-            for level in spec.levels:
-                for shard in range(spec.shards):
-                    pipe.llen(names.ready_key(ns, q, shard, level))
-        n_ready = len(pipe.command_stack)
-        for tenant in paused_tenants:
-            pipe.llen(names.parked_key(ns, q, tenant))
-        lengths = pipe.execute() if pipe.command_stack else []
+        for list_key in [*ready_keys, *parked_keys]:
+            pipe.llen(list_key)
+        lengths = pipe.execute() if ready_keys or parked_keys else []
         return _RedisCounts(ready=sum(lengths[:n_ready]), delayed=int(delayed),
                             inflight=sum(inflight), dead=int(dead),
                             parked=sum(lengths[n_ready:]), paused_tenants=paused_tenants,

@@ -17,6 +17,7 @@ import redis
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
+from ingest.producer import Producer
 from jobpipe.connections import async_redis_client, redis_client
 from jobpipe.devstack import free_port_block
 from jobpipe.devstack.processes import pid_alive, poll_until
@@ -30,6 +31,8 @@ from jobpipe.devstack.redis_cluster import (
     serves_every_slot,
 )
 from jobpipe.settings import RedisSettings, load_settings
+from jobpipe.stats import StatsCollector
+from jobpipe.stats_model import to_json
 
 pytestmark = pytest.mark.integration
 JOBPIPE = [sys.executable, "-m", "jobpipe"]
@@ -94,6 +97,8 @@ def test_dev_up_forms_a_cluster_serving_every_slot_and_down_leaves_no_process(
         assert config == {"appendonly": "yes", "maxmemory-policy": "noeviction"}
 
     assert asyncio.run(_async_round_trip(settings.redis)) == b"via asyncio"
+    assert _stats_ready_after_enqueue(base, kafka) == 11
+
 
     status = _jobpipe("dev", "status", "--root", str(root))
     assert status.returncode == 0, status.stdout + status.stderr
@@ -145,6 +150,25 @@ def test_kill_9_of_a_primary_promotes_its_replica_and_every_slot_is_served_again
         assert client.get_node_from_key(key).port == survivor
     finally:
         client.close()
+
+
+def _stats_ready_after_enqueue(base: int, kafka: int) -> int:
+    """Enqueue 11 jobs with the producer; what ``jobpipe stats`` counts as ready."""
+    settings = load_settings(environ={"JOBPIPE_REDIS_URL": f"redis://127.0.0.1:{base}/0",
+                                      "JOBPIPE_REDIS_CLUSTER": "true",
+                                      "JOBPIPE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}"})
+    producer = Producer(settings)
+    try:
+        producer.enqueue("default", "t.one", [0])
+        producer.enqueue_many("default", "t.many", [[i] for i in range(10)])
+    finally:
+        producer.close()
+    collector = StatsCollector(settings, ["default"])
+    try:
+        ready = to_json(collector.snapshot(), {})["queues"]["default"]["redis"]["ready"]
+    finally:
+        collector.close()
+    return int(ready)
 
 
 async def _async_round_trip(settings: RedisSettings) -> bytes | None:
