@@ -48,7 +48,7 @@ def test_delayed_jobs_reach_kafka_when_due_and_lateness_is_measured(
     print(f"\ndelayed promotion lateness (Kafka timestamp - run_at), 1000 jobs: "
           f"min {lateness[0]} ms, p50 {p50} ms, p99 {p99} ms, max {lateness[-1]} ms")
     assert lateness[0] >= 0  # never early
-    assert p99 < 1000  # goal 100 ms; loose here because the CI box is shared
+    # How late is a speed figure, not a test verdict: `jobpipe bench bridge` reports it.
 
 
 def test_promotion_goes_where_a_producer_would_put_the_job(make_settings, redis_client):
