@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -47,6 +48,11 @@ def _child_main(run_child: Callable[[int | None], None], index: int,
     """Run one child; say why it failed in one line, and report a permanent error."""
     from jobpipe.client_errors import as_jobpipe_error
 
+    # A forked child inherits the supervisor's handlers; when its event loop
+    # closes, asyncio puts them back, and a SIGTERM would then run the
+    # supervisor's on_signal here (which may only touch its own children).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     name = multiprocessing.current_process().name
     try:
         run_child(index)
@@ -109,8 +115,14 @@ def supervise(role: str, processes: int, run_child: Callable[[int | None], None]
             if child.pid is not None and child.is_alive():
                 child.kill() if kill else child.terminate()
 
+    supervisor_pid = os.getpid()
+
     def on_signal(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
+        if os.getpid() != supervisor_pid:  # a child between fork and its own handlers
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         if stopping:
             signal_children(kill=True)
             sys.exit(1)
