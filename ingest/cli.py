@@ -99,15 +99,19 @@ def producer(obj: CliContext, user: str, queues: str) -> None:
 
 
 @click.command()
+@click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port.")
 @click.pass_obj
-def scheduler(obj: CliContext) -> None:
+def scheduler(obj: CliContext, metrics_port: int | None) -> None:
     """Enqueue each fire time of the [schedules] once, until SIGTERM or SIGINT.
 
     Run as many as you like: each fire time is enqueued once between them.
     """
     from ingest.scheduler import Scheduler
+    from jobpipe.metrics import serve_metrics
 
     runner = Scheduler(obj.settings())
+    if metrics_port is not None:
+        serve_metrics(metrics_port)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         runner.stop()

@@ -25,7 +25,7 @@ import redis
 from ingest.failures import REDIS_DOWN
 from ingest.producer import Producer
 from ingest.schedules import due, fire_key, fires_after
-from jobpipe import names
+from jobpipe import metrics, names
 from jobpipe.connections import redis_client
 from jobpipe.errors import ConfigError, JobpipeError, JobRejected
 from jobpipe.options import JobOptions
@@ -94,10 +94,14 @@ class Scheduler:
         for spec, last in zip(specs, lasts, strict=True):
             step = due(spec, None if last is None else int(last), now_ms)
             if step.missed:
-                log.warning("schedule %s: fire times missed by more than %.0f s (misfire=%s)",
-                            spec.name, spec.grace_s, spec.misfire)
+                log.warning("schedule %s: %d fire times missed by more than %.0f s "
+                            "(misfire=%s: %d skipped)", spec.name, step.missed, spec.grace_s,
+                            spec.misfire, step.skipped)
+                metrics.SCHEDULE_MISSED.labels(spec.name).inc(step.missed)
+                metrics.SCHEDULE_SKIPPED.labels(spec.name).inc(step.skipped)
             for fire_ms in step.fire:
                 self._enqueue(spec, fire_ms)
+                metrics.SCHEDULE_FIRES.labels(spec.name).inc()
             decided[spec.name] = now_ms
         self._redis.zadd(self._last_key, decided, gt=True)  # type: ignore[arg-type]
         return min(next(fires_after(s, now_ms)) for s in specs) - now_ms

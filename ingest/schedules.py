@@ -22,6 +22,9 @@ from cronsim import CronSim
 from jobpipe.schedule import ScheduleSpec
 
 FIRE_KEY_PREFIX = "schedule"
+# Counting missed fire times walks them; a long outage of a per-second cron
+# stops counting here rather than spending a pass on it.
+MAX_MISSED_COUNTED = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +33,14 @@ class Pass:
 
     Attributes:
         fire: fire times to enqueue, oldest first.
-        missed: some fire times were missed by more than the grace period.
+        missed: how many fire times were missed by more than the grace period
+            (counted up to :data:`MAX_MISSED_COUNTED`).
+        skipped: how many of those are not run (all but one with ``run_once``).
     """
 
     fire: list[int]
-    missed: bool
+    missed: int
+    skipped: int
 
 
 def fire_key(schedule: str, fire_ms: int) -> str:
@@ -71,17 +77,33 @@ def latest_at_or_before(spec: ScheduleSpec, at_ms: int) -> int:
 def due(spec: ScheduleSpec, last_ms: int | None, now_ms: int) -> Pass:
     """The fire times a pass at ``now_ms`` enqueues, after one that decided up to ``last_ms``."""
     if last_ms is None or last_ms >= now_ms:
-        return Pass([], False)
+        return Pass([], 0, 0)
     on_time_from = max(last_ms, now_ms - round(spec.grace_s * 1000))
     fire: list[int] = []
     for t in fires_after(spec, on_time_from):
         if t > now_ms:
             break
         fire.append(t)
-    missed = on_time_from > last_ms and latest_at_or_before(spec, on_time_from) > last_ms
+    missed = _count_missed(spec, last_ms, on_time_from)
     if missed and spec.misfire == "run_once":
         fire.insert(0, latest_at_or_before(spec, on_time_from))
-    return Pass(fire, missed)
+        return Pass(fire, missed, missed - 1)
+    return Pass(fire, missed, missed)
+
+
+def _count_missed(spec: ScheduleSpec, last_ms: int, on_time_from: int) -> int:
+    """Fire times in ``(last_ms, on_time_from]``: after the last pass, before the grace."""
+    if on_time_from <= last_ms:
+        return 0
+    if spec.interval_s is not None:
+        step = spec.interval_s * 1000
+        return min(MAX_MISSED_COUNTED, on_time_from // step - last_ms // step)
+    count = 0
+    for t in fires_after(spec, last_ms):
+        if t > on_time_from or count == MAX_MISSED_COUNTED:
+            break
+        count += 1
+    return count
 
 
 def next_fires(spec: ScheduleSpec, now_ms: int, count: int) -> list[datetime]:

@@ -119,6 +119,19 @@ ENQUEUE_REJECTED = _counter("jobpipe_enqueue_rejected_total",
                             ["queue", "reason"])
 ENQUEUE_SECONDS = _histogram("jobpipe_enqueue_seconds", "Time of one enqueue call.", ["queue"])
 
+# --- scheduler (ingest) ------------------------------------------------------------
+# Counted by each scheduler for the passes it ran: schedulers whose passes race
+# each count the same fire times (the job itself is enqueued once), so take the
+# max over schedulers, not the sum.
+SCHEDULE_FIRES = _counter("jobpipe_schedule_fires_total",
+                          "Fire times this scheduler enqueued.", ["schedule"])
+SCHEDULE_MISSED = _counter("jobpipe_schedule_missed_total",
+                           "Fire times missed by more than the grace period (no scheduler ran).",
+                           ["schedule"])
+SCHEDULE_SKIPPED = _counter("jobpipe_schedule_skipped_total",
+                            "Missed fire times not run, as the misfire policy says.",
+                            ["schedule"])
+
 # --- bridge -------------------------------------------------------------------------
 JOBS_BRIDGED = _counter("jobpipe_jobs_bridged_total", "Jobs acknowledged by Kafka.", ["queue"])
 BRIDGE_BATCH_SIZE = _histogram("jobpipe_bridge_batch_size", "Jobs per batch taken from Redis.",

@@ -4,9 +4,11 @@ missed-fire policies after downtime."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from ingest.scheduler import Scheduler
 from ingest.schedules import FIRE_KEY_PREFIX
 from jobpipe import names
 from jobpipe.admin import apply_topics
+from jobpipe.devstack import free_port
 from jobpipe.envelope import decode
 from jobpipe.settings import Settings
 from tests.integration.bridge.procs import wait_for
@@ -38,13 +41,23 @@ def queued_fires(client: redis.Redis, settings: Settings) -> Counter[int]:
     return found
 
 
-def start_scheduler(settings: Settings, config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_scheduler(settings: Settings, config: Path, log: Path,
+                    metrics_port: int | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "JOBPIPE_CONFIG": str(config), "JOBPIPE_NAMESPACE": settings.namespace,
            "JOBPIPE_REDIS_URL": settings.redis.url,
            "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap}
+    flags = [] if metrics_port is None else ["--metrics-port", str(metrics_port)]
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "jobpipe", "scheduler"], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "jobpipe", "scheduler", *flags],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def scraped_fires(port: int) -> float:
+    """``jobpipe_schedule_fires_total`` of schedule ``tick`` served on ``port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        body = response.read().decode()
+    found = re.search(r'^jobpipe_schedule_fires_total\{schedule="tick"\} (\S+)$', body, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_three_schedulers_one_killed_enqueue_each_tick_once_and_it_runs_once(
@@ -57,7 +70,8 @@ def test_three_schedulers_one_killed_enqueue_each_tick_once_and_it_runs_once(
                       '[schedules.tick]\nqueue = "default"\ntask = "record"\nargs = {}\n'
                       'interval_s = 1\n')
     log = tmp_path / "schedulers.log"
-    procs = [start_scheduler(settings, config, log) for _ in range(3)]
+    ports = [None, free_port(), free_port()]  # the survivors serve /metrics
+    procs = [start_scheduler(settings, config, log, port) for port in ports]
     try:
         wait_for(lambda: len(queued_fires(redis_client, settings)) >= 3, 60,
                  interval_s=0.1, what=f"three ticks enqueued (log: {log})")
@@ -66,6 +80,11 @@ def test_three_schedulers_one_killed_enqueue_each_tick_once_and_it_runs_once(
         at_kill = max(queued_fires(redis_client, settings))
         wait_for(lambda: max(queued_fires(redis_client, settings)) >= at_kill + 5000, 60,
                  interval_s=0.1, what="five more ticks after the kill")
+        # Every tick after the kill was enqueued by a survivor, which counts it
+        # (just after its push: poll for the count).
+        after_kill = len([t for t in queued_fires(redis_client, settings) if t > at_kill])
+        wait_for(lambda: sum(scraped_fires(p) for p in ports if p) >= after_kill, 60,
+                 interval_s=0.2, what="the survivors' fires on /metrics")
     finally:
         for proc in procs[1:]:
             proc.send_signal(signal.SIGTERM)
@@ -78,6 +97,7 @@ def test_three_schedulers_one_killed_enqueue_each_tick_once_and_it_runs_once(
     ticks = sorted(fires)
     assert ticks == list(range(ticks[0], ticks[-1] + 1000, 1000))  # none missing
     assert ticks[-1] >= at_kill + 5000
+    assert after_kill >= 5
 
     # Through Kafka to a worker: each tick's job runs once.
     from consumers import Worker
@@ -107,12 +127,15 @@ def test_after_downtime_missed_fire_times_are_skipped_or_run_once(
         "misfire": policy}})
     last_key = names.schedules_last_key(settings.namespace)
     seconds, _ = redis_client.time()
-    redis_client.zadd(last_key, {"tick": (seconds - 3600) * 1000})  # down for an hour
+    down_from_ms = (seconds - 3600) * 1000
+    redis_client.zadd(last_key, {"tick": down_from_ms})  # down for an hour
+    before = scheduler_metrics()
     scheduler = Scheduler(settings)
     try:
         scheduler.run_pass()
         decided = int(redis_client.zscore(last_key, "tick"))
         first = queued_fires(redis_client, settings)
+        after_first = scheduler_metrics()
         scheduler.run_pass()  # a second pass right after adds nothing it already decided
         second = queued_fires(redis_client, settings)
     finally:
@@ -123,3 +146,26 @@ def test_after_downtime_missed_fire_times_are_skipped_or_run_once(
         assert decided - grace_s * 1000 - missed[0] < 60_000  # the latest of them
     assert set(first.values()) <= {1}
     assert {t: n for t, n in second.items() if t in first} == first
+
+    # Metrics: every minute of the hour but those within the grace was missed.
+    minutes_missed = (decided - grace_s * 1000) // 60_000 - down_from_ms // 60_000
+    assert minutes_missed in (59, 60)
+    fired_then = delta(before, after_first)
+    assert fired_then == {"missed": minutes_missed, "skipped": minutes_missed - missed_runs,
+                          "fires": len(first)}
+    fired_in_all = delta(before, scheduler_metrics())
+    assert fired_in_all["missed"] == minutes_missed  # not counted twice
+    assert fired_in_all["fires"] == len(second)
+
+
+def scheduler_metrics() -> dict[str, float]:
+    """The scheduler counters of schedule ``tick`` in this process."""
+    from jobpipe.metrics import registry
+
+    return {kind: registry().get_sample_value(f"jobpipe_schedule_{kind}_total",
+                                              {"schedule": "tick"}) or 0.0
+            for kind in ("fires", "missed", "skipped")}
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {kind: after[kind] - before[kind] for kind in before}

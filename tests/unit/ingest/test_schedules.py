@@ -80,10 +80,11 @@ def test_missed_fire_times_are_skipped_or_run_once(policy: str, expected: list[i
     """Down from 100 s to 975 s: fire times older than 30 s were missed."""
     every10 = spec(interval_s=10, grace_s=30, misfire=policy)
     pending = due(every10, 100 * S, 975 * S)
-    assert pending.missed
+    assert pending.missed == 84  # 110 s .. 940 s
+    assert pending.skipped == 84 - len(expected)
     assert pending.fire == [*expected, 950 * S, 960 * S, 970 * S]
     late = due(every10, 100 * S, 975 * S + 60 * S)  # nothing on time is left
-    assert late.missed
+    assert late.missed == 90  # 110 s .. 1000 s
     assert late.fire == ([1000 * S] if policy == "run_once" else []) + [
         t * S for t in (1010, 1020, 1030)]
 
@@ -92,7 +93,7 @@ def test_run_once_runs_the_latest_missed_cron_fire() -> None:
     hourly = spec(cron="0 * * * *", grace_s=30, misfire="run_once")
     back = ms("2026-01-10T12:20:00+00:00")
     pending = due(hourly, ms("2026-01-10T09:00:00+00:00"), back)
-    assert pending.missed
+    assert (pending.missed, pending.skipped) == (3, 2)  # 10:00, 11:00, 12:00
     assert pending.fire == [ms("2026-01-10T12:00:00+00:00")]
     assert due(spec(cron="0 * * * *", grace_s=30), ms("2026-01-10T09:00:00+00:00"),
                back).fire == []

@@ -102,6 +102,16 @@ def test_pipeline_services_are_present_and_drain_gracefully(compose):
     assert {"prometheus", "grafana"} <= set(services)
 
 
+def test_schedulers_are_an_opt_in_profile_serving_metrics(compose):
+    scheduler = compose["services"]["scheduler"]
+    assert scheduler["command"][:1] == ["scheduler"]
+    assert "--metrics-port" in scheduler["command"]
+    assert scheduler["deploy"]["replicas"] >= 2
+    # Without a [schedules.NAME] table a scheduler refuses to start: opt-in.
+    assert scheduler["profiles"] == ["scheduler"]
+    assert scheduler["healthcheck"]["test"] == ["CMD", "jobpipe", "check"]
+
+
 def test_dockerfile_runs_as_non_root_and_execs_jobpipe():
     text = (ROOT / "docker" / "Dockerfile").read_text()
     assert "-slim" in text

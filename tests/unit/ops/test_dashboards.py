@@ -54,7 +54,8 @@ def test_dashboard_is_provisioned_from_the_mounted_folder():
 def test_prometheus_scrapes_bridges_workers_and_ingest():
     config = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
     jobs = {c["job_name"]: c for c in config["scrape_configs"]}
-    assert {"jobpipe-bridge", "jobpipe-worker", "jobpipe-ingest"} <= set(jobs)
+    assert {"jobpipe-bridge", "jobpipe-worker", "jobpipe-ingest",
+            "jobpipe-scheduler"} <= set(jobs)
     assert METRIC.findall(json.dumps(config)) == [] or (
         set(METRIC.findall(json.dumps(config))) <= metrics.exported_names())
     compose = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text())

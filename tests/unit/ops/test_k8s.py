@@ -37,10 +37,15 @@ def test_every_manifest_parses_and_kustomization_lists_existing_files():
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     for resource in kustomization["resources"]:
         assert (K8S / resource).is_file(), resource
-    assert {"jobpipe-bridge", "jobpipe-worker", "jobpipe-ingest"} == set(_deployments())
+    assert {"jobpipe-bridge", "jobpipe-worker", "jobpipe-ingest",
+            "jobpipe-scheduler"} == set(_deployments())
+    # Opt-in: a scheduler refuses to start until the ConfigMap declares a schedule.
+    assert ("scheduler.yaml" in kustomization["resources"]) == bool(
+        _config_settings().schedules)
 
 
-@pytest.mark.parametrize("name", ["jobpipe-bridge", "jobpipe-worker", "jobpipe-ingest"])
+@pytest.mark.parametrize("name", ["jobpipe-bridge", "jobpipe-worker", "jobpipe-ingest",
+                                  "jobpipe-scheduler"])
 def test_deployment_has_probes_resources_and_runs_as_non_root(name):
     spec = _deployments()[name]["spec"]["template"]["spec"]
     assert spec["securityContext"]["runAsNonRoot"] is True
@@ -60,6 +65,20 @@ def test_workers_get_longer_to_stop_than_their_shutdown_timeout():
         if name == "jobpipe-worker":
             assert grace_s > settings.worker.shutdown_timeout_s
         assert grace_s >= 30
+
+
+def test_schedulers_serve_metrics_and_are_not_all_stopped_at_once():
+    deployment = _deployments()["jobpipe-scheduler"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "scheduler"
+    port = container["args"][container["args"].index("--metrics-port") + 1]
+    assert deployment["spec"]["template"]["metadata"]["annotations"][
+        "prometheus.io/port"] == port
+    assert deployment["spec"]["replicas"] >= 2
+    budgets = [d for d in _docs() if d["kind"] == "PodDisruptionBudget"
+               and d["metadata"]["name"] == "jobpipe-scheduler"]
+    assert budgets
+    assert budgets[0]["spec"]["minAvailable"] >= 1
 
 
 def test_workers_serve_merged_metrics_across_processes():
