@@ -18,6 +18,7 @@ Redis, per queue ``q`` in namespace ``ns``::
     ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)
     ns:{q}:unique:<key>            STR   unique-job window -> first job id
     ns:{q}:done:<key>              STR   idempotency marker of a completed job
+    ns:{q}:job:<id>                HASH  a tracked job's state record (jobpipe.jobstatus)
     ns:{q}:paused-tenants          SET   paused tenants
     ns:{q}:parked:<tenant>         LIST  jobs of a paused tenant
     ns:{q}:rate[:<tenant>]         HASH  token bucket
@@ -171,6 +172,11 @@ def unique_key(ns: str, queue: str, idempotency_key: str) -> str:
 def done_key(ns: str, queue: str, idempotency_key: str) -> str:
     """Marker set once a job completed, so a redelivery is skipped."""
     return f"{_q(ns, queue)}:done:{idempotency_key}"
+
+
+def job_status_key(ns: str, queue: str, job_id: str) -> str:
+    """The state record of one job of a queue that tracks status."""
+    return f"{_q(ns, queue)}:job:{job_id}"
 
 
 # --- Redis: operator controls ---------------------------------------------------

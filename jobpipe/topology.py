@@ -45,6 +45,14 @@ class QueueSpec:
         timeout_s: default run-time limit of a job of this queue.
         idempotency_ttl_s: how long a completed job's marker is kept.
         max_job_bytes: size cap of an encoded job.
+        track_status: keep a state record per job (``jobpipe job ID``,
+            cancellation); costs a Redis write per batch at each stage.
+        status_ttl_s: how long a job's state record is kept after its last change.
+        keep_results: also keep a succeeded job's return value (needs
+            ``track_status``).
+        result_max_bytes: size cap of a kept result (JSON); a larger one is
+            dropped and the record says so.
+        result_ttl_s: how long a kept result (and its record) stays.
     """
 
     name: str
@@ -65,12 +73,18 @@ class QueueSpec:
     timeout_s: float | None = 300.0
     idempotency_ttl_s: int = 86_400
     max_job_bytes: int = 262_144
+    track_status: bool = False
+    status_ttl_s: int = 86_400
+    keep_results: bool = False
+    result_max_bytes: int = 65_536
+    result_ttl_s: int = 3_600
 
     def __post_init__(self) -> None:
         where = f"queues.{self.name}"
         if not names.is_valid_queue_name(self.name):
             raise ConfigError(f"{where}: queue name must be 1-100 of [A-Za-z0-9_-]")
-        for attr in ("partitions", "shards", "max_attempts", "weight", "max_job_bytes"):
+        for attr in ("partitions", "shards", "max_attempts", "weight", "max_job_bytes",
+                     "status_ttl_s", "result_max_bytes", "result_ttl_s"):
             if getattr(self, attr) < 1:
                 raise ConfigError(f"{where}.{attr}: must be >= 1")
         if not self.retry_tiers_s or any(d <= 0 for d in self.retry_tiers_s):
@@ -81,6 +95,8 @@ class QueueSpec:
             raise ConfigError(f"{where}.retry_jitter: must be between 0 and 1")
         if not self.priorities or any(w < 1 for w in self.priorities):
             raise ConfigError(f"{where}.priorities: needs at least one weight, each >= 1")
+        if self.keep_results and not self.track_status:
+            raise ConfigError(f"{where}.keep_results: needs track_status = true")
         if self.fair and len(self.priorities) > 1:
             raise ConfigError(f"{where}: a fair queue has a single priority level")
         for attr in ("max_kafka_lag", "max_backlog", "rate_limit_per_s",

@@ -1,0 +1,283 @@
+"""A job's state, looked up by id: the record, its forward-only rule, lookup and cancel.
+
+Queues with ``track_status`` keep one Redis hash per job
+(:func:`jobpipe.names.job_status_key`). Every stage writes it in batches with
+:data:`ADVANCE_LUA`, which moves a record only forward: each state has a rank
+``attempt * 10 + stage`` (queued 1, in Kafka 2, running 3, retrying 4) and the
+final states (succeeded, failed, cancelled) outrank everything. At-least-once
+delivery can hand a worker a job again; its "running" then ranks below the
+"succeeded" already written and changes nothing.
+
+A cancel request is the ``cancel`` field: a job that has not started becomes
+``cancelled`` at once and is skipped when it reaches a worker; a running one
+keeps ``running`` until its worker has stopped it (see ``consumers/``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from jobpipe import names
+from jobpipe.settings import Settings
+from jobpipe.topology import QueueSpec
+
+QUEUED, DELAYED, IN_KAFKA, RUNNING, RETRYING = "queued", "delayed", "in_kafka", "running", \
+    "retrying"
+SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
+FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+_STAGE = {QUEUED: 1, DELAYED: 1, IN_KAFKA: 2, RUNNING: 3, RETRYING: 4}
+FINAL_RANK = 10**12  # above any attempt's stages
+POLL_S = 0.05  # wait_for: how often a waiting caller looks again
+
+
+def rank(state: str, attempt: int) -> int:
+    """The order of states: a record only ever moves to a higher rank."""
+    if state in FINAL_STATES:
+        return FINAL_RANK
+    return attempt * 10 + _STAGE[state]
+
+
+# KEYS: job records. ARGV per key, in order: rank, ttl_s, n, then n field/value pairs.
+# A record moves only to a higher rank; its cancel request survives the move.
+ADVANCE_LUA = """
+local a, moved = 1, 0
+for i = 1, #KEYS do
+  local r, ttl, n = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
+  local cur = tonumber(redis.call('HGET', KEYS[i], 'rank') or '0')
+  if r > cur then
+    local cancel = redis.call('HGET', KEYS[i], 'cancel')
+    redis.call('DEL', KEYS[i])
+    redis.call('HSET', KEYS[i], 'rank', r, unpack(ARGV, a + 3, a + 2 + 2 * n))
+    if cancel then redis.call('HSET', KEYS[i], 'cancel', cancel) end
+    redis.call('EXPIRE', KEYS[i], ttl)
+    moved = moved + 1
+  end
+  a = a + 3 + 2 * n
+end
+return moved
+"""
+
+# KEYS[1]: one record. ARGV: now_ns, final rank, ttl_s.
+# Reply: 'none' (no record), 'final' (already over), 'requested' (running: its
+# worker stops it), 'cancelled' (had not started: cancelled now).
+CANCEL_LUA = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return 'none' end
+if tonumber(redis.call('HGET', KEYS[1], 'rank')) >= tonumber(ARGV[2]) then return 'final' end
+redis.call('HSET', KEYS[1], 'cancel', ARGV[1])
+if state == 'running' then return 'requested' end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'rank', ARGV[2], 'at', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 'cancelled'
+"""
+
+# KEYS: job records. Reply: each one's cancel request (ns, as text), or nil.
+CANCEL_FLAGS_LUA = """
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], 'cancel') end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One state change of one job, to be written with others in one call.
+
+    Attributes:
+        job_id, state, attempt: the job and where it is now.
+        fields: what else the record says in this state (text values).
+    """
+
+    job_id: str
+    state: str
+    attempt: int
+    fields: Mapping[str, str | int]
+
+
+def advance_call(namespace: str, spec: QueueSpec,
+                 updates: Iterable[Update]) -> tuple[list[str], list[str | int]]:
+    """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call for updates of one queue."""
+    keys: list[str] = []
+    args: list[str | int] = []
+    ttl, now = spec.status_ttl_s, time.time_ns()
+    for up in updates:
+        keys.append(names.job_status_key(namespace, spec.name, up.job_id))
+        pairs: list[str | int] = ["state", up.state, "attempt", up.attempt, "at", now]
+        for field, value in up.fields.items():
+            pairs += (field, value)
+        keep = spec.result_ttl_s if "result" in up.fields else ttl
+        args += (rank(up.state, up.attempt), keep, len(pairs) // 2, *pairs)
+    return keys, args
+
+
+def result_fields(spec: QueueSpec, value: Any) -> dict[str, str | int]:
+    """What a succeeded job's record keeps of its return value (``keep_results``)."""
+    if not spec.keep_results:
+        return {}
+    try:
+        text = orjson.dumps(value)
+    except TypeError as exc:
+        return {"result_dropped": f"not JSON-serializable: {exc}"}
+    if len(text) > spec.result_max_bytes:
+        return {"result_dropped": f"{len(text)} bytes, over result_max_bytes "
+                                  f"{spec.result_max_bytes}"}
+    return {"result": text.decode()}
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """Where a tracked job is.
+
+    Attributes:
+        job_id, queue: the job.
+        state: ``queued``, ``delayed``, ``in_kafka``, ``running``, ``retrying``,
+            ``succeeded``, ``failed`` or ``cancelled``.
+        attempt: the attempt this state belongs to.
+        at_ns: when the job entered this state (ns since the epoch).
+        details: the state's own fields: ``run_at`` (delayed), ``worker`` and
+            ``started_at`` (running), ``next_at`` and ``error`` (retrying),
+            ``reason`` and ``error`` (failed), ``result`` or ``result_dropped``
+            (succeeded), ``cancel`` (when cancelling was asked).
+    """
+
+    job_id: str
+    queue: str
+    state: str
+    attempt: int
+    at_ns: int
+    details: dict[str, Any]
+
+    @property
+    def final(self) -> bool:
+        """Whether the job is over (succeeded, failed or cancelled)."""
+        return self.state in FINAL_STATES
+
+    @property
+    def result(self) -> Any:
+        """The kept return value of a succeeded job (``None`` when none was kept)."""
+        text = self.details.get("result")
+        return None if text is None else orjson.loads(text)
+
+    def to_json(self) -> dict[str, Any]:
+        """The status as a JSON object (the HTTP and CLI answer)."""
+        out: dict[str, Any] = {"id": self.job_id, "queue": self.queue, "state": self.state,
+                               "attempt": self.attempt, "at": self.at_ns}
+        for field, value in self.details.items():
+            out[field] = orjson.loads(value) if field == "result" else value
+        return out
+
+    @classmethod
+    def from_record(cls, job_id: str, queue: str, record: Mapping[bytes, bytes]) -> JobStatus:
+        """Read a record as Redis returned it (``HGETALL``)."""
+        fields = {k.decode(): v.decode() for k, v in record.items()}
+        fields.pop("rank", None)
+        state = fields.pop("state")
+        attempt = int(fields.pop("attempt", "1"))
+        at_ns = int(fields.pop("at", "0"))
+        details: dict[str, Any] = {k: (int(v) if k in _NUMBERS else v)
+                                   for k, v in fields.items()}
+        return cls(job_id, queue, state, attempt, at_ns, details)
+
+
+_NUMBERS = frozenset({"run_at", "started_at", "next_at", "cancel"})
+
+
+def _reads(redis: Any, settings: Settings, job_id: str) -> tuple[list[QueueSpec], Any]:
+    """A pipeline reading the job's record in every queue with ``track_status``."""
+    specs = [spec for spec in settings.topology.queues.values() if spec.track_status]
+    pipe = redis.pipeline(transaction=False)
+    for spec in specs:
+        pipe.hgetall(names.job_status_key(settings.namespace, spec.name, job_id))
+    return specs, pipe
+
+
+def _found(job_id: str, specs: Sequence[QueueSpec], records: Sequence[Any]) -> JobStatus | None:
+    for spec, record in zip(specs, records, strict=True):
+        if record:
+            return JobStatus.from_record(job_id, spec.name, record)
+    return None
+
+
+def lookup(redis: Any, settings: Settings, job_id: str) -> JobStatus | None:
+    """The state of job ``job_id``, or ``None`` when no tracking queue knows it.
+
+    One pipeline of ``HGETALL`` over the queues with ``track_status``.
+    """
+    specs, pipe = _reads(redis, settings, job_id)
+    return _found(job_id, specs, pipe.execute()) if specs else None
+
+
+async def alookup(redis: Any, settings: Settings, job_id: str) -> JobStatus | None:
+    """:func:`lookup` on a redis.asyncio client."""
+    specs, pipe = _reads(redis, settings, job_id)
+    return _found(job_id, specs, await pipe.execute()) if specs else None
+
+
+def _cancel_args(settings: Settings, status: JobStatus) -> tuple[list[str], list[int]]:
+    spec = settings.topology.get(status.queue)
+    key = names.job_status_key(settings.namespace, status.queue, status.job_id)
+    return [key], [time.time_ns(), FINAL_RANK, spec.status_ttl_s]
+
+
+def cancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus | None]:
+    """Ask to cancel a job: ``(outcome, status after)``; outcome as :data:`CANCEL_LUA`."""
+    status = lookup(redis, settings, job_id)
+    if status is None:
+        return "none", None
+    keys, args = _cancel_args(settings, status)
+    outcome = redis.eval(CANCEL_LUA, 1, *keys, *args)
+    return _text(outcome), lookup(redis, settings, job_id)
+
+
+async def acancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus | None]:
+    """:func:`cancel` on a redis.asyncio client."""
+    status = await alookup(redis, settings, job_id)
+    if status is None:
+        return "none", None
+    keys, args = _cancel_args(settings, status)
+    outcome = await redis.eval(CANCEL_LUA, 1, *keys, *args)
+    return _text(outcome), await alookup(redis, settings, job_id)
+
+
+def wait_for(redis: Any, settings: Settings, job_id: str, timeout_s: float) -> JobStatus:
+    """Wait until the job is over; returns its final status.
+
+    Raises:
+        TimeoutError: it was not over within ``timeout_s`` (or is unknown).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = lookup(redis, settings, job_id)
+        if status is not None and status.final:
+            return status
+        if time.monotonic() >= deadline:
+            raise TimeoutError(_not_over(job_id, status, timeout_s))
+        time.sleep(POLL_S)
+
+
+async def await_for(redis: Any, settings: Settings, job_id: str,
+                    timeout_s: float) -> JobStatus:
+    """:func:`wait_for` on a redis.asyncio client."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = await alookup(redis, settings, job_id)
+        if status is not None and status.final:
+            return status
+        if time.monotonic() >= deadline:
+            raise TimeoutError(_not_over(job_id, status, timeout_s))
+        await asyncio.sleep(POLL_S)
+
+
+def _not_over(job_id: str, status: JobStatus | None, timeout_s: float) -> str:
+    where = "unknown" if status is None else status.state
+    return f"job {job_id} not over after {timeout_s}s (state: {where})"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
