@@ -23,6 +23,7 @@ from jobpipe import names
 from jobpipe.connections import kafka_admin_config, kafka_consumer_config, kafka_producer_config
 from jobpipe.envelope import now_ns
 from jobpipe.errors import ConfigError, KafkaUnavailable
+from jobpipe.kafka_metadata import BrokerWatch, fetch_metadata
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
@@ -65,8 +66,10 @@ class _Dlq:
         self.spec = spec
         self.topic = names.dlq_topic(settings.namespace, spec.name)
         group = names.group_id(settings.namespace, "dlq-replay")
+        self._watch = BrokerWatch()
         self.consumer = Consumer(kafka_consumer_config(
-            settings.kafka, group, **{"enable.auto.commit": False, "enable.partition.eof": True}))
+            settings.kafka, group, **{"enable.auto.commit": False, "enable.partition.eof": True},
+            **self._watch.config()))
         self.skipped = 0
 
     def close(self) -> None:
@@ -74,11 +77,8 @@ class _Dlq:
 
     def partitions(self) -> dict[int, tuple[int, int]]:
         """Each partition's (low, high) watermark offsets."""
-        try:
-            meta = self.consumer.list_topics(self.topic, timeout=TIMEOUT_S)
-        except KafkaException as exc:
-            raise KafkaUnavailable(f"Kafka at {self.settings.kafka.bootstrap} did not answer: "
-                                   f"{exc}") from exc
+        meta = fetch_metadata(self.consumer, self._watch, self.settings.kafka.bootstrap,
+                              TIMEOUT_S, self.topic)
         topic = meta.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise ConfigError(f"DLQ topic {self.topic} does not exist (run: jobpipe topics "

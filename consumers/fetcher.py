@@ -31,11 +31,15 @@ TP = tuple[str, int]
 # Longest wait of one fetch for its first message. A message ends the wait as
 # it arrives; this only bounds how late offsets to store and calls are served.
 FETCH_WAIT_S = 0.05
+# Longest slice of a fetch's wait before the stop flag is looked at again: how
+# long a stop may wait on an idle consumer (see fetch_available).
+STOP_CHECK_S = 0.25
 RevokeFn = Callable[[list[TP]], Coroutine[Any, Any, dict[TP, int]]]
 PartitionsFn = Callable[[list[TP]], None]
 
 
-def fetch_available(consumer: Consumer, batch_max: int, wait_s: float) -> list[Message]:
+def fetch_available(consumer: Consumer, batch_max: int, wait_s: float,
+                    stop: threading.Event | None = None) -> list[Message]:
     """What is already fetched, up to ``batch_max``; when nothing is, wait up to
     ``wait_s`` for the first message and take what came with it.
 
@@ -43,11 +47,22 @@ def fetch_available(consumer: Consumer, batch_max: int, wait_s: float) -> list[M
     at 20k jobs/s that held every job ~50 ms in the worker's fetcher, and a
     lone retry for the whole idle wait in the retry relay. Under load the
     first call returns full batches anyway.
+
+    librdkafka cannot be woken from another thread, so a long wait is taken in
+    slices of at most ``STOP_CHECK_S`` and ends early once ``stop`` is set: a
+    stopping process does not sit out its idle interval. Only the stop flag is
+    looked at between slices, so a message still ends the wait the moment it
+    arrives and nothing else runs more often than ``wait_s`` says.
     """
     msgs: list[Message] = consumer.consume(batch_max, 0)
     if msgs:
         return msgs
-    msgs = consumer.consume(1, wait_s)
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = deadline - time.monotonic()
+        msgs = consumer.consume(1, max(0.0, min(left, STOP_CHECK_S)))
+        if msgs or left <= STOP_CHECK_S or (stop is not None and stop.is_set()):
+            break
     if msgs and batch_max > 1:
         msgs += consumer.consume(batch_max - 1, 0)
     return msgs
@@ -150,7 +165,8 @@ class Fetcher:
                 if self.handed - self.prepared > self.backlog_max:
                     time.sleep(0.002)  # the loop is behind: let it catch up
                     continue
-                msgs = fetch_available(consumer, self._settings.worker.batch_max, FETCH_WAIT_S)
+                msgs = fetch_available(consumer, self._settings.worker.batch_max, FETCH_WAIT_S,
+                                       self._stop)
                 if self.first_fetched is None:  # a paused partition delivers nothing
                     self.first_fetch.seen(self._paused | {(m.topic() or "", m.partition() or 0)
                                                           for m in msgs})

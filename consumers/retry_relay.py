@@ -120,7 +120,7 @@ class RetryRelay:
                 self._throttle(consumer)
                 due = self._waiting.next_due_ms()
                 timeout_s = next_wake_s([] if due is None else [due], _now_ms(), IDLE_POLL_S)
-                messages = fetch_available(consumer, BATCH_MAX, timeout_s)
+                messages = fetch_available(consumer, BATCH_MAX, timeout_s, stop)
                 if messages:
                     self._take(producer, messages)
         finally:

@@ -6,6 +6,8 @@ import click
 
 from jobpipe.cli.context import CliContext
 
+TIMEOUT_S = 10.0
+
 
 @click.command()
 @click.pass_obj
@@ -15,13 +17,16 @@ def check(obj: CliContext) -> None:
 
     from jobpipe.connections import check_redis_safety, kafka_admin_config, redis_client
     from jobpipe.errors import KafkaUnavailable
+    from jobpipe.kafka_metadata import BrokerWatch, fetch_metadata
     from jobpipe.redact import redact_url
 
     settings = obj.settings()
     client = redis_client(settings.redis)
     client.ping()
     check_redis_safety(client, settings.redis)
-    metadata = AdminClient(kafka_admin_config(settings.kafka)).list_topics(timeout=10)
+    watch = BrokerWatch()
+    admin = AdminClient({**kafka_admin_config(settings.kafka), **watch.config()})
+    metadata = fetch_metadata(admin, watch, settings.kafka.bootstrap, TIMEOUT_S)
     if not metadata.brokers:
         raise KafkaUnavailable(f"Kafka at {settings.kafka.bootstrap} reports no brokers")
     click.echo(f"ok: redis {redact_url(settings.redis.url)}, kafka {settings.kafka.bootstrap} "
