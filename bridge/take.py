@@ -28,6 +28,7 @@ from typing import Any
 import redis
 
 from bridge.batch import Source
+from jobpipe.pipelined import queue_script
 
 # KEYS: ready, inflight, owners, index, tenants ; ARGV: bridge id, n, tenant ('' = none)
 _TAKE = """#!lua flags=allow-oom
@@ -94,8 +95,8 @@ class Taker:
         """Queue (on ``pipe``) the removal of the ``n`` oldest in-flight jobs of
         ``source``, pushing ``dead_records`` to the dead list in the same script."""
         q = source.queue
-        self._ack(keys=[source.inflight, self._owners[q], self._dead[q]],
-                  args=[self.bridge_id, n, *dead_records], client=pipe)
+        queue_script(pipe, self._ack, [source.inflight, self._owners[q], self._dead[q]],
+                     [self.bridge_id, n, *dead_records])
 
     @staticmethod
     def check_acks(results: Sequence[Any]) -> None:

@@ -14,6 +14,12 @@ and after ``longest_s`` (heartbeats). Redis checks blocking timeouts only
 kept here, on the socket: when it passes, ``CLIENT UNBLOCK`` ends the wait.
 :meth:`Waker.interrupt` (a byte on a pipe: safe in a signal handler) ends it
 too, so a bridge asked to stop does not sleep out its wait first.
+
+On a Redis Cluster one ``BZPOPMIN`` may only name keys of one slot, so the wake
+keys are grouped by slot (:func:`jobpipe.connections.group_by_slot`; a single
+Redis is one group) and the bridge blocks on one connection per group, each to
+the node serving that slot, all in one ``select``. The first to answer ends the
+wait; the others are unblocked on their own nodes.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ import contextlib
 import os
 import select
 import time
+from dataclasses import dataclass
 
 import redis
 from redis.connection import AbstractConnection
 
 from jobpipe import names
+from jobpipe.connections import group_by_slot, node_client
 from jobpipe.topology import QueueSpec
 
 # Redis's own timeout only backs up ours (a lost CLIENT UNBLOCK must not block forever).
@@ -38,11 +46,25 @@ def wake_client_name(bridge_name: str) -> str:
     return f"jobpipe-bridge-wait:{bridge_name}"
 
 
+@dataclass
+class _Blocked:
+    """One dedicated waiting connection: the wake keys of one slot, on their node."""
+
+    keys: list[str]
+    node: redis.Redis[bytes]
+    conn: AbstractConnection
+    conn_id: int
+
+    def fileno(self) -> int:
+        return int(self.conn._sock.fileno())  # type: ignore[attr-defined]
+
+
 class Waker:
     """Waits on one dedicated connection for the queues' wake-ups or the next due time.
 
     Args:
-        client: the bridge's client (its pool makes the dedicated connection).
+        client: the bridge's client (the pool of the node of each wake key makes
+            the dedicated connections).
         ns: namespace.
         specs: the bridge's queues.
         name: the connection's client name (``CLIENT LIST`` shows who waits).
@@ -52,10 +74,9 @@ class Waker:
                  name: str) -> None:
         self._client = client
         self._name = name
-        self._wake_keys = [names.wake_key(ns, spec.name) for spec in specs]
+        self._wake_groups = group_by_slot(client, [names.wake_key(ns, s.name) for s in specs])
         self._delayed_keys = [names.delayed_key(ns, spec.name) for spec in specs]
-        self._conn: AbstractConnection | None = None
-        self._conn_id = 0
+        self._blocked: list[_Blocked] = []
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
         os.set_blocking(self._pipe_w, False)
@@ -81,28 +102,33 @@ class Waker:
             timeout_s = min(timeout_s, (due_ms - time.time_ns() // 1_000_000) / 1000)
         if timeout_s <= 0:
             return False
-        conn = self._connection()
         try:
-            conn.send_command("BZPOPMIN", *self._wake_keys, timeout_s + BACKSTOP_S)
-            sock: int = conn._sock.fileno()  # type: ignore[attr-defined]
-            ready, _, _ = select.select([sock, self._pipe_r], [], [], timeout_s)
-            if sock not in ready:
-                self._client.client_unblock(self._conn_id)  # the wait ends with a nil reply
-            return conn.read_response() is not None
+            blocked = self._connections()
+            for each in blocked:
+                each.conn.send_command("BZPOPMIN", *each.keys, timeout_s + BACKSTOP_S)
+            waitables: list[_Blocked | int] = [*blocked, self._pipe_r]
+            ready, _, _ = select.select(waitables, [], [], timeout_s)
+            for each in blocked:
+                if each not in ready:  # its wait ends with a nil reply
+                    each.node.client_unblock(each.conn_id)
+            woke = [each.conn.read_response() is not None for each in blocked]
+            return any(woke)
         except BaseException:
             self._drop()  # a half-read reply must not meet the next command
             raise
 
-    def _connection(self) -> AbstractConnection:
-        if self._conn is None:
-            conn = self._client.connection_pool.make_connection()
-            conn.connect()
-            conn.send_command("CLIENT", "SETNAME", self._name)
-            conn.read_response()
-            conn.send_command("CLIENT", "ID")
-            self._conn_id = int(conn.read_response())
-            self._conn = conn
-        return self._conn
+    def _connections(self) -> list[_Blocked]:
+        if not self._blocked:
+            for keys in self._wake_groups:
+                node = node_client(self._client, keys[0])
+                conn = node.connection_pool.make_connection()
+                self._blocked.append(_Blocked(keys, node, conn, 0))  # so _drop closes it
+                conn.connect()
+                conn.send_command("CLIENT", "SETNAME", self._name)
+                conn.read_response()
+                conn.send_command("CLIENT", "ID")
+                self._blocked[-1].conn_id = int(conn.read_response())
+        return self._blocked
 
     def interrupt(self) -> None:
         """End the current wait and every later one at once (any thread, or a
@@ -113,12 +139,12 @@ class Waker:
             os.write(self._pipe_w, b"x")
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.disconnect()
-            self._conn = None
+        blocked, self._blocked = self._blocked, []
+        for each in blocked:
+            each.conn.disconnect()
 
     def close(self) -> None:
-        """Drop the dedicated connection and the interrupt pipe."""
+        """Drop the dedicated connections and the interrupt pipe."""
         self._drop()
         pipe_w, self._pipe_w = self._pipe_w, -1
         if pipe_w >= 0:

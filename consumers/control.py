@@ -198,30 +198,28 @@ class Controls:
 
 def pause_queue(client: redis.Redis, ns: str, queue: str) -> None:  # type: ignore[type-arg]
     """Pause ``queue`` on every worker (they pause its partitions)."""
-    pipe = client.pipeline(transaction=True)
-    pipe.sadd(names.paused_queues_key(ns), queue)
-    pipe.publish(names.control_channel(ns), _announce("pause", queue))
-    pipe.execute()
+    # The flag first, then the news: a worker that hears it re-reads the flag. Two
+    # calls, not one MULTI: on a cluster the flag's node need not be the one published on.
+    client.sadd(names.paused_queues_key(ns), queue)
+    client.publish(names.control_channel(ns), _announce("pause", queue))
 
 
 def resume_queue(client: redis.Redis, ns: str, queue: str) -> None:  # type: ignore[type-arg]
     """Resume ``queue`` on every worker."""
-    pipe = client.pipeline(transaction=True)
-    pipe.srem(names.paused_queues_key(ns), queue)
-    pipe.publish(names.control_channel(ns), _announce("resume", queue))
-    pipe.execute()
+    client.srem(names.paused_queues_key(ns), queue)  # flag first, as in pause_queue
+    client.publish(names.control_channel(ns), _announce("resume", queue))
 
 
 def pause_tenant(client: redis.Redis, ns: str, queue: str,  # type: ignore[type-arg]
                  tenant: str) -> None:
     """Pause one tenant of ``queue``: its jobs are parked, other tenants run on."""
     _check_tenant(tenant)
-    pipe = client.pipeline(transaction=False)  # the keys may live on different slots
-    pipe.sadd(names.paused_tenants_key(ns, queue), tenant)
+    # One call each, in this order (a cluster pipeline may send to several nodes at
+    # once): the flags are set before a worker hears of them and re-reads them.
+    client.sadd(names.paused_tenants_key(ns, queue), tenant)
     # Never removed on resume: a concurrent pause of another tenant could be missed.
-    pipe.sadd(names.paused_tenant_queues_key(ns), queue)
-    pipe.publish(names.control_channel(ns), _announce("pause", queue, tenant))
-    pipe.execute()
+    client.sadd(names.paused_tenant_queues_key(ns), queue)
+    client.publish(names.control_channel(ns), _announce("pause", queue, tenant))
 
 
 def resume_tenant(client: redis.Redis, ns: str, spec: QueueSpec,  # type: ignore[type-arg]

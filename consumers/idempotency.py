@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio
 
 from jobpipe import names
+from jobpipe.pipelined import queue_script_async
 
 _MARK = """
 local ttl = ARGV[1]
@@ -57,8 +58,7 @@ class DoneMarkers:
         calls = 0
         for queue, ttl_s, keys in by_queue:
             if ttl_s > 0 and keys:
-                await self._mark(keys=_keys(ns, queue, keys),
-                                 args=[ttl_s], client=pipe)
+                await queue_script_async(pipe, self._mark, _keys(ns, queue, keys), [ttl_s])
                 calls += 1
         if calls:
             await pipe.execute()

@@ -173,8 +173,13 @@ class Intake:
                 builder.seal()
 
     def use_multi(self, plan: PushPlan) -> bool:
-        """Whether to send a plan as MULTI/LPUSH/EXEC rather than the push script."""
-        return plan.lists is not None and len(plan.ids) >= MULTI_MIN_JOBS
+        """Whether to send a plan as MULTI/LPUSH/EXEC rather than the push script.
+
+        Never on a Redis Cluster: the MULTI is written on a raw pooled connection,
+        which follows no MOVED redirection; the script is routed by its keys.
+        """
+        return (plan.lists is not None and len(plan.ids) >= MULTI_MIN_JOBS
+                and not self.settings.redis.cluster)
 
     def must_check(self, plan: PushPlan) -> bool:
         """Whether a plain plan must pass the high-water-mark script first.

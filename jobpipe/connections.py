@@ -15,6 +15,7 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.crc import key_slot
 
 from jobpipe.errors import ConfigError, UnsafeRedis
 from jobpipe.logs import RepeatFilter
@@ -65,6 +66,34 @@ def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
             redis.asyncio.cluster.RedisCluster.from_url(settings.url, **_redis_kwargs(settings)))
         return typing.cast("redis.asyncio.Redis[bytes]", cluster)
     return redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` (sync or asyncio) talks to a Redis Cluster."""
+    return isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))
+
+
+def node_client(client: redis.Redis[bytes], key: str) -> redis.Redis[bytes]:
+    """The client of the one Redis that serves ``key``: ``client`` itself on a single
+    Redis, the primary of the key's slot on a cluster (for what only a plain
+    connection can do: a blocking wait with ``CLIENT UNBLOCK``)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        node = client.get_node_from_key(key)
+        return typing.cast("redis.Redis[bytes]", node.redis_connection)
+    return client
+
+
+def group_by_slot(client: object, keys: list[str]) -> list[list[str]]:
+    """``keys`` in groups one multi-key command may name together: one group on a
+    single Redis, one per hash slot on a cluster (order kept within a group)."""
+    if not keys:
+        return []
+    if not is_cluster(client):
+        return [list(keys)]
+    groups: dict[int, list[str]] = {}
+    for key in keys:
+        groups.setdefault(key_slot(key.encode()), []).append(key)
+    return list(groups.values())
 
 
 def redis_safety_problems(config: dict[str, str]) -> list[str]:

@@ -10,7 +10,9 @@ import pytest
 import redis
 
 from jobpipe.settings import Settings, load_settings
+from jobpipe.wipe import delete_keys
 from tests.private_stack import PrivateStack
+from tests.redis_modes import CLUSTER, SINGLE, redis_client_for, started_cluster
 from tests.services import IN_CI, Services, find_services
 
 
@@ -27,6 +29,29 @@ def services() -> Iterator[Services]:
 
 
 @pytest.fixture
+def redis_mode() -> str:
+    """The single Redis, unless the test is parametrized over both modes
+    (``tests.redis_modes.BOTH``)."""
+    return SINGLE
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis Cluster (3 primaries, 3 replicas), started once per run when a
+    test asks for the cluster mode (see tests/redis_modes.py)."""
+    with started_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, services: Services, redis_mode: str) -> str:
+    """The Redis this test runs on: the single one, or a seed node of the cluster."""
+    if redis_mode == CLUSTER:
+        return str(request.getfixturevalue("redis_cluster_url"))
+    return services.redis_url
+
+
+@pytest.fixture
 def namespace() -> str:
     """A namespace of this test alone: its keys and topics share nothing."""
     return f"t{uuid.uuid4().hex[:10]}"
@@ -36,7 +61,8 @@ MakeSettings = Callable[..., Settings]
 
 
 @pytest.fixture
-def make_settings(services: Services, namespace: str) -> MakeSettings:
+def make_settings(services: Services, namespace: str, redis_url: str,
+                  redis_mode: str) -> MakeSettings:
     """Build settings pointing at the real services, in this test's namespace.
 
     Usage: ``make_settings(queues={"email": {"partitions": 3}}, bridge={...})``.
@@ -49,7 +75,9 @@ def make_settings(services: Services, namespace: str) -> MakeSettings:
             "queues": queues or {"default": {"partitions": 3, "retry_tiers_s": [1, 2]}},
             **sections,
         }
-        tree.setdefault("redis", {})["url"] = services.redis_url
+        tree.setdefault("redis", {})["url"] = redis_url
+        if redis_mode == CLUSTER:
+            tree["redis"]["cluster"] = True
         tree.setdefault("kafka", {})["bootstrap"] = services.kafka_bootstrap
         return load_settings(None, overrides=tree, environ={})
 
@@ -63,12 +91,12 @@ def settings(make_settings: MakeSettings) -> Settings:
 
 
 @pytest.fixture
-def redis_client(services: Services, namespace: str) -> Iterator[redis.Redis]:
-    """A client of the real Redis; the test's keys are deleted afterwards."""
-    client = redis.Redis.from_url(services.redis_url)
+def redis_client(redis_url: str, redis_mode: str, namespace: str) -> Iterator[redis.Redis]:
+    """A client of the real Redis (a cluster client in the cluster mode); the
+    test's keys are deleted afterwards."""
+    client = redis_client_for(redis_url, redis_mode)
     yield client
-    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-        client.delete(key)
+    delete_keys(client, namespace)
     client.close()
 
 

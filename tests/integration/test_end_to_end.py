@@ -8,8 +8,9 @@ from bridge import Bridge
 from consumers import App, JobContext, Worker
 from ingest import Producer
 from jobpipe.admin import apply_topics
+from tests.redis_modes import BOTH
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH]
 
 
 def test_ten_thousand_jobs_flow_end_to_end(make_settings, redis_client, kafka_cleanup):

@@ -8,8 +8,9 @@ from bridge import Bridge
 from jobpipe import names
 from jobpipe.admin import apply_topics
 from tests.integration.bridge.jobs import consume, fill, id_counts, make_job, push
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 
 def _inflight_keys(client, ns: str, queue: str) -> list[bytes]:

@@ -6,8 +6,9 @@ import pytest
 
 from consumers import App, JobContext, Worker
 from tests.integration.consumers.helpers import make_job, produce_jobs, setup_topics
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 
 def test_worker_runs_every_job_once_and_goes_idle(make_settings, redis_client, kafka_cleanup):

@@ -12,8 +12,9 @@ from jobpipe import names
 from jobpipe.envelope import decode, peek_key
 from jobpipe.errors import JobRejected, JobTooLarge, NotSerializable, QueueFull, UnknownQueue
 from jobpipe.topology import shard_for
+from tests.redis_modes import BOTH, SINGLE
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH]
 
 
 def _drain(redis_client, key):
@@ -173,10 +174,12 @@ async def test_async_producer_places_jobs_like_the_sync_one(make_settings, redis
 
 
 def test_big_plain_batches_go_as_multi_and_still_respect_the_mark(make_producer, redis_client,
-                                                                  namespace):
+                                                                  namespace, redis_mode):
     producer = make_producer(queues={"big": {"shards": 2, "max_backlog": 300}})
     ids = producer.enqueue_many("big", "t", list(range(300)))
-    assert producer._core.use_multi(producer._core.plan_many("big", "t", ids, JobOptions()))
+    # A cluster takes the script instead: it is routed by its keys, a raw MULTI is not.
+    multi = producer._core.use_multi(producer._core.plan_many("big", "t", ids, JobOptions()))
+    assert multi == (redis_mode == SINGLE)
     with pytest.raises(QueueFull, match="300 jobs waiting"):
         producer.enqueue_many("big", "t", list(range(300)))
     keys = [names.ready_key(namespace, "big", s) for s in range(2)]
