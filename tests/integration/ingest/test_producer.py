@@ -201,3 +201,27 @@ def test_every_push_raises_the_queues_wake_up_once(make_producer, redis_client, 
     push(producer)
     assert redis_client.zrange(wake, 0, -1, withscores=True) == [(b"w", 0.0)]
     assert redis_client.bzpopmin([wake], 1) == (wake.encode(), b"w", 0.0)
+
+
+def test_a_task_ref_enqueues_through_either_producer(make_producer, make_settings,
+                                                     redis_client, namespace):
+    """``ref.using(producer)``: the job carries the ref's queue and task, the args and
+    the options, whichever producer sent it."""
+    import asyncio
+
+    from jobpipe.tasks import TaskRef
+    from tests.integration.ingest.conftest import QUEUES
+
+    ref: TaskRef[dict[str, int]] = TaskRef("default", "send")
+    sync_id = ref.using(make_producer()).enqueue({"n": 1}, key="k", priority=1)
+    [many_id] = ref.using(make_producer()).enqueue_many([{"n": 2}], key="k", priority=1)
+
+    async def send_async() -> str:
+        async with AsyncProducer(make_settings(queues=QUEUES)) as p:
+            return await ref.using(p).enqueue({"n": 3}, key="k", priority=1)
+
+    async_id = asyncio.run(send_async())
+    jobs = _drain(redis_client, names.ready_key(namespace, "default", shard_for(b"k", 4, 1), 1))
+    assert [(j.id, j.queue, j.task, j.args, j.key) for j in jobs] == [
+        (sync_id, "default", "send", {"n": 1}, "k"), (many_id, "default", "send", {"n": 2}, "k"),
+        (async_id, "default", "send", {"n": 3}, "k")]
