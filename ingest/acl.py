@@ -7,6 +7,11 @@ test), the keys come from :mod:`jobpipe.names`.
 A user with these rules can enqueue (sync, asyncio, HTTP intake) and nothing
 else: no reading other queues, no ``FLUSHALL``, no ``KEYS``, no ``CONFIG``.
 
+A scheduler (``jobpipe scheduler``) is a producer of the queues its schedules
+name, plus Redis's clock (``TIME``) and the one sorted set where it records up
+to when each schedule is decided (``ZMSCORE``/``ZADD`` on
+:func:`jobpipe.names.schedules_last_key`).
+
 Without ``CONFIG GET`` the producer's start-up safety check cannot run; give
 the producer ``redis.require_safe = false`` (it warns once) and let the bridge,
 whose user is broader, make that check.
@@ -18,7 +23,9 @@ from collections.abc import Iterable
 
 from ingest.scripts import PUSH_LUA_COMMANDS
 from jobpipe import names
-from jobpipe.topology import QueueSpec
+from jobpipe.errors import ConfigError
+from jobpipe.schedule import ScheduleSpec
+from jobpipe.topology import QueueSpec, Topology
 
 # Commands the producer sends itself (not inside the script): the script by its
 # SHA (redis-py loads it once on NOSCRIPT), the MULTI/LLEN/LPUSH/ZADD(wake)/EXEC
@@ -48,3 +55,19 @@ def producer_acl_rules(namespace: str, specs: Iterable[QueueSpec]) -> list[str]:
     commands = sorted({*_DIRECT_COMMANDS, *PUSH_LUA_COMMANDS})
     patterns = [p for spec in specs for p in producer_key_patterns(namespace, spec)]
     return ["-@all", *(f"+{c}" for c in commands), *(f"~{p}" for p in patterns)]
+
+
+# What a scheduler pass sends besides enqueueing (ingest.scheduler.Scheduler.run_pass).
+_SCHEDULER_COMMANDS = ("time", "zmscore", "zadd")
+
+
+def scheduler_acl_rules(namespace: str, topology: Topology,
+                        schedules: Iterable[ScheduleSpec]) -> list[str]:
+    """``ACL SETUSER`` rules of a scheduler user: a producer of the queues the
+    ``schedules`` name, plus its clock and its decided-up-to set."""
+    queues = sorted({spec.queue for spec in schedules})
+    if not queues:  # select() would read "none" as "every queue"
+        raise ConfigError("schedules: none declared (add a [schedules.NAME] table)")
+    rules = producer_acl_rules(namespace, topology.select(queues))
+    commands = [f"+{c}" for c in _SCHEDULER_COMMANDS if f"+{c}" not in rules]
+    return [rules[0], *commands, *rules[1:], f"~{names.schedules_last_key(namespace)}"]

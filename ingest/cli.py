@@ -98,6 +98,25 @@ def producer(obj: CliContext, user: str, queues: str) -> None:
     click.echo("append `on >PASSWORD` to enable the user", err=True)
 
 
+@acl.command(name="scheduler")
+@click.option("--user", default="jobpipe-scheduler", show_default=True,
+              help="The Redis user name.")
+@click.pass_obj
+def scheduler_acl(obj: CliContext, user: str) -> None:
+    """An ACL SETUSER command for `jobpipe scheduler`: it may enqueue to the
+    queues of the [schedules] only, read Redis's clock and record its progress.
+
+    As for producers: append ``on >PASSWORD``, and set ``redis.require_safe = false``.
+    """
+    from ingest.acl import scheduler_acl_rules
+
+    settings = obj.settings()
+    rules = scheduler_acl_rules(settings.namespace, settings.topology,
+                                settings.schedules.values())
+    click.echo(" ".join(["ACL", "SETUSER", user, "reset", *rules]))
+    click.echo("append `on >PASSWORD` to enable the user", err=True)
+
+
 @click.command()
 @click.option("--metrics-port", type=int, help="Serve Prometheus /metrics on this port.")
 @click.pass_obj

@@ -13,8 +13,9 @@ import redis
 from bridge import Bridge
 from consumers import App, JobContext, Worker
 from ingest import AsyncProducer, Producer
-from ingest.acl import producer_acl_rules
+from ingest.acl import producer_acl_rules, scheduler_acl_rules
 from ingest.core import MULTI_MIN_JOBS
+from ingest.scheduler import Scheduler
 from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.errors import ConfigError
@@ -132,3 +133,43 @@ def test_with_require_safe_the_producer_user_says_what_to_change_in_one_line(acl
         Producer(strict)
     assert "\n" not in str(caught.value)
     assert PRODUCER_PASSWORD not in str(caught.value)
+
+
+def test_the_scheduler_user_fires_its_schedules_and_nothing_else(acl_redis_port, services,
+                                                                 namespace):
+    url = f"redis://admin:{ADMIN_PASSWORD}@127.0.0.1:{acl_redis_port}/0"
+    tick = {"queue": "default", "task": "work", "interval_s": 60, "misfire": "run_once"}
+    admin = load_settings(None, environ={}, overrides={
+        "namespace": namespace, "redis": {"url": url},
+        "kafka": {"bootstrap": services.kafka_bootstrap}, "queues": QUEUES,
+        "schedules": {"tick": tick}})
+    rules = scheduler_acl_rules(namespace, admin.topology, admin.schedules.values())
+    client = redis.Redis.from_url(url)
+    client.execute_command("ACL", "SETUSER", "jp-scheduler", "reset", *rules, "on",
+                           f">{PRODUCER_PASSWORD}")
+    own = replace(admin, redis=replace(admin.redis, require_safe=False, url=(
+        f"redis://jp-scheduler:{PRODUCER_PASSWORD}@127.0.0.1:{acl_redis_port}/0")))
+    last_key = names.schedules_last_key(namespace)
+    seconds, _ = client.time()
+    client.zadd(last_key, {"tick": (seconds - 90) * 1000})  # one fire time is due
+    scheduler = Scheduler(own)
+    try:
+        scheduler.run_pass()
+        spec = admin.topology.get("default")
+        queued = sum(client.llen(names.ready_key(namespace, "default", shard, level))
+                     for level in spec.levels for shard in range(spec.shards))
+        assert queued == 1
+        assert int(client.zscore(last_key, "tick")) >= seconds * 1000
+        mine = redis.Redis.from_url(own.redis.url)
+        other = names.ready_key(namespace, "other", 0)
+        for command in (mine.flushall, lambda: mine.lpush(other, b"x"),
+                        lambda: mine.zadd(names.delayed_key(namespace, "other"), {"x": 1})):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                command()
+        mine.close()
+    finally:
+        scheduler.close()
+        client.execute_command("ACL", "DELUSER", "jp-scheduler")
+        for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+            client.delete(key)
+        client.close()

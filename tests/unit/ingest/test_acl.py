@@ -47,3 +47,17 @@ def test_the_cli_prints_a_setuser_command_without_a_password(tmp_path) -> None:
     assert "~shop:{mail}:ready:0:0" in line
     assert "{sms}" not in line
     assert ">" not in line
+
+
+def test_the_scheduler_user_gets_its_clock_its_progress_key_and_its_queues_only(
+        tmp_path) -> None:
+    config = tmp_path / "jobpipe.toml"
+    config.write_text('namespace = "shop"\n[queues.mail]\nshards = 1\n[queues.sms]\n'
+                      '[schedules.digest]\nqueue = "mail"\ntask = "t"\ninterval_s = 60\n')
+    result = CliRunner().invoke(cli, ["-c", str(config), "acl", "scheduler"])
+    assert result.exit_code == 0, result.output
+    rules = result.stdout.split()
+    assert rules[:5] == ["ACL", "SETUSER", "jobpipe-scheduler", "reset", "-@all"]
+    assert {"+time", "+zmscore", "+zadd", "~shop:schedules:last", "~shop:{mail}:ready:0:0"
+            } <= set(rules)
+    assert not any("{sms}" in r for r in rules)
