@@ -1,7 +1,12 @@
-"""The asyncio producer: the same core as :class:`ingest.Producer`, on redis.asyncio.
+"""The asyncio producer, and the source of the blocking one.
 
-Runs on any asyncio loop, uvloop included. Lifecycle: ``await start()`` (or
-``async with``) connects and checks Redis; ``await close()`` releases it.
+:class:`AsyncProducer` runs on any asyncio loop, uvloop included: ``await
+start()`` (or ``async with``) checks Redis, ``await close()`` releases it.
+
+``ingest/producer.py`` (:class:`ingest.Producer`) is generated from this file by
+``scripts/unasync.py``: edit here, then run the script; a unit test fails while
+the two differ. Both are thin shells over the sans-I/O core
+(:class:`ingest.core.Intake`), which plans, judges replies and paces retries.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from ingest.meters import IntakeMeters
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe.connections import async_redis_client, check_redis_safety_async
+from jobpipe import connections
 from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
@@ -32,11 +37,16 @@ log = logging.getLogger(__name__)
 
 
 class AsyncProducer:
-    """Hands jobs to Redis in one round trip per call, without blocking the loop.
+    """Hands jobs to Redis in one round trip per call.
+
+    Checks that Redis will not drop jobs (``noeviction`` and AOF;
+    :class:`~jobpipe.errors.UnsafeRedis` when ``redis.require_safe``) in
+    :meth:`start`; when Redis cannot be reached yet, or ``start`` was not
+    called, the check runs before the first push.
 
     Args:
         settings: namespace, topology, ``[redis]`` and ``[ingest]``.
-        client: a redis.asyncio client to use instead of one built from settings
+        client: a Redis client to use instead of one built from settings
             (the producer then does not close it).
     """
 
@@ -45,70 +55,68 @@ class AsyncProducer:
         self.settings = settings
         self._core = Intake(settings)
         self._own_client = client is None
-        self._client = client
-        self._script: Any = None
+        self._redis = client if client is not None else connections.async_redis_client(
+            settings.redis)
+        self._script = self._redis.register_script(PUSH_LUA)
         path = settings.ingest.spool_path
         self._spool = Spool(path) if path else None
         self._spool_lock = asyncio.Lock()
         self._meters = IntakeMeters()
         self._checked = False
+        # The blocking producer can do I/O here, so it checks Redis at construction.
+        # sync-only: self.start()
 
     async def start(self) -> Self:
-        """Connect and check that Redis will not drop jobs.
+        """Check that Redis will not drop jobs (once; a Redis not reachable yet only warns).
 
         Raises:
             UnsafeRedis: Redis evicts keys or has no AOF (and ``require_safe``).
         """
-        if self._client is None:
-            self._client = async_redis_client(self.settings.redis)
-        self._script = self._client.register_script(PUSH_LUA)
-        try:
-            await self._check()
-        except REDIS_DOWN as exc:
-            log.warning("Redis at %s not reachable yet (%s); checking before the first push",
-                        redact_url(self.settings.redis.url), exc)
+        if not self._checked:
+            try:
+                await self._check()
+            except REDIS_DOWN as exc:
+                log.warning("Redis at %s not reachable yet (%s); checking before the first push",
+                            redact_url(self.settings.redis.url), exc)
         return self
 
     async def _check(self) -> None:
-        assert self._client is not None, "call start() first"
-        await check_redis_safety_async(self._client, self.settings.redis)
+        await connections.check_redis_safety_async(self._redis, self.settings.redis)
         self._checked = True
-
-    async def close(self) -> None:
-        """Release the connections (spooled jobs stay in the file for next time)."""
-        if self._own_client and self._client is not None:
-            await self._client.aclose()  # type: ignore[attr-defined]
-            self._client = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
-        await self.close()
 
     # --- public API --------------------------------------------------------------
 
-    async def enqueue(self, queue: str, task: str, args: Any = None, *,
-                      key: str | None = None, tenant: str | None = None,
-                      priority: int | None = None, delay_s: float | None = None,
-                      run_at: datetime | float | None = None,
-                      idempotency_key: str | None = None, unique_for_s: float | None = None,
-                      max_attempts: int | None = None) -> str:
-        """Enqueue one job; see :meth:`ingest.Producer.enqueue`."""
+    async def enqueue(
+            self, queue: str, task: str, args: Any = None, *, key: str | None = None,
+            tenant: str | None = None, priority: int | None = None,
+            delay_s: float | None = None, run_at: datetime | float | None = None,
+            idempotency_key: str | None = None, unique_for_s: float | None = None,
+            max_attempts: int | None = None) -> str:
+        """Enqueue one job; returns its id (the first job's id for a unique duplicate).
+
+        Raises:
+            JobRejected: bad input (``UnknownQueue``, ``NotSerializable``,
+                ``JobTooLarge``), before anything is written.
+            QueueFull: past the high-water mark (after ``block_timeout_s`` when blocking).
+            IntakeUnavailable: Redis did not answer by ``deadline_s`` and no spool is set.
+        """
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
         plan = self._meters.planned(
             queue, lambda: self._core.plan_many(queue, task, (args,), options))
-        return (await self._send(plan))[0]
+        ids = await self._send(plan)
+        return ids[0]
 
-    async def enqueue_many(self, queue: str, task: str, args_list: Sequence[Any], *,
-                           key: str | None = None, tenant: str | None = None,
-                           priority: int | None = None, delay_s: float | None = None,
-                           run_at: datetime | float | None = None,
-                           max_attempts: int | None = None, idempotency_key: str | None = None,
-                           unique_for_s: float | None = None) -> list[str]:
-        """Enqueue a batch in one round trip; see :meth:`ingest.Producer.enqueue_many`."""
+    async def enqueue_many(
+            self, queue: str, task: str, args_list: Sequence[Any], *, key: str | None = None,
+            tenant: str | None = None, priority: int | None = None,
+            delay_s: float | None = None, run_at: datetime | float | None = None,
+            max_attempts: int | None = None, idempotency_key: str | None = None,
+            unique_for_s: float | None = None) -> list[str]:
+        """Enqueue one job per element of ``args_list``, all or nothing, in one round trip.
+
+        Jobs with a ``key`` keep the list's order. Raises as :meth:`enqueue`.
+        """
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
         plan = self._meters.planned(
@@ -116,20 +124,35 @@ class AsyncProducer:
         return await self._send(plan)
 
     async def enqueue_jobs(self, queue: str, requests: Sequence[JobRequest]) -> list[str]:
-        """Enqueue a mixed batch; see :meth:`ingest.Producer.enqueue_jobs`."""
+        """Enqueue jobs with their own task and options, all or nothing, in one round trip.
+
+        Raises:
+            InvalidJobs: naming every bad job by index; nothing was written.
+        """
         plan = self._meters.planned(queue, lambda: self._core.plan_jobs(queue, requests))
         return await self._send(plan)
 
     async def ping(self) -> None:
         """Round trip to Redis (for health checks); raises when it does not answer."""
-        if self._client is None:
-            raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
-        await self._client.ping()
+        await self._redis.ping()
 
     async def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""
         async with self._spool_lock:
             return await self._replay()
+
+    async def close(self) -> None:
+        """Release the connections (spooled jobs stay in the file for next time)."""
+        if self._own_client:
+            await self._redis.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+            self, kind: type[BaseException] | None, exc: BaseException | None,
+            tb: TracebackType | None) -> None:
+        await self.close()
 
     # --- the shell ---------------------------------------------------------------
 
@@ -140,6 +163,7 @@ class AsyncProducer:
         if self._spool is not None and self._spool.pending:
             async with self._spool_lock:
                 if self._spool.pending and not await self._replay_once():
+                    # Keep order behind what is spooled.
                     await asyncio.to_thread(self._spool.append, plan)
                     return plan.ids
         attempts = self._core.attempts(time.monotonic())
@@ -176,12 +200,16 @@ class AsyncProducer:
         return await self._multi(plan)
 
     async def _multi(self, plan: PushPlan) -> PushReply:
-        """Plain pushes as MULTI/LPUSH/EXEC; see :meth:`ingest.Producer._multi`."""
-        if self._client is None:
-            raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
+        """Plain pushes as MULTI/LPUSH/EXEC: no Lua, so no per-argument Lua strings.
+
+        Written on one pooled connection as :meth:`PushPlan.multi_commands`
+        frames them; every reply is read before any error is raised, and a
+        connection that failed mid-way is dropped by redis-py (Redis discards
+        the open MULTI with it, so nothing was written).
+        """
         if not self._checked:
             await self._check()
-        pool = self._client.connection_pool
+        pool = self._redis.connection_pool
         conn = await pool.get_connection()
         try:
             await conn.send_packed_command(plan.multi_commands())
@@ -191,14 +219,12 @@ class AsyncProducer:
         return self._core.multi_reply(plan, replies)
 
     async def _call(self, keys: list[str], args: list[Any]) -> PushReply:
-        if self._script is None:
-            raise RuntimeError("AsyncProducer: call 'await start()' (or use 'async with') first")
         if not self._checked:
             await self._check()
         try:
             return parse_reply(await self._script(keys=keys, args=args))
         except redis.exceptions.ResponseError as exc:
-            if is_out_of_memory(exc):
+            if is_out_of_memory(exc):  # at maxmemory: Redis itself is full
                 return PushReply(True, -1, [])
             raise
 
@@ -215,6 +241,7 @@ class AsyncProducer:
         return plan.ids
 
     async def _replay_once(self) -> bool:
+        """Try the spool once (caller holds the lock); True when it is empty now."""
         try:
             await self._replay()
         except REDIS_DOWN:
@@ -228,8 +255,9 @@ class AsyncProducer:
         sent = jobs = 0
         try:
             for call in calls:
-                if (await self._call(call.keys, call.args)).full:
-                    break
+                reply = await self._call(call.keys, call.args)
+                if reply.full:
+                    break  # still spooled; tried again on the next call
                 sent += 1
                 jobs += call.jobs
         finally:

@@ -1,6 +1,8 @@
-"""The blocking producer: a thin shell over :mod:`ingest.core` using redis-py.
+"""The blocking producer, generated from ingest/aio.py: do not edit.
 
-Thread-safe: redis-py's client is, and the spool is guarded by a lock.
+:class:`Producer` checks Redis at construction; ``close()`` (or ``with``)
+releases it. Thread-safe: redis-py's client is, and the spool is guarded by a
+lock. Edit ``ingest/aio.py`` and run ``python scripts/unasync.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ingest.meters import IntakeMeters
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe.connections import check_redis_safety, redis_client
+from jobpipe import connections
 from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
@@ -32,44 +34,59 @@ log = logging.getLogger(__name__)
 class Producer:
     """Hands jobs to Redis in one round trip per call.
 
-    Checks at connect that Redis will not drop jobs (``noeviction`` and AOF;
-    :class:`~jobpipe.errors.UnsafeRedis` when ``redis.require_safe``). When
-    Redis cannot be reached yet, the check runs before the first push.
+    Checks that Redis will not drop jobs (``noeviction`` and AOF;
+    :class:`~jobpipe.errors.UnsafeRedis` when ``redis.require_safe``) in
+    :meth:`start`; when Redis cannot be reached yet, or ``start`` was not
+    called, the check runs before the first push.
 
     Args:
         settings: namespace, topology, ``[redis]`` and ``[ingest]``.
-        client: a redis-py client to use instead of one built from settings
+        client: a Redis client to use instead of one built from settings
             (the producer then does not close it).
     """
 
-    def __init__(self, settings: Settings, *, client: redis.Redis[bytes] | None = None) -> None:
+    def __init__(self, settings: Settings, *,
+                 client: redis.Redis[bytes] | None = None) -> None:
         self.settings = settings
         self._core = Intake(settings)
         self._own_client = client is None
-        self._redis = client if client is not None else redis_client(settings.redis)
+        self._redis = client if client is not None else connections.redis_client(
+            settings.redis)
         self._script = self._redis.register_script(PUSH_LUA)
         path = settings.ingest.spool_path
         self._spool = Spool(path) if path else None
         self._spool_lock = threading.Lock()
         self._meters = IntakeMeters()
         self._checked = False
-        try:
-            self._check()
-        except REDIS_DOWN as exc:
-            log.warning("Redis at %s not reachable yet (%s); checking before the first push",
-                        redact_url(settings.redis.url), exc)
+        # The blocking producer can do I/O here, so it checks Redis at construction.
+        self.start()
+
+    def start(self) -> Self:
+        """Check that Redis will not drop jobs (once; a Redis not reachable yet only warns).
+
+        Raises:
+            UnsafeRedis: Redis evicts keys or has no AOF (and ``require_safe``).
+        """
+        if not self._checked:
+            try:
+                self._check()
+            except REDIS_DOWN as exc:
+                log.warning("Redis at %s not reachable yet (%s); checking before the first push",
+                            redact_url(self.settings.redis.url), exc)
+        return self
 
     def _check(self) -> None:
-        check_redis_safety(self._redis, self.settings.redis)
+        connections.check_redis_safety(self._redis, self.settings.redis)
         self._checked = True
 
     # --- public API --------------------------------------------------------------
 
-    def enqueue(self, queue: str, task: str, args: Any = None, *, key: str | None = None,
-                tenant: str | None = None, priority: int | None = None,
-                delay_s: float | None = None, run_at: datetime | float | None = None,
-                idempotency_key: str | None = None, unique_for_s: float | None = None,
-                max_attempts: int | None = None) -> str:
+    def enqueue(
+            self, queue: str, task: str, args: Any = None, *, key: str | None = None,
+            tenant: str | None = None, priority: int | None = None,
+            delay_s: float | None = None, run_at: datetime | float | None = None,
+            idempotency_key: str | None = None, unique_for_s: float | None = None,
+            max_attempts: int | None = None) -> str:
         """Enqueue one job; returns its id (the first job's id for a unique duplicate).
 
         Raises:
@@ -80,23 +97,26 @@ class Producer:
         """
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
-        return self._send(self._meters.planned(queue, lambda: self._core.plan_many(
-            queue, task, (args,), options)))[0]
+        plan = self._meters.planned(
+            queue, lambda: self._core.plan_many(queue, task, (args,), options))
+        ids = self._send(plan)
+        return ids[0]
 
-    def enqueue_many(self, queue: str, task: str, args_list: Sequence[Any], *,
-                     key: str | None = None, tenant: str | None = None,
-                     priority: int | None = None, delay_s: float | None = None,
-                     run_at: datetime | float | None = None, max_attempts: int | None = None,
-                     idempotency_key: str | None = None,
-                     unique_for_s: float | None = None) -> list[str]:
+    def enqueue_many(
+            self, queue: str, task: str, args_list: Sequence[Any], *, key: str | None = None,
+            tenant: str | None = None, priority: int | None = None,
+            delay_s: float | None = None, run_at: datetime | float | None = None,
+            max_attempts: int | None = None, idempotency_key: str | None = None,
+            unique_for_s: float | None = None) -> list[str]:
         """Enqueue one job per element of ``args_list``, all or nothing, in one round trip.
 
         Jobs with a ``key`` keep the list's order. Raises as :meth:`enqueue`.
         """
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
-        return self._send(self._meters.planned(queue, lambda: self._core.plan_many(
-            queue, task, args_list, options)))
+        plan = self._meters.planned(
+            queue, lambda: self._core.plan_many(queue, task, args_list, options))
+        return self._send(plan)
 
     def enqueue_jobs(self, queue: str, requests: Sequence[JobRequest]) -> list[str]:
         """Enqueue jobs with their own task and options, all or nothing, in one round trip.
@@ -122,10 +142,11 @@ class Producer:
             self._redis.close()
 
     def __enter__(self) -> Self:
-        return self
+        return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+            self, kind: type[BaseException] | None, exc: BaseException | None,
+            tb: TracebackType | None) -> None:
         self.close()
 
     # --- the shell ---------------------------------------------------------------
@@ -137,7 +158,8 @@ class Producer:
         if self._spool is not None and self._spool.pending:
             with self._spool_lock:
                 if self._spool.pending and not self._replay_once():
-                    self._spool.append(plan)  # keep order behind what is spooled
+                    # Keep order behind what is spooled.
+                    self._spool.append(plan)
                     return plan.ids
         attempts = self._core.attempts(time.monotonic())
         while True:
@@ -228,7 +250,8 @@ class Producer:
         sent = jobs = 0
         try:
             for call in calls:
-                if self._call(call.keys, call.args).full:
+                reply = self._call(call.keys, call.args)
+                if reply.full:
                     break  # still spooled; tried again on the next call
                 sent += 1
                 jobs += call.jobs
