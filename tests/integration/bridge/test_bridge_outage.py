@@ -51,6 +51,7 @@ def test_broker_stopped_for_20s_mid_run_loses_nothing(make_stack, namespace, cap
         wait_for(lambda: ready_total(client, settings, "q") == 0
                  and inflight_total(client, settings, "q") == 0, 120, interval_s=0.2,
                  what="drained after the broker came back")
+        unreachable_s = time.monotonic() - stopped_at  # longer than OUTAGE_S on a slow box
     finally:
         bridge.stop()
         thread.join(60)
@@ -62,5 +63,6 @@ def test_broker_stopped_for_20s_mid_run_loses_nothing(make_stack, namespace, cap
           f"flight, lost {len(lost)}, duplicates {sum(c - 1 for c in counts.values())}, "
           f"'Kafka unreachable' logged {len(warnings)} times; acked before stop {acked_during}")
     assert not lost
-    assert 1 <= len(warnings) <= 4  # once per log_interval_s, not per job
+    # once per log_interval_s (10 s) while Kafka was unreachable, not once per job
+    assert 1 <= len(warnings) <= unreachable_s // 10 + 1
     client.close()
