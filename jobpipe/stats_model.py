@@ -155,30 +155,65 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
 
-def render_table(snapshot: Snapshot, rates: dict[str, Rates], groups: tuple[str, str]) -> Table:
+# Columns of the table, most important first: a narrow terminal drops them from the end.
+COLUMNS = ("queue", "ready", "lag", "DLQ", "in/s", "done/s", "paused", "inflight", "delayed",
+           "retry lag", "DLQ/s", "dead", "parked")
+_LEFT = frozenset({"queue", "paused"})
+
+
+def _cells(q: QueueSnapshot, rate: Rates | None, groups: tuple[str, str]) -> dict[str, str]:
+    workers, retry = groups
+    paused = "queue" if q.paused else ""
+    if q.paused_tenants:
+        shown = ", ".join(q.paused_tenants[:3]) + (" ..." if len(q.paused_tenants) > 3 else "")
+        paused = f"{paused} tenants: {shown}".strip()
+    return {
+        "queue": q.queue, "ready": f"{q.ready:,}", "delayed": f"{q.delayed:,}",
+        "inflight": f"{q.inflight:,}", "dead": f"{q.dead:,}", "parked": f"{q.parked:,}",
+        "lag": f"{q.group_lag(workers):,}", "retry lag": f"{q.group_lag(retry):,}",
+        "DLQ": f"{q.dlq_size:,}", "in/s": _rate(rate.bridged_per_s if rate else None),
+        "done/s": _rate(rate.completed_per_s if rate else None),
+        "DLQ/s": _rate(rate.dead_lettered_per_s if rate else None), "paused": paused,
+    }
+
+
+def fitting_columns(rows: list[dict[str, str]], width: int | None) -> list[str]:
+    """The columns of :data:`COLUMNS` that fit in ``width`` characters with whole headers
+    and cells, taken most important first, each while it still fits; all of them when
+    ``width`` is ``None``. The queue column always stays."""
+    if width is None:
+        return list(COLUMNS)
+    kept: list[str] = []
+    used = 1  # the table's left border
+    for name in COLUMNS:
+        # One space of padding either side and a border after each column.
+        need = max(len(name), *(len(row[name]) for row in rows)) + 3 if rows else len(name) + 3
+        if kept and used + need > width:
+            continue
+        kept.append(name)
+        used += need
+    return kept
+
+
+def render_table(snapshot: Snapshot, rates: dict[str, Rates], groups: tuple[str, str],
+                 width: int | None = None) -> Table:
     """A rich table, one row per queue.
 
     Args:
         groups: the workers and retry consumer group ids, in that order.
+        width: the terminal's width: columns that would not fit whole are left out
+            (least important first) and named under the table, instead of every
+            header being cut short. ``None``: every column.
     """
-    workers, retry = groups
+    rows = [_cells(q, rates.get(q.queue), groups) for q in snapshot.queues]
+    shown = fitting_columns(rows, width)
+    hidden = [name for name in COLUMNS if name not in shown]
+    caption = (f"not shown at this width: {', '.join(hidden)} (--json has all)" if hidden
+               else None)
     table = Table(title=f"jobpipe {snapshot.namespace}: {snapshot.bridges_alive} bridge(s) alive",
-                  title_justify="left")
-    for header in ("queue", "ready", "delayed", "inflight", "dead", "parked", "lag",
-                   "retry lag", "DLQ", "in/s", "done/s", "DLQ/s", "paused"):
-        table.add_column(header, justify="left" if header in ("queue", "paused") else "right",
-                         no_wrap=True)
-    for q in snapshot.queues:
-        rate = rates.get(q.queue)
-        paused = "queue" if q.paused else ""
-        if q.paused_tenants:
-            shown = ", ".join(q.paused_tenants[:3]) + (" ..." if len(q.paused_tenants) > 3 else "")
-            paused = f"{paused} tenants: {shown}".strip()
-        table.add_row(
-            q.queue, f"{q.ready:,}", f"{q.delayed:,}", f"{q.inflight:,}", f"{q.dead:,}",
-            f"{q.parked:,}", f"{q.group_lag(workers):,}", f"{q.group_lag(retry):,}",
-            f"{q.dlq_size:,}", _rate(rate.bridged_per_s if rate else None),
-            _rate(rate.completed_per_s if rate else None),
-            _rate(rate.dead_lettered_per_s if rate else None), paused,
-        )
+                  title_justify="left", caption=caption, caption_justify="left")
+    for name in shown:
+        table.add_column(name, justify="left" if name in _LEFT else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*(row[name] for name in shown))
     return table

@@ -44,7 +44,7 @@ def run_stats(obj: CliContext, *, once: bool, as_json: bool, interval_s: float,
             if as_json:
                 click.echo(json.dumps(to_json(current, {}), sort_keys=True))
             else:
-                console.print(render_table(current, {}, collector.groups))
+                console.print(render_table(current, {}, collector.groups, console.width))
             return
         previous = None
         if as_json:
@@ -53,13 +53,13 @@ def run_stats(obj: CliContext, *, once: bool, as_json: bool, interval_s: float,
                 click.echo(json.dumps(to_json(current, rates), sort_keys=True))
                 time.sleep(interval_s)
                 previous, current = current, collector.snapshot()
-        with Live(render_table(current, {}, collector.groups), console=console,
+        with Live(render_table(current, {}, collector.groups, console.width), console=console,
                   auto_refresh=False) as live:
             while True:
                 time.sleep(interval_s)
                 previous, current = current, collector.snapshot()
                 live.update(render_table(current, compute_rates(previous, current),
-                                         collector.groups), refresh=True)
+                                         collector.groups, console.width), refresh=True)
     except KeyboardInterrupt:
         pass
     finally:

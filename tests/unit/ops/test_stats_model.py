@@ -6,7 +6,14 @@ import json
 
 from rich.console import Console
 
-from jobpipe.stats_model import QueueSnapshot, Snapshot, compute_rates, render_table, to_json
+from jobpipe.stats_model import (
+    COLUMNS,
+    QueueSnapshot,
+    Snapshot,
+    compute_rates,
+    render_table,
+    to_json,
+)
 
 GROUPS = ("ns.workers", "ns.retry")
 
@@ -56,3 +63,27 @@ def test_table_shows_one_row_per_queue_with_rates():
     assert "email" in text
     assert "tenants: acme" in text
     assert "50.0" in text
+
+
+def test_at_80_columns_every_shown_header_is_whole_and_the_rest_are_named():
+    previous, current = _snap(0.0, 0, 0, 0), _snap(1.0, 50_000, 40_000, 1)
+    console = Console(width=80, record=True)
+    console.print(render_table(current, compute_rates(previous, current), GROUPS, console.width))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    header = next(line for line in text.splitlines() if "queue" in line)
+    shown = [name for name in COLUMNS if name in header]
+    assert "…" not in text
+    assert {"queue", "ready", "lag", "DLQ"} <= set(shown)
+    hidden = [name for name in COLUMNS if name not in shown]
+    assert hidden, "13 columns cannot fit in 80: some must be left out"
+    assert f"not shown at this width: {', '.join(hidden)}" in " ".join(text.split())
+
+
+def test_a_wide_terminal_shows_every_column():
+    current = _snap(1.0, 50, 40, 1)
+    console = Console(width=200, record=True)
+    console.print(render_table(current, {}, GROUPS, console.width))
+    header = next(line for line in console.export_text().splitlines() if "queue" in line)
+    assert all(name in header for name in COLUMNS)
+    assert "not shown" not in console.export_text()
