@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
-from ingest.http.exposure import check_exposure, is_loopback
+from ingest.http.exposure import check_exposure
 from jobpipe.errors import ConfigError
+from jobpipe.http_access import bearer_authorised, is_loopback
 from jobpipe.settings import IngestSettings
 
 
@@ -39,3 +40,14 @@ def test_insecure_serves_without_tokens_and_warns(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING):
         check_exposure(IngestSettings(http_host="0.0.0.0"), insecure=True)
     assert "WITHOUT authentication" in caplog.text
+
+
+def test_bearer_tokens_are_checked_and_none_means_open() -> None:
+    tokens = [b"alpha", b"beta"]
+    assert bearer_authorised("Bearer beta", tokens)
+    assert bearer_authorised("bearer  alpha ", tokens)
+    assert not bearer_authorised("Bearer gamma", tokens)
+    assert not bearer_authorised("Basic alpha", tokens)
+    assert not bearer_authorised("Bearer ", tokens)
+    assert not bearer_authorised("", tokens)
+    assert bearer_authorised("", [])
