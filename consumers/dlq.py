@@ -57,6 +57,11 @@ class ReplayReport:
     not_jobs: int
     deferred: int
 
+    def summary(self) -> str:
+        """One line for the operator (``jobpipe dlq replay``, the dashboard)."""
+        return (f"replayed {len(self.replayed)} job(s); {self.already} already replayed, "
+                f"{self.not_jobs} not jobs, {self.deferred} left for the next run")
+
 
 class _Dlq:
     """The DLQ topic of one queue, with a client of the replay group."""

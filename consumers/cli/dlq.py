@@ -94,8 +94,7 @@ def replay(obj: CliContext, queue: str, refs: tuple[str, ...], task: str | None,
     settings = obj.settings()
     report = replay_records(settings, settings.topology.get(queue),
                             _filter(task, since, limit, refs))
-    click.echo(f"replayed {len(report.replayed)} job(s); {report.already} already replayed, "
-               f"{report.not_jobs} not jobs, {report.deferred} left for the next run")
+    click.echo(report.summary())
 
 
 @dlq.command("purge")
