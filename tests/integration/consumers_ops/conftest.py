@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import uvloop
 from confluent_kafka import Consumer, Producer
 
+from consumers import App, JobContext, Worker
 from jobpipe.envelope import Job, new_job_id, now_ns
 from jobpipe.settings import Settings
 
@@ -18,6 +22,37 @@ def make_job(queue: str = "default", task: str = "t", **fields: Any) -> Job:
     """A job with fresh id and enqueue time."""
     fields.setdefault("args", {"n": 1})
     return Job(id=new_job_id(), queue=queue, task=task, enqueued_at=now_ns(), **fields)
+
+
+def wait_for(condition: Callable[[], object], timeout_s: float = 30.0) -> bool:
+    """Poll ``condition`` until it is truthy or the (generous) deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@contextlib.contextmanager
+def worker_running(settings: Settings) -> Iterator[list[str]]:
+    """A real Worker on a thread, serving task ``work``; yields the ids of the jobs
+    it ran, in order."""
+    seen: list[str] = []
+    app = App("ops")
+
+    @app.task
+    async def work(ctx: JobContext, args: dict[str, Any]) -> None:
+        seen.append(ctx.job_id)
+
+    worker = Worker(settings, app, retry_relay=False)
+    # Worker.run() installs signal handlers, which only the main thread may do.
+    thread = threading.Thread(target=uvloop.run, args=(worker.async_run(),), daemon=True)
+    thread.start()
+    yield seen
+    worker.stop()
+    thread.join(30)
+    assert not thread.is_alive()
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes]],

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-import uvloop
 
-from consumers import App, JobContext, Worker
 from consumers.control import pause_queue, pause_tenant, resume_queue, resume_tenant
 from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.envelope import decode, encode
 from jobpipe.settings import Settings
-from tests.integration.consumers_ops.conftest import make_job, produce
+from tests.integration.consumers_ops.conftest import make_job, produce, wait_for, worker_running
 
 pytestmark = [pytest.mark.integration]
 
 PAUSE_DEADLINE_S = 2.0
-
-
-def _wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture
@@ -42,22 +30,9 @@ def worker_settings(make_settings, kafka_cleanup, redis_client) -> Settings:
 
 @pytest.fixture
 def executed(worker_settings) -> Iterator[list[str]]:
-    """Job ids run by a Worker running on a thread for the length of the test."""
-    seen: list[str] = []
-    app = App("ops")
-
-    @app.task
-    async def work(ctx: JobContext, args: dict) -> None:
-        seen.append(ctx.job_id)
-
-    worker = Worker(worker_settings, app, retry_relay=False)
-    # Worker.run() installs signal handlers, which only the main thread may do.
-    thread = threading.Thread(target=uvloop.run, args=(worker.async_run(),), daemon=True)
-    thread.start()
-    yield seen
-    worker.stop()
-    thread.join(30)
-    assert not thread.is_alive()
+    """Job ids run by a real Worker on a thread, for the length of the test."""
+    with worker_running(worker_settings) as seen:
+        yield seen
 
 
 def _produce(settings: Settings, jobs) -> None:
@@ -70,16 +45,16 @@ def test_queue_pause_stops_a_running_worker_and_resume_restarts_it(worker_settin
     ns = worker_settings.namespace
     first = [make_job(task="work") for _ in range(10)]
     _produce(worker_settings, first)
-    assert _wait_for(lambda: set(executed) >= {j.id for j in first})
+    assert wait_for(lambda: set(executed) >= {j.id for j in first})
 
     pause_queue(redis_client, ns, "default")
     time.sleep(PAUSE_DEADLINE_S)  # the pause must have reached the worker by now
     second = [make_job(task="work") for _ in range(10)]
     _produce(worker_settings, second)
-    assert not _wait_for(lambda: any(j.id in executed for j in second), timeout_s=2.0)
+    assert not wait_for(lambda: any(j.id in executed for j in second), timeout_s=2.0)
 
     resume_queue(redis_client, ns, "default")
-    assert _wait_for(lambda: set(executed) >= {j.id for j in second})
+    assert wait_for(lambda: set(executed) >= {j.id for j in second})
 
 
 def test_tenant_pause_parks_only_that_tenants_jobs(worker_settings, executed, redis_client):
@@ -90,8 +65,8 @@ def test_tenant_pause_parks_only_that_tenants_jobs(worker_settings, executed, re
     other = [make_job(task="work", tenant="other") for _ in range(5)]
     _produce(worker_settings, [j for pair in zip(acme, other, strict=True) for j in pair])
     parked = names.parked_key(ns, "default", "acme")
-    assert _wait_for(lambda: set(executed) >= {j.id for j in other})
-    assert _wait_for(lambda: redis_client.llen(parked) == len(acme))
+    assert wait_for(lambda: set(executed) >= {j.id for j in other})
+    assert wait_for(lambda: redis_client.llen(parked) == len(acme))
     assert not any(j.id in executed for j in acme)
 
     assert resume_tenant(redis_client, ns, worker_settings.topology.get("default"), "acme") == 5
