@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "pause": "consumers.cli.control:pause",
     "resume": "consumers.cli.control:resume",
     "stats": "jobpipe.cli.stats:stats",
+    "dashboard": "dashboard.cli:dashboard",
     "bench": "jobpipe.cli.bench:bench",
     "loadtest": "loadtest.cli:loadtest",
     "capacity": "loadtest.cli:capacity",
