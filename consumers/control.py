@@ -26,7 +26,7 @@ import redis.asyncio
 
 from jobpipe import names
 from jobpipe.errors import ConfigError
-from jobpipe.routing import DEFAULT_TENANT, Routes
+from jobpipe.routing import Routes, tenant_or_default
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Controls:
     def is_tenant_paused(self, queue: str, tenant: str | None) -> bool:
         """Whether ``tenant`` (``None`` = ``default``) of ``queue`` is paused, as of
         the last refresh."""
-        return (tenant or DEFAULT_TENANT) in self._paused_tenants.get(queue, frozenset())
+        return tenant_or_default(tenant) in self._paused_tenants.get(queue, frozenset())
 
     async def park(self, raw: bytes, queue: str, tenant: str | None) -> bool:
         """Hold a paused tenant's job in Redis until the tenant is resumed.
@@ -152,7 +152,7 @@ class Controls:
             ``True`` when parked; ``False`` when the tenant had been resumed
             meanwhile and the job went back to the ready list instead.
         """
-        tenant = tenant or DEFAULT_TENANT
+        tenant = tenant_or_default(tenant)
         ns = self._ns
         spec = self._specs.get(queue)
         self._spread += 1

@@ -24,7 +24,7 @@ from consumers.offsets import OffsetTracker
 from consumers.registry import App
 from jobpipe.envelope import decode, encode
 from jobpipe.errors import EnvelopeError
-from jobpipe.routing import DEFAULT_TENANT
+from jobpipe.routing import tenant_or_default
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class Intake:
         controls = self._controls
         keep: list[Item] = []
         for item in items:
-            queue, tenant = item.job.queue, item.job.tenant or DEFAULT_TENANT
+            queue, tenant = item.job.queue, tenant_or_default(item.job.tenant)
             if not controls.is_tenant_paused(queue, tenant):
                 keep.append(item)
                 continue

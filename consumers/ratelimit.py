@@ -17,7 +17,7 @@ import redis.asyncio
 
 from consumers.token_bucket import Limit, idle_ttl_ms
 from jobpipe import names
-from jobpipe.routing import DEFAULT_TENANT
+from jobpipe.routing import tenant_or_default
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class RateLimiter:
         args: list[float] = []
         for rate, key in ((spec.rate_limit_per_s, names.rate_key(self._ns, spec.name)),
                           (spec.tenant_rate_limit_per_s,
-                           names.rate_key(self._ns, spec.name, tenant or DEFAULT_TENANT))):
+                           names.rate_key(self._ns, spec.name, tenant_or_default(tenant)))):
             if rate is not None:
                 limit = Limit(rate)
                 keys.append(key)

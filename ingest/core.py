@@ -25,6 +25,7 @@ from jobpipe.envelope import now_ns
 from jobpipe.errors import JobRejected, JobTooLarge, QueueFull, UnknownQueue
 from jobpipe.ids import new_job_ids
 from jobpipe.options import JobOptions, Resolved
+from jobpipe.routing import tenant_or_default
 from jobpipe.settings import Settings
 
 MAX_TASK_CHARS = 200
@@ -159,7 +160,7 @@ class Intake:
         if opts.run_at_ns is not None:
             builder.delay(opts.run_at_ns // 1_000_000, jobs)
         elif spec.fair:
-            builder.push_tenant(routes.tenant(opts.tenant), jobs)
+            builder.push_tenant(tenant_or_default(opts.tenant), jobs)
         elif opts.key is not None:
             builder.push(routes.ready_list(opts.key.encode(), opts.priority, 0), jobs)
         else:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from jobpipe import names
 from jobpipe.errors import JobRejected
-from jobpipe.routing import DEFAULT_TENANT
+from jobpipe.routing import tenant_or_default
 from jobpipe.topology import QueueSpec
 
 MAX_IDEMPOTENCY_KEY_CHARS = 512
@@ -58,8 +58,8 @@ class JobOptions:
         tenant = self.tenant
         if tenant is not None and not (isinstance(tenant, str) and names.is_valid_tenant(tenant)):
             raise JobRejected(f"{where}: tenant {tenant!r} must be 1-200 of [A-Za-z0-9_.:@-]")
-        if tenant is None and spec.fair:
-            tenant = DEFAULT_TENANT
+        if spec.fair:
+            tenant = tenant_or_default(tenant)
         priority = 0 if self.priority is None else self.priority
         if not _is_int(priority) or not 0 <= priority < len(spec.priorities):
             top = len(spec.priorities) - 1

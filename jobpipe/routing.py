@@ -24,6 +24,15 @@ DEFAULT_TENANT = "default"
 """The tenant of a job that names none (fair queues, pausing, rate limits)."""
 
 
+def tenant_or_default(tenant: str | None) -> str:
+    """The tenant a job counts as: its own, else :data:`DEFAULT_TENANT`.
+
+    The one home of that fallback: fair lists, pausing, parking and rate limits
+    all key a job by this, so a job without a tenant is the same job to each.
+    """
+    return tenant or DEFAULT_TENANT
+
+
 def read_route(raw: bytes, spec: QueueSpec) -> tuple[int, str | None]:
     """The priority level and tenant of an encoded job, reading only what routing needs.
 
@@ -78,14 +87,9 @@ class Routes:
                             for shard in range(spec.shards)) for level in spec.levels)
         return cls(spec, ready, names.tenant_ready_key(ns, spec.name, ""))
 
-    @staticmethod
-    def tenant(tenant: str | None) -> str:
-        """The tenant a job counts as: its own, else :data:`DEFAULT_TENANT`."""
-        return tenant or DEFAULT_TENANT
-
     def tenant_list(self, tenant: str | None) -> str:
         """The ready list of one tenant of a fair queue."""
-        return self.tenant_prefix + (tenant or DEFAULT_TENANT)
+        return self.tenant_prefix + tenant_or_default(tenant)
 
     def ready_list(self, key: bytes | None, level: int, spread: int) -> str:
         """The ready list of a job of a queue that is not fair."""
@@ -102,6 +106,6 @@ class Routes:
         except EnvelopeError:
             level, carried = 0, None
         if self.spec.fair:
-            chosen = tenant or carried or DEFAULT_TENANT
+            chosen = tenant_or_default(tenant or carried)
             return self.tenant_prefix + chosen, chosen
         return self.ready_list(peek_key(raw), level, spread), ""

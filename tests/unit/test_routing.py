@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from jobpipe import names
@@ -63,3 +65,12 @@ def test_a_keyed_job_keeps_its_shard_and_an_unkeyed_one_follows_the_counter():
 def test_bytes_that_are_not_a_job_go_to_level_zero():
     routes = Routes.of("ns", QueueSpec("q", shards=2, priorities=(2, 1)))
     assert routes.of_raw(b'{"priority": -3}', 1) == (names.ready_key("ns", "q", 1, 0), "")
+
+
+def test_the_default_tenant_fallback_is_written_only_in_routing():
+    root = Path(__file__).resolve().parents[2]
+    writers = [path.relative_to(root).as_posix()
+               for package in ("jobpipe", "ingest", "bridge", "consumers", "loadtest")
+               for path in sorted((root / package).rglob("*.py"))
+               if "DEFAULT_TENANT" in path.read_text()]
+    assert writers == ["jobpipe/routing.py"], "use jobpipe.routing.tenant_or_default"
