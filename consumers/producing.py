@@ -37,7 +37,7 @@ class DeliveringProducer:
 
     def __init__(self, settings: KafkaSettings, retry_delay_s: float = 1.0) -> None:
         self._producer = Producer(kafka_producer_config(
-            settings, **{"linger.ms": 5, "compression.type": "lz4"}))
+            settings, **{"compression.type": "lz4"}))
         self._retry_delay_s = retry_delay_s
         self._again: deque[tuple[float, _Record]] = deque()
         self._stop = threading.Event()

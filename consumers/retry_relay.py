@@ -101,7 +101,7 @@ class RetryRelay:
         if not self._routes:
             return
         producer = self._producer = Producer(
-            kafka_producer_config(self._settings.kafka, **{"linger.ms": 5}))
+            kafka_producer_config(self._settings.kafka))
         guard = GuardedConsumer(
             self._settings.kafka, self._settings.worker.group_stuck_s,
             names.group_id(self._ns, "retry"), list(self._routes), "retry relay",
