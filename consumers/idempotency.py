@@ -52,13 +52,18 @@ class DoneMarkers:
         return [v is not None for v in values]
 
     async def mark(self, by_queue: Iterable[tuple[str, int, Sequence[str]]]) -> None:
-        """Mark keys done: ``(queue, ttl_s, keys)`` triples, one pipeline in all."""
+        """Mark keys done: ``(queue, ttl_s, keys)`` triples, one round trip in all.
+
+        One queue (the usual batch) is one ``EVALSHA``; a pipeline holding a
+        script first asks ``SCRIPT EXISTS``, a second round trip per batch.
+        """
         ns = self._ns
-        pipe = self._client.pipeline(transaction=False)
-        calls = 0
-        for queue, ttl_s, keys in by_queue:
-            if ttl_s > 0 and keys:
-                await queue_script_async(pipe, self._mark, _keys(ns, queue, keys), [ttl_s])
-                calls += 1
-        if calls:
+        calls = [(_keys(ns, queue, keys), ttl_s) for queue, ttl_s, keys in by_queue
+                 if ttl_s > 0 and keys]
+        if len(calls) == 1:
+            await self._mark(keys=calls[0][0], args=[calls[0][1]])
+        elif calls:
+            pipe = self._client.pipeline(transaction=False)
+            for marker_keys, ttl_s in calls:
+                await queue_script_async(pipe, self._mark, marker_keys, [ttl_s])
             await pipe.execute()
