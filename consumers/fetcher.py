@@ -68,6 +68,13 @@ def fetch_available(consumer: Consumer, batch_max: int, wait_s: float,
     return msgs
 
 
+def _is_eof(msg: Message) -> bool:
+    """An end-of-partition event (``enable.partition.eof``): at a low rate one
+    follows nearly every job, and handing it to the loop would cost a wake-up."""
+    err = msg.error()
+    return err is not None and err.code() == KafkaError._PARTITION_EOF
+
+
 class Fetcher:
     """Runs the process's consumer on a dedicated thread.
 
@@ -167,9 +174,12 @@ class Fetcher:
                     continue
                 msgs = fetch_available(consumer, self._settings.worker.batch_max, FETCH_WAIT_S,
                                        self._stop)
+                seen = msgs
+                if msgs and all(_is_eof(m) for m in msgs):
+                    msgs = []  # nothing for the loop to do
                 if self.first_fetched is None:  # a paused partition delivers nothing
                     self.first_fetch.seen(self._paused | {(m.topic() or "", m.partition() or 0)
-                                                          for m in msgs})
+                                                          for m in seen})
                     if self.first_fetch.done:
                         self.first_fetched = self.handed + len(msgs)
                 if msgs:
