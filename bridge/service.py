@@ -3,9 +3,11 @@
 A plain single-threaded loop (the lag monitor has its own thread): each
 iteration takes batches while fewer than ``max_batches_in_flight`` are
 outstanding, hands each to Kafka in one call, serves delivery reports, and
-acknowledges complete batches oldest first. With nothing to take and nothing
-in flight it blocks until a push or a due delayed job wakes it
-(:mod:`bridge.wake`), not on a poll interval. When the broker is unreachable
+acknowledges complete batches oldest first. It takes only when the lists may
+hold jobs (a wake-up, a take that found some, the in-flight bound), so waiting
+for reports costs no Redis command. With nothing to take and nothing in flight
+it blocks until a push or a due delayed job wakes it (:mod:`bridge.wake`), not
+on a poll interval. When the broker is unreachable
 the reports stop, the in-flight bound is reached and taking stops: Redis
 buffers, nothing times out (``message.timeout.ms=0``), and the loop resumes by
 itself when Kafka answers. SIGTERM (via :meth:`Bridge.stop`): stop taking,
@@ -47,6 +49,9 @@ BACKLOG_INTERVAL_S = 1.0
 LAG_RECHECK_S = 0.05
 # run_until_idle checks for idleness at least this often.
 IDLE_CHECK_S = 0.05
+# While batches are in flight and the lists are empty, the longest wait for a
+# report before looking whether a push woke the bridge (a select, no Redis command).
+REPORT_SLICE_S = 0.001
 
 
 class Bridge:
@@ -79,6 +84,11 @@ class Bridge:
         self._inflight: dict[str, int] = defaultdict(int)
         self._ready_total = 0
         self._lag_held = False
+        self._lag_recheck_at = 0.0
+        # Whether the lists may hold jobs: set by a wake-up, a take that found
+        # jobs, the in-flight bound, a promotion or a heartbeat; cleared by a
+        # take pass that found nothing. Waiting for reports takes nothing else.
+        self._maybe_work = True
         self._log_at: dict[str, float] = {}
 
     # --- lifecycle ---------------------------------------------------------------
@@ -180,10 +190,12 @@ class Bridge:
             return self._step(idle_wait_s)
         except Fenced:
             self._reincarnate()
+            self._maybe_work = True
             return True
         except redis.RedisError as exc:
             self._log_once("redis", "Redis unavailable (%s); retrying", exc)
             self._relay.poll(0.5)
+            self._maybe_work = True
             return True
 
     def _step(self, idle_wait_s: float) -> bool:
@@ -193,31 +205,55 @@ class Bridge:
         if now >= self._next_beat:
             self._next_beat = now + b.heartbeat_interval_s
             self._heartbeat()
+            self._maybe_work = True  # a lapsed bridge's jobs may be back in the lists
         if now >= self._next_promote:
             self._next_promote = now + b.delayed_interval_s
             for q, promo in self._promoter.promote().items():
                 metrics.JOBS_PROMOTED.labels(q).inc(promo.moved)
+                self._maybe_work = True
         if now >= self._next_backlog:
             self._next_backlog = now + BACKLOG_INTERVAL_S
             self._publish_backlog()
         if self._relay.fatal:
             self._relay.restart()
-        took = 0
-        self._lag_held = False
-        while len(self._acks) < b.max_batches_in_flight and not self._stop.is_set():
-            got = self._rotation.take_next(self._taker.take, self._lag_allows)
-            if got is None:
-                break
-            self._send(Batch(got[0], got[1], time.monotonic()))
-            took += 1
-        waiting = len(self._acks) > 0
-        if took or waiting:
-            self._relay.poll(0 if took else 0.002)  # returns as soon as a report is served
+        took = self._take() if self._maybe_work else 0
+        if took or len(self._acks):
+            if took:
+                self._relay.poll(0)
+            else:
+                self._wait_for_report()
             self._settle_and_ack(time.monotonic())
             return True
         self._relay.poll(0)  # error callbacks
         self._wait_for_work(now, idle_wait_s)
         return False
+
+    def _take(self) -> int:
+        """Take batches while the in-flight bound allows; returns how many."""
+        took = 0
+        self._lag_held = False
+        self._maybe_work = False
+        while not self._stop.is_set():
+            if len(self._acks) >= self.settings.bridge.max_batches_in_flight:
+                self._maybe_work = True  # more may wait: take again after an ack
+                break
+            got = self._rotation.take_next(self._taker.take, self._lag_allows)
+            if got is None:
+                break
+            self._send(Batch(got[0], got[1], time.monotonic()))
+            took += 1
+        if self._lag_held:
+            self._lag_recheck_at = time.monotonic() + LAG_RECHECK_S
+        return took
+
+    def _wait_for_report(self) -> None:
+        """Batches are in flight and the lists were empty: serve Kafka's reports
+        (``poll`` returns as soon as one is served) and, between slices, look at
+        the armed wake-up, so a push is taken at once without a take per slice."""
+        self._waker.arm(self.settings.bridge.idle_wait_s)
+        self._relay.poll(REPORT_SLICE_S)
+        if self._waker.woken() or (self._lag_held and time.monotonic() >= self._lag_recheck_at):
+            self._maybe_work = True
 
     def _wait_for_work(self, now: float, idle_wait_s: float) -> None:
         """Block until a push, a due delayed job, the next heartbeat or ``idle_wait_s``."""
@@ -226,6 +262,7 @@ class Bridge:
             longest_s = min(longest_s, LAG_RECHECK_S)
         if not self._waker.wait(max(longest_s, 0.0)):
             self._next_promote = time.monotonic()  # a delayed job may be due now
+        self._maybe_work = True
 
     def _send(self, batch: Batch) -> None:
         q = batch.source.queue
@@ -244,13 +281,12 @@ class Bridge:
         prefixes = self._acks.ackable()
         if not prefixes:
             return
-        pipe = self._client.pipeline(transaction=False)
+        acks = []
         for prefix in prefixes:
             source: Source = prefix[0].source
             dead = [encode_record(d, source.key) for b in prefix for d in b.dead]
-            self._taker.ack(pipe, source, sum(len(b.items) for b in prefix), dead)
-        results = pipe.execute()
-        Taker.check_acks(results)
+            acks.append((source, sum(len(b.items) for b in prefix), dead))
+        self._taker.ack(acks)
         for prefix in prefixes:
             self._acks.remove(prefix)
             for batch in prefix:

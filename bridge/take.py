@@ -90,16 +90,29 @@ class Taker:
             raise Fenced(self.bridge_id)
         return list(items)
 
-    def ack(self, pipe: redis.client.Pipeline[bytes], source: Source, n: int,
-            dead_records: Sequence[bytes]) -> None:
-        """Queue (on ``pipe``) the removal of the ``n`` oldest in-flight jobs of
-        ``source``, pushing ``dead_records`` to the dead list in the same script."""
-        q = source.queue
-        queue_script(pipe, self._ack, [source.inflight, self._owners[q], self._dead[q]],
-                     [self.bridge_id, n, *dead_records])
+    def ack(self, acks: Sequence[tuple[Source, int, Sequence[bytes]]]) -> None:
+        """Remove the ``n`` oldest in-flight jobs of each ``(source, n, dead_records)``,
+        pushing ``dead_records`` to the dead list in the same script.
 
-    @staticmethod
-    def check_acks(results: Sequence[Any]) -> None:
-        """Raise :class:`Fenced` when any ack of a pipeline was refused."""
+        One ack (the usual case at a low rate) is one ``EVALSHA``; several share
+        a pipeline (which first asks ``SCRIPT EXISTS``, a second round trip).
+
+        Raises:
+            Fenced: this bridge id lost its ownership.
+        """
+        if len(acks) == 1:
+            source, n, dead_records = acks[0]
+            results: list[Any] = [self._ack(keys=self._ack_keys(source),
+                                            args=[self.bridge_id, n, *dead_records])]
+        else:
+            pipe = self._client.pipeline(transaction=False)
+            for source, n, dead_records in acks:
+                queue_script(pipe, self._ack, self._ack_keys(source),
+                             [self.bridge_id, n, *dead_records])
+            results = pipe.execute()
         if any(r == -1 for r in results):
             raise Fenced("ack refused")
+
+    def _ack_keys(self, source: Source) -> list[str]:
+        q = source.queue
+        return [source.inflight, self._owners[q], self._dead[q]]

@@ -54,6 +54,7 @@ class _Blocked:
     node: redis.Redis[bytes]
     conn: AbstractConnection
     conn_id: int
+    armed: bool = False  # a BZPOPMIN is outstanding on it
 
     def fileno(self) -> int:
         return int(self.conn._sock.fileno())  # type: ignore[attr-defined]
@@ -103,19 +104,50 @@ class Waker:
         if timeout_s <= 0:
             return False
         try:
-            blocked = self._connections()
-            for each in blocked:
-                each.conn.send_command("BZPOPMIN", *each.keys, timeout_s + BACKSTOP_S)
+            blocked = self.arm(timeout_s)
             waitables: list[_Blocked | int] = [*blocked, self._pipe_r]
             ready, _, _ = select.select(waitables, [], [], timeout_s)
             for each in blocked:
                 if each not in ready:  # its wait ends with a nil reply
                     each.node.client_unblock(each.conn_id)
-            woke = [each.conn.read_response() is not None for each in blocked]
+            woke = [self._reply(each) for each in blocked]
             return any(woke)
         except BaseException:
             self._drop()  # a half-read reply must not meet the next command
             raise
+
+    def arm(self, longest_s: float) -> list[_Blocked]:
+        """Start the waits that are not running yet; they run on while the bridge
+        does other work, and a connection turns readable once a push woke it.
+
+        A bridge waiting for Kafka's reports checks them with :meth:`woken`
+        between polls: a push then costs no Redis command until it happens.
+        """
+        blocked = self._connections()
+        for each in blocked:
+            if not each.armed:
+                each.conn.send_command("BZPOPMIN", *each.keys, longest_s + BACKSTOP_S)
+                each.armed = True
+        return blocked
+
+    def woken(self) -> bool:
+        """Whether a running wait (see :meth:`arm`) ended with a push; never blocks.
+        A nil reply (Redis's backstop timeout) ends a wait too: re-armed next time."""
+        armed = [each for each in self._blocked if each.armed]
+        if not armed:
+            return False
+        try:
+            ready, _, _ = select.select(armed, [], [], 0)
+            woke = [self._reply(each) for each in ready]
+            return any(woke)
+        except BaseException:
+            self._drop()
+            raise
+
+    @staticmethod
+    def _reply(each: _Blocked) -> bool:
+        each.armed = False
+        return each.conn.read_response() is not None
 
     def _connections(self) -> list[_Blocked]:
         if not self._blocked:
