@@ -1,4 +1,4 @@
-"""The dashboard's aiohttp application: static files and JSON endpoints under ``/ui/``.
+"""The dashboard's aiohttp application: static files and JSON endpoints, mounted at ``/ui``.
 
 The page and its scripts carry no data and are served to anyone; every
 ``/ui/api/`` endpoint wants one of ``ingest.tokens`` as a bearer token, like
@@ -59,7 +59,8 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 def create_app(settings_tokens: tuple[str, ...], backend: Backend) -> web.Application:
-    """The application around a :class:`Backend`; the caller closes the backend.
+    """The application around a :class:`Backend`, to mount at ``/ui`` (its routes are
+    relative to it); it closes the backend when the server cleans up.
 
     Args:
         settings_tokens: ``ingest.tokens``; empty = no authentication.
@@ -104,9 +105,6 @@ def create_app(settings_tokens: tuple[str, ...], backend: Backend) -> web.Applic
     async def index(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
 
-    async def root(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/ui/")
-
     async def stats(request: web.Request) -> web.Response:
         return _json(200, await run(backend.stats))
 
@@ -139,17 +137,32 @@ def create_app(settings_tokens: tuple[str, ...], backend: Backend) -> web.Applic
     async def dlq_purge(request: web.Request) -> web.Response:
         return _json(200, {"message": await run(backend.dlq_purge, spec_of(request))})
 
+    async def close(app: web.Application) -> None:
+        backend.close()
+
     app = web.Application(middlewares=[guard])
     app[BACKEND] = backend
-    app.router.add_get("/", root)
-    app.router.add_get("/ui", root)
-    app.router.add_get("/ui/", index)
-    app.router.add_static("/ui/static/", STATIC)
-    app.router.add_get("/ui/api/stats", stats)
-    app.router.add_post("/ui/api/queues/{queue}/pause", pause)
-    app.router.add_post("/ui/api/queues/{queue}/resume", resume)
-    app.router.add_get("/ui/api/queues/{queue}/dlq", dlq_list)
-    app.router.add_get("/ui/api/queues/{queue}/dlq/{ref}", dlq_show)
-    app.router.add_post("/ui/api/queues/{queue}/dlq/replay", dlq_replay)
-    app.router.add_post("/ui/api/queues/{queue}/dlq/purge", dlq_purge)
+    app.on_cleanup.append(close)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/api/stats", stats)
+    app.router.add_post("/api/queues/{queue}/pause", pause)
+    app.router.add_post("/api/queues/{queue}/resume", resume)
+    app.router.add_get("/api/queues/{queue}/dlq", dlq_list)
+    app.router.add_get("/api/queues/{queue}/dlq/{ref}", dlq_show)
+    app.router.add_post("/api/queues/{queue}/dlq/replay", dlq_replay)
+    app.router.add_post("/api/queues/{queue}/dlq/purge", dlq_purge)
     return app
+
+
+def standalone_app(ui: web.Application) -> web.Application:
+    """A server of its own for the dashboard: ``/ui`` and a way there from ``/``."""
+
+    async def to_ui(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/ui/")
+
+    root = web.Application()
+    root.router.add_get("/", to_ui)
+    root.router.add_get("/ui", to_ui)
+    root.add_subapp("/ui", ui)
+    return root

@@ -8,20 +8,32 @@ from jobpipe.cli.context import CliContext
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8710, show_default=True,
-              help="Port to listen on.")
+@click.option("--host", help="Address to listen on [default: 127.0.0.1; with --with-intake "
+                             "ingest.http_host].")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="Port to listen on [default: 8710; with --with-intake ingest.http_port].")
+@click.option("--with-intake", is_flag=True,
+              help="Be the HTTP intake too: its routes, address, TLS and tokens, with the "
+                   "dashboard under /ui/.")
 @click.option("--insecure", is_flag=True,
-              help="Allow a non-loopback --host without ingest.tokens.")
+              help="Allow a non-loopback address without ingest.tokens.")
 @click.option("--metrics", "metrics_urls", multiple=True, metavar="URL",
               help="A worker's /metrics address (its --metrics-port), for end-to-end "
                    "latency; repeat for each worker.")
 @click.pass_obj
-def dashboard(obj: CliContext, host: str, port: int, insecure: bool,
-              metrics_urls: tuple[str, ...]) -> None:
+def dashboard(obj: CliContext, host: str | None, port: int | None, with_intake: bool,
+              insecure: bool, metrics_urls: tuple[str, ...]) -> None:
     """A web dashboard: queues, live graphs, pause and resume, DLQ browse and replay."""
-    from dashboard.server import run_dashboard
+    from dashboard.server import run_dashboard, run_with_intake
 
-    run_dashboard(obj.settings(), host, port, insecure=insecure,
-                  ready=lambda url: click.echo(f"dashboard: {url}", err=True),
+    if with_intake:
+        from ingest.cli import intake_settings
+
+        settings = intake_settings(obj, host, port)
+        click.echo(f"dashboard: http(s)://{settings.ingest.http_host}:"
+                   f"{settings.ingest.http_port}/ui/ beside the intake", err=True)
+        run_with_intake(settings, insecure=insecure, metrics_urls=metrics_urls)
+        return
+    run_dashboard(obj.settings(), host or "127.0.0.1", 8710 if port is None else port,
+                  insecure=insecure, ready=lambda url: click.echo(f"dashboard: {url}", err=True),
                   metrics_urls=metrics_urls)

@@ -1,4 +1,4 @@
-"""Run the dashboard until interrupted."""
+"""Run the dashboard until interrupted: on a port of its own, or beside the intake."""
 
 from __future__ import annotations
 
@@ -9,21 +9,26 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
-from dashboard.app import create_app
+from dashboard.app import create_app, standalone_app
 from dashboard.backend import Backend
+from ingest.http.app import run_server
 from jobpipe.http_access import check_exposure
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+def ui_app(settings: Settings, metrics_urls: Sequence[str] = ()) -> web.Application:
+    """The dashboard, to mount at ``/ui``; ``metrics_urls`` are the workers' ``/metrics``
+    addresses (end-to-end latency)."""
+    return create_app(settings.ingest.tokens, Backend(settings, metrics_urls))
+
+
 async def serve(settings: Settings, host: str, port: int,
                 ready: Callable[[str], None] | None = None,
                 metrics_urls: Sequence[str] = ()) -> None:
-    """Serve on ``host:port`` until cancelled; ``ready`` hears the page's address;
-    ``metrics_urls`` are the workers' ``/metrics`` addresses (end-to-end latency)."""
-    backend = Backend(settings, metrics_urls)
-    runner = web.AppRunner(create_app(settings.ingest.tokens, backend), access_log=None)
+    """Serve on ``host:port`` until cancelled; ``ready`` hears the page's address."""
+    runner = web.AppRunner(standalone_app(ui_app(settings, metrics_urls)), access_log=None)
     try:
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -35,7 +40,6 @@ async def serve(settings: Settings, host: str, port: int,
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
-        backend.close()
 
 
 def run_dashboard(settings: Settings, host: str, port: int, *, insecure: bool,
@@ -46,3 +50,14 @@ def run_dashboard(settings: Settings, host: str, port: int, *, insecure: bool,
                    server="dashboard", anyone_could="pause queues and purge dead letters")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how one stops it
         asyncio.run(serve(settings, host, port, ready, metrics_urls))
+
+
+def run_with_intake(settings: Settings, *, insecure: bool,
+                    metrics_urls: Sequence[str] = ()) -> None:
+    """Serve the HTTP intake (its address, TLS and tokens) with the dashboard at ``/ui/``."""
+
+    def mount(app: web.Application) -> None:
+        app.add_subapp("/ui", ui_app(settings, metrics_urls))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(settings, insecure=insecure, extend=mount)

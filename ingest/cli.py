@@ -65,12 +65,17 @@ def ingest_server(obj: CliContext, host: str | None, port: int | None, insecure:
     Without ingest.tokens it listens on a loopback address only, unless --insecure."""
     from ingest.http import run_server
 
+    run_server(intake_settings(obj, host, port), insecure=insecure)
+
+
+def intake_settings(obj: CliContext, host: str | None, port: int | None) -> Settings:
+    """The settings with ``--host``/``--port`` over ``ingest.http_host``/``http_port``."""
     overrides: dict[str, Any] = {}
     if host:
         overrides["http_host"] = host
     if port:
         overrides["http_port"] = port
-    run_server(obj.settings({"ingest": overrides} if overrides else None), insecure=insecure)
+    return obj.settings({"ingest": overrides} if overrides else None)
 
 
 @click.group()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -132,7 +133,8 @@ def server_tls_context(ingest: IngestSettings) -> ssl.SSLContext | None:
     return context
 
 
-def run_server(settings: Settings, *, insecure: bool = False) -> None:
+def run_server(settings: Settings, *, insecure: bool = False,
+               extend: Callable[[web.Application], None] | None = None) -> None:
     """Serve the intake on ``ingest.http_host:http_port`` (uvloop) until interrupted.
 
     Full queues answer 429 at once: the server forces ``on_full = "raise"`` so
@@ -141,6 +143,8 @@ def run_server(settings: Settings, *, insecure: bool = False) -> None:
     Args:
         insecure: allow a non-loopback address without tokens (see
             :mod:`ingest.http.exposure`).
+        extend: given the application before it starts, to serve more beside
+            the intake (``jobpipe dashboard --with-intake`` mounts ``/ui``).
     """
     import uvloop
 
@@ -149,7 +153,10 @@ def run_server(settings: Settings, *, insecure: bool = False) -> None:
 
     async def main() -> None:
         async with AsyncProducer(served) as producer:
-            runner = web.AppRunner(create_app(served, producer), access_log=None)
+            app = create_app(served, producer)
+            if extend is not None:
+                extend(app)
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             tls = server_tls_context(served.ingest)
             site = web.TCPSite(runner, served.ingest.http_host, served.ingest.http_port,

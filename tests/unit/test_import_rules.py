@@ -3,7 +3,8 @@ break them.
 
 - ``jobpipe`` (the contract, the dev stack, the CLI frame) imports no stage;
 - ``ingest``, ``bridge`` and ``consumers`` import the contract and themselves only;
-- ``dashboard`` imports the contract and ``consumers`` (whose pause and DLQ code it drives);
+- ``dashboard`` imports the contract, ``consumers`` (whose pause and DLQ code it drives)
+  and ``ingest`` (whose HTTP server it can be mounted in);
 - ``loadtest`` may import every stage (and no stage imports it);
 - no module imports, directly or through others, a module that imports it back.
 
@@ -28,8 +29,9 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "ingest": frozenset({"jobpipe", "ingest"}),
     "bridge": frozenset({"jobpipe", "bridge"}),
     "consumers": frozenset({"jobpipe", "consumers"}),
-    # acts through the consumers' pause and DLQ code, so it is a room of its own
-    "dashboard": frozenset({"jobpipe", "consumers", "dashboard"}),
+    # acts through the consumers' pause and DLQ code and mounts itself beside the
+    # intake, so it is a room of its own (and no stage imports it)
+    "dashboard": frozenset({"jobpipe", "consumers", "ingest", "dashboard"}),
     "loadtest": frozenset(PACKAGES),
 }
 
