@@ -7,7 +7,7 @@ the intake. The page asks for the token once and keeps it in the tab's
 browsers never send to a server).
 
 Errors answer ``{"error": "one line"}``: 400 bad input, 401 bad token, 404
-unknown queue or record, 503 Redis or Kafka unavailable.
+unknown queue, record or job, 503 Redis or Kafka unavailable.
 """
 
 from __future__ import annotations
@@ -137,6 +137,14 @@ def create_app(settings_tokens: tuple[str, ...], backend: Backend) -> web.Applic
     async def dlq_purge(request: web.Request) -> web.Response:
         return _json(200, {"message": await run(backend.dlq_purge, spec_of(request))})
 
+    async def job(request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        found = await run(backend.job, job_id)
+        if found is None:
+            return _error(404, f"no state record of job {job_id!r} (only queues with "
+                               "track_status keep one, for status_ttl_s)")
+        return _json(200, found)
+
     async def close(app: web.Application) -> None:
         backend.close()
 
@@ -152,6 +160,7 @@ def create_app(settings_tokens: tuple[str, ...], backend: Backend) -> web.Applic
     app.router.add_get("/api/queues/{queue}/dlq/{ref}", dlq_show)
     app.router.add_post("/api/queues/{queue}/dlq/replay", dlq_replay)
     app.router.add_post("/api/queues/{queue}/dlq/purge", dlq_purge)
+    app.router.add_get("/api/jobs/{job_id}", job)
     return app
 
 

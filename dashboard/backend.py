@@ -23,6 +23,7 @@ from consumers.dlq_record import DlqFilter, detail, format_time
 from dashboard import liveness
 from dashboard.latency import LatencyReader
 from jobpipe.connections import kafka_admin_config, redis_client
+from jobpipe.jobstatus import lookup
 from jobpipe.settings import Settings
 from jobpipe.stats import StatsCollector
 from jobpipe.stats_model import Snapshot, compute_rates, to_json
@@ -126,3 +127,9 @@ class Backend:
         with self._lock:
             deleted = purge_records(self.settings, spec)
         return f"purged {sum(deleted.values())} record(s)"
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        """The state record of a job of a ``track_status`` queue, or ``None``."""
+        with self._lock:
+            status = lookup(self._redis, self.settings, job_id)
+        return None if status is None else status.to_json()

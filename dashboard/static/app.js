@@ -257,6 +257,20 @@ $("#token-form").addEventListener("submit", (event) => {
   say("");
   refresh();
 });
+$("#job-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const id = $("#job-id").value.trim();
+  if (!id) { say("type a job id first", true); return; }
+  const pre = $("#job-detail");
+  try {
+    pre.textContent = JSON.stringify(await api("GET", `jobs/${encodeURIComponent(id)}`), null, 2);
+    pre.hidden = false;
+    say("");
+  } catch (e) {
+    pre.hidden = true;
+    say(e.message, true);
+  }
+});
 $("#tenant-pause").addEventListener("click", () => tenantAction("pause"));
 $("#tenant-resume").addEventListener("click", () => tenantAction("resume"));
 $("#dlq-refresh").addEventListener("click", browseDlq);

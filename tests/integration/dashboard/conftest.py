@@ -24,7 +24,8 @@ QUEUE = "dashq"  # a name no other test uses: the process's metrics are labelled
 
 @pytest.fixture
 def dash_settings(make_settings, kafka_cleanup, redis_client) -> Settings:
-    settings = make_settings(queues={QUEUE: {"partitions": 1, "retry_tiers_s": [1]},
+    settings = make_settings(queues={QUEUE: {"partitions": 1, "retry_tiers_s": [1],
+                                            "track_status": True},
                                      "fair": {"partitions": 1, "fair": True}},
                              ingest={"tokens": [TOKEN]},
                              worker={"control_interval_s": 0.5})

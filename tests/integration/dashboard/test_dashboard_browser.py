@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, TopicPartition
 from selenium.webdriver.common.by import By
 
 from consumers.dlq_record import dlq_headers
-from jobpipe import names
+from jobpipe import jobstatus, names
 from jobpipe.envelope import encode
 from jobpipe.settings import Settings
 from tests.integration.consumers_ops.conftest import make_job, produce, wait_for
@@ -121,3 +121,16 @@ def test_the_page_shows_live_graphs_and_its_buttons_act_on_redis_and_kafka(
     assert wait_for(lambda: _dlq_size(dash_settings) == 0)
     assert wait_for(lambda: "no dead letters" in cell("#dlq tbody"))
     assert "error" not in (browser.find_element(By.ID, "status").get_attribute("class") or "")
+
+    # Look a job up by id: the state record jobpipe.jobstatus keeps, written as stages do.
+    keys, args = jobstatus.advance_call(ns, dash_settings.topology.get(QUEUE), [
+        jobstatus.Update(job.id, jobstatus.RUNNING, 2, {"worker": "w:7", "started_at": 5})])
+    assert redis_client.eval(jobstatus.ADVANCE_LUA, len(keys), *keys, *args) == 1
+    browser.find_element(By.ID, "job-id").send_keys(job.id)
+    browser.find_element(By.CSS_SELECTOR, "#job-form button").click()
+    assert wait_for(lambda: '"state": "running"' in cell("#job-detail"))
+    assert '"worker": "w:7"' in cell("#job-detail")
+    browser.find_element(By.ID, "job-id").clear()
+    browser.find_element(By.ID, "job-id").send_keys("no-such-job")
+    browser.find_element(By.CSS_SELECTOR, "#job-form button").click()
+    assert wait_for(lambda: "no state record of job 'no-such-job'" in cell("#status"))
