@@ -22,6 +22,7 @@ from jobpipe.topology import QueueSpec
 MAX_IDEMPOTENCY_KEY_CHARS = 512
 
 
+
 @dataclass(frozen=True, slots=True)
 class JobOptions:
     """Per-job options as the caller gave them (see :meth:`resolve`).
@@ -46,6 +47,20 @@ class JobOptions:
     unique_for_s: float | None = None
     max_attempts: int | None = None
 
+    def wrong_types(self) -> list[tuple[str, str]]:
+        """``(option, what it must be)`` for every option set to a value of the wrong type.
+
+        The type rules of every way in (the HTTP intake names each bad field
+        with it; :meth:`resolve` starts with it).
+        """
+        problems = []
+        for name, must, kinds in _TYPES:  # a plain loop: this runs on every enqueue
+            value = getattr(self, name)
+            if value is not None and (value is True or value is False
+                                      or not isinstance(value, kinds)):
+                problems.append((name, must))
+        return problems
+
     def resolve(self, spec: QueueSpec, now_ns: int) -> Resolved:
         """Check every option against the queue and fill in the defaults.
 
@@ -53,31 +68,32 @@ class JobOptions:
             JobRejected: one message naming the option and what is wrong.
         """
         where = f"queue {spec.name!r}"
-        if self.key is not None and not isinstance(self.key, str):
-            raise JobRejected(f"{where}: key must be a string, not {type(self.key).__name__}")
+        wrong = self.wrong_types()
+        if wrong:
+            name, must = wrong[0]
+            raise JobRejected(f"{where}: {name} {must}, not {getattr(self, name)!r}")
         tenant = self.tenant
-        if tenant is not None and not (isinstance(tenant, str) and names.is_valid_tenant(tenant)):
+        if tenant is not None and not names.is_valid_tenant(tenant):
             raise JobRejected(f"{where}: tenant {tenant!r} must be 1-200 of [A-Za-z0-9_.:@-]")
         if spec.fair:
             tenant = tenant_or_default(tenant)
         priority = 0 if self.priority is None else self.priority
-        if not _is_int(priority) or not 0 <= priority < len(spec.priorities):
+        if not 0 <= priority < len(spec.priorities):
             top = len(spec.priorities) - 1
             raise JobRejected(f"{where}: priority must be an integer in 0..{top}, "
                               f"not {priority!r}")
         max_attempts = spec.max_attempts if self.max_attempts is None else self.max_attempts
-        if not _is_int(max_attempts) or max_attempts < 1:
+        if max_attempts < 1:
             raise JobRejected(f"{where}: max_attempts must be an integer >= 1, "
                               f"not {max_attempts!r}")
         run_at_ns = self._run_at_ns(where, now_ns)
         idem = self.idempotency_key
-        if idem is not None and (not isinstance(idem, str) or not idem
-                                 or len(idem) > MAX_IDEMPOTENCY_KEY_CHARS):
+        if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY_CHARS:
             raise JobRejected(f"{where}: idempotency_key must be a non-empty string of at most "
                               f"{MAX_IDEMPOTENCY_KEY_CHARS} characters")
         unique_ttl_s = None
         if self.unique_for_s is not None:
-            if not _is_number(self.unique_for_s) or self.unique_for_s <= 0:
+            if self.unique_for_s <= 0:
                 raise JobRejected(f"{where}: unique_for_s must be > 0, not {self.unique_for_s!r}")
             if idem is None:
                 raise JobRejected(f"{where}: unique_for_s needs an idempotency_key")
@@ -88,7 +104,7 @@ class JobOptions:
         if self.delay_s is not None and self.run_at is not None:
             raise JobRejected(f"{where}: give delay_s or run_at, not both")
         if self.delay_s is not None:
-            if not _is_number(self.delay_s) or not math.isfinite(self.delay_s):
+            if not math.isfinite(self.delay_s):
                 raise JobRejected(f"{where}: delay_s must be a number, not {self.delay_s!r}")
             if self.delay_s < 0:
                 raise JobRejected(f"{where}: delay_s must be >= 0, not {self.delay_s!r}")
@@ -119,12 +135,19 @@ OPTION_NAMES: tuple[str, ...] = tuple(f.name for f in fields(JobOptions))
 producers' ``enqueue`` methods and the option fields of an HTTP job."""
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+# The type each option must have when set; a bool is never one of them, though
+# Python counts it as an int. Ranges and combinations are checked by
+# JobOptions.resolve once the types are right.
+_TYPES: tuple[tuple[str, str, tuple[type, ...]], ...] = (
+    ("key", "must be a string", (str,)),
+    ("tenant", "must be a string", (str,)),
+    ("priority", "must be an integer", (int,)),
+    ("delay_s", "must be a number", (int, float)),
+    ("run_at", "must be an aware datetime or epoch seconds", (int, float, datetime)),
+    ("idempotency_key", "must be a string", (str,)),
+    ("unique_for_s", "must be a number", (int, float)),
+    ("max_attempts", "must be an integer", (int,)),
+)
 
 
 def _epoch_ns(run_at: datetime | float, where: str) -> int:
@@ -132,7 +155,7 @@ def _epoch_ns(run_at: datetime | float, where: str) -> int:
         if run_at.tzinfo is None:
             raise JobRejected(f"{where}: run_at must be timezone-aware")
         return round(run_at.timestamp() * 1e9)
-    if not _is_number(run_at) or not math.isfinite(run_at) or run_at < 0:
+    if not math.isfinite(run_at) or run_at < 0:
         raise JobRejected(f"{where}: run_at must be an aware datetime or epoch seconds >= 0, "
                           f"not {run_at!r}")
     return round(run_at * 1e9)

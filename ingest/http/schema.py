@@ -68,18 +68,9 @@ def _parse_job(job: Any, prefix: str, errors: list[dict[str, str]]) -> JobReques
     task = job.get("task")
     if not isinstance(task, str) or not task:
         errors.append({"field": prefix + "task", "message": "required, a non-empty string"})
-    for name in ("key", "tenant", "idempotency_key"):
-        if job.get(name) is not None and not isinstance(job[name], str):
-            errors.append({"field": prefix + name, "message": "must be a string"})
-    for name in ("priority", "max_attempts"):
-        value = job.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            errors.append({"field": prefix + name, "message": "must be an integer"})
-    for name in ("delay_s", "run_at", "unique_for_s"):
-        value = job.get(name)
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-            errors.append({"field": prefix + name, "message": "must be a number"})
+    options = JobOptions(**{name: job.get(name) for name in OPTION_NAMES})
+    for name, must in options.wrong_types():  # the producers' type rules, field by field
+        errors.append({"field": prefix + name, "message": must})
     if len(errors) > before:
         return None
-    options = JobOptions(**{name: job.get(name) for name in OPTION_NAMES})
     return JobRequest(str(task), job.get("args"), options)

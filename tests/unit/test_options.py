@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobpipe.errors import JobRejected
-from jobpipe.options import JobOptions
+from jobpipe.options import OPTION_NAMES, JobOptions
 from jobpipe.routing import DEFAULT_TENANT
 from jobpipe.topology import QueueSpec
 
@@ -58,4 +58,15 @@ def test_unique_window_rounds_up_to_whole_seconds():
 ])
 def test_bad_options_are_rejected_with_one_clear_message(options, message):
     with pytest.raises(JobRejected, match=message):
+        options.resolve(SPEC, NOW_NS)
+
+
+def test_every_option_has_one_type_rule_and_resolve_applies_it():
+    anything = object()
+    assert [name for name, _ in JobOptions(**dict.fromkeys(OPTION_NAMES, anything)).wrong_types()
+            ] == list(OPTION_NAMES)
+    options = JobOptions(run_at="tomorrow", max_attempts=2.5)  # type: ignore[arg-type]
+    assert options.wrong_types() == [("run_at", "must be an aware datetime or epoch seconds"),
+                                     ("max_attempts", "must be an integer")]
+    with pytest.raises(JobRejected, match="run_at must be an aware datetime or epoch seconds"):
         options.resolve(SPEC, NOW_NS)
