@@ -9,6 +9,7 @@ from types import FrameType
 
 import click
 
+from jobpipe.cli.acl import echo_setuser
 from jobpipe.cli.context import CliContext, split_queues
 from jobpipe.settings import Settings
 from jobpipe.supervisor import supervise
@@ -101,3 +102,22 @@ def dead_requeue(obj: CliContext, queue: str) -> None:
     settings = obj.settings()
     moved = requeue_dead(redis_client(settings.redis), settings, queue)
     click.echo(f"requeued {moved} jobs of {queue}")
+
+
+@click.command(name="bridge")
+@click.option("--user", default="jobpipe-bridge", show_default=True,
+              help="The Redis user name.")
+@click.option("--queues", default="", help="Comma-separated queues (default: all).")
+@click.pass_obj
+def bridge_acl(obj: CliContext, user: str, queues: str) -> None:
+    """An ACL SETUSER command for a bridge of QUEUES: their ready, delayed,
+    wake-up and in-flight keys, the bridges' registry, and its commands only.
+
+    Append ``on >PASSWORD`` to enable it. It keeps CONFIG GET, so bridges still
+    check eviction and AOF at start.
+    """
+    from bridge.acl import bridge_acl_rules
+
+    settings = obj.settings()
+    echo_setuser(user, bridge_acl_rules(settings.namespace,
+                                        settings.topology.select(split_queues(queues))))

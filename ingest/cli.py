@@ -12,6 +12,7 @@ from typing import Any
 import click
 import orjson
 
+from jobpipe.cli.acl import echo_setuser
 from jobpipe.cli.context import CliContext, split_queues
 from jobpipe.errors import JobRejected
 from jobpipe.settings import Settings
@@ -78,17 +79,12 @@ def intake_settings(obj: CliContext, host: str | None, port: int | None) -> Sett
     return obj.settings({"ingest": overrides} if overrides else None)
 
 
-@click.group()
-def acl() -> None:
-    """Print Redis ACL rules generated from the topology."""
-
-
-@acl.command()
+@click.command(name="producer")
 @click.option("--user", default="jobpipe-producer", show_default=True,
               help="The Redis user name.")
 @click.option("--queues", default="", help="Comma-separated queues (default: all).")
 @click.pass_obj
-def producer(obj: CliContext, user: str, queues: str) -> None:
+def producer_acl(obj: CliContext, user: str, queues: str) -> None:
     """An ACL SETUSER command for a producer that may only enqueue to QUEUES.
 
     The user stays disabled until you append ``on >PASSWORD`` (no password is
@@ -98,12 +94,10 @@ def producer(obj: CliContext, user: str, queues: str) -> None:
 
     settings = obj.settings()
     specs = settings.topology.select(split_queues(queues))
-    rules = producer_acl_rules(settings.namespace, specs)
-    click.echo(" ".join(["ACL", "SETUSER", user, "reset", *rules]))
-    click.echo("append `on >PASSWORD` to enable the user", err=True)
+    echo_setuser(user, producer_acl_rules(settings.namespace, specs))
 
 
-@acl.command(name="scheduler")
+@click.command(name="scheduler")
 @click.option("--user", default="jobpipe-scheduler", show_default=True,
               help="The Redis user name.")
 @click.pass_obj
@@ -116,10 +110,8 @@ def scheduler_acl(obj: CliContext, user: str) -> None:
     from ingest.acl import scheduler_acl_rules
 
     settings = obj.settings()
-    rules = scheduler_acl_rules(settings.namespace, settings.topology,
-                                settings.schedules.values())
-    click.echo(" ".join(["ACL", "SETUSER", user, "reset", *rules]))
-    click.echo("append `on >PASSWORD` to enable the user", err=True)
+    echo_setuser(user, scheduler_acl_rules(settings.namespace, settings.topology,
+                                           settings.schedules.values()))
 
 
 @click.command()

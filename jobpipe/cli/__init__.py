@@ -41,7 +41,7 @@ COMMANDS: dict[str, str] = {
     "loadtest": "loadtest.cli:loadtest",
     "capacity": "loadtest.cli:capacity",
     "check": "jobpipe.cli.check:check",
-    "acl": "ingest.cli:acl",
+    "acl": "jobpipe.cli.acl:acl",
 }
 
 
