@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from jobpipe.cli.acl import echo_setuser
+from jobpipe.cli.acl import echo_setuser, user_and_queues
 from jobpipe.cli.context import CliContext, split_queues
 from jobpipe.settings import Settings
 from jobpipe.supervisor import supervise
@@ -105,9 +105,7 @@ def dead_requeue(obj: CliContext, queue: str) -> None:
 
 
 @click.command(name="bridge")
-@click.option("--user", default="jobpipe-bridge", show_default=True,
-              help="The Redis user name.")
-@click.option("--queues", default="", help="Comma-separated queues (default: all).")
+@user_and_queues("jobpipe-bridge")
 @click.pass_obj
 def bridge_acl(obj: CliContext, user: str, queues: str) -> None:
     """An ACL SETUSER command for a bridge of QUEUES: their ready, delayed,

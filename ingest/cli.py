@@ -12,7 +12,7 @@ from typing import Any
 import click
 import orjson
 
-from jobpipe.cli.acl import echo_setuser
+from jobpipe.cli.acl import echo_setuser, user_and_queues
 from jobpipe.cli.context import CliContext, split_queues
 from jobpipe.errors import JobRejected
 from jobpipe.settings import Settings
@@ -80,9 +80,7 @@ def intake_settings(obj: CliContext, host: str | None, port: int | None) -> Sett
 
 
 @click.command(name="producer")
-@click.option("--user", default="jobpipe-producer", show_default=True,
-              help="The Redis user name.")
-@click.option("--queues", default="", help="Comma-separated queues (default: all).")
+@user_and_queues("jobpipe-producer")
 @click.pass_obj
 def producer_acl(obj: CliContext, user: str, queues: str) -> None:
     """An ACL SETUSER command for a producer that may only enqueue to QUEUES.

@@ -30,3 +30,20 @@ def password_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Passwor
                      redis_extra_config=[f"requirepass {password}"])
     with started(stack, "redis-server", redis_only=True):
         yield PasswordRedis(stack.redis_config.port, password)
+
+
+ADMIN_PASSWORD = "admin-Pa55"
+
+
+@pytest.fixture(scope="module")
+def acl_redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A private Redis whose default user is off; user ``admin`` (ADMIN_PASSWORD)
+    may do anything and creates the least-privilege users under test."""
+    from jobpipe.devstack import DevStack, free_port, free_port_block
+
+    stack = DevStack(tmp_path_factory.mktemp("acl-redis"), redis_port=free_port(),
+                     kafka_port=free_port_block(2),
+                     redis_extra_config=["user default off",
+                                         f"user admin on >{ADMIN_PASSWORD} ~* &* +@all"])
+    with started(stack, "redis-server", redis_only=True):
+        yield stack.redis_config.port

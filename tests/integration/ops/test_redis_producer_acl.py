@@ -20,27 +20,15 @@ from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.errors import ConfigError
 from jobpipe.settings import Settings, load_settings
-from tests.private_stack import started
+from tests.integration.ops.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.integration
 
-ADMIN_PASSWORD, PRODUCER_PASSWORD = "admin-Pa55", "producer-Pa55"
+PRODUCER_PASSWORD = "producer-Pa55"
 PRODUCER = "jp-producer"
 QUEUES = {"default": {"partitions": 2, "shards": 2, "priorities": [2, 1]},
           "fair": {"partitions": 2, "shards": 1, "fair": True},
           "other": {"partitions": 1, "shards": 1}}
-
-
-@pytest.fixture(scope="module")
-def acl_redis_port(tmp_path_factory) -> Iterator[int]:
-    from jobpipe.devstack import DevStack, free_port, free_port_block
-
-    stack = DevStack(tmp_path_factory.mktemp("producer-acl"), redis_port=free_port(),
-                     kafka_port=free_port_block(2),
-                     redis_extra_config=["user default off",
-                                         f"user admin on >{ADMIN_PASSWORD} ~* &* +@all"])
-    with started(stack, "redis-server", redis_only=True):
-        yield stack.redis_config.port
 
 
 def _settings(services, namespace: str, url: str, require_safe: bool = True) -> Settings:

@@ -1,7 +1,7 @@
-"""Least-privilege bridge and worker users (rules from ``bridge.acl`` and
-``consumers.acl``) on a real Redis: together with a producer's user they run
-every kind of job end to end, and each is refused ``FLUSHALL``, ``KEYS`` and
-the keys of a queue it does not serve or of another stage."""
+"""A least-privilege bridge user (rules from ``bridge.acl``) on a real Redis:
+with a producer's user it moves every kind of job of its queues to a worker,
+and it is refused ``FLUSHALL``, ``KEYS``, the keys of a queue it does not
+serve and the workers' keys."""
 
 from __future__ import annotations
 
@@ -19,28 +19,16 @@ from ingest.acl import producer_acl_rules
 from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.settings import Settings, load_settings
-from tests.private_stack import started
+from tests.integration.ops.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.integration
 
-ADMIN_PASSWORD, PASSWORD = "admin-Pa55", "stage-Pa55"
+PASSWORD = "stage-Pa55"
 QUEUES = {"default": {"partitions": 2, "shards": 2, "priorities": [2, 1],
                       "retry_tiers_s": [1]},
           "fair": {"partitions": 1, "shards": 1, "fair": True},
           "other": {"partitions": 1, "shards": 1}}
 SERVED = ["default", "fair"]
-
-
-@pytest.fixture(scope="module")
-def acl_redis_port(tmp_path_factory) -> Iterator[int]:
-    from jobpipe.devstack import DevStack, free_port, free_port_block
-
-    stack = DevStack(tmp_path_factory.mktemp("stage-acl"), redis_port=free_port(),
-                     kafka_port=free_port_block(2),
-                     redis_extra_config=["user default off",
-                                         f"user admin on >{ADMIN_PASSWORD} ~* &* +@all"])
-    with started(stack, "redis-server", redis_only=True):
-        yield stack.redis_config.port
 
 
 @pytest.fixture
