@@ -29,11 +29,12 @@ def dashboard(obj: CliContext, host: str | None, port: int | None, with_intake: 
     if with_intake:
         from ingest.cli import intake_settings
 
-        settings = intake_settings(obj, host, port)
-        click.echo(f"dashboard: http(s)://{settings.ingest.http_host}:"
-                   f"{settings.ingest.http_port}/ui/ beside the intake", err=True)
-        run_with_intake(settings, insecure=insecure, metrics_urls=metrics_urls)
+        run_with_intake(intake_settings(obj, host, port), insecure=insecure, ready=announce,
+                        metrics_urls=metrics_urls)
         return
     run_dashboard(obj.settings(), host or "127.0.0.1", 8710 if port is None else port,
-                  insecure=insecure, ready=lambda url: click.echo(f"dashboard: {url}", err=True),
-                  metrics_urls=metrics_urls)
+                  insecure=insecure, ready=announce, metrics_urls=metrics_urls)
+
+
+def announce(url: str) -> None:
+    click.echo(f"dashboard: {url}", err=True)

@@ -53,11 +53,17 @@ def run_dashboard(settings: Settings, host: str, port: int, *, insecure: bool,
 
 
 def run_with_intake(settings: Settings, *, insecure: bool,
+                    ready: Callable[[str], None] | None = None,
                     metrics_urls: Sequence[str] = ()) -> None:
-    """Serve the HTTP intake (its address, TLS and tokens) with the dashboard at ``/ui/``."""
+    """Serve the HTTP intake (its address, TLS and tokens) with the dashboard at ``/ui/``;
+    ``ready`` hears the page's address once the intake's checks passed."""
 
     def mount(app: web.Application) -> None:
         app.add_subapp("/ui", ui_app(settings, metrics_urls))
+        if ready is not None:
+            ingest = settings.ingest
+            scheme = "http" if ingest.http_tls_certfile is None else "https"
+            ready(f"{scheme}://{ingest.http_host}:{ingest.http_port}/ui/")
 
     with contextlib.suppress(KeyboardInterrupt):
         run_server(settings, insecure=insecure, extend=mount)

@@ -50,6 +50,7 @@ def test_a_job_posted_to_the_intake_shows_in_the_dashboard_of_the_same_server(
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_for(lambda: _call(base + "/healthz")[0] == 200, 60), log.read_text()
+        assert f"dashboard: {base}/ui/" in log.read_text()
         code, body = _call(base + "/v1/queues/mail/jobs", b'{"task": "send", "args": {}}')
         assert code == 202, body
         assert _call(base + "/ui/api/stats", token=None)[0] == 401
