@@ -13,11 +13,11 @@ wake-up wait ends that way, see :mod:`bridge.wake`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from bridge import dead, delayed, reaper, take
 from jobpipe import names
+from jobpipe.lua import lua_commands
 from jobpipe.topology import QueueSpec
 
 _SCRIPTS = (take._TAKE, take._ACK, delayed._PROMOTE, dead._REQUEUE, reaper._HEARTBEAT,
@@ -28,11 +28,6 @@ _DIRECT_COMMANDS = ("evalsha", "script|load", "script|exists", "ping", "config|g
                     "bzpopmin", "client|setname", "client|id", "client|unblock", "llen",
                     "lrange", "smembers", "srem", "scard", "zrange", "zrem", "zadd", "zscore",
                     "zcard", "zcount")
-
-
-def lua_commands(script: str) -> set[str]:
-    """The Redis commands a Lua script calls (``redis.call('X', ...)``), lower case."""
-    return {c.lower() for c in re.findall(r"redis\.p?call\('([A-Za-z]+)'", script)}
 
 
 def bridge_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import click
 
+from jobpipe.cli.acl import echo_setuser, user_and_queues
 from jobpipe.cli.context import CliContext, split_queues
 from jobpipe.settings import Settings
 from jobpipe.supervisor import supervise
@@ -59,3 +60,20 @@ def worker(obj: CliContext, target: str, queues: str | None, processes: int | No
     if "." not in sys.path and "" not in sys.path:
         sys.path.insert(0, "")  # MODULE is found from the current directory, like python -m
     run_workers(settings, target, wanted, settings.worker.processes, metrics_port)
+
+
+@click.command(name="worker")
+@user_and_queues("jobpipe-worker")
+@click.pass_obj
+def worker_acl(obj: CliContext, user: str, queues: str) -> None:
+    """An ACL SETUSER command for a worker of QUEUES: their idempotency markers,
+    rate limits and pause state, parking and its commands only.
+
+    Append ``on >PASSWORD`` to enable it. It keeps CONFIG GET, so workers still
+    check eviction and AOF at start.
+    """
+    from consumers.acl import worker_acl_rules
+
+    settings = obj.settings()
+    echo_setuser(user, worker_acl_rules(settings.namespace,
+                                        settings.topology.select(split_queues(queues))))

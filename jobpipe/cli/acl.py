@@ -1,6 +1,7 @@
 """``jobpipe acl``: Redis ACL users of least privilege, one command per stage.
 
-Each stage owns the rules of its user (``ingest/acl.py``, ``bridge/acl.py``)
+Each stage owns the rules of its user (``ingest/acl.py``, ``bridge/acl.py``,
+``consumers/acl.py``)
 and its command here, loaded on first use like the commands of ``jobpipe``.
 """
 
@@ -17,6 +18,7 @@ ACL_COMMANDS: dict[str, str] = {
     "producer": "ingest.cli:producer_acl",
     "scheduler": "ingest.cli:scheduler_acl",
     "bridge": "bridge.cli:bridge_acl",
+    "worker": "consumers.cli.worker:worker_acl",
 }
 
 

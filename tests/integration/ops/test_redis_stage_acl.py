@@ -1,7 +1,8 @@
-"""A least-privilege bridge user (rules from ``bridge.acl``) on a real Redis:
-with a producer's user it moves every kind of job of its queues to a worker,
-and it is refused ``FLUSHALL``, ``KEYS``, the keys of a queue it does not
-serve and the workers' keys."""
+"""Least-privilege bridge and worker users (rules from ``bridge.acl`` and
+``consumers.acl``) on a real Redis: with a producer's user they run every kind
+of job of their queues end to end (priorities, delayed, fair tenants, rate
+limits, idempotency markers), and each is refused ``FLUSHALL``, ``KEYS``, the
+keys of a queue it does not serve and the other stage's keys."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import redis
 from bridge import Bridge
 from bridge.acl import bridge_acl_rules
 from consumers import App, JobContext, Worker
+from consumers.acl import worker_acl_rules
 from ingest import Producer
 from ingest.acl import producer_acl_rules
 from jobpipe import names
@@ -25,8 +27,9 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "stage-Pa55"
 QUEUES = {"default": {"partitions": 2, "shards": 2, "priorities": [2, 1],
-                      "retry_tiers_s": [1]},
-          "fair": {"partitions": 1, "shards": 1, "fair": True},
+                      "retry_tiers_s": [1], "rate_limit_per_s": 10_000},
+          "fair": {"partitions": 1, "shards": 1, "fair": True,
+                   "tenant_rate_limit_per_s": 10_000},
           "other": {"partitions": 1, "shards": 1}}
 SERVED = ["default", "fair"]
 
@@ -71,17 +74,19 @@ def _refused(client: redis.Redis, *commands: Callable[[], Any]) -> None:
             command()
 
 
-def test_the_bridge_user_moves_every_kind_of_job_of_its_queues(users, kafka_cleanup):
+def test_bridge_and_worker_users_run_every_kind_of_job_of_their_queues(users, kafka_cleanup):
     admin = users("admin")
     ns = admin.namespace
     producer = users("jp-producer", producer_acl_rules(ns, admin.topology.select(SERVED)),
                      require_safe=False)
     bridge = users("jp-bridge", bridge_acl_rules(ns, admin.topology.select(SERVED)))
+    worker = users("jp-worker", worker_acl_rules(ns, admin.topology.select(SERVED)))
     apply_topics(admin)
     with Producer(producer) as p:
         ids = p.enqueue_many("default", "work", [{"i": i} for i in range(20)])
         ids.append(p.enqueue("default", "work", {}, priority=1))
         ids.append(p.enqueue("default", "work", {}, delay_s=0.2))
+        ids.append(p.enqueue("default", "work", {}, idempotency_key="once"))
         ids += p.enqueue_many("fair", "work", [{}] * 5, tenant="acme")
     done: set[str] = set()
     app = App("acl")
@@ -91,9 +96,10 @@ def test_the_bridge_user_moves_every_kind_of_job_of_its_queues(users, kafka_clea
         done.add(ctx.job_id)
 
     assert Bridge(bridge, queues=SERVED).run_until_idle(60), _denied(admin)
-    assert Worker(admin, app, queues=SERVED).run_until_idle(60), _denied(admin)
+    assert Worker(worker, app, queues=SERVED).run_until_idle(60), _denied(admin)
     assert done == set(ids)
-    assert not [d for d in _denied(admin) if d.startswith("jp-bridge")]
+    assert not [d for d in _denied(admin) if not d.startswith("jp-producer")]
+    assert redis.Redis.from_url(admin.redis.url).exists(names.done_key(ns, "default", "once"))
 
     client = redis.Redis.from_url(bridge.redis.url)
     other = names.ready_key(ns, "other", 0)
@@ -101,4 +107,12 @@ def test_the_bridge_user_moves_every_kind_of_job_of_its_queues(users, kafka_clea
              lambda: client.rpop(other), lambda: client.lpush(other, b"x"),
              lambda: client.get(names.done_key(ns, "default", "k")),
              lambda: client.hgetall(names.job_status_key(ns, "default", "j")))
+    client.close()
+
+    client = redis.Redis.from_url(worker.redis.url)
+    _refused(client, client.flushall, lambda: client.keys("*"),
+             lambda: client.rpop(other), lambda: client.set(names.done_key(ns, "other", "k"), 1),
+             lambda: client.lrange(names.inflight_index_key(ns, "default"), 0, -1),
+             lambda: client.zrange(names.bridges_key(ns), 0, -1),
+             lambda: client.sadd(names.paused_tenants_key(ns, "default"), "t"))
     client.close()
