@@ -34,9 +34,12 @@ from bridge.relay import Relay
 from bridge.sources import Rotation
 from bridge.take import Fenced, Taker
 from bridge.wake import Waker, wake_client_name
-from jobpipe import metrics, names
+from jobpipe import jobstatus, metrics, names
 from jobpipe.connections import check_redis_safety, redis_client
+from jobpipe.envelope import peek_id
 from jobpipe.errors import ConfigError
+from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call
+from jobpipe.pipelined import queue_script
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
@@ -132,6 +135,8 @@ class Bridge:
         ns = s.namespace
         self._client = redis_client(s.redis)
         check_redis_safety(self._client, s.redis)
+        self._tracked = {spec.name: spec for spec in self.specs if spec.track_status}
+        self._advance = self._client.register_script(ADVANCE_LUA)
         queues = [spec.name for spec in self.specs]
         self._reaper = Reaper(self._client, ns, queues, self.bridge_id,
                               s.bridge.heartbeat_timeout_s)
@@ -287,11 +292,37 @@ class Bridge:
             dead = [encode_record(d, source.key) for b in prefix for d in b.dead]
             acks.append((source, sum(len(b.items) for b in prefix), dead))
         self._taker.ack(acks)
+        if self._tracked:
+            self._write_states(prefixes)
         for prefix in prefixes:
             self._acks.remove(prefix)
             for batch in prefix:
                 self._record_ack(batch, now)
         self._relay.healthy()
+
+    def _write_states(self, prefixes: list[list[Batch]]) -> None:
+        """Jobs of queues with ``track_status`` are in Kafka now: one call per queue."""
+        calls = []
+        for prefix in prefixes:
+            spec = self._tracked.get(prefix[0].source.queue)
+            if spec is None:
+                continue
+            dead = {d.raw for b in prefix for d in b.dead}
+            ids = [peek_id(raw) for b in prefix for raw in b.items if raw not in dead]
+            updates = [Update(i, jobstatus.IN_KAFKA, 1, {}) for i in ids if i is not None]
+            keys, args = advance_call(self.settings.namespace, spec, updates)
+            if keys:
+                calls.append((keys, args))
+        try:
+            if len(calls) == 1:  # a pipeline holding a script first asks SCRIPT EXISTS
+                self._advance(keys=calls[0][0], args=calls[0][1])
+            elif calls:
+                pipe = self._client.pipeline(transaction=False)
+                for keys, args in calls:
+                    queue_script(pipe, self._advance, keys, args)
+                pipe.execute()
+        except redis.exceptions.RedisError as exc:  # a lookup is then behind, nothing lost
+            log.warning("writing job states failed: %s", exc)
 
     def _record_ack(self, batch: Batch, now: float) -> None:
         q = batch.source.queue

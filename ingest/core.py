@@ -20,13 +20,14 @@ from ingest.failures import is_out_of_memory
 from ingest.plan import PlanBuilder, PushPlan, QueueLayout
 from ingest.scripts import PushReply
 from ingest.template import EnvelopeTemplate
-from jobpipe import tracing
+from jobpipe import jobstatus, tracing
 from jobpipe.envelope import now_ns
 from jobpipe.errors import JobRejected, JobTooLarge, QueueFull, UnknownQueue
 from jobpipe.ids import new_job_ids
 from jobpipe.options import JobOptions, Resolved
 from jobpipe.routing import tenant_or_default
 from jobpipe.settings import Settings
+from jobpipe.topology import QueueSpec
 
 MAX_TASK_CHARS = 200
 # Below this many jobs one EVALSHA beats MULTI/LPUSH/EXEC (one command, not 3+);
@@ -113,6 +114,7 @@ class Intake:
         if opts.unique_ttl_s is not None and opts.idem is not None:
             builder.unique(opts.idem, opts.unique_ttl_s, ids[0], 0)
         self._place(builder, layout, opts, jobs)
+        _track(builder, spec, ids, opts, now)
         return builder.build(ids)
 
     def plan_jobs(self, queue: str, requests: Sequence[JobRequest]) -> PushPlan:
@@ -149,6 +151,7 @@ class Intake:
             if opts.unique_ttl_s is not None and opts.idem is not None:
                 builder.unique(opts.idem, opts.unique_ttl_s, job_id, index)
             self._place(builder, layout, opts, [job])
+            _track(builder, spec, [job_id], opts, now)
             ids.append(job_id)
         if problems:
             raise InvalidJobs(problems)
@@ -224,6 +227,13 @@ class Intake:
         spec = self.layout(plan.queue).spec
         return QueueFull(f"queue {plan.queue!r} is full: {reply.backlog} jobs waiting in Redis "
                          f"(max_backlog {spec.max_backlog})")
+
+
+def _track(builder: PlanBuilder, spec: QueueSpec, ids: list[str], opts: Resolved,
+           now: int) -> None:
+    if spec.track_status:
+        state = jobstatus.QUEUED if opts.run_at_ns is None else jobstatus.DELAYED
+        builder.track(ids, state, jobstatus.rank(state, 1), now, opts.run_at_ns)
 
 
 def _check_task(queue: str, task: str) -> None:

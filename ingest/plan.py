@@ -180,6 +180,7 @@ class PlanBuilder:
         self._unique_jobs: list[int] = []
         self._guarded = False
         self._lists: list[tuple[str, list[bytes]]] | None = []
+        self._records: list[Arg] = []  # S operations, written after the pushes
         fair = layout.spec.fair
         if not fair and max_backlog:
             for level in layout.routes.ready:
@@ -228,6 +229,15 @@ class PlanBuilder:
         self._last = None  # the guarded job gets an operation of its own ...
         self._guarded = True  # ... and nothing may join it later
 
+    def track(self, ids: list[str], state: str, rank: int, at_ns: int,
+              run_at_ns: int | None) -> None:
+        """Start a state record for each job (queues with ``track_status``)."""
+        self._lists = None  # the records need the script, not MULTI/LPUSH
+        spec = self._layout.spec
+        prefix = names.job_status_key(self._layout.namespace, spec.name, "")
+        self._records += ("S", prefix, spec.status_ttl_s, rank, state, at_ns,
+                          "" if run_at_ns is None else run_at_ns, len(ids), *ids)
+
     def seal(self) -> None:
         """Close the open operation: the next job starts a new one."""
         self._last = None
@@ -251,6 +261,7 @@ class PlanBuilder:
     def build(self, ids: list[str]) -> PushPlan:
         """The finished call; its last operation wakes the queue's idle bridges."""
         wake = self._layout.wake
+        self._ops += self._records
         if self._ops:
             self._ops += ("W", self._key(wake))
         return PushPlan(self._layout.spec.name, self._keys, self._head + self._ops, ids,

@@ -35,6 +35,7 @@ from jobpipe.ids import new_job_ids
 
 _NULL_KEY_PREFIX = b'{"key":null'
 _KEY_PREFIX = b'{"key":"'
+_ID_FIELD = b',"id":"'
 # orjson reads JSON nested up to 1024 levels but writes only up to 254, so a job
 # nested deeper would decode and then fail to re-encode on its way to a retry
 # topic. decode() refuses it (the full check runs only past this many brackets).
@@ -187,6 +188,36 @@ def _check(obj: dict[str, Any], raw: bytes) -> None:
             raise EnvelopeError("wrong_type", f"field {name!r} has the wrong type", raw)
     if obj["attempt"] < 1 or obj["max_attempts"] < 1:
         raise EnvelopeError("wrong_type", "attempt and max_attempts must be >= 1", raw)
+
+
+def peek_id(raw: bytes) -> str | None:
+    """A job's id without decoding the whole job (``None`` when it has none).
+
+    :func:`encode` writes ``id`` right after ``key``: the fast path reads it
+    there. Escapes, other layouts and other writers' bytes fall back to a full
+    JSON parse (a nested object's ``"id"`` must never be taken for the job's).
+    """
+    start = -1
+    if raw.startswith(_NULL_KEY_PREFIX + _ID_FIELD):
+        start = len(_NULL_KEY_PREFIX) + len(_ID_FIELD)
+    elif raw.startswith(_KEY_PREFIX):
+        key_end = raw.find(b'"', len(_KEY_PREFIX))
+        if key_end > 0 and b"\\" not in raw[len(_KEY_PREFIX) : key_end] \
+                and raw.startswith(_ID_FIELD, key_end + 1):
+            start = key_end + 1 + len(_ID_FIELD)
+    if start > 0:
+        end = raw.find(b'"', start)
+        if end > 0 and b"\\" not in raw[start:end]:
+            try:
+                return raw[start:end].decode()
+            except UnicodeDecodeError:
+                pass
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    job_id = obj.get("id") if isinstance(obj, dict) else None
+    return job_id if isinstance(job_id, str) else None
 
 
 def peek_key(raw: bytes) -> bytes | None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobpipe.envelope import Job, decode, encode, peek_key
+from jobpipe.envelope import Job, decode, encode, peek_id, peek_key
 from jobpipe.errors import EnvelopeError
 from tests.unit.proof.strategies import (
     BAD_ENVELOPES,
@@ -44,6 +44,11 @@ def test_encode_decode_round_trips_any_valid_job(job):
 def test_peek_key_reads_the_key_of_any_valid_job(job):
     expected = None if job.key is None else job.key.encode()
     assert peek_key(encode(job)) == expected
+
+
+@given(jobs())
+def test_peek_id_reads_the_id_of_any_valid_job(job):
+    assert peek_id(encode(job)) == job.id
 
 
 @given(BAD_ENVELOPES)
