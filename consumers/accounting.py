@@ -60,6 +60,11 @@ class BatchMetrics:
         if n:
             self._child(metrics.JOBS_DUPLICATE_SKIPPED, queue).inc(n)
 
+    def cancelled(self, queue: str, n: int) -> None:
+        """Record cancelled jobs (skipped, or stopped while running)."""
+        if n:
+            self._child(metrics.JOBS_CANCELLED, queue).inc(n)
+
     def failed(self, queue: str, task: str, retried: bool, reason: str) -> None:
         """Record one failure, and where it went."""
         self._child(metrics.JOBS_FAILED, queue, task).inc()

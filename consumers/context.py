@@ -25,7 +25,7 @@ class JobContext:
         job: the whole :class:`~jobpipe.envelope.Job`.
     """
 
-    __slots__ = ("_delivered", "_enqueue", "_on_settled", "_produced", "job",
+    __slots__ = ("_cancelled", "_delivered", "_enqueue", "_on_settled", "_produced", "job",
                  "kafka_partition", "kafka_timestamp_ms", "kafka_topic")
 
     def __init__(self, job: Job, enqueue: EnqueueFn, kafka_timestamp_ms: int | None = None,
@@ -40,6 +40,17 @@ class JobContext:
         self._produced = 0
         self._delivered = 0
         self._on_settled: Callable[[], None] | None = None
+        self._cancelled = False  # set by the worker (on the loop) when cancelling is asked
+
+    @property
+    def cancelled(self) -> bool:
+        """Someone asked to cancel this job (queues with ``track_status``).
+
+        A sync handler checks it now and then and returns early; an async one
+        is cancelled instead (``asyncio.CancelledError``, so it can clean up).
+        Either way the job ends ``cancelled`` and is never retried.
+        """
+        return self._cancelled
 
     @property
     def job_id(self) -> str:

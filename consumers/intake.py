@@ -4,8 +4,9 @@ Each message is decoded once (orjson). Bad input never stops a partition: an
 undecodable envelope, an unknown task or a job on the wrong queue's topic goes
 to the DLQ with its reason code. Redeliveries of completed jobs are found with
 one ``MGET`` per queue per batch and skipped. Jobs of a paused tenant are
-parked in Redis. Everything not runnable is handed to ``settle`` (offset done)
-once it is safely elsewhere.
+parked in Redis. Jobs of a queue with ``track_status`` that someone asked
+to cancel are skipped (one call per queue per batch). Everything not
+runnable is handed to ``settle`` (offset done) once it is safely elsewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lane
 from consumers.offsets import OffsetTracker
 from consumers.registry import App
+from consumers.states import JobStates
 from jobpipe.envelope import decode, encode
 from jobpipe.errors import EnvelopeError
 from jobpipe.routing import tenant_or_default
@@ -49,12 +51,16 @@ class Intake:
             message that needs no run (duplicate, parked, dead-lettered).
         tracker: where the offset of every message taken in is recorded.
         delivered: wraps a loop callback so the producer thread may call it.
+        states: job states of queues with ``track_status``, or ``None``.
+        cancelled: accounts for a job skipped because it was cancelled.
     """
 
     def __init__(self, app: App, lanes_by_topic: dict[str, Lane], markers: DoneMarkers,
                  sink: FailureSink, controls: Any, stats: BatchMetrics,
                  settle: Callable[[TPO], None], tracker: OffsetTracker,
-                 delivered: Callable[[TPO], Callable[[], None]]) -> None:
+                 delivered: Callable[[TPO], Callable[[], None]],
+                 states: JobStates | None = None,
+                 cancelled: Callable[[Item], None] | None = None) -> None:
         self._tasks = app.tasks
         self._lanes = lanes_by_topic
         self._markers = markers
@@ -64,6 +70,8 @@ class Intake:
         self._settle = settle
         self._tracker = tracker
         self._delivered = delivered
+        self._states = states
+        self._cancelled = cancelled
         self.delivering: set[TPO] = set()
 
     async def prepare(self, msgs: list[Message]) -> list[Item]:
@@ -112,7 +120,10 @@ class Intake:
         runnable: list[Item] = []
         for queue, items in by_queue.items():
             if items:
-                runnable.extend(await self._unseen(queue, items))
+                fresh = await self._unseen(queue, items)
+                if self._states is not None and queue in self._states.tracked and fresh:
+                    fresh = await self._not_cancelled(queue, fresh)
+                runnable.extend(fresh)
         controls = self._controls
         if (controls is not None and runnable
                 and any(controls.has_paused_tenants(q) for q in by_queue)):
@@ -135,6 +146,18 @@ class Intake:
                     self._settle((item.topic, item.partition, item.offset))
             self._stats.duplicates(queue, len(items) - len(fresh))
         return fresh
+
+    async def _not_cancelled(self, queue: str, items: list[Item]) -> list[Item]:
+        assert self._states is not None
+        assert self._cancelled is not None
+        asked = await self._states.cancel_requested(queue, [i.job.id for i in items])
+        keep = []
+        for item, yes in zip(items, asked, strict=True):
+            if yes:
+                self._cancelled(item)
+            else:
+                keep.append(item)
+        return keep
 
     async def _park_paused(self, items: list[Item]) -> list[Item]:
         controls = self._controls

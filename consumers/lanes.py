@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from consumers.lottery import Lottery, lane_weight
 from consumers.ordering import KeyLines
@@ -42,7 +43,7 @@ class Lane:
 class Item:
     """One job on its way through the worker, with where it came from."""
 
-    __slots__ = ("job", "lane", "msg_key", "offset", "partition", "run_s", "task",
+    __slots__ = ("job", "lane", "msg_key", "offset", "partition", "result", "run_s", "task",
                  "timestamp_ms", "topic")
 
     def __init__(self, topic: str, partition: int, offset: int, msg_key: bytes | None,
@@ -56,6 +57,7 @@ class Item:
         self.task = task
         self.lane = lane
         self.run_s = 0.0
+        self.result: Any = None  # the handler's return value (kept by some queues)
 
 
 class Lanes:

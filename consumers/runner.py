@@ -6,7 +6,9 @@ A no-op async handler completes without suspending, so one runner drains a
 batch with no per-job task, lock or wake-up. Finished jobs are accounted for
 in batches by the flusher: done markers in one pipeline, then contiguous
 offsets handed to the fetcher to store. A failed job's offset completes only
-after its retry or DLQ record is acknowledged by Kafka.
+after its retry or DLQ record is acknowledged by Kafka. Queues with
+``track_status`` also have each job's state written by the flusher
+(:mod:`consumers.states`), and their running jobs can be cancelled.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from consumers.failure import WORKER_ID, FailureSink, Source, error_record
 from consumers.followup import FollowUps
 from consumers.lanes import Item, Lanes
 from consumers.offsets import OffsetTracker
-from consumers.retry import Timeout, decide
-from jobpipe import metrics, tracing
+from consumers.retry import Decision, Timeout, decide
+from consumers.states import CANCEL_POLL_S, JobStates
+from jobpipe import jobstatus, metrics, tracing
+from jobpipe.jobstatus import Update
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +40,15 @@ TPO = tuple[str, int, int]
 class Slot:
     """One runner coroutine and the job it is running."""
 
-    __slots__ = ("deadline", "item", "task", "timed_out")
+    __slots__ = ("cancelled", "ctx", "deadline", "item", "task", "timed_out")
 
     def __init__(self) -> None:
         self.task: asyncio.Task[None] | None = None
         self.item: Item | None = None
+        self.ctx: JobContext | None = None
         self.deadline = math.inf
         self.timed_out = False
+        self.cancelled = False  # its job was asked to stop
 
 
 class Runner:
@@ -58,11 +64,12 @@ class Runner:
         stats: batch metrics.
         concurrency: runner coroutines (and thread pool size for sync handlers).
         store: called with committable offsets after each flush.
+        states: job states of queues with ``track_status`` (``None``: none).
     """
 
     def __init__(self, lanes: Lanes, tracker: OffsetTracker, sink: FailureSink,
                  follow_ups: FollowUps, markers: Any, limiter: Any, stats: BatchMetrics,
-                 concurrency: int, store: Any) -> None:
+                 concurrency: int, store: Any, states: JobStates | None = None) -> None:
         self.lanes = lanes
         self.tracker = tracker
         self._sink = sink
@@ -71,6 +78,8 @@ class Runner:
         self._limiter = limiter
         self._stats = stats
         self._store = store
+        self._states = states
+        self._tracked = states.tracked if states is not None else {}
         self.slots = [Slot() for _ in range(concurrency)]
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jobpipe-job")
         self._idle: deque[asyncio.Future[None]] = deque()
@@ -92,6 +101,8 @@ class Runner:
             tasks.append(slot.task)
         tasks.append(asyncio.create_task(self._flush_loop()))
         tasks.append(asyncio.create_task(self._watchdog()))
+        if self._tracked:
+            tasks.append(asyncio.create_task(self._cancel_watch()))
         return tasks
 
     def close(self) -> None:
@@ -119,7 +130,8 @@ class Runner:
 
     def has_unflushed(self) -> bool:
         """Whether finished work still waits for the flusher."""
-        return bool(self._finished or self._settled)
+        return bool(self._finished or self._settled
+                    or (self._states is not None and self._states.has_pending()))
 
     # --- running -----------------------------------------------------------------------
 
@@ -144,32 +156,46 @@ class Runner:
                          item.partition)
         timeout_s = task.timeout_s or spec.timeout_s
         started = time.perf_counter()
-        slot.item = item
+        slot.item, slot.ctx = item, ctx
         slot.deadline = started + timeout_s if timeout_s else math.inf
-        slot.timed_out = False
+        slot.timed_out = slot.cancelled = False
+        states = self._states
+        if states is not None and spec.name in self._tracked:
+            states.add(spec.name, Update(job.id, jobstatus.RUNNING, job.attempt,
+                                         {"worker": WORKER_ID, "started_at": time.time_ns()}))
+            self._flush_event.set()
         try:
             with tracing.handler_span(job):  # child of the enqueue span (otel extra)
                 if task.is_async:
-                    await task.fn(ctx, job.args)  # type: ignore[misc]
+                    item.result = await task.fn(ctx, job.args)  # type: ignore[misc]
                 else:
-                    await self._loop.run_in_executor(self._pool, task.fn, ctx, job.args)
+                    item.result = await self._loop.run_in_executor(self._pool, task.fn, ctx,
+                                                                   job.args)
         except asyncio.CancelledError:
-            if not slot.timed_out:
+            if not (slot.timed_out or slot.cancelled):
                 raise
             if slot.task is not None:
                 slot.task.uncancel()
-            self._fail(item, Timeout(f"ran longer than {timeout_s}s and was cancelled"))
+            if slot.cancelled:
+                self.cancelled(item)
+            else:
+                self._fail(item, Timeout(f"ran longer than {timeout_s}s and was cancelled"))
         except Exception as exc:
-            self._fail(item, exc)
+            if slot.cancelled:  # a cancelled job never retries
+                self.cancelled(item)
+            else:
+                self._fail(item, exc)
         else:
             item.run_s = time.perf_counter() - started
-            if ctx._produced != ctx._delivered:
+            if slot.cancelled:  # it stopped early because it was asked to
+                self.cancelled(item)
+            elif ctx._produced != ctx._delivered:
                 self._hold_until_delivered(item, ctx)
             else:
                 self._finished.append(item)
                 self._flush_event.set()
         finally:
-            slot.item = None
+            slot.item = slot.ctx = None
             if item.lane.ordered:
                 self.lanes.release(item)
                 if self._idle:
@@ -194,6 +220,8 @@ class Runner:
         self.delivering.add(tpo)
         source = Source(item.topic, item.partition, item.offset, item.msg_key)
         self._stats.failed(job.queue, job.task, decision.retry, decision.reason)
+        if self._states is not None and spec.name in self._tracked:
+            self._states.add(spec.name, _failed_update(job.id, job.attempt, decision, error))
         if decision.retry:
             assert decision.delay_s is not None
             log.warning("job %s %s/%s attempt %d failed (%s: %s); retry in %.1fs", job.id,
@@ -205,6 +233,39 @@ class Runner:
             log.error("job %s %s/%s attempt %d dead-lettered (%s): %s: %s", job.id, job.queue,
                       job.task, job.attempt, decision.reason, error["type"], error["message"])
             self._sink.dead_letter_job(job, decision.reason, error, source, self.delivered(tpo))
+
+    def cancelled(self, item: Item) -> None:
+        """Account for a job that was cancelled (skipped, or stopped while running)."""
+        job = item.job
+        log.info("job %s %s/%s cancelled", job.id, job.queue, job.task)
+        self._stats.cancelled(job.queue, 1)
+        if self._states is not None:
+            self._states.add(job.queue, Update(job.id, jobstatus.CANCELLED, job.attempt, {}))
+        self.settle((item.topic, item.partition, item.offset))
+
+    async def _cancel_watch(self) -> None:
+        """Stop running jobs someone asked to cancel: an async one's task is
+        cancelled, a sync one's ``ctx.cancelled`` is set."""
+        assert self._states is not None
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            by_queue: dict[str, list[tuple[Slot, Item]]] = {}
+            for slot in self.slots:
+                item = slot.item
+                if item is not None and not slot.cancelled and item.job.queue in self._tracked:
+                    by_queue.setdefault(item.job.queue, []).append((slot, item))
+            for queue, running in by_queue.items():
+                asked = await self._states.cancel_requested(queue, [i.job.id for _, i in running])
+                for (slot, item), yes in zip(running, asked, strict=True):
+                    if yes and slot.item is item and slot.ctx is not None:
+                        self._stop(slot, item, slot.ctx)
+
+    def _stop(self, slot: Slot, item: Item, ctx: JobContext) -> None:
+        slot.cancelled = ctx._cancelled = True
+        if item.task.is_async and slot.task is not None:
+            log.info("job %s %s/%s: cancel requested, cancelling its task", item.job.id,
+                     item.job.queue, item.job.task)
+            slot.task.cancel()
 
     def delivered(self, tpo: TPO) -> Any:
         """A callback for the producer thread: the record of ``tpo`` is safe in Kafka."""
@@ -261,6 +322,8 @@ class Runner:
                 return
             if finished and self._markers is not None:
                 await self._mark(finished)
+            if self._states is not None:
+                await self._write_states(finished)
             complete = self.tracker.complete
             by_task: dict[tuple[str, str], list[Item]] = {}
             for item in finished:
@@ -278,6 +341,17 @@ class Runner:
                                      [i.job.enqueued_at for i in items])
             self._store(self.tracker.take_committable())
 
+    async def _write_states(self, finished: list[Item]) -> None:
+        assert self._states is not None
+        tracked = self._tracked
+        for item in finished:
+            spec = tracked.get(item.job.queue)
+            if spec is not None:
+                self._states.add(spec.name, Update(item.job.id, jobstatus.SUCCEEDED,
+                                                   item.job.attempt,
+                                                   jobstatus.result_fields(spec, item.result)))
+        await self._states.flush()
+
     async def _mark(self, finished: list[Item]) -> None:
         by_queue: dict[str, tuple[int, list[str]]] = {}
         for item in finished:
@@ -290,3 +364,13 @@ class Runner:
             await self._markers.mark((q, ttl, keys) for q, (ttl, keys) in by_queue.items())
         except Exception as exc:  # a redelivery may then run twice; never stall offsets
             log.warning("writing done markers failed: %s", exc)
+
+
+def _failed_update(job_id: str, attempt: int, decision: Decision,
+                   error: dict[str, Any]) -> Update:
+    message = f"{error['type']}: {error['message']}"
+    if decision.retry:
+        due = time.time_ns() + int(((decision.delay_s or 0.0) + decision.jitter_s) * 1e9)
+        return Update(job_id, jobstatus.RETRYING, attempt, {"next_at": due, "error": message})
+    return Update(job_id, jobstatus.FAILED, attempt, {"reason": decision.reason,
+                                                      "error": message})

@@ -39,6 +39,7 @@ from consumers.ratelimit import RateLimiter
 from consumers.registry import App
 from consumers.retry_relay import RetryRelay
 from consumers.runner import Runner
+from consumers.states import JobStates
 from jobpipe import names
 from jobpipe.connections import async_redis_client, check_redis_at_start_async
 from jobpipe.errors import JobpipeError
@@ -129,9 +130,11 @@ class Worker:
         sink = FailureSink(producer, ns)
         controls, limiter = Controls(redis, ns, self.specs), RateLimiter(redis, ns)
         stored: list[Fetcher] = []  # the fetcher needs the runner's callbacks first
+        states = JobStates(redis, ns, self.specs)
         runner = Runner(lanes, tracker, sink, FollowUps(producer, s.topology, ns, loop),
                         DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
-                        store=lambda offsets: stored[0].store(offsets))
+                        store=lambda offsets: stored[0].store(offsets),
+                        states=states if states.tracked else None)
         arrivals: deque[list[Message]] = deque()
         arrived = asyncio.Event()
 
@@ -144,7 +147,8 @@ class Worker:
                           lambda tps: self._lose(runner, tps), self._revoked.difference_update)
         stored.append(fetcher)
         intake = Intake(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls, stats,
-                        runner.settle, tracker, runner.delivered)
+                        runner.settle, tracker, runner.delivered,
+                        states if states.tracked else None, runner.cancelled)
         runner.delivering = intake.delivering  # one set: bad input and failures alike
         control_topics: set[str] = set()
 

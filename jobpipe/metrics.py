@@ -156,6 +156,9 @@ JOBS_DEAD_LETTERED = _counter("jobpipe_jobs_dead_lettered_total", "Jobs sent to 
                               ["queue", "reason"])
 JOBS_DUPLICATE_SKIPPED = _counter("jobpipe_jobs_duplicate_skipped_total",
                                   "Redeliveries of completed jobs, skipped.", ["queue"])
+JOBS_CANCELLED = _counter("jobpipe_jobs_cancelled_total",
+                          "Jobs cancelled: skipped before their start, or stopped running.",
+                          ["queue"])
 JOBS_TIMED_OUT = _counter("jobpipe_jobs_timed_out_total",
                           "Jobs over their time limit (async ones are cancelled and retried).",
                           ["queue", "task"])

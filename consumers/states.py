@@ -1,0 +1,78 @@
+"""The worker's side of job status: state writes per batch, and cancel requests.
+
+Only queues with ``track_status``. Runners note each job's start, success or
+failure here; the flusher writes them all with one :data:`ADVANCE_LUA` call
+per queue, in one pipeline (the record and its forward-only rule live in
+:mod:`jobpipe.jobstatus`). Cancel requests are read in one call per queue per
+batch at intake, and for running jobs every :data:`CANCEL_POLL_S`.
+
+Redis trouble here never stalls jobs or offsets: a write that fails is logged
+and dropped, a check that fails reads as "not cancelled".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from jobpipe import names
+from jobpipe.jobstatus import ADVANCE_LUA, CANCEL_FLAGS_LUA, Update, advance_call
+from jobpipe.topology import QueueSpec
+
+log = logging.getLogger(__name__)
+CANCEL_POLL_S = 0.5  # how soon a running job hears of its cancel request
+
+
+class JobStates:
+    """Pending state writes and cancel checks of one worker.
+
+    Args:
+        client: an asyncio Redis client.
+        namespace: key namespace.
+        specs: the worker's queues (those with ``track_status`` count).
+    """
+
+    def __init__(self, client: Any, namespace: str, specs: Sequence[QueueSpec]) -> None:
+        self._client = client
+        self._ns = namespace
+        self.tracked = {spec.name: spec for spec in specs if spec.track_status}
+        self._advance = client.register_script(ADVANCE_LUA)
+        self._flags = client.register_script(CANCEL_FLAGS_LUA)
+        self._pending: dict[str, list[Update]] = {}
+
+    def add(self, queue: str, update: Update) -> None:
+        """Note a state change of a tracked queue's job, for the next :meth:`flush`."""
+        pending = self._pending.get(queue)
+        if pending is None:
+            self._pending[queue] = [update]
+        else:
+            pending.append(update)
+
+    def has_pending(self) -> bool:
+        """Whether state changes wait for :meth:`flush`."""
+        return bool(self._pending)
+
+    async def flush(self) -> None:
+        """Write every pending change: one script call per queue, one round trip."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for queue, updates in pending.items():
+            keys, args = advance_call(self._ns, self.tracked[queue], updates)
+            await self._advance(keys=keys, args=args, client=pipe)
+        try:
+            await pipe.execute()
+        except Exception as exc:  # a lookup is then behind; never stall the jobs
+            log.warning("writing job states failed: %s", exc)
+
+    async def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
+        """Which of ``job_ids`` (of a tracked queue) someone asked to cancel."""
+        keys = [names.job_status_key(self._ns, queue, job_id) for job_id in job_ids]
+        try:
+            flags = await self._flags(keys=keys, args=[])
+        except Exception as exc:
+            log.warning("reading cancel requests failed (%s); running the jobs", exc)
+            return [False] * len(job_ids)
+        return [flag is not None for flag in flags]
