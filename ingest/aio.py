@@ -28,7 +28,8 @@ from ingest.meters import IntakeMeters
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe import connections
+from jobpipe import connections, jobstatus
+from jobpipe.jobstatus import JobStatus
 from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
@@ -135,6 +136,18 @@ class AsyncProducer:
     async def ping(self) -> None:
         """Round trip to Redis (for health checks); raises when it does not answer."""
         await self._redis.ping()
+
+    async def status(self, job_id: str) -> JobStatus | None:
+        """Where a job is now; see :meth:`ingest.Producer.status`."""
+        return await jobstatus.alookup(self._redis, self.settings, job_id)
+
+    async def wait(self, job_id: str, timeout_s: float) -> JobStatus:
+        """Wait until a job is over; see :meth:`ingest.Producer.wait`."""
+        return await jobstatus.await_for(self._redis, self.settings, job_id, timeout_s)
+
+    async def cancel(self, job_id: str) -> JobStatus | None:
+        """Ask to cancel a job; see :meth:`ingest.Producer.cancel`."""
+        return (await jobstatus.acancel(self._redis, self.settings, job_id))[1]
 
     async def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""

@@ -23,7 +23,8 @@ from ingest.meters import IntakeMeters
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
-from jobpipe import connections
+from jobpipe import connections, jobstatus
+from jobpipe.jobstatus import JobStatus
 from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
@@ -130,6 +131,27 @@ class Producer:
     def ping(self) -> None:
         """Round trip to Redis (for health checks); raises when it does not answer."""
         self._redis.ping()
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """Where a job is now; ``None`` when no queue with ``track_status`` knows it."""
+        return jobstatus.lookup(self._redis, self.settings, job_id)
+
+    def wait(self, job_id: str, timeout_s: float) -> JobStatus:
+        """Wait until a job is over; its final status (``.result``: the kept result).
+
+        Raises:
+            TimeoutError: not over within ``timeout_s``.
+        """
+        return jobstatus.wait_for(self._redis, self.settings, job_id, timeout_s)
+
+    def cancel(self, job_id: str) -> JobStatus | None:
+        """Ask to cancel a job; its status after (``None``: unknown id).
+
+        A job not started yet is ``cancelled`` at once; a running one is stopped
+        by its worker (``details["cancel"]`` says it was asked); one that is
+        over stays as it is.
+        """
+        return jobstatus.cancel(self._redis, self.settings, job_id)[1]
 
     def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""

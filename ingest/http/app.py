@@ -4,7 +4,9 @@ Status codes: 202 accepted (ids in request order), 400 with field-level
 errors, 401 bad token, 404 unknown queue, 413 body over the cap (judged from
 ``Content-Length`` before a byte of the body is read; a chunked body is cut off
 once the read passes the cap), 429 queue full and 503
-Redis unavailable, both with ``Retry-After``. ``/healthz``, ``/openapi.json``
+Redis unavailable, both with ``Retry-After``. ``GET /v1/jobs/{id}`` answers a
+job's state and ``DELETE /v1/jobs/{id}`` asks to cancel it (both behind the
+same tokens; 404 for an id no queue with ``track_status`` knows). ``/healthz``, ``/openapi.json``
 and ``/metrics`` (Prometheus) sit beside the intake route.
 """
 
@@ -22,6 +24,7 @@ from aiohttp import web
 
 from ingest.aio import AsyncProducer
 from ingest.core import InvalidJobs
+from ingest.failures import REDIS_DOWN
 from ingest.http.exposure import check_exposure
 from ingest.http.openapi import OPENAPI
 from ingest.http.schema import FieldErrors, parse_body
@@ -96,6 +99,23 @@ def create_app(settings: Settings, producer: AsyncProducer) -> web.Application:
             return _error(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
         return _json(202, {"ids": ids})
 
+    async def job(request: web.Request) -> web.Response:
+        if not authorised(request):
+            return _error(401, "missing or invalid bearer token",
+                          headers={"WWW-Authenticate": 'Bearer realm="jobpipe"'})
+        job_id = request.match_info["job_id"]
+        try:
+            if request.method == "DELETE":
+                status = await producer.cancel(job_id)
+            else:
+                status = await producer.status(job_id)
+        except REDIS_DOWN as exc:
+            return _error(503, f"Redis unavailable: {exc}",
+                          headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
+        if status is None:
+            return _error(404, f"unknown job {job_id!r} (no queue with track_status knows it)")
+        return _json(200, status.to_json())
+
     async def healthz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(producer.ping(), timeout=2.0)
@@ -114,6 +134,8 @@ def create_app(settings: Settings, producer: AsyncProducer) -> web.Application:
     app = web.Application(client_max_size=cap_bytes)
     app[PRODUCER] = producer
     app.router.add_post("/v1/queues/{queue}/jobs", post_jobs)
+    app.router.add_get("/v1/jobs/{job_id}", job)
+    app.router.add_delete("/v1/jobs/{job_id}", job)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics)

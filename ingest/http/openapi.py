@@ -41,6 +41,14 @@ def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
     return response
 
 
+def _status_responses(ok: str) -> dict[str, Any]:
+    return {"200": {"description": ok, "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/JobStatus"}}}},
+            "401": _error("Missing or wrong bearer token."),
+            "404": _error("No queue with track_status knows this id."),
+            "503": _error("Redis unavailable.", retry_after=True)}
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "jobpipe intake", "version": "1",
@@ -59,6 +67,19 @@ OPENAPI: dict[str, Any] = {
             "FieldError": {"type": "object", "required": ["field", "message"], "properties": {
                 "field": {"type": "string"}, "message": {"type": "string"}}},
             "Error": _ERROR,
+            "JobStatus": {"type": "object", "required": ["id", "queue", "state", "attempt", "at"],
+                          "properties": {
+                "id": {"type": "string"}, "queue": {"type": "string"},
+                "state": {"enum": ["queued", "delayed", "in_kafka", "running", "retrying",
+                                   "succeeded", "failed", "cancelled"]},
+                "attempt": {"type": "integer"},
+                "at": {"type": "integer", "description": "Entered this state, ns since epoch."},
+                "run_at": {"type": "integer"}, "worker": {"type": "string"},
+                "started_at": {"type": "integer"}, "next_at": {"type": "integer"},
+                "reason": {"type": "string"}, "error": {"type": "string"},
+                "result": {"description": "The kept return value (keep_results)."},
+                "result_dropped": {"type": "string"},
+                "cancel": {"type": "integer", "description": "When cancelling was asked."}}},
         },
     },
     "security": [{"bearer": []}],
@@ -81,6 +102,15 @@ OPENAPI: dict[str, Any] = {
                 "503": _error("Redis unavailable.", retry_after=True),
             },
         }},
+        "/v1/jobs/{job_id}": {
+            "parameters": [{"name": "job_id", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "get": {"summary": "A job's state (queues with track_status).",
+                    "responses": _status_responses("The job's state.")},
+            "delete": {"summary": "Ask to cancel a job: not started yet, it is cancelled "
+                                  "at once; running, its worker stops it.",
+                       "responses": _status_responses("The job's state after the request.")},
+        },
         "/healthz": {"get": {"summary": "Liveness and Redis reachability.", "security": [],
                              "responses": {"200": {"description": "Serving."},
                                            "503": {"description": "Redis unreachable."}}}},

@@ -37,6 +37,8 @@ COMMANDS: dict[str, str] = {
     "resume": "consumers.cli.control:resume",
     "stats": "jobpipe.cli.stats:stats",
     "dashboard": "dashboard.cli:dashboard",
+    "job": "jobpipe.cli.job:job",
+    "cancel": "jobpipe.cli.job:cancel",
     "bench": "jobpipe.cli.bench:bench",
     "loadtest": "loadtest.cli:loadtest",
     "capacity": "loadtest.cli:capacity",
