@@ -212,12 +212,7 @@ def peek_id(raw: bytes) -> str | None:
                 return raw[start:end].decode()
             except UnicodeDecodeError:
                 pass
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    job_id = obj.get("id") if isinstance(obj, dict) else None
-    return job_id if isinstance(job_id, str) else None
+    return _parsed_text(raw, "id")
 
 
 def peek_key(raw: bytes) -> bytes | None:
@@ -236,9 +231,15 @@ def peek_key(raw: bytes) -> bytes | None:
             candidate = raw[len(_KEY_PREFIX) : end]
             if b"\\" not in candidate:
                 return candidate
+    key = _parsed_text(raw, "key")
+    return None if key is None else key.encode()
+
+
+def _parsed_text(raw: bytes, field: str) -> str | None:
+    """A text field of the job, by a full parse (``None``: absent, or not a job)."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    key = obj.get("key") if isinstance(obj, dict) else None
-    return key.encode() if isinstance(key, str) else None
+    value = obj.get(field) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) else None
