@@ -18,6 +18,7 @@ from typing import Any
 
 from jobpipe import names
 from jobpipe.jobstatus import ADVANCE_LUA, CANCEL_FLAGS_LUA, Update, advance_call
+from jobpipe.pipelined import queue_script_async
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,16 @@ class JobStates:
     async def flush(self) -> None:
         """Write every pending change: one script call per queue, one round trip."""
         pending, self._pending = self._pending, {}
-        if not pending:
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for queue, updates in pending.items():
-            keys, args = advance_call(self._ns, self.tracked[queue], updates)
-            await self._advance(keys=keys, args=args, client=pipe)
+        calls = [advance_call(self._ns, self.tracked[queue], updates)
+                 for queue, updates in pending.items()]
         try:
-            await pipe.execute()
+            if len(calls) == 1:  # a pipeline holding a script first asks SCRIPT EXISTS
+                await self._advance(keys=calls[0][0], args=calls[0][1])
+            elif calls:
+                pipe = self._client.pipeline(transaction=False)
+                for keys, args in calls:
+                    await queue_script_async(pipe, self._advance, keys, args)
+                await pipe.execute()
         except Exception as exc:  # a lookup is then behind; never stall the jobs
             log.warning("writing job states failed: %s", exc)
 

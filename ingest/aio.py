@@ -138,16 +138,25 @@ class AsyncProducer:
         await self._redis.ping()
 
     async def status(self, job_id: str) -> JobStatus | None:
-        """Where a job is now; see :meth:`ingest.Producer.status`."""
-        return await jobstatus.alookup(self._redis, self.settings, job_id)
+        """Where a job is now; ``None`` when no queue with ``track_status`` knows it."""
+        return await jobstatus.lookup_async(self._redis, self.settings, job_id)
 
     async def wait(self, job_id: str, timeout_s: float) -> JobStatus:
-        """Wait until a job is over; see :meth:`ingest.Producer.wait`."""
-        return await jobstatus.await_for(self._redis, self.settings, job_id, timeout_s)
+        """Wait until a job is over; its final status (``.result``: the kept result).
+
+        Raises:
+            TimeoutError: not over within ``timeout_s``.
+        """
+        return await jobstatus.wait_for_async(self._redis, self.settings, job_id, timeout_s)
 
     async def cancel(self, job_id: str) -> JobStatus | None:
-        """Ask to cancel a job; see :meth:`ingest.Producer.cancel`."""
-        return (await jobstatus.acancel(self._redis, self.settings, job_id))[1]
+        """Ask to cancel a job; its status after (``None``: unknown id).
+
+        A job not started yet is ``cancelled`` at once; a running one is stopped
+        by its worker (``details["cancel"]`` says it was asked); one that is
+        over stays as it is.
+        """
+        return (await jobstatus.cancel_async(self._redis, self.settings, job_id))[1]
 
     async def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""

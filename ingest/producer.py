@@ -151,7 +151,7 @@ class Producer:
         by its worker (``details["cancel"]`` says it was asked); one that is
         over stays as it is.
         """
-        return jobstatus.cancel(self._redis, self.settings, job_id)[1]
+        return (jobstatus.cancel(self._redis, self.settings, job_id))[1]
 
     def flush_spool(self) -> int:
         """Re-send spooled calls now; returns how many jobs went to Redis."""

@@ -213,7 +213,7 @@ def lookup(redis: Any, settings: Settings, job_id: str) -> JobStatus | None:
     return _found(job_id, specs, pipe.execute()) if specs else None
 
 
-async def alookup(redis: Any, settings: Settings, job_id: str) -> JobStatus | None:
+async def lookup_async(redis: Any, settings: Settings, job_id: str) -> JobStatus | None:
     """:func:`lookup` on a redis.asyncio client."""
     specs, pipe = _reads(redis, settings, job_id)
     return _found(job_id, specs, await pipe.execute()) if specs else None
@@ -235,14 +235,14 @@ def cancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus 
     return _text(outcome), lookup(redis, settings, job_id)
 
 
-async def acancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus | None]:
+async def cancel_async(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus | None]:
     """:func:`cancel` on a redis.asyncio client."""
-    status = await alookup(redis, settings, job_id)
+    status = await lookup_async(redis, settings, job_id)
     if status is None:
         return "none", None
     keys, args = _cancel_args(settings, status)
     outcome = await redis.eval(CANCEL_LUA, 1, *keys, *args)
-    return _text(outcome), await alookup(redis, settings, job_id)
+    return _text(outcome), await lookup_async(redis, settings, job_id)
 
 
 def wait_for(redis: Any, settings: Settings, job_id: str, timeout_s: float) -> JobStatus:
@@ -261,12 +261,12 @@ def wait_for(redis: Any, settings: Settings, job_id: str, timeout_s: float) -> J
         time.sleep(POLL_S)
 
 
-async def await_for(redis: Any, settings: Settings, job_id: str,
+async def wait_for_async(redis: Any, settings: Settings, job_id: str,
                     timeout_s: float) -> JobStatus:
     """:func:`wait_for` on a redis.asyncio client."""
     deadline = time.monotonic() + timeout_s
     while True:
-        status = await alookup(redis, settings, job_id)
+        status = await lookup_async(redis, settings, job_id)
         if status is not None and status.final:
             return status
         if time.monotonic() >= deadline:
