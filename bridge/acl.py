@@ -5,7 +5,8 @@ Generated from the code and the topology, like the producer's rules
 (:mod:`ingest.acl`): the commands inside the bridge's Lua scripts are read
 from the scripts' source, the keys come from :mod:`jobpipe.names`. A bridge
 with these rules moves jobs of its queues to Kafka and nothing else: no other
-queue, no idempotency markers or job records (the workers'), no ``FLUSHALL``,
+queue, no idempotency markers (the workers'), only the state records of
+queues with ``track_status`` (it marks their jobs in Kafka), no ``FLUSHALL``,
 no ``KEYS``. It keeps ``CONFIG GET`` (the start-up check of eviction and AOF,
 which producers with their narrower users skip) and ``CLIENT UNBLOCK`` (its
 wake-up wait ends that way, see :mod:`bridge.wake`).
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bridge import dead, delayed, reaper, take
-from jobpipe import names
+from jobpipe import jobstatus, names
 from jobpipe.lua import lua_commands
 from jobpipe.topology import QueueSpec
 
@@ -41,12 +42,18 @@ def bridge_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
              names.tenants_key(ns, q)]  # every take names it (bridge.take)
     if spec.fair:
         keys += [names.tenant_ready_key(ns, q, "*"), names.paused_tenants_key(ns, q)]
+    if spec.track_status:
+        keys.append(names.job_status_key(ns, q, "*"))
     return keys
 
 
 def bridge_acl_rules(namespace: str, specs: Iterable[QueueSpec]) -> list[str]:
     """``ACL SETUSER`` rules (after ``reset``, before ``on >password``) of a bridge user."""
-    commands = sorted({*_DIRECT_COMMANDS, *(c for s in _SCRIPTS for c in lua_commands(s))})
+    specs = list(specs)
+    scripts = list(_SCRIPTS)
+    if any(spec.track_status for spec in specs):  # it marks tracked jobs in Kafka
+        scripts.append(jobstatus.ADVANCE_LUA)
+    commands = sorted({*_DIRECT_COMMANDS, *(c for s in scripts for c in lua_commands(s))})
     patterns = [p for spec in specs for p in bridge_key_patterns(namespace, spec)]
     return ["-@all", *(f"+{c}" for c in commands), f"~{names.bridges_key(namespace)}",
             *(f"~{p}" for p in patterns)]

@@ -1,5 +1,6 @@
 """The least Redis privilege a worker needs: its queues' idempotency markers,
-rate-limit buckets and pause state, and the commands its code sends.
+rate-limit buckets, pause state and job state records, and the commands its
+code sends.
 
 Generated from the code and the topology, like the producer's and the
 bridge's rules (:mod:`ingest.acl`, :mod:`bridge.acl`). A worker parks a
@@ -15,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from consumers import control, idempotency, ratelimit
-from jobpipe import names
+from jobpipe import jobstatus, names
 from jobpipe.lua import lua_commands
 from jobpipe.topology import QueueSpec
 
-_SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA)
+_SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.ADVANCE_LUA,
+            jobstatus.CANCEL_FLAGS_LUA)
 # Sent by the worker itself: scripts by SHA, the pause flags' reads and their
 # announcements (pub/sub), marker reads, the start-up safety check.
 _DIRECT_COMMANDS = ("evalsha", "script|load", "script|exists", "ping", "config|get",
@@ -35,6 +37,8 @@ def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
              names.tenants_key(ns, q), names.parked_key(ns, q, "*")]
     if spec.fair:
         keys.append(names.tenant_ready_key(ns, q, "*"))
+    if spec.track_status:
+        keys.append(names.job_status_key(ns, q, "*"))
     return keys
 
 

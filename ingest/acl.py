@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ingest.scripts import PUSH_LUA_COMMANDS
-from jobpipe import names
+from jobpipe import jobstatus, names
 from jobpipe.errors import ConfigError
+from jobpipe.lua import lua_commands
 from jobpipe.schedule import ScheduleSpec
 from jobpipe.topology import QueueSpec, Topology
 
@@ -54,9 +55,12 @@ def producer_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
 
 def producer_acl_rules(namespace: str, specs: Iterable[QueueSpec]) -> list[str]:
     """``ACL SETUSER`` rules (after ``reset``, before ``on >password``) of a producer user."""
-    commands = sorted({*_DIRECT_COMMANDS, *PUSH_LUA_COMMANDS})
+    specs = list(specs)
+    commands = {*_DIRECT_COMMANDS, *PUSH_LUA_COMMANDS}
+    if any(spec.track_status for spec in specs):  # status(), wait() and cancel()
+        commands |= {"hgetall", *lua_commands(jobstatus.CANCEL_LUA)}
     patterns = [p for spec in specs for p in producer_key_patterns(namespace, spec)]
-    return ["-@all", *(f"+{c}" for c in commands), *(f"~{p}" for p in patterns)]
+    return ["-@all", *(f"+{c}" for c in sorted(commands)), *(f"~{p}" for p in patterns)]
 
 
 # What a scheduler pass sends besides enqueueing (ingest.scheduler.Scheduler.run_pass).

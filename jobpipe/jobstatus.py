@@ -231,7 +231,7 @@ def cancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus 
     if status is None:
         return "none", None
     keys, args = _cancel_args(settings, status)
-    outcome = redis.eval(CANCEL_LUA, 1, *keys, *args)
+    outcome = redis.register_script(CANCEL_LUA)(keys=keys, args=args)
     return _text(outcome), lookup(redis, settings, job_id)
 
 
@@ -241,7 +241,7 @@ async def cancel_async(redis: Any, settings: Settings, job_id: str) -> tuple[str
     if status is None:
         return "none", None
     keys, args = _cancel_args(settings, status)
-    outcome = await redis.eval(CANCEL_LUA, 1, *keys, *args)
+    outcome = await redis.register_script(CANCEL_LUA)(keys=keys, args=args)
     return _text(outcome), await lookup_async(redis, settings, job_id)
 
 
