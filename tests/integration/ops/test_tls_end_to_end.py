@@ -2,8 +2,9 @@
 required) and Kafka over SSL, then SASL_SSL (SCRAM). Producer (sync and
 asyncio), ``jobpipe ingest-server`` (itself serving HTTPS), bridge, worker with
 a retry through the retry relay, ``jobpipe stats`` and ``jobpipe dlq ls`` all
-run a job end to end, configured from one ``jobpipe.toml``. One private TLS
-stack serves the whole module."""
+run a job end to end, configured from one ``jobpipe.toml``. A third listener
+requires client certificates (mutual TLS): a client without one is refused in
+one line, one with it runs jobs. One private TLS stack serves the whole module."""
 
 from __future__ import annotations
 
@@ -61,16 +62,19 @@ def tls_stack(tmp_path_factory) -> Iterator[TlsStack]:
         pki = make_test_pki(root / "pki")
     except StackError as exc:
         skip_unless_ci(f"cannot make test certificates: {exc}")
-    ssl_port, sasl_port = free_port_block(2), free_port_block(2)
+    ssl_port, sasl_port, mtls_port = free_port_block(2), free_port_block(2), free_port_block(2)
     stack = DevStack(root / "stack", redis_port=free_port(), kafka_port=free_port_block(2),
                      kafka_heap="512m", tls=pki, start_timeout_s=300,
                      kafka_extra_listeners=[ExtraListener("SSL", "SSL", ssl_port),
-                                            ExtraListener("SASL_SSL", "SASL_SSL", sasl_port)],
-                     kafka_extra_properties=scram_listener_properties("SASL_SSL"))
+                                            ExtraListener("SASL_SSL", "SASL_SSL", sasl_port),
+                                            ExtraListener("MTLS", "SSL", mtls_port)],
+                     kafka_extra_properties={**scram_listener_properties("SASL_SSL"),
+                                             "listener.name.mtls.ssl.client.auth": "required"})
     with started(stack, "TLS stack"):
         add_scram_user(stack.kafka_bootstrap, USER, PASSWORD)
         yield TlsStack(pki, stack.redis_url, {"SSL": f"127.0.0.1:{ssl_port}",
-                                              "SASL_SSL": f"127.0.0.1:{sasl_port}"})
+                                              "SASL_SSL": f"127.0.0.1:{sasl_port}",
+                                              "MTLS": f"127.0.0.1:{mtls_port}"})
 
 
 def _toml(value: object) -> str:
@@ -80,7 +84,11 @@ def _toml(value: object) -> str:
 def _write_config(path: Path, stack: TlsStack, protocol: str, namespace: str,
                   http_port: int) -> Path:
     """The one settings file every component, in process and on the CLI, reads."""
-    kafka = {"security.protocol": protocol, "ssl.ca.location": str(stack.pki.ca)}
+    kafka = {"security.protocol": "SSL" if protocol == "MTLS" else protocol,
+             "ssl.ca.location": str(stack.pki.ca)}
+    if protocol == "MTLS":  # the listener requires a client certificate
+        kafka.update({"ssl.certificate.location": str(stack.pki.client_cert),
+                      "ssl.key.location": str(stack.pki.client_key)})
     if protocol == "SASL_SSL":
         kafka.update(sasl_client_config(protocol, USER, PASSWORD))
     lines = [f"namespace = {_toml(namespace)}",
@@ -221,3 +229,29 @@ def test_every_component_runs_jobs_over_tls(tls_stack, protocol, namespace, tmp_
     assert queue["redis"]["backlog"] == 0
     assert queue["kafka"]["dlq_size"] == 1
     assert queue["kafka"]["produced_total"] == 10  # 8 jobs, 2 relayed retries
+
+
+def test_a_listener_requiring_client_certificates_admits_only_a_client_with_one(
+        tls_stack, namespace, tmp_path):
+    config = _write_config(tmp_path / "jobpipe.toml", tls_stack, "MTLS", namespace,
+                           free_port())
+    bare = tmp_path / "no-client-cert.toml"
+    bare.write_text("".join(line for line in config.read_text().splitlines(keepends=True)
+                            if not line.startswith(('"ssl.certificate', '"ssl.key'))))
+    refused = _jobpipe(bare, "check")
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"jobpipe: error: Kafka at {tls_stack.bootstrap['MTLS']}")
+    assert "bad certificate" in line  # the broker's TLS alert, named at once
+    admitted = _jobpipe(config, "check")
+    assert admitted.returncode == 0, admitted.stderr
+
+    settings = load_settings(config, environ={})
+    apply_topics(settings)
+    with Producer(settings) as producer:
+        ids = set(producer.enqueue_many("default", "work", [{"via": "mtls"}] * 3))
+    assert Bridge(settings).run_until_idle(60)
+    done: set[str] = set()
+    assert Worker(settings, _app(done, {}), retry_relay=False).run_until_idle(60)
+    assert done == ids
