@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -58,6 +59,9 @@ def namespace() -> str:
 
 
 MakeSettings = Callable[..., Settings]
+# TEST_GROUP_PROTOCOL=consumer runs the tests' consumer groups on KIP-848 (not a
+# JOBPIPE_* variable: those must name a setting, and CLI children inherit them).
+GROUP_PROTOCOL = os.environ.get("TEST_GROUP_PROTOCOL", "")
 
 
 @pytest.fixture
@@ -79,6 +83,8 @@ def make_settings(services: Services, namespace: str, redis_url: str,
         if redis_mode == CLUSTER:
             tree["redis"]["cluster"] = True
         tree.setdefault("kafka", {})["bootstrap"] = services.kafka_bootstrap
+        if GROUP_PROTOCOL:
+            tree["kafka"].setdefault("group_protocol", GROUP_PROTOCOL)
         return load_settings(None, overrides=tree, environ={})
 
     return make
