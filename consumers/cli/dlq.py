@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -17,6 +19,21 @@ _task = click.option("--task", help="Only jobs of this task.")
 _since = click.option("--since", help="Only records since a time: ISO 8601, or a duration "
                                       "back from now (30s, 15m, 2h, 1d).")
 _limit = click.option("--limit", type=click.IntRange(min=1), help="At most N records.")
+_refs = click.argument("refs", nargs=-1)
+
+def _selecting(by_ref: bool) -> Callable[[Callable[[CliContext, str, DlqFilter], None]],
+                                         Callable[..., None]]:
+    """QUEUE, REFS... (when ``by_ref``), --task, --since and --limit, handed to the
+    command as one :class:`DlqFilter`: how every DLQ command picks its records."""
+    def wrap(command: Callable[[CliContext, str, DlqFilter], None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def run(obj: CliContext, queue: str, task: str | None, since: str | None,
+                limit: int | None, refs: tuple[str, ...] = ()) -> None:
+            command(obj, queue, _filter(task, since, limit, refs))
+
+        decorated = _task(_since(_limit(click.pass_obj(run))))
+        return click.argument("queue")(_refs(decorated) if by_ref else decorated)
+    return wrap
 
 
 def _filter(task: str | None, since: str | None, limit: int | None,
@@ -33,43 +50,30 @@ def dlq() -> None:
 
 
 @dlq.command("ls")
-@click.argument("queue")
-@_task
-@_since
-@_limit
-@click.pass_obj
-def ls(obj: CliContext, queue: str, task: str | None, since: str | None,
-       limit: int | None) -> None:
+@_selecting(by_ref=False)
+def ls(obj: CliContext, queue: str, selection: DlqFilter) -> None:
     """One line per DLQ record: ref (partition:offset), time, job id, task, reason,
     attempts, and whether it was replayed."""
     from consumers.dlq import list_records
     from consumers.dlq_record import summary_line
 
     settings = obj.settings()
-    listed = list_records(settings, settings.topology.get(queue),
-                          _filter(task, since, limit))
+    listed = list_records(settings, settings.topology.get(queue), selection)
     for item in listed:
         click.echo(summary_line(item.record) + ("  replayed" if item.replayed else ""))
     click.echo(f"{len(listed)} record(s)", err=True)
 
 
 @dlq.command("show")
-@click.argument("queue")
-@click.argument("refs", nargs=-1)
-@_task
-@_since
-@_limit
-@click.pass_obj
-def show(obj: CliContext, queue: str, refs: tuple[str, ...], task: str | None,
-         since: str | None, limit: int | None) -> None:
+@_selecting(by_ref=True)
+def show(obj: CliContext, queue: str, selection: DlqFilter) -> None:
     """Full job and error history of records named by job id, PARTITION:OFFSET or
     OFFSET (all matching records when none is named)."""
     from consumers.dlq import list_records
     from consumers.dlq_record import detail
 
     settings = obj.settings()
-    listed = list_records(settings, settings.topology.get(queue),
-                          _filter(task, since, limit, refs))
+    listed = list_records(settings, settings.topology.get(queue), selection)
     for item in listed:
         out = detail(item.record)
         out["replayed"] = item.replayed
@@ -79,21 +83,14 @@ def show(obj: CliContext, queue: str, refs: tuple[str, ...], task: str | None,
 
 
 @dlq.command("replay")
-@click.argument("queue")
-@click.argument("refs", nargs=-1)
-@_task
-@_since
-@_limit
-@click.pass_obj
-def replay(obj: CliContext, queue: str, refs: tuple[str, ...], task: str | None,
-           since: str | None, limit: int | None) -> None:
+@_selecting(by_ref=True)
+def replay(obj: CliContext, queue: str, selection: DlqFilter) -> None:
     """Send matching jobs back to the main topic: same id, attempt 1, replay recorded.
     A record is never replayed twice."""
     from consumers.dlq import replay_records
 
     settings = obj.settings()
-    report = replay_records(settings, settings.topology.get(queue),
-                            _filter(task, since, limit, refs))
+    report = replay_records(settings, settings.topology.get(queue), selection)
     click.echo(report.summary())
 
 
