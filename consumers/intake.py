@@ -45,7 +45,7 @@ class Intake:
         lanes_by_topic: lane of each main topic.
         markers: done markers.
         sink: where bad input is dead-lettered.
-        controls: D2's pause controls, or ``None``.
+        controls: queue and tenant pause state (:mod:`consumers.control`), or ``None``.
         stats: batch metrics.
         settle: called on the loop with ``(topic, partition, offset)`` of a
             message that needs no run (duplicate, parked, dead-lettered).

@@ -60,7 +60,8 @@ class Runner:
         sink: retries and dead letters.
         follow_ups: producer of ``ctx.enqueue`` jobs.
         markers: done markers (``mark``), or ``None`` to keep none.
-        limiter: D2's rate limiter, or ``None``.
+        limiter: per-queue and per-tenant rate limits (:mod:`consumers.ratelimit`),
+            or ``None``.
         stats: batch metrics.
         concurrency: runner coroutines (and thread pool size for sync handlers).
         store: called with committable offsets after each flush.

@@ -55,7 +55,13 @@ def now_ns() -> int:
 
 @dataclass(slots=True)
 class Job:
-    """One unit of work, as it travels through Redis and Kafka."""
+    """One unit of work, as it travels through Redis and Kafka.
+
+    Times are integers in nanoseconds since the Unix epoch (wall clock):
+    ``enqueued_at``, ``run_at`` and each error's ``at``. The wire names carry no
+    unit, to stay short and stable; a third-party producer must write ns there
+    (docs/envelope.md).
+    """
 
     id: str
     queue: str
@@ -66,8 +72,8 @@ class Job:
     priority: int = 0
     attempt: int = 1
     max_attempts: int = 5
-    enqueued_at: int = 0
-    run_at: int | None = None
+    enqueued_at: int = 0  # ns since the epoch
+    run_at: int | None = None  # ns since the epoch
     idem: str | None = None
     errors: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
