@@ -25,6 +25,7 @@ import redis
 import redis.asyncio
 
 from jobpipe import names
+from jobpipe.connections import async_pubsub
 from jobpipe.errors import ConfigError
 from jobpipe.routing import Routes, tenant_or_default
 from jobpipe.topology import QueueSpec
@@ -171,7 +172,7 @@ class Controls:
     async def follow(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         """Refresh on every announcement on the control channel, and at least every
         ``interval_s``, until ``stop`` is set. Redis trouble is logged and waited out."""
-        pubsub = self._client.pubsub()
+        pubsub = await async_pubsub(self._client)
         stopped = asyncio.ensure_future(stop.wait())
         try:
             await pubsub.subscribe(names.control_channel(self._ns))

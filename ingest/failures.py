@@ -18,6 +18,9 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
+    # A cluster: no seed node answers yet, or slots are unserved during a failover.
+    redis.exceptions.RedisClusterException,
+    redis.exceptions.ClusterDownError,
 )
 
 

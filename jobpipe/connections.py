@@ -96,6 +96,15 @@ def group_by_slot(client: object, keys: list[str]) -> list[list[str]]:
     return list(groups.values())
 
 
+async def async_pubsub(client: redis.asyncio.Redis[bytes]) -> redis.asyncio.client.PubSub:
+    """A pub/sub of ``client``. On a cluster the client learns the slots first: its
+    pub/sub picks a node by the channel's slot and fails on a client not yet
+    initialized. (Classic PUBLISH reaches every node of a cluster, so any will do.)"""
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        await client.initialize()
+    return client.pubsub()
+
+
 def redis_safety_problems(config: dict[str, str]) -> list[str]:
     """What makes a Redis (given its ``CONFIG GET *``) unsafe for jobs, if anything."""
     problems = []

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
+import redis.asyncio.cluster
 import redis.cluster
 
 from jobpipe.devstack.ports import free_port_block
 from jobpipe.devstack.redis_cluster import BUS_PORT_OFFSET, LocalRedisCluster
 from jobpipe.errors import StackError
+from jobpipe.settings import Settings
 from tests.services import skip_unless_ci
 
 SINGLE = "single"
@@ -64,3 +67,18 @@ def redis_client_for(url: str, mode: str) -> redis.Redis:
     if mode == CLUSTER:
         return typing.cast("redis.Redis", redis.cluster.RedisCluster.from_url(url))
     return redis.Redis.from_url(url)
+
+
+def async_redis_client_for(url: str, mode: str) -> redis.asyncio.Redis:
+    """The asyncio twin of :func:`redis_client_for`."""
+    if mode == CLUSTER:
+        return typing.cast("redis.asyncio.Redis",
+                           redis.asyncio.cluster.RedisCluster.from_url(url))
+    return redis.asyncio.Redis.from_url(url)
+
+
+def redis_environ(settings: Settings) -> dict[str, str]:
+    """The ``JOBPIPE_*`` variables that point a ``jobpipe`` command at the Redis of
+    ``settings`` (a subprocess or CLI runner of the test)."""
+    return {"JOBPIPE_REDIS_URL": settings.redis.url,
+            "JOBPIPE_REDIS_CLUSTER": str(settings.redis.cluster).lower()}

@@ -24,10 +24,13 @@ from bridge import Bridge
 from bridge.wake import wake_client_name
 from consumers import App, JobContext, Worker, fetcher, retry_relay
 from ingest import Producer
+from jobpipe import names
 from jobpipe.admin import apply_topics
+from jobpipe.connections import node_client
 from jobpipe.settings import Settings
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 SLOW_S = 10.0  # every idle/poll interval
 WITHIN_S = 2.0  # what an event-driven hand-off must beat
@@ -79,11 +82,13 @@ def _wait_for(condition: Any, timeout_s: float, what: str) -> Any:
         time.sleep(0.01)
 
 
-def _bridge_waiting(client: redis.Redis) -> bool:
-    """The bridge is blocked on its wake-up (not between two polls)."""
+def _bridge_waiting(client: redis.Redis, settings: Settings) -> bool:
+    """The bridge is blocked on its wake-up (not between two polls), on the node of
+    the queue's wake key (the one Redis, or that key's primary on a cluster)."""
     name = wake_client_name(BRIDGE)
+    node = node_client(client, names.wake_key(settings.namespace, "default"))
     return any(c.get("name") == name and c.get("cmd") == "bzpopmin"
-               for c in client.client_list())
+               for c in node.client_list())
 
 
 @pytest.fixture
@@ -112,7 +117,8 @@ def pipeline(slow_settings, redis_client, kafka_cleanup) -> Iterator[tuple[Produ
     try:
         warm = producer.enqueue("default", "record")
         _wait_for(lambda: runs.first(warm), 120, "the warm-up job")
-        _wait_for(lambda: _bridge_waiting(redis_client), 30, "the bridge's idle wait")
+        _wait_for(lambda: _bridge_waiting(redis_client, slow_settings), 30,
+                  "the bridge's idle wait")
         yield producer, runs
     finally:
         producer.close()

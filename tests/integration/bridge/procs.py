@@ -13,6 +13,7 @@ import redis
 
 from jobpipe import names
 from jobpipe.settings import Settings
+from tests.redis_modes import redis_environ
 
 
 def _toml_value(value: Any) -> str:
@@ -43,8 +44,7 @@ def start_bridge(settings: Settings, config: Path, *args: str,
                  log_path: Path) -> subprocess.Popen[bytes]:
     """``python -m jobpipe bridge ARGS`` with this test's namespace and services."""
     env = {**os.environ, "JOBPIPE_CONFIG": str(config), "JOBPIPE_NAMESPACE": settings.namespace,
-           "JOBPIPE_REDIS_URL": settings.redis.url,
-           "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap}
+           **redis_environ(settings), "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap}
     out = log_path.open("ab")
     try:
         return subprocess.Popen([sys.executable, "-m", "jobpipe", "bridge", *args], env=env,

@@ -16,8 +16,9 @@ from tests.integration.bridge.procs import (
     wait_for,
     write_config,
 )
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, BOTH_CLUSTER_SLOW]
 QUEUES = {"q": {"partitions": 3, "shards": 4}}
 
 

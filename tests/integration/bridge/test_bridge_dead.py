@@ -11,8 +11,9 @@ from jobpipe.admin import apply_topics
 from jobpipe.cli import cli
 from tests.integration.bridge.jobs import consume, fill, id_counts, make_job, push
 from tests.integration.bridge.procs import write_config
+from tests.redis_modes import BOTH_CLUSTER_SLOW, redis_environ
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 SHORT_METADATA = {"producer": {"topic.metadata.propagation.max.ms": "1500"}}
 
 
@@ -41,7 +42,7 @@ def test_unknown_topic_is_dead_and_requeue_returns_it(make_settings, redis_clien
     assert count_dead(redis_client, settings, "ghost") == 3
     assert {r.reason for r in list_dead(redis_client, settings, "ghost")} == {"unknown_topic"}
     config = write_config(tmp_path / "jobpipe.toml", queues)
-    env = {"JOBPIPE_NAMESPACE": settings.namespace, "JOBPIPE_REDIS_URL": settings.redis.url,
+    env = {"JOBPIPE_NAMESPACE": settings.namespace, **redis_environ(settings),
            "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap}
     runner = CliRunner()
     shown = runner.invoke(cli, ["-c", str(config), "bridge", "dead", "ls", "ghost"], env=env)

@@ -13,8 +13,9 @@ from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.envelope import encode
 from tests.integration.bridge.jobs import consume, id_counts, make_job
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 
 def test_delayed_jobs_reach_kafka_when_due_and_lateness_is_measured(

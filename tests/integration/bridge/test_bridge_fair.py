@@ -14,8 +14,9 @@ from jobpipe import names
 from jobpipe.admin import apply_topics
 from tests.integration.bridge.jobs import make_job, push
 from tests.integration.bridge.procs import wait_for
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 BATCH = 100
 MAX_LAG = 2000
 

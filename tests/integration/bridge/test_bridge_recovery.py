@@ -15,8 +15,9 @@ from jobpipe.admin import apply_topics
 from jobpipe.connections import redis_client as make_client
 from tests.integration.bridge.jobs import consume, fill, id_counts
 from tests.integration.bridge.procs import inflight_total, ready_total, wait_for
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 FAST = {"heartbeat_interval_s": 0.2, "heartbeat_timeout_s": 1.0, "batch_size": 200}
 
 

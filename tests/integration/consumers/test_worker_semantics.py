@@ -14,8 +14,9 @@ from jobpipe.connections import kafka_consumer_config
 from jobpipe.envelope import decode, encode
 from jobpipe.errors import Retry
 from tests.integration.consumers.helpers import make_job, produce_jobs, produce_raw, setup_topics
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 
 def read_dlq(settings, queue: str, expected: int, timeout_s: float = 20.0) -> list:

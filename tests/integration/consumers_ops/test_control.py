@@ -22,14 +22,15 @@ from jobpipe import names
 from jobpipe.envelope import encode, peek_key
 from jobpipe.topology import QueueSpec, shard_for
 from tests.integration.consumers_ops.conftest import make_job
+from tests.redis_modes import BOTH_CLUSTER_SLOW, async_redis_client_for, redis_environ
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 
 @contextlib.asynccontextmanager
-async def _aclient(services) -> AsyncIterator[redis.asyncio.Redis]:
+async def _aclient(redis_url: str, redis_mode: str) -> AsyncIterator[redis.asyncio.Redis]:
     """An asyncio client on the test's own loop, closed with it."""
-    client = redis.asyncio.Redis.from_url(services.redis_url)
+    client = async_redis_client_for(redis_url, redis_mode)
     try:
         yield client
     finally:
@@ -46,8 +47,9 @@ def _announcements(pubsub, count: int, timeout_s: float = 5.0) -> list[dict]:
     return got
 
 
-async def test_queue_pause_and_resume_set_flags_and_announce(namespace, redis_client, services):
-    async with _aclient(services) as aclient:
+async def test_queue_pause_and_resume_set_flags_and_announce(namespace, redis_client,
+                                                             redis_url, redis_mode):
+    async with _aclient(redis_url, redis_mode) as aclient:
         pubsub = redis_client.pubsub()
         pubsub.subscribe(names.control_channel(namespace))
         controls = Controls(aclient, namespace, [QueueSpec("email")])
@@ -64,8 +66,9 @@ async def test_queue_pause_and_resume_set_flags_and_announce(namespace, redis_cl
         pubsub.close()
 
 
-async def test_controls_without_queues_find_paused_tenants(namespace, redis_client, services):
-    async with _aclient(services) as aclient:
+async def test_controls_without_queues_find_paused_tenants(namespace, redis_client,
+                                                           redis_url, redis_mode):
+    async with _aclient(redis_url, redis_mode) as aclient:
         controls = Controls(aclient, namespace)
         await controls.refresh()
         pause_tenant(redis_client, namespace, "email", "acme")
@@ -77,8 +80,8 @@ async def test_controls_without_queues_find_paused_tenants(namespace, redis_clie
         assert not controls.is_tenant_paused("email", "acme")
 
 
-async def test_follow_sees_a_pause_at_once(namespace, redis_client, services):
-    async with _aclient(services) as aclient:
+async def test_follow_sees_a_pause_at_once(namespace, redis_client, redis_url, redis_mode):
+    async with _aclient(redis_url, redis_mode) as aclient:
         controls = Controls(aclient, namespace, [QueueSpec("email")])
         stop = asyncio.Event()
         # A long interval: only the announcement can make the change visible in time.
@@ -95,8 +98,8 @@ async def test_follow_sees_a_pause_at_once(namespace, redis_client, services):
 
 
 async def test_tenant_pause_parks_and_resume_reinjects_in_order(namespace, redis_client,
-                                                                services):
-    async with _aclient(services) as aclient:
+                                                                redis_url, redis_mode):
+    async with _aclient(redis_url, redis_mode) as aclient:
         spec = QueueSpec("email", shards=2, priorities=(1, 1))
         controls = Controls(aclient, namespace, [spec])
         pause_tenant(redis_client, namespace, "email", "acme")
@@ -123,8 +126,9 @@ async def test_tenant_pause_parks_and_resume_reinjects_in_order(namespace, redis
         assert redis_client.rpop(level1) == encode(jobs[5])
 
 
-async def test_fair_tenant_resume_goes_to_the_tenant_list(namespace, redis_client, services):
-    async with _aclient(services) as aclient:
+async def test_fair_tenant_resume_goes_to_the_tenant_list(namespace, redis_client,
+                                                          redis_url, redis_mode):
+    async with _aclient(redis_url, redis_mode) as aclient:
         spec = QueueSpec("email", fair=True)
         controls = Controls(aclient, namespace, [spec])
         pause_tenant(redis_client, namespace, "email", "acme")
@@ -143,8 +147,9 @@ async def test_fair_tenant_resume_goes_to_the_tenant_list(namespace, redis_clien
         assert redis_client.lrange(other, 0, -1) == [b"other-job"]
 
 
-async def test_a_job_parked_after_resume_goes_back_to_ready(namespace, redis_client, services):
-    async with _aclient(services) as aclient:
+async def test_a_job_parked_after_resume_goes_back_to_ready(namespace, redis_client,
+                                                           redis_url, redis_mode):
+    async with _aclient(redis_url, redis_mode) as aclient:
         spec = QueueSpec("email", shards=1)
         controls = Controls(aclient, namespace, [spec])
         pause_tenant(redis_client, namespace, "email", "acme")
@@ -164,11 +169,12 @@ def test_a_bad_tenant_name_is_refused(namespace, redis_client):
 
 
 def test_cli_pauses_and_resumes_a_queue_and_a_tenant(namespace, services, redis_client,
-                                                     monkeypatch, capsys):
+                                                     monkeypatch, capsys, make_settings):
     from jobpipe.cli import main
 
     monkeypatch.setenv("JOBPIPE_NAMESPACE", namespace)
-    monkeypatch.setenv("JOBPIPE_REDIS_URL", services.redis_url)
+    for variable, value in redis_environ(make_settings()).items():
+        monkeypatch.setenv(variable, value)
     monkeypatch.setenv("JOBPIPE_KAFKA_BOOTSTRAP", services.kafka_bootstrap)
     monkeypatch.delenv("JOBPIPE_CONFIG", raising=False)
     monkeypatch.chdir("/")

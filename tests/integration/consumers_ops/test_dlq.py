@@ -15,8 +15,9 @@ from jobpipe.cli import main
 from jobpipe.envelope import Job, decode, encode
 from jobpipe.settings import Settings
 from tests.integration.consumers_ops.conftest import Reader, make_job
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 HOUR_MS = 3_600_000
 

@@ -10,6 +10,7 @@ import redis.asyncio
 
 from consumers.ratelimit import RateLimiter
 from jobpipe.topology import QueueSpec
+from tests.redis_modes import BOTH_CLUSTER_SLOW, async_redis_client_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +32,11 @@ async def _count_for(limiter: RateLimiter, spec: QueueSpec, tenant: str | None,
     return count
 
 
-async def test_queue_rate_limit_holds_across_two_workers(services, namespace, redis_client):
+@BOTH_CLUSTER_SLOW
+async def test_queue_rate_limit_holds_across_two_workers(redis_url, redis_mode, namespace,
+                                                         redis_client):
     spec = QueueSpec("default", rate_limit_per_s=50.0)
-    clients = [redis.asyncio.Redis.from_url(services.redis_url) for _ in range(2)]
+    clients = [async_redis_client_for(redis_url, redis_mode) for _ in range(2)]
     try:
         limiters = [RateLimiter(c, namespace) for c in clients]
         started = time.monotonic()
@@ -49,9 +52,10 @@ async def test_queue_rate_limit_holds_across_two_workers(services, namespace, re
     assert min(counts) > 0  # both workers were served
 
 
-async def test_tenant_rate_limits_are_independent(services, namespace, redis_client):
+@BOTH_CLUSTER_SLOW
+async def test_tenant_rate_limits_are_independent(redis_url, redis_mode, namespace, redis_client):
     spec = QueueSpec("default", tenant_rate_limit_per_s=20.0)
-    client = redis.asyncio.Redis.from_url(services.redis_url)
+    client = async_redis_client_for(redis_url, redis_mode)
     try:
         limiter = RateLimiter(client, namespace)
         started = time.monotonic()

@@ -23,8 +23,9 @@ from jobpipe.devstack.processes import poll_until
 from jobpipe.envelope import decode, encode
 from jobpipe.settings import Settings
 from tests.integration.consumers_ops.conftest import Reader, make_job, produce
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 QUEUES = {"default": {"partitions": 2, "retry_tiers_s": [1, 3], "priorities": [3, 1]}}
 

@@ -13,8 +13,9 @@ from jobpipe.admin import apply_topics
 from jobpipe.envelope import decode, encode
 from jobpipe.settings import Settings
 from tests.integration.consumers_ops.conftest import make_job, produce, wait_for, worker_running
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 PAUSE_DEADLINE_S = 2.0
 

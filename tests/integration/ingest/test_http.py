@@ -15,8 +15,9 @@ from ingest.http import create_app
 from jobpipe import names
 from jobpipe.devstack.ports import free_port
 from jobpipe.envelope import decode
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 
 TOKEN = "s3cret-token"
 QUEUES = {"default": {"shards": 2}, "small": {"shards": 1, "max_backlog": 1,
