@@ -1,7 +1,10 @@
 """Every Redis key and Kafka topic name jobpipe uses, and nothing else.
 
 Redis keys of one queue share the hash tag ``{queue}`` so a Lua script can
-touch all of them on one Redis Cluster slot. Kafka names use ``.`` as the
+touch all of them on one Redis Cluster slot (a queue lives on one primary;
+queues spread over primaries). Keys per namespace (``ns:bridges``,
+``ns:paused``...) are never in a script with a queue's keys: docs/scaling.md
+lists each. Kafka names use ``.`` as the
 separator, which queue names may therefore not contain.
 
 Redis, per queue ``q`` in namespace ``ns``::

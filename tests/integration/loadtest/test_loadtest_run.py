@@ -4,19 +4,23 @@ import orjson
 import pytest
 
 from jobpipe.cli import main
+from tests.redis_modes import BOTH_CLUSTER_SLOW, CLUSTER
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def in_services(services, tmp_path, monkeypatch):
-    """Run the load test against the test services, from ``tmp_path``."""
-    monkeypatch.setenv("JOBPIPE_REDIS_URL", services.redis_url)
+def in_services(services, redis_url, redis_mode, tmp_path, monkeypatch):
+    """Run the load test against the test services (the Redis of ``redis_mode``),
+    from ``tmp_path``."""
+    monkeypatch.setenv("JOBPIPE_REDIS_URL", redis_url)
+    monkeypatch.setenv("JOBPIPE_REDIS_CLUSTER", str(redis_mode == CLUSTER).lower())
     monkeypatch.setenv("JOBPIPE_KAFKA_BOOTSTRAP", services.kafka_bootstrap)
     monkeypatch.delenv("JOBPIPE_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
 
 
+@BOTH_CLUSTER_SLOW
 def test_loadtest_writes_json_and_html_report_and_loses_nothing(in_services, tmp_path):
     report_dir = tmp_path / "report"
     main(["loadtest", "--rate", "2000", "--duration", "5", "--report-dir", str(report_dir),

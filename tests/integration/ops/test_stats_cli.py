@@ -14,6 +14,7 @@ from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.connections import kafka_consumer_config, kafka_producer_config
 from jobpipe.envelope import Job, encode, new_job_id, now_ns
+from tests.redis_modes import BOTH_CLUSTER_SLOW, redis_environ
 
 pytestmark = pytest.mark.integration
 
@@ -23,6 +24,7 @@ def _job(**kw) -> bytes:
                       **kw))
 
 
+@BOTH_CLUSTER_SLOW
 def test_stats_once_json_reports_redis_backlog_kafka_lag_and_dlq(
         make_settings, services, namespace, redis_client, kafka_cleanup, tmp_path):
     settings = make_settings(queues={"email": {"partitions": 2, "shards": 2,
@@ -54,7 +56,7 @@ def test_stats_once_json_reports_redis_backlog_kafka_lag_and_dlq(
     config = tmp_path / "jobpipe.toml"
     config.write_text(f'namespace = "{ns}"\n[queues.email]\npartitions = 2\nshards = 2\n'
                       "retry_tiers_s = [1]\n")
-    env = {**os.environ, "JOBPIPE_REDIS_URL": services.redis_url,
+    env = {**os.environ, **redis_environ(settings),
            "JOBPIPE_KAFKA_BOOTSTRAP": services.kafka_bootstrap}
     result = subprocess.run([sys.executable, "-m", "jobpipe", "-c", str(config), "stats",
                              "--once", "--json"], capture_output=True, text=True, env=env,
