@@ -23,9 +23,10 @@ from jobpipe.topology import QueueSpec
 
 _SCRIPTS = (take._TAKE, take._ACK, delayed._PROMOTE, dead._REQUEUE, reaper._HEARTBEAT,
             reaper._OWN, reaper._CLAIM_LAPSED, reaper._RECOVER)
-# Sent by the bridge itself: scripts by SHA (loaded once on NOSCRIPT), pipelines
-# of reads, the wake-up wait (bridge.wake), the safety check, the heartbeat.
-_DIRECT_COMMANDS = ("evalsha", "script|load", "script|exists", "ping", "config|get",
+# Sent by the bridge itself: scripts by SHA (loaded once on NOSCRIPT; by body when
+# pipelined on a cluster, jobpipe.pipelined), pipelines of reads, the wake-up wait
+# (bridge.wake), the safety check, the heartbeat.
+_DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "script|exists", "ping", "config|get",
                     "bzpopmin", "client|setname", "client|id", "client|unblock", "llen",
                     "lrange", "smembers", "srem", "scard", "zrange", "zrem", "zadd", "zscore",
                     "zcard", "zcount")

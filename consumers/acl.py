@@ -22,9 +22,10 @@ from jobpipe.topology import QueueSpec
 
 _SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.ADVANCE_LUA,
             jobstatus.CANCEL_FLAGS_LUA)
-# Sent by the worker itself: scripts by SHA, the pause flags' reads and their
-# announcements (pub/sub), marker reads, the start-up safety check.
-_DIRECT_COMMANDS = ("evalsha", "script|load", "script|exists", "ping", "config|get",
+# Sent by the worker itself: scripts by SHA (by body when pipelined on a cluster,
+# jobpipe.pipelined), the pause flags' reads and their announcements (pub/sub),
+# marker reads, the start-up safety check.
+_DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "script|exists", "ping", "config|get",
                     "smembers", "mget", "subscribe", "unsubscribe")
 
 
