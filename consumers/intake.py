@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from consumers.accounting import BatchMetrics
-from consumers.failure import FailureSink, Source
+from consumers.failure_sink import FailureSink, Source
 from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lane
 from consumers.offsets import OffsetTracker

@@ -2,8 +2,8 @@
 
 One consumer (group ``names.group_id(ns, "retry")``) reads every tier topic of
 its queues. A retry is due at its message timestamp + tier delay + its own
-jitter (see :mod:`consumers.due`). Retries not yet due wait in memory in a
-:class:`~consumers.due.DueQueue` and leave each at its own due time, so a
+jitter (see :mod:`consumers.retry_tiers`). Retries not yet due wait in memory in a
+:class:`~consumers.retry_tiers.DueQueue` and leave each at its own due time, so a
 waiting retry never blocks fresh work, a later-due retry never holds back an
 earlier-due one (even in the same partition), and a burst of failures that
 jitter spread out goes back spread out. Past ``HOLD_MAX_BYTES`` held, the
@@ -35,7 +35,10 @@ from confluent_kafka import (
 )
 
 from consumers.dlq_record import dlq_headers
-from consumers.due import (
+from consumers.fetcher import fetch_available
+from consumers.group_health import GuardedConsumer
+from consumers.offsets import OffsetTracker
+from consumers.retry_tiers import (
     DueQueue,
     TierRoute,
     jitter_ms,
@@ -43,9 +46,6 @@ from consumers.due import (
     tier_routes,
     wait_ms,
 )
-from consumers.fetcher import fetch_available
-from consumers.group_health import GuardedConsumer
-from consumers.offsets import OffsetTracker
 from jobpipe import metrics, names
 from jobpipe.connections import kafka_producer_config
 from jobpipe.errors import EnvelopeError

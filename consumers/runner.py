@@ -23,7 +23,7 @@ from typing import Any
 
 from consumers.accounting import BatchMetrics
 from consumers.context import JobContext
-from consumers.failure import WORKER_ID, FailureSink, Source, error_record
+from consumers.failure_sink import WORKER_ID, FailureSink, Source, error_record
 from consumers.followup import FollowUps
 from consumers.lanes import Item, Lanes
 from consumers.offsets import OffsetTracker

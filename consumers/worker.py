@@ -25,7 +25,7 @@ from confluent_kafka import Message
 
 from consumers.accounting import BatchMetrics
 from consumers.control import Controls
-from consumers.failure import FailureSink
+from consumers.failure_sink import FailureSink
 from consumers.fetcher import TP, Fetcher
 from consumers.first_fetch import START_HOLD_MAX_S
 from consumers.followup import FollowUps

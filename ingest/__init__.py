@@ -11,7 +11,7 @@
 """
 
 from ingest.aio import AsyncProducer
-from ingest.core import Intake, InvalidJobs, JobRequest
+from ingest.intake import Intake, InvalidJobs, JobRequest
 from ingest.producer import Producer
 from ingest.spool import Spool
 from jobpipe.errors import (

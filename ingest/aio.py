@@ -6,7 +6,7 @@ start()`` (or ``async with``) checks Redis, ``await close()`` releases it.
 ``ingest/producer.py`` (:class:`ingest.Producer`) is generated from this file by
 ``scripts/unasync.py``: edit here, then run the script; a unit test fails while
 the two differ. Both are thin shells over the sans-I/O core
-(:class:`ingest.core.Intake`), which plans, judges replies and paces retries.
+(:class:`ingest.intake.Intake`), which plans, judges replies and paces retries.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any, Self
 import redis.asyncio
 import redis.exceptions
 
-from ingest.core import Intake, JobRequest
 from ingest.failures import REDIS_DOWN, is_out_of_memory, unavailable
+from ingest.intake import Intake, JobRequest
 from ingest.meters import IntakeMeters
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply

@@ -17,8 +17,8 @@ from typing import Any, Self
 
 import redis
 
-from ingest.core import Intake, JobRequest
 from ingest.failures import REDIS_DOWN, is_out_of_memory, unavailable
+from ingest.intake import Intake, JobRequest
 from ingest.meters import IntakeMeters
 from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply

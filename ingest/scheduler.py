@@ -45,7 +45,7 @@ def check_schedules(settings: Settings) -> None:
     Raises:
         ConfigError: naming the schedule and what is wrong with its job.
     """
-    from ingest.core import Intake
+    from ingest.intake import Intake
 
     intake = Intake(settings)
     for spec in settings.schedules.values():

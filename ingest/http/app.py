@@ -23,11 +23,11 @@ import orjson
 from aiohttp import web
 
 from ingest.aio import AsyncProducer
-from ingest.core import InvalidJobs
 from ingest.failures import REDIS_DOWN
 from ingest.http.exposure import check_exposure
 from ingest.http.openapi import OPENAPI
 from ingest.http.schema import FieldErrors, parse_body
+from ingest.intake import InvalidJobs
 from jobpipe.errors import ConfigError, IntakeUnavailable, JobRejected, QueueFull, UnknownQueue
 from jobpipe.http_access import bearer_authorised
 from jobpipe.metrics import render_metrics

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.core import JobRequest
+from ingest.intake import JobRequest
 from jobpipe.options import OPTION_NAMES, JobOptions
 
 MAX_JOBS_PER_REQUEST = 10_000

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from ingest.core import MAX_TASK_CHARS
+from ingest.intake import MAX_TASK_CHARS
 from jobpipe import names
 from jobpipe.envelope import Job, decode, encode, new_job_id, now_ns
 from jobpipe.errors import EnvelopeError

@@ -13,9 +13,9 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from consumers.dlq_record import REASON
-from consumers.due import jitter_header
 from consumers.group_health import GroupHealth
 from consumers.retry_relay import RetryRelay
+from consumers.retry_tiers import jitter_header
 from jobpipe import names
 from jobpipe.admin import apply_topics, member_partitions
 from jobpipe.connections import kafka_admin_config

@@ -14,7 +14,7 @@ from bridge import Bridge
 from consumers import App, JobContext, Worker
 from ingest import AsyncProducer, Producer
 from ingest.acl import producer_acl_rules, scheduler_acl_rules
-from ingest.core import MULTI_MIN_JOBS
+from ingest.intake import MULTI_MIN_JOBS
 from ingest.scheduler import Scheduler
 from jobpipe import names
 from jobpipe.admin import apply_topics

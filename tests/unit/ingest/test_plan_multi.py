@@ -6,7 +6,7 @@ import hiredis
 import pytest
 import redis.exceptions
 
-from ingest.core import Intake
+from ingest.intake import Intake
 from ingest.plan import MULTI_CHUNK_JOBS, PushPlan
 from jobpipe.settings import load_settings
 

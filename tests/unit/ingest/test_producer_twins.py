@@ -1,6 +1,6 @@
 """Producer and AsyncProducer are one API in two shells: this fails when they drift.
 
-Both shells wrap the same sans-I/O core (:class:`ingest.core.Intake`), and the
+Both shells wrap the same sans-I/O core (:class:`ingest.intake.Intake`), and the
 blocking one is generated from the asyncio one by ``scripts/unasync.py``: the
 committed ``ingest/producer.py`` must be exactly what the script gives. What they
 may not do either is accept options other than :data:`jobpipe.options.OPTION_NAMES`.

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 import ingest
-from ingest.core import Intake, InvalidJobs, JobRequest
+from ingest.intake import Intake, InvalidJobs, JobRequest
 from jobpipe import names
 from jobpipe.errors import JobRejected, JobTooLarge, NotSerializable, UnknownQueue
 from jobpipe.options import JobOptions

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from consumers.dlq_record import dlq_headers
-from consumers.due import jitter_header
 from consumers.producing import Delivered, DeliveringProducer
 from consumers.retry import Timeout
+from consumers.retry_tiers import jitter_header
 from jobpipe import names
 from jobpipe.envelope import Job, encode, now_ns
 
