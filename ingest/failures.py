@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import redis.exceptions
 
+from jobpipe.connections import REDIS_CLUSTER_DOWN
 from jobpipe.errors import IntakeUnavailable
 from jobpipe.redact import redact_url
 
@@ -18,9 +19,7 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.TryAgainError,
-    # A cluster: no seed node answers yet, or slots are unserved during a failover.
-    redis.exceptions.RedisClusterException,
-    redis.exceptions.ClusterDownError,
+    *REDIS_CLUSTER_DOWN,
 )
 
 

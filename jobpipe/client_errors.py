@@ -11,7 +11,7 @@ from __future__ import annotations
 import redis.exceptions
 from confluent_kafka import KafkaError, KafkaException
 
-from jobpipe.connections import redis_access_error
+from jobpipe.connections import REDIS_CLUSTER_DOWN, redis_access_error
 from jobpipe.errors import (
     ConfigError,
     JobpipeError,
@@ -21,12 +21,13 @@ from jobpipe.errors import (
 from jobpipe.redact import redact_url
 from jobpipe.settings import Settings
 
-_REDIS_REFUSED = (redis.exceptions.AuthenticationError,
-                  redis.exceptions.AuthenticationWrongNumberOfArgsError,
-                  redis.exceptions.NoPermissionError)
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-               redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError,
-               redis.exceptions.TryAgainError)
+_REDIS_REFUSED: tuple[type[Exception], ...] = (
+    redis.exceptions.AuthenticationError, redis.exceptions.AuthenticationWrongNumberOfArgsError,
+    redis.exceptions.NoPermissionError)
+_REDIS_DOWN: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError, *REDIS_CLUSTER_DOWN)
 # librdkafka codes of a broker that is down, slow or not resolvable yet.
 _KAFKA_DOWN = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                          KafkaError._TIMED_OUT, KafkaError._RESOLVE,
@@ -63,7 +64,7 @@ def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeEr
     return None
 
 
-def _redis_error(exc: redis.exceptions.RedisError, settings: Settings | None) -> JobpipeError:
+def _redis_error(exc: Exception, settings: Settings | None) -> JobpipeError:
     url = settings.redis.url if settings is not None else None
     if isinstance(exc, _REDIS_REFUSED):
         if url is None:

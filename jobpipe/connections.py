@@ -68,6 +68,13 @@ def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
     return redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
 
 
+#: How a Redis Cluster reads as down, on top of a single Redis's connection errors:
+#: no seed node answers (``RedisClusterException``), or slots are unserved while a
+#: replica takes over (``CLUSTERDOWN``). Trying again can help.
+REDIS_CLUSTER_DOWN: tuple[type[Exception], ...] = (
+    redis.exceptions.RedisClusterException, redis.exceptions.ClusterDownError)
+
+
 def is_cluster(client: object) -> bool:
     """Whether ``client`` (sync or asyncio) talks to a Redis Cluster."""
     return isinstance(client, (redis.cluster.RedisCluster, redis.asyncio.cluster.RedisCluster))

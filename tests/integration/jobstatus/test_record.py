@@ -9,8 +9,9 @@ from jobpipe import jobstatus
 from jobpipe.jobstatus import ADVANCE_LUA, Update
 from jobpipe.settings import Settings
 from tests.conftest import MakeSettings
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 JOB = "01a23779-5814-7ecf-9e5d-07efb34dd69a"
 
 

@@ -20,8 +20,9 @@ from jobpipe.settings import Settings
 from tests.conftest import MakeSettings
 from tests.integration.bridge.procs import wait_for
 from tests.integration.consumers.helpers import make_job, produce_jobs, setup_topics
+from tests.redis_modes import BOTH_CLUSTER_SLOW
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 WAIT_S = 60.0  # a loaded 2-core box: generous, never a timed assertion
 
 

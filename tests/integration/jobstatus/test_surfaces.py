@@ -16,8 +16,9 @@ from jobpipe.cli import main
 from jobpipe.devstack.ports import free_port
 from jobpipe.settings import Settings
 from tests.conftest import MakeSettings
+from tests.redis_modes import BOTH_CLUSTER_SLOW, redis_environ
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, BOTH_CLUSTER_SLOW]
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 QUEUES = {"tracked": {"track_status": True}, "plain": {}}
@@ -79,6 +80,8 @@ def test_cli_job_and_cancel(settings: Settings, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     from ingest import Producer
 
+    for variable, value in redis_environ(settings).items():  # the Redis of this mode
+        monkeypatch.setenv(variable, value)
     with Producer(settings) as producer:
         job_id = producer.enqueue("tracked", "t", delay_s=600)
     config = _config(tmp_path / "jobpipe.toml", settings, settings.redis.url)
