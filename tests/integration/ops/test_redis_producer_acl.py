@@ -139,14 +139,14 @@ def test_the_scheduler_user_fires_its_schedules_and_nothing_else(acl_redis_port,
         f"redis://jp-scheduler:{PRODUCER_PASSWORD}@127.0.0.1:{acl_redis_port}/0")))
     last_key = names.schedules_last_key(namespace)
     seconds, _ = client.time()
-    client.zadd(last_key, {"tick": (seconds - 90) * 1000})  # one fire time is due
+    client.zadd(last_key, {"tick": (seconds - 90) * 1000})  # one or two fire times are due
     scheduler = Scheduler(own)
     try:
         scheduler.run_pass()
         spec = admin.topology.get("default")
         queued = sum(client.llen(names.ready_key(namespace, "default", shard, level))
                      for level in spec.levels for shard in range(spec.shards))
-        assert queued == 1
+        assert queued >= 1  # 90 s of a 60 s interval hold one or two fire times
         assert int(client.zscore(last_key, "tick")) >= seconds * 1000
         mine = redis.Redis.from_url(own.redis.url)
         other = names.ready_key(namespace, "other", 0)
