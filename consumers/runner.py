@@ -197,6 +197,9 @@ class Runner:
                 self._flush_event.set()
         finally:
             slot.item = slot.ctx = None
+            if slot.cancelled and slot.task is not None and slot.task.cancelling():
+                # The handler swallowed its cancellation: this runner goes on.
+                slot.task.uncancel()
             if item.lane.ordered:
                 self.lanes.release(item)
                 if self._idle:

@@ -35,6 +35,8 @@ def _namespace() -> str:
 @click.option("--bridges", type=int, default=1, show_default=True)
 @click.option("--workers", type=int, default=1, show_default=True)
 @click.option("--partitions", type=int, default=6, show_default=True)
+@click.option("--track-status", is_flag=True,
+              help="The queues keep a state record per job (to measure what it costs).")
 @click.option("--p99-target-ms", type=float, default=100.0, show_default=True)
 @click.option("--report-dir", type=click.Path(path_type=Path),
               help="Default: reports/<timestamp>.")
@@ -49,8 +51,9 @@ def _namespace() -> str:
 def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: float,
              duration_s: float, payload_bytes: int, queues: str, tenants: int,
              tenant_skew: float, handler_ms: str, producers: int, bridges: int, workers: int,
-             partitions: int, p99_target_ms: float, report_dir: Path | None, kill: str | None,
-             every_s: float, soak: bool, peers: str, drain_timeout_s: float) -> None:
+             partitions: int, track_status: bool, p99_target_ms: float,
+             report_dir: Path | None, kill: str | None, every_s: float, soak: bool,
+             peers: str, drain_timeout_s: float) -> None:
     """Drive an open-loop load through the pipeline and write a report with plots."""
     from loadtest.plan import RunPlan
     from loadtest.runner import run_loadtest
@@ -67,7 +70,8 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
         run_dir=str(folder.resolve()), rates=rates, step_s=step, payload_bytes=payload_bytes,
         queues=tuple(q for q in queues.split(",") if q), tenants=tenants,
         tenant_skew=tenant_skew, handler_ms=handler_ms, producers=producers, bridges=bridges,
-        workers=workers, partitions=partitions, p99_target_ms=p99_target_ms, kill=kill,
+        workers=workers, partitions=partitions, track_status=track_status,
+        p99_target_ms=p99_target_ms, kill=kill,
         kill_every_s=every_s, soak=soak, peers=tuple(p for p in peers.split(",") if p),
         namespace=_namespace(), drain_timeout_s=drain_timeout_s)
     command = "jobpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -35,6 +35,7 @@ class RunPlan:
         handler_ms: ``0``, ``5`` or ``exp:5``.
         producers, bridges, workers: processes the run starts.
         partitions: partitions of each queue's topics.
+        track_status: the queues keep a state record per job (``track_status``).
         p99_target_ms: the latency target of the saturation search.
         kill, kill_every_s: chaos: what to kill -9 (comma-separated, taken in
             turn) and how often.
@@ -58,6 +59,7 @@ class RunPlan:
     bridges: int = 1
     workers: int = 1
     partitions: int = 6
+    track_status: bool = False
     p99_target_ms: float = 100.0
     kill: str | None = None
     kill_every_s: float = 10.0

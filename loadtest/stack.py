@@ -67,7 +67,8 @@ def is_configured(config_path: Path | None, environ: Mapping[str, str]) -> bool:
 def run_topology(plan: RunPlan) -> Topology:
     """The run's queues: partitions as asked, fair when jobs carry tenants."""
     return Topology({q: QueueSpec(q, partitions=plan.partitions, fair=plan.tenants > 0,
-                                  retry_tiers_s=RETRY_TIERS_S, max_backlog=None)
+                                  retry_tiers_s=RETRY_TIERS_S, max_backlog=None,
+                                  track_status=plan.track_status)
                      for q in plan.queues})
 
 
