@@ -81,6 +81,9 @@ class Runner:
         self._store = store
         self._states = states
         self._tracked = states.tracked if states is not None else {}
+        # Tracked jobs started since the last flush: "running" is written only for
+        # those still running at the flush (a fast job goes straight to its end).
+        self._started: list[tuple[Slot, Item, int]] = []
         self.slots = [Slot() for _ in range(concurrency)]
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="jobpipe-job")
         self._idle: deque[asyncio.Future[None]] = deque()
@@ -131,7 +134,7 @@ class Runner:
 
     def has_unflushed(self) -> bool:
         """Whether finished work still waits for the flusher."""
-        return bool(self._finished or self._settled
+        return bool(self._finished or self._settled or self._started
                     or (self._states is not None and self._states.has_pending()))
 
     # --- running -----------------------------------------------------------------------
@@ -160,10 +163,8 @@ class Runner:
         slot.item, slot.ctx = item, ctx
         slot.deadline = started + timeout_s if timeout_s else math.inf
         slot.timed_out = slot.cancelled = False
-        states = self._states
-        if states is not None and spec.name in self._tracked:
-            states.add(spec.name, Update(job.id, jobstatus.RUNNING, job.attempt,
-                                         {"worker": WORKER_ID, "started_at": time.time_ns()}))
+        if spec.name in self._tracked:
+            self._started.append((slot, item, time.time_ns()))
             self._flush_event.set()
         try:
             with tracing.handler_span(job):  # child of the enqueue span (otel extra)
@@ -322,7 +323,7 @@ class Runner:
         async with self._flush_lock:
             finished, self._finished = self._finished, []
             settled, self._settled = self._settled, []
-            if not finished and not settled:
+            if not finished and not settled and not self._started:
                 return
             if finished and self._markers is not None:
                 await self._mark(finished)
@@ -348,6 +349,12 @@ class Runner:
     async def _write_states(self, finished: list[Item]) -> None:
         assert self._states is not None
         tracked = self._tracked
+        started, self._started = self._started, []
+        for slot, item, started_ns in started:
+            if slot.item is item:
+                self._states.add(item.job.queue, Update(
+                    item.job.id, jobstatus.RUNNING, item.job.attempt,
+                    {"worker": WORKER_ID, "started_at": started_ns}))
         for item in finished:
             spec = tracked.get(item.job.queue)
             if spec is not None:

@@ -49,9 +49,9 @@ ADVANCE_LUA = """
 local a, moved = 1, 0
 for i = 1, #KEYS do
   local r, ttl, n = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
-  local cur = tonumber(redis.call('HGET', KEYS[i], 'rank') or '0')
-  if r > cur then
-    local cancel = redis.call('HGET', KEYS[i], 'cancel')
+  local was = redis.call('HMGET', KEYS[i], 'rank', 'cancel')
+  if r > tonumber(was[1] or '0') then
+    local cancel = was[2]
     redis.call('DEL', KEYS[i])
     redis.call('HSET', KEYS[i], 'rank', r, unpack(ARGV, a + 3, a + 2 + 2 * n))
     if cancel then redis.call('HSET', KEYS[i], 'cancel', cancel) end
