@@ -43,22 +43,22 @@ def rank(state: str, attempt: int) -> int:
     return attempt * 10 + _STAGE[state]
 
 
-# KEYS: job records. ARGV per key, in order: rank, ttl_s, n, then n field/value pairs.
-# A record moves only to a higher rank; its cancel request survives the move.
+# KEYS: job records. ARGV per key, in order: rank, ttl_s, final (1/0), n, then n
+# field/value pairs. A record moves only to a higher rank. Fields are overwritten,
+# never deleted (a DEL per write cost Redis more than the rest): a state's reader
+# shows only that state's fields (_DETAILS). The TTL is set when the record is
+# created and restarted once it is final, not at every step in between.
 ADVANCE_LUA = """
 local a, moved = 1, 0
 for i = 1, #KEYS do
-  local r, ttl, n = tonumber(ARGV[a]), ARGV[a + 1], tonumber(ARGV[a + 2])
-  local was = redis.call('HMGET', KEYS[i], 'rank', 'cancel')
-  if r > tonumber(was[1] or '0') then
-    local cancel = was[2]
-    redis.call('DEL', KEYS[i])
-    redis.call('HSET', KEYS[i], 'rank', r, unpack(ARGV, a + 3, a + 2 + 2 * n))
-    if cancel then redis.call('HSET', KEYS[i], 'cancel', cancel) end
-    redis.call('EXPIRE', KEYS[i], ttl)
+  local r, n = tonumber(ARGV[a]), tonumber(ARGV[a + 3])
+  local cur = tonumber(redis.call('HGET', KEYS[i], 'rank') or '0')
+  if r > cur then
+    redis.call('HSET', KEYS[i], 'rank', r, unpack(ARGV, a + 4, a + 3 + 2 * n))
+    if cur == 0 or ARGV[a + 2] == '1' then redis.call('EXPIRE', KEYS[i], ARGV[a + 1]) end
     moved = moved + 1
   end
-  a = a + 3 + 2 * n
+  a = a + 4 + 2 * n
 end
 return moved
 """
@@ -112,7 +112,8 @@ def advance_call(namespace: str, spec: QueueSpec,
         for field, value in up.fields.items():
             pairs += (field, value)
         keep = spec.result_ttl_s if "result" in up.fields else ttl
-        args += (rank(up.state, up.attempt), keep, len(pairs) // 2, *pairs)
+        final = 1 if up.state in FINAL_STATES else 0
+        args += (rank(up.state, up.attempt), keep, final, len(pairs) // 2, *pairs)
     return keys, args
 
 
@@ -180,12 +181,17 @@ class JobStatus:
         state = fields.pop("state")
         attempt = int(fields.pop("attempt", "1"))
         at_ns = int(fields.pop("at", "0"))
+        shown = _DETAILS.get(state, frozenset()) | {"cancel"}
         details: dict[str, Any] = {k: (int(v) if k in _NUMBERS else v)
-                                   for k, v in fields.items()}
+                                   for k, v in fields.items() if k in shown}
         return cls(job_id, queue, state, attempt, at_ns, details)
 
 
 _NUMBERS = frozenset({"run_at", "started_at", "next_at", "cancel"})
+# The fields of each state (a record keeps older states' fields: see ADVANCE_LUA).
+_DETAILS = {DELAYED: frozenset({"run_at"}), RUNNING: frozenset({"worker", "started_at"}),
+            RETRYING: frozenset({"next_at", "error"}), FAILED: frozenset({"reason", "error"}),
+            SUCCEEDED: frozenset({"result", "result_dropped"})}
 
 
 def _reads(redis: Any, settings: Settings, job_id: str) -> tuple[list[QueueSpec], Any]:
