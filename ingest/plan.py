@@ -111,7 +111,8 @@ class PushPlan:
                 parts[1::3] = chunk
                 yield b"*%d\r\n$5\r\nLPUSH\r\n%s%s" % (len(chunk) + 2, head, b"".join(parts))
         if self.wake is not None:
-            yield _command(b"ZADD", self.wake.encode(), b"0", b"w") + _EXEC
+            yield _command(b"ZADD", self.wake.encode(), b"0",
+                           names.WAKE_MEMBER.encode()) + _EXEC
         else:
             yield _EXEC
 

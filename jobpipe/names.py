@@ -101,8 +101,12 @@ def delayed_key(ns: str, queue: str) -> str:
 
 def wake_key(ns: str, queue: str) -> str:
     """The wake-up of a queue's idle bridges: every push adds its one member
-    (a no-op while it is there), and an idle bridge blocks in ``BZPOPMIN`` on it."""
+    (:data:`WAKE_MEMBER`, score 0; a no-op while it is there), and an idle
+    bridge blocks in ``BZPOPMIN`` on it."""
     return f"{_q(ns, queue)}:wake"
+
+
+WAKE_MEMBER = "w"  # also written literally by the push script (ingest/scripts.py)
 
 
 # --- Redis: bridge --------------------------------------------------------------

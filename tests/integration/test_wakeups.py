@@ -23,6 +23,7 @@ import uvloop
 from bridge import Bridge
 from bridge.wake import wake_client_name
 from consumers import App, JobContext, Worker, fetcher, retry_relay
+from consumers.control import pause_tenant, resume_tenant
 from ingest import Producer
 from jobpipe import names
 from jobpipe.admin import apply_topics
@@ -96,7 +97,8 @@ def slow_settings(make_settings, monkeypatch) -> Settings:
     monkeypatch.setattr(fetcher, "FETCH_WAIT_S", SLOW_S)
     monkeypatch.setattr(retry_relay, "IDLE_POLL_S", SLOW_S)
     return make_settings(
-        queues={"default": {"partitions": 1, "retry_tiers_s": [1], "retry_jitter": 0}},
+        queues={"default": {"partitions": 1, "retry_tiers_s": [1], "retry_jitter": 0},
+                "fair": {"partitions": 1, "fair": True}},
         bridge={"idle_wait_s": SLOW_S, "delayed_interval_s": SLOW_S,
                 "heartbeat_interval_s": SLOW_S, "heartbeat_timeout_s": 3 * SLOW_S},
         worker={"control_interval_s": SLOW_S, "commit_interval_s": SLOW_S})
@@ -150,3 +152,19 @@ def test_a_retry_runs_when_it_comes_due(pipeline):
     retried = _wait_for(lambda: runs.first(job, attempt=2), 60, "the retry")
     due = runs.failed_at[job] + 1.0  # tier delay 1 s, no jitter
     assert retried - due < WITHIN_S
+
+
+def test_a_resumed_tenants_job_runs_at_once(pipeline, slow_settings, redis_client):
+    producer, runs = pipeline
+    ns = slow_settings.namespace
+    pause_tenant(redis_client, ns, "fair", "acme")
+    job = producer.enqueue("fair", "record", tenant="acme")
+    # The push woke the bridge, which left the paused tenant's list alone (or the
+    # worker parked the job): it is back in its wait, the wake-up spent.
+    _wait_for(lambda: not redis_client.exists(names.wake_key(ns, "fair"))
+              and _bridge_waiting(redis_client), 30, "the bridge's wait after the push")
+    assert runs.first(job) is None
+    resumed = time.time()
+    resume_tenant(redis_client, ns, slow_settings.topology.get("fair"), "acme")
+    started = _wait_for(lambda: runs.first(job), 60, "the resumed tenant's job")
+    assert started - resumed < WITHIN_S
