@@ -162,7 +162,8 @@ def test_a_resumed_tenants_job_runs_at_once(pipeline, slow_settings, redis_clien
     # The push woke the bridge, which left the paused tenant's list alone (or the
     # worker parked the job): it is back in its wait, the wake-up spent.
     _wait_for(lambda: not redis_client.exists(names.wake_key(ns, "fair"))
-              and _bridge_waiting(redis_client), 30, "the bridge's wait after the push")
+              and _bridge_waiting(redis_client, slow_settings),
+              30, "the bridge's wait after the push")
     assert runs.first(job) is None
     resumed = time.time()
     resume_tenant(redis_client, ns, slow_settings.topology.get("fair"), "acme")
