@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from confluent_kafka import KafkaError, Message
 
 from consumers.accounting import BatchMetrics
+from consumers.control import Controls
 from consumers.failure_sink import FailureSink, Source
 from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lane
-from consumers.offsets import OffsetTracker
+from consumers.offsets import TPO, OffsetTracker
 from consumers.registry import App
 from consumers.states import JobStates
 from jobpipe.envelope import decode, encode
@@ -29,8 +29,6 @@ from jobpipe.errors import EnvelopeError
 from jobpipe.routing import tenant_or_default
 
 log = logging.getLogger(__name__)
-
-TPO = tuple[str, int, int]
 
 
 def _unset(offset: int) -> None:
@@ -51,14 +49,16 @@ class Intake:
             message that needs no run (duplicate, parked, dead-lettered).
         tracker: where the offset of every message taken in is recorded.
         delivered: wraps a loop callback so the producer thread may call it.
+        delivering: records of bad input waiting for Kafka to take them to the
+            DLQ; shared with the runner, which settles them.
         states: job states of queues with ``track_status``, or ``None``.
         cancelled: accounts for a job skipped because it was cancelled.
     """
 
     def __init__(self, app: App, lanes_by_topic: dict[str, Lane], markers: DoneMarkers,
-                 sink: FailureSink, controls: Any, stats: BatchMetrics,
+                 sink: FailureSink, controls: Controls | None, stats: BatchMetrics,
                  settle: Callable[[TPO], None], tracker: OffsetTracker,
-                 delivered: Callable[[TPO], Callable[[], None]],
+                 delivered: Callable[[TPO], Callable[[], None]], delivering: set[TPO],
                  states: JobStates | None = None,
                  cancelled: Callable[[Item], None] | None = None) -> None:
         self._tasks = app.tasks
@@ -72,7 +72,7 @@ class Intake:
         self._delivered = delivered
         self._states = states
         self._cancelled = cancelled
-        self.delivering: set[TPO] = set()
+        self.delivering = delivering
 
     async def prepare(self, msgs: list[Message]) -> list[Item]:
         """Decode, check and de-duplicate one batch; returns the runnable jobs in order."""
@@ -127,7 +127,7 @@ class Intake:
         controls = self._controls
         if (controls is not None and runnable
                 and any(controls.has_paused_tenants(q) for q in by_queue)):
-            runnable = await self._park_paused(runnable)
+            runnable = await self._park_paused(controls, runnable)
         return runnable
 
     async def _unseen(self, queue: str, items: list[Item]) -> list[Item]:
@@ -159,8 +159,7 @@ class Intake:
                 keep.append(item)
         return keep
 
-    async def _park_paused(self, items: list[Item]) -> list[Item]:
-        controls = self._controls
+    async def _park_paused(self, controls: Controls, items: list[Item]) -> list[Item]:
         keep: list[Item] = []
         for item in items:
             queue, tenant = item.job.queue, tenant_or_default(item.job.tenant)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections import deque
 
+TPO = tuple[str, int, int]
+"""A message's topic, partition and offset."""
+
 
 class PartitionOffsets:
     """In-flight and completed offsets of one partition.

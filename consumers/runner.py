@@ -18,23 +18,23 @@ import logging
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from consumers.accounting import BatchMetrics
 from consumers.context import JobContext
 from consumers.failure_sink import WORKER_ID, FailureSink, Source, error_record
 from consumers.followup import FollowUps
+from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lanes
-from consumers.offsets import OffsetTracker
+from consumers.offsets import TPO, OffsetTracker
+from consumers.ratelimit import RateLimiter
 from consumers.retry import Decision, Timeout, decide
 from consumers.states import CANCEL_POLL_S, JobStates
 from jobpipe import jobstatus, metrics, tracing
 from jobpipe.jobstatus import Update
 
 log = logging.getLogger(__name__)
-
-TPO = tuple[str, int, int]
 
 
 class Slot:
@@ -64,13 +64,20 @@ class Runner:
             or ``None``.
         stats: batch metrics.
         concurrency: runner coroutines (and thread pool size for sync handlers).
-        store: called with committable offsets after each flush.
+        store: called with committable offsets after each flush (the fetcher's).
+        delivering: records waiting for Kafka to take a retry, DLQ record or
+            follow-up; shared with the intake, which dead-letters bad input.
+        on_pause_change: called when a lane fills or drains, so the fetcher
+            pauses or resumes its topics.
         states: job states of queues with ``track_status`` (``None``: none).
     """
 
     def __init__(self, lanes: Lanes, tracker: OffsetTracker, sink: FailureSink,
-                 follow_ups: FollowUps, markers: Any, limiter: Any, stats: BatchMetrics,
-                 concurrency: int, store: Any, states: JobStates | None = None) -> None:
+                 follow_ups: FollowUps, markers: DoneMarkers | None,
+                 limiter: RateLimiter | None, stats: BatchMetrics, concurrency: int,
+                 store: Callable[[dict[tuple[str, int], int]], None], delivering: set[TPO],
+                 on_pause_change: Callable[[], None],
+                 states: JobStates | None = None) -> None:
         self.lanes = lanes
         self.tracker = tracker
         self._sink = sink
@@ -89,10 +96,10 @@ class Runner:
         self._idle: deque[asyncio.Future[None]] = deque()
         self._finished: list[Item] = []  # succeeded: mark done, then complete
         self._settled: list[TPO] = []  # needs no marker: just complete the offset
-        self.delivering: set[TPO] = set()  # waiting for Kafka to take a retry/DLQ/follow-up
+        self.delivering = delivering
         self._flush_event = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self.on_pause_change: Any = None
+        self._on_pause_change = on_pause_change
         self._loop = asyncio.get_running_loop()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -143,8 +150,8 @@ class Runner:
         lanes = self.lanes
         while True:
             item = lanes.next()
-            if lanes.changed and self.on_pause_change is not None:
-                self.on_pause_change()
+            if lanes.changed:
+                self._on_pause_change()
             if item is None:
                 fut = self._loop.create_future()
                 self._idle.append(fut)
@@ -272,7 +279,7 @@ class Runner:
                      item.job.queue, item.job.task)
             slot.task.cancel()
 
-    def delivered(self, tpo: TPO) -> Any:
+    def delivered(self, tpo: TPO) -> Callable[[], None]:
         """A callback for the producer thread: the record of ``tpo`` is safe in Kafka."""
         loop = self._loop
 
@@ -326,7 +333,7 @@ class Runner:
             if not finished and not settled and not self._started:
                 return
             if finished and self._markers is not None:
-                await self._mark(finished)
+                await _mark(self._markers, finished)
             if self._states is not None:
                 await self._write_states(finished)
             complete = self.tracker.complete
@@ -363,22 +370,24 @@ class Runner:
                                                    jobstatus.result_fields(spec, item.result)))
         await self._states.flush()
 
-    async def _mark(self, finished: list[Item]) -> None:
-        by_queue: dict[str, tuple[int, list[str]]] = {}
-        for item in finished:
-            spec = item.lane.spec
-            entry = by_queue.get(spec.name)
-            if entry is None:
-                entry = by_queue[spec.name] = (spec.idempotency_ttl_s, [])
-            entry[1].append(item.job.idempotency_key)
-        try:
-            await self._markers.mark((q, ttl, keys) for q, (ttl, keys) in by_queue.items())
-        except Exception as exc:  # a redelivery may then run twice; never stall offsets
-            log.warning("writing done markers failed: %s", exc)
+
+async def _mark(markers: DoneMarkers, finished: list[Item]) -> None:
+    """Write the done markers of ``finished``: one pipeline, per queue its TTL."""
+    by_queue: dict[str, tuple[int, list[str]]] = {}
+    for item in finished:
+        spec = item.lane.spec
+        entry = by_queue.get(spec.name)
+        if entry is None:
+            entry = by_queue[spec.name] = (spec.idempotency_ttl_s, [])
+        entry[1].append(item.job.idempotency_key)
+    try:
+        await markers.mark((q, ttl, keys) for q, (ttl, keys) in by_queue.items())
+    except Exception as exc:  # a redelivery may then run twice; never stall offsets
+        log.warning("writing done markers failed: %s", exc)
 
 
 def _failed_update(job_id: str, attempt: int, decision: Decision,
-                   error: dict[str, Any]) -> Update:
+                   error: dict[str, object]) -> Update:
     message = f"{error['type']}: {error['message']}"
     if decision.retry:
         due = time.time_ns() + int(((decision.delay_s or 0.0) + decision.jitter_s) * 1e9)

@@ -33,7 +33,7 @@ from consumers.idempotency import DoneMarkers
 from consumers.idle import caught_up
 from consumers.intake import Intake
 from consumers.lanes import Lane, Lanes
-from consumers.offsets import OffsetTracker
+from consumers.offsets import TPO, OffsetTracker
 from consumers.producing import DeliveringProducer
 from consumers.ratelimit import RateLimiter
 from consumers.registry import App
@@ -129,12 +129,7 @@ class Worker:
         stats, tracker = BatchMetrics(), OffsetTracker()
         sink = FailureSink(producer, ns)
         controls, limiter = Controls(redis, ns, self.specs), RateLimiter(redis, ns)
-        stored: list[Fetcher] = []  # the fetcher needs the runner's callbacks first
         states = JobStates(redis, ns, self.specs)
-        runner = Runner(lanes, tracker, sink, FollowUps(producer, s.topology, ns, loop),
-                        DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
-                        store=lambda offsets: stored[0].store(offsets),
-                        states=states if states.tracked else None)
         arrivals: deque[list[Message]] = deque()
         arrived = asyncio.Event()
 
@@ -142,20 +137,24 @@ class Worker:
             arrivals.append(msgs)
             arrived.set()
 
+        # The fetcher's rebalance callbacks reach the runner built just below;
+        # its thread (the only caller) starts once both exist.
         fetcher = Fetcher(s, [lane.topic for lane in lane_list], loop, on_messages,
                           lambda tps: self._revoke(runner, tps),
                           lambda tps: self._lose(runner, tps), self._revoked.difference_update)
-        stored.append(fetcher)
-        intake = Intake(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls, stats,
-                        runner.settle, tracker, runner.delivered,
-                        states if states.tracked else None, runner.cancelled)
-        runner.delivering = intake.delivering  # one set: bad input and failures alike
         control_topics: set[str] = set()
 
         def push_pause() -> None:
             fetcher.set_paused_topics(control_topics | lanes.full_topics())
 
-        runner.on_pause_change = push_pause
+        delivering: set[TPO] = set()  # one set: bad input and failures alike
+        runner = Runner(lanes, tracker, sink, FollowUps(producer, s.topology, ns, loop),
+                        DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
+                        store=fetcher.store, delivering=delivering, on_pause_change=push_pause,
+                        states=states if states.tracked else None)
+        intake = Intake(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls, stats,
+                        runner.settle, tracker, runner.delivered, delivering,
+                        states if states.tracked else None, runner.cancelled)
         tasks = runner.start()
 
         async def intake_loop() -> None:
