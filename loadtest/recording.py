@@ -30,7 +30,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import orjson
 from hdrh.histogram import HdrHistogram
 
@@ -172,6 +171,11 @@ def histogram_of(values_us: list[int]) -> HdrHistogram:
     ``record_value`` is pure Python, well over a microsecond a value, and the
     recording of a busy second took tens of milliseconds.
     """
+    # numpy is imported here, not with the module: a worker imports this module
+    # with its app, and numpy's ~0.4 s (more on a loaded machine) delayed every
+    # worker start -- a restarted worker's way back -- before it could join.
+    import numpy as np
+
     hist = new_histogram()
     if not values_us:
         return hist
