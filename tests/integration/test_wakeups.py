@@ -97,7 +97,11 @@ def slow_settings(make_settings, monkeypatch) -> Settings:
     monkeypatch.setattr(fetcher, "FETCH_WAIT_S", SLOW_S)
     monkeypatch.setattr(retry_relay, "IDLE_POLL_S", SLOW_S)
     return make_settings(
-        queues={"default": {"partitions": 1, "retry_tiers_s": [1], "retry_jitter": 0},
+        # Two plain queues: on the cluster their wake keys live on different primaries
+        # ({default} and {other} hash to slots 5718 and 11361), so the idle bridge
+        # blocks on two nodes at once (bridge.wake).
+        queues={**{q: {"partitions": 1, "retry_tiers_s": [1], "retry_jitter": 0}
+                   for q in ("default", "other")},
                 "fair": {"partitions": 1, "fair": True}},
         bridge={"idle_wait_s": SLOW_S, "delayed_interval_s": SLOW_S,
                 "heartbeat_interval_s": SLOW_S, "heartbeat_timeout_s": 3 * SLOW_S},
@@ -133,7 +137,7 @@ def pipeline(slow_settings, redis_client, kafka_cleanup) -> Iterator[tuple[Produ
 def test_a_job_pushed_into_an_idle_pipeline_runs_at_once(pipeline):
     producer, runs = pipeline
     sent = time.time()
-    job = producer.enqueue("default", "record")
+    job = producer.enqueue("other", "record")  # not the warm-up's queue
     started = _wait_for(lambda: runs.first(job), 60, "the job")
     assert started - sent < WITHIN_S
 
