@@ -19,8 +19,8 @@ from consumers.ratelimit import RateLimiter
 from consumers.registry import App, Task, load_app
 
 # --- failures ---------------------------------------------------------------------
-from consumers.retry import Timeout
-from consumers.retry_relay import RetryRelay
+from consumers.retry.policy import Timeout
+from consumers.retry.relay import RetryRelay
 
 # --- running ----------------------------------------------------------------------
 from consumers.worker import Worker

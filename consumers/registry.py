@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from consumers.retry import DEFAULT_RETRY_ON
+from consumers.retry.policy import DEFAULT_RETRY_ON
 from jobpipe.errors import ConfigError
 from jobpipe.tasks import TaskRef
 

@@ -23,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from consumers.accounting import BatchMetrics
 from consumers.context import JobContext
-from consumers.failure_sink import WORKER_ID, FailureSink, Source, error_record
 from consumers.followup import FollowUps
 from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lanes
 from consumers.offsets import TPO, OffsetTracker
 from consumers.ratelimit import RateLimiter
-from consumers.retry import Decision, Timeout, decide
+from consumers.retry.policy import Decision, Timeout, decide
+from consumers.retry.sink import WORKER_ID, FailureSink, MessageOrigin, error_record
 from consumers.states import CANCEL_POLL_S, JobStates
 from jobpipe import jobstatus, metrics, tracing
 from jobpipe.jobstatus import Update
@@ -66,7 +66,7 @@ class Runner:
         concurrency: runner coroutines (and thread pool size for sync handlers).
         store: called with committable offsets after each flush (the fetcher's).
         delivering: records waiting for Kafka to take a retry, DLQ record or
-            follow-up; shared with the intake, which dead-letters bad input.
+            follow-up; shared with admission, which dead-letters bad input.
         on_pause_change: called when a lane fills or drains, so the fetcher
             pauses or resumes its topics.
         states: job states of queues with ``track_status`` (``None``: none).
@@ -230,7 +230,7 @@ class Runner:
         error = error_record(exc, WORKER_ID)
         tpo = (item.topic, item.partition, item.offset)
         self.delivering.add(tpo)
-        source = Source(item.topic, item.partition, item.offset, item.msg_key)
+        source = MessageOrigin(item.topic, item.partition, item.offset, item.msg_key)
         self._stats.failed(job.queue, job.task, decision.retry, decision.reason)
         if self._states is not None and spec.name in self._tracked:
             self._states.add(spec.name, _failed_update(job.id, job.attempt, decision, error))

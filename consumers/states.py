@@ -4,7 +4,7 @@ Only queues with ``track_status``. Runners note each job's start, success or
 failure here; the flusher writes them all with one :data:`ADVANCE_LUA` call
 per queue, in one pipeline (the record and its forward-only rule live in
 :mod:`jobpipe.jobstatus`). Cancel requests are read in one call per queue per
-batch at intake, and for running jobs every :data:`CANCEL_POLL_S`.
+batch at admission, and for running jobs every :data:`CANCEL_POLL_S`.
 
 Redis trouble here never stalls jobs or offsets: a write that fails is logged
 and dropped, a check that fails reads as "not cancelled".

@@ -1,4 +1,4 @@
-"""The Worker: one process's consumer, intake, runners and controls, wired together.
+"""The Worker: one process's consumer, admission, runners and controls, wired together.
 
     worker = Worker(settings, app, queues=["email"])
     worker.run()                  # until SIGTERM / SIGINT / stop()
@@ -24,20 +24,20 @@ import uvloop
 from confluent_kafka import Message
 
 from consumers.accounting import BatchMetrics
+from consumers.admission import Admission
 from consumers.control import Controls
-from consumers.failure_sink import FailureSink
 from consumers.fetcher import TP, Fetcher
 from consumers.first_fetch import START_HOLD_MAX_S
 from consumers.followup import FollowUps
 from consumers.idempotency import DoneMarkers
 from consumers.idle import caught_up
-from consumers.intake import Intake
 from consumers.lanes import Lane, Lanes
 from consumers.offsets import TPO, OffsetTracker
 from consumers.producing import DeliveringProducer
 from consumers.ratelimit import RateLimiter
 from consumers.registry import App
-from consumers.retry_relay import RetryRelay
+from consumers.retry.relay import RetryRelay
+from consumers.retry.sink import FailureSink
 from consumers.runner import Runner
 from consumers.states import JobStates
 from jobpipe import names
@@ -152,12 +152,12 @@ class Worker:
                         DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
                         store=fetcher.store, delivering=delivering, on_pause_change=push_pause,
                         states=states if states.tracked else None)
-        intake = Intake(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls, stats,
-                        runner.settle, tracker, runner.delivered, delivering,
-                        states if states.tracked else None, runner.cancelled)
+        admission = Admission(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls,
+                              stats, runner.settle, tracker, runner.delivered, delivering,
+                              states if states.tracked else None, runner.cancelled)
         tasks = runner.start()
 
-        async def intake_loop() -> None:
+        async def admission_loop() -> None:
             while True:
                 if not arrivals:
                     arrived.clear()
@@ -170,7 +170,7 @@ class Worker:
                     # Tracking them would leave offsets that never complete, and
                     # hold that partition's commits for good if it comes back.
                     msgs = [m for m in msgs if (m.topic(), m.partition()) not in self._revoked]
-                items = await intake.prepare(msgs) if msgs else []
+                items = await admission.prepare(msgs) if msgs else []
                 fetcher.prepared += taken
                 if self._revoked:  # lost or revoked while they were being prepared
                     items = [i for i in items if (i.topic, i.partition) not in self._revoked]
@@ -212,7 +212,7 @@ class Worker:
             lanes.held = False
             runner.wake(len(runner.slots))
 
-        tasks += [asyncio.create_task(intake_loop()), asyncio.create_task(control_loop()),
+        tasks += [asyncio.create_task(admission_loop()), asyncio.create_task(control_loop()),
                   asyncio.create_task(release_when_fetched())]
         relay_stop, relay_thread = self._start_relay()
         fetcher.start()

@@ -18,8 +18,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from consumers.control import pause_queue, pause_tenant, resume_queue, resume_tenant
-from consumers.dlq import list_records, purge_records, replay_records
-from consumers.dlq_record import DlqFilter, detail, format_time
+from consumers.dlq.record import DlqFilter, detail, format_time
+from consumers.dlq.tools import list_records, purge_records, replay_records
 from dashboard import liveness
 from dashboard.latency import LatencyReader
 from jobpipe.connections import kafka_admin_config, redis_client

@@ -8,14 +8,14 @@ Entry points are the ``jobpipe loadtest`` and ``jobpipe capacity`` commands;
 from __future__ import annotations
 
 from loadtest.capacity import Measured, Plan, plan_capacity
-from loadtest.plan import RunPlan
+from loadtest.run_plan import RunPlan
 from loadtest.saturation import Saturation, StepResult, find_saturation
 from loadtest.schedule import Schedule, Step
 
 
 def run_loadtest(*args: object, **kwargs: object) -> object:
-    """Run a load test (see :func:`loadtest.runner.run_loadtest`); imported lazily."""
-    from loadtest.runner import run_loadtest as run
+    """Run a load test (see :func:`loadtest.orchestrate.run_loadtest`); imported lazily."""
+    from loadtest.orchestrate import run_loadtest as run
 
     return run(*args, **kwargs)  # type: ignore[arg-type]
 

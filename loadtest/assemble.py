@@ -8,9 +8,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from loadtest.backlog import BacklogSeries
-from loadtest.plan import RunPlan
+from loadtest.backlog_sampler import BacklogSeries
 from loadtest.recording import cdf_points, summarize
+from loadtest.run_plan import RunPlan
 from loadtest.saturation import StepResult, find_saturation
 from loadtest.series import Aggregate
 from loadtest.verdict import Verdict, ramp_verdict, run_verdict

@@ -55,8 +55,8 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
              report_dir: Path | None, kill: str | None, every_s: float, soak: bool,
              peers: str, drain_timeout_s: float) -> None:
     """Drive an open-loop load through the pipeline and write a report with plots."""
-    from loadtest.plan import RunPlan
-    from loadtest.runner import run_loadtest
+    from loadtest.orchestrate import run_loadtest
+    from loadtest.run_plan import RunPlan
     from loadtest.schedule import parse_ramp
 
     if rate is not None and ramp is not None:

@@ -15,8 +15,8 @@ import math
 from typing import Any
 
 from loadtest.cpu import CpuSeries, ProcessUsage, total_row, window_usage
-from loadtest.plan import RunPlan
 from loadtest.recording import INSTRUMENTATION_NS
+from loadtest.run_plan import RunPlan
 from loadtest.series import Aggregate
 
 RUNNER = "runner"

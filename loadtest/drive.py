@@ -11,13 +11,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from loadtest.backlog import BacklogSampler
+from loadtest.backlog_sampler import BacklogSampler
 from loadtest.chaos import ChaosMonkey
 from loadtest.cpu import CpuSampler, CpuSeries, window_usage
-from loadtest.live import ProcessCpu, Progress, render
-from loadtest.plan import RunPlan
+from loadtest.live import LiveProgress, ProcessCpu, render
 from loadtest.processes import Fleet
 from loadtest.recording import IntervalReader
+from loadtest.run_plan import RunPlan
 from loadtest.series import Aggregate
 
 REFRESH_S = 0.5
@@ -47,7 +47,7 @@ class Watch:
         self.producers.add(lines)
 
     def progress(self, plan: RunPlan, backlog: tuple[int, int], kills: int,
-                 phase: str, cpu: CpuSeries | None = None) -> Progress:
+                 phase: str, cpu: CpuSeries | None = None) -> LiveProgress:
         elapsed = time.time() - self.start_s
         now = max(0, math.floor(elapsed) - 1)
         first = max(0, now - RECENT_S)
@@ -58,7 +58,7 @@ class Watch:
         offered = schedule.step_at(elapsed).rate_per_s if elapsed < schedule.duration_s else 0.0
         done = self.workers.count_between("done", first, now)
         usage = window_usage(cpu, first, now, done) if cpu is not None else []
-        return Progress(elapsed, schedule.duration_s, offered,
+        return LiveProgress(elapsed, schedule.duration_s, offered,
                         self.producers.count_between("sent", first, now) / span,
                         done / span,
                         self.producers.counts.get("sent", 0), self.workers.counts.get("done", 0),

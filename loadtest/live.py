@@ -24,7 +24,7 @@ class ProcessCpu:
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
+class LiveProgress:
     """One refresh of the live view.
 
     Attributes:
@@ -55,7 +55,7 @@ class Progress:
     cpu: tuple[ProcessCpu, ...] = ()
 
 
-def render(progress: Progress) -> Group:
+def render(progress: LiveProgress) -> Group:
     """The live view: a one-row progress table and, once measured, CPU per process."""
     table = Table(title=f"jobpipe loadtest: {progress.phase}", expand=False)
     for col in ("time", "offer/s", "sent/s", "done/s", "sent", "done",

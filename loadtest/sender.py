@@ -26,8 +26,8 @@ import orjson
 
 from jobpipe.errors import JobpipeError, QueueFull
 from loadtest.ledger import ACCEPTED, LedgerWriter
-from loadtest.plan import RunPlan
 from loadtest.recording import INSTRUMENTATION_NS, IntervalLog, StageRecorder
+from loadtest.run_plan import RunPlan
 from loadtest.schedule import ProducerShare
 from loadtest.start_signal import wait_for_go
 from loadtest.workload import HandlerTime, job_args, padding

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from jobpipe.errors import JobpipeError
-from loadtest.plan import RunPlan
 from loadtest.processes import Fleet
+from loadtest.run_plan import RunPlan
 
 SYNC_DIR = "sync"
 GO_FILE = "go"

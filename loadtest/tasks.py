@@ -25,13 +25,13 @@ from typing import Any
 from consumers import App, JobContext
 from loadtest.ledger import EXECUTED, LedgerWriter
 from loadtest.partition_trace import PartitionTrace
-from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV
 from loadtest.recording import (
     INSTRUMENTATION_NS,
     INSTRUMENTATION_SAMPLE_EVERY,
     IntervalLog,
     StageRecorder,
 )
+from loadtest.run_plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV
 
 app = App("loadtest")
 

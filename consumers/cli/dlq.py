@@ -13,7 +13,7 @@ import orjson
 from jobpipe.cli.context import CliContext
 
 if TYPE_CHECKING:
-    from consumers.dlq_record import DlqFilter
+    from consumers.dlq.record import DlqFilter
 
 _task = click.option("--task", help="Only jobs of this task.")
 _since = click.option("--since", help="Only records since a time: ISO 8601, or a duration "
@@ -38,7 +38,7 @@ def _selecting(by_ref: bool) -> Callable[[Callable[[CliContext, str, DlqFilter],
 
 def _filter(task: str | None, since: str | None, limit: int | None,
             refs: tuple[str, ...] = ()) -> DlqFilter:
-    from consumers.dlq_record import DlqFilter, parse_since_ms
+    from consumers.dlq.record import DlqFilter, parse_since_ms
 
     since_ms = parse_since_ms(since, time.time_ns() // 1_000_000) if since else None
     return DlqFilter(task=task, since_ms=since_ms, limit=limit, refs=refs)
@@ -54,8 +54,8 @@ def dlq() -> None:
 def ls(obj: CliContext, queue: str, selection: DlqFilter) -> None:
     """One line per DLQ record: ref (partition:offset), time, job id, task, reason,
     attempts, and whether it was replayed."""
-    from consumers.dlq import list_records
-    from consumers.dlq_record import summary_line
+    from consumers.dlq.record import summary_line
+    from consumers.dlq.tools import list_records
 
     settings = obj.settings()
     listed = list_records(settings, settings.topology.get(queue), selection)
@@ -69,8 +69,8 @@ def ls(obj: CliContext, queue: str, selection: DlqFilter) -> None:
 def show(obj: CliContext, queue: str, selection: DlqFilter) -> None:
     """Full job and error history of records named by job id, PARTITION:OFFSET or
     OFFSET (all matching records when none is named)."""
-    from consumers.dlq import list_records
-    from consumers.dlq_record import detail
+    from consumers.dlq.record import detail
+    from consumers.dlq.tools import list_records
 
     settings = obj.settings()
     listed = list_records(settings, settings.topology.get(queue), selection)
@@ -87,7 +87,7 @@ def show(obj: CliContext, queue: str, selection: DlqFilter) -> None:
 def replay(obj: CliContext, queue: str, selection: DlqFilter) -> None:
     """Send matching jobs back to the main topic: same id, attempt 1, replay recorded.
     A record is never replayed twice."""
-    from consumers.dlq import replay_records
+    from consumers.dlq.tools import replay_records
 
     settings = obj.settings()
     report = replay_records(settings, settings.topology.get(queue), selection)
@@ -102,8 +102,8 @@ def replay(obj: CliContext, queue: str, selection: DlqFilter) -> None:
 @click.pass_obj
 def purge(obj: CliContext, queue: str, before: str | None, yes: bool) -> None:
     """Delete DLQ records for good (Kafka deletes a prefix: all, or all before a time)."""
-    from consumers.dlq import purge_records
-    from consumers.dlq_record import parse_since_ms
+    from consumers.dlq.record import parse_since_ms
+    from consumers.dlq.tools import purge_records
 
     settings = obj.settings()
     spec = settings.topology.get(queue)

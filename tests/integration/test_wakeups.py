@@ -22,8 +22,9 @@ import uvloop
 
 from bridge import Bridge
 from bridge.wake import wake_client_name
-from consumers import App, JobContext, Worker, fetcher, retry_relay
+from consumers import App, JobContext, Worker, fetcher
 from consumers.control import pause_tenant, resume_tenant
+from consumers.retry import relay as retry_relay
 from ingest import Producer
 from jobpipe import names
 from jobpipe.admin import apply_topics

@@ -7,8 +7,8 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from consumers.dlq import list_records, purge_records, replay_records
-from consumers.dlq_record import DlqFilter, dlq_headers
+from consumers.dlq.record import DlqFilter, dlq_headers
+from consumers.dlq.tools import list_records, purge_records, replay_records
 from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.cli import main

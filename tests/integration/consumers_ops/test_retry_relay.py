@@ -12,10 +12,10 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from consumers.dlq_record import REASON
+from consumers.dlq.record import REASON
 from consumers.group_health import GroupHealth
-from consumers.retry_relay import RetryRelay
-from consumers.retry_tiers import jitter_header
+from consumers.retry.relay import RetryRelay
+from consumers.retry.tiers import jitter_header
 from jobpipe import names
 from jobpipe.admin import apply_topics, member_partitions
 from jobpipe.connections import kafka_admin_config

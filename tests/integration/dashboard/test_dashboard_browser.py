@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from selenium.webdriver.common.by import By
 
-from consumers.dlq_record import dlq_headers
+from consumers.dlq.record import dlq_headers
 from jobpipe import jobstatus, names
 from jobpipe.envelope import encode
 from jobpipe.settings import Settings

@@ -1,6 +1,6 @@
 import pytest
 
-from consumers.retry import Decision, Timeout, decide, tier_for_delay
+from consumers.retry.policy import Decision, Timeout, decide, tier_for_delay
 from jobpipe.errors import ConfigError, KafkaUnavailable, Reject, Retry
 from jobpipe.topology import QueueSpec
 

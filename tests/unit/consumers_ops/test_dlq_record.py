@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.dlq_progress import Progress
-from consumers.dlq_record import (
+from consumers.dlq.progress import ReplayProgress
+from consumers.dlq.record import (
     DlqFilter,
     detail,
     dlq_headers,
@@ -89,7 +89,7 @@ def test_replay_keeps_id_and_errors_resets_attempt_and_counts_replays():
 
 
 def test_progress_moves_the_watermark_over_a_done_prefix():
-    progress = Progress(10)
+    progress = ReplayProgress(10)
     progress.mark(12)
     progress.mark(13)
     assert (progress.watermark, progress.done) == (10, {12, 13})
@@ -102,24 +102,24 @@ def test_progress_moves_the_watermark_over_a_done_prefix():
 
 
 def test_progress_encodes_ranges_and_decodes_them():
-    progress = Progress(0, {3, 4, 5, 9, 11, 12})
+    progress = ReplayProgress(0, {3, 4, 5, 9, 11, 12})
     assert progress.encode() == "3-5,9,11-12"
-    assert Progress.decode(0, "3-5,9,11-12").done == {3, 4, 5, 9, 11, 12}
-    assert Progress.decode(4, "3-5,9").watermark == 6  # 4 and 5 were done too
-    assert Progress.decode(2, "garbage,x-y").done == set()
+    assert ReplayProgress.decode(0, "3-5,9,11-12").done == {3, 4, 5, 9, 11, 12}
+    assert ReplayProgress.decode(4, "3-5,9").watermark == 6  # 4 and 5 were done too
+    assert ReplayProgress.decode(2, "garbage,x-y").done == set()
 
 
 def test_progress_floor_forgets_purged_records():
-    progress = Progress(2, {5, 8})
+    progress = ReplayProgress(2, {5, 8})
     progress.floor(6)
     assert (progress.watermark, progress.done) == (6, {8})
 
 
 @given(st.sets(st.integers(0, 500), max_size=100), st.integers(0, 50))
 def test_progress_round_trips(done, watermark):
-    progress = Progress(watermark)
+    progress = ReplayProgress(watermark)
     for offset in sorted(done):
         progress.mark(offset)
-    again = Progress.decode(progress.watermark, progress.encode())
+    again = ReplayProgress.decode(progress.watermark, progress.encode())
     assert (again.watermark, again.done) == (progress.watermark, progress.done)
     assert all(again.is_done(o) for o in done)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers.retry_tiers import DueQueue
+from consumers.retry.tiers import DueQueue
 
 
 def test_items_leave_when_due_earliest_first_whatever_order_they_came_in():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.retry_tiers import (
+from consumers.retry.tiers import (
     jitter_header,
     jitter_ms,
     next_wake_s,

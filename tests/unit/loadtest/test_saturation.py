@@ -67,7 +67,7 @@ def test_plan_takes_kill_targets_in_turn_and_refuses_unknown_ones():
     import pytest
 
     from jobpipe.errors import ConfigError
-    from loadtest.plan import RunPlan
+    from loadtest.run_plan import RunPlan
 
     plan = RunPlan(run_dir="/tmp/x", rates=(100.0,), step_s=5, kill="bridge,worker")
     assert plan.kill_targets == ("bridge", "worker")

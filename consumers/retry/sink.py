@@ -16,10 +16,10 @@ import traceback
 from dataclasses import dataclass, replace
 from typing import Any
 
-from consumers.dlq_record import dlq_headers
+from consumers.dlq.record import dlq_headers
 from consumers.producing import Delivered, DeliveringProducer
-from consumers.retry import Timeout
-from consumers.retry_tiers import jitter_header
+from consumers.retry.policy import Timeout
+from consumers.retry.tiers import jitter_header
 from jobpipe import names
 from jobpipe.envelope import Job, encode, now_ns
 
@@ -28,7 +28,7 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)
-class Source:
+class MessageOrigin:
     """Where a message came from (for DLQ headers and the record key)."""
 
     topic: str
@@ -67,7 +67,7 @@ class FailureSink:
         self._ns = namespace
 
     def retry(self, job: Job, delay_s: float, jitter_s: float, error: dict[str, Any],
-              source: Source, on_delivered: Delivered) -> None:
+              source: MessageOrigin, on_delivered: Delivered) -> None:
         """Produce ``job`` (attempt + 1, error appended) to its queue's ``delay_s`` tier,
         to wait ``jitter_s`` more than the tier's delay."""
         again = replace(job, attempt=job.attempt + 1, errors=[*job.errors, error])
@@ -75,14 +75,14 @@ class FailureSink:
                                source.key, [jitter_header(jitter_s)], on_delivered)
 
     def dead_letter(self, queue: str, value: bytes, reason: str, message: str,
-                    source: Source, on_delivered: Delivered) -> None:
+                    source: MessageOrigin, on_delivered: Delivered) -> None:
         """Produce ``value`` to ``queue``'s DLQ with the contract headers."""
         headers = dlq_headers(reason, one_line(message), source.topic, source.partition,
                               source.offset)
         self._producer.produce(names.dlq_topic(self._ns, queue), value, source.key, headers,
                                on_delivered)
 
-    def dead_letter_job(self, job: Job, reason: str, error: dict[str, Any], source: Source,
+    def dead_letter_job(self, job: Job, reason: str, error: dict[str, Any], source: MessageOrigin,
                         on_delivered: Delivered) -> None:
         """Dead-letter a decoded job with its final error appended."""
         final = replace(job, errors=[*job.errors, error])

@@ -1,6 +1,6 @@
 """Retry tier decisions: which tier a topic is, when its head job is due, where it goes.
 
-Pure: no Kafka, no Redis. :mod:`consumers.retry_relay` does the I/O.
+Pure: no Kafka, no Redis. :mod:`consumers.retry.relay` does the I/O.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 from jobpipe.settings import Settings, find_config, load_settings
 from jobpipe.topology import QueueSpec, Topology
 from loadtest.config_file import settings_to_toml
-from loadtest.plan import RunPlan
+from loadtest.run_plan import RunPlan
 
 log = logging.getLogger(__name__)
 

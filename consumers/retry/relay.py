@@ -2,8 +2,8 @@
 
 One consumer (group ``names.group_id(ns, "retry")``) reads every tier topic of
 its queues. A retry is due at its message timestamp + tier delay + its own
-jitter (see :mod:`consumers.retry_tiers`). Retries not yet due wait in memory in a
-:class:`~consumers.retry_tiers.DueQueue` and leave each at its own due time, so a
+jitter (see :mod:`consumers.retry.tiers`). Retries not yet due wait in memory in a
+:class:`~consumers.retry.tiers.DueQueue` and leave each at its own due time, so a
 waiting retry never blocks fresh work, a later-due retry never holds back an
 earlier-due one (even in the same partition), and a burst of failures that
 jitter spread out goes back spread out. Past ``HOLD_MAX_BYTES`` held, the
@@ -34,11 +34,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from consumers.dlq_record import dlq_headers
+from consumers.dlq.record import dlq_headers
 from consumers.fetcher import fetch_available
 from consumers.group_health import GuardedConsumer
 from consumers.offsets import OffsetTracker
-from consumers.retry_tiers import (
+from consumers.retry.tiers import (
     DueQueue,
     TierRoute,
     jitter_ms,

@@ -1,6 +1,6 @@
 """Where a failed job goes next: a retry tier, or the dead-letter topic.
 
-Pure: no Kafka, no Redis. :mod:`consumers.failure_sink` does the producing.
+Pure: no Kafka, no Redis. :mod:`consumers.retry.sink` does the producing.
 """
 
 from __future__ import annotations

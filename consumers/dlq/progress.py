@@ -20,7 +20,7 @@ MAX_METADATA_CHARS = 3500
 
 
 @dataclass(slots=True)
-class Progress:
+class ReplayProgress:
     """Replay progress of one DLQ partition.
 
     Attributes:
@@ -68,7 +68,7 @@ class Progress:
         return len(self.encode()) <= MAX_METADATA_CHARS
 
     @classmethod
-    def decode(cls, watermark: int, metadata: str | None) -> Progress:
+    def decode(cls, watermark: int, metadata: str | None) -> ReplayProgress:
         """Rebuild progress from a committed offset and its metadata. Unreadable
         metadata counts as nothing done above the watermark."""
         done: set[int] = set()

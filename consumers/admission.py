@@ -1,4 +1,4 @@
-"""Intake: turn a batch of Kafka messages into runnable jobs.
+"""Admission: turn a batch of Kafka messages into runnable jobs.
 
 Each message is decoded once (orjson). Bad input never stops a partition: an
 undecodable envelope, an unknown task or a job on the wrong queue's topic goes
@@ -18,11 +18,11 @@ from confluent_kafka import KafkaError, Message
 
 from consumers.accounting import BatchMetrics
 from consumers.control import Controls
-from consumers.failure_sink import FailureSink, Source
 from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lane
 from consumers.offsets import TPO, OffsetTracker
 from consumers.registry import App
+from consumers.retry.sink import FailureSink, MessageOrigin
 from consumers.states import JobStates
 from jobpipe.envelope import decode, encode
 from jobpipe.errors import EnvelopeError
@@ -35,7 +35,7 @@ def _unset(offset: int) -> None:
     raise AssertionError("no partition yet")
 
 
-class Intake:
+class Admission:
     """Prepares message batches for the lanes.
 
     Args:
@@ -178,5 +178,5 @@ class Intake:
         self._stats.dead_lettered(lane.spec.name, reason)
         self.delivering.add(tpo)
         self._sink.dead_letter(lane.spec.name, raw, reason, message,
-                               Source(topic, partition, offset, msg.key()),
+                               MessageOrigin(topic, partition, offset, msg.key()),
                                self._delivered(tpo))

@@ -5,7 +5,7 @@ bytes as received when they are not a job); its key is the original key; its
 headers say why (``jp-reason``, ``jp-error``) and where it came from
 (``jp-source-topic``, ``jp-source-partition``, ``jp-source-offset``).
 
-Pure: no Kafka, no Redis. :mod:`consumers.dlq` does the reading and writing.
+Pure: no Kafka, no Redis. :mod:`consumers.dlq.tools` does the reading and writing.
 """
 
 from __future__ import annotations

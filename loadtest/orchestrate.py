@@ -24,7 +24,7 @@ from rich.console import Console
 from jobpipe import names
 from jobpipe.settings import Settings
 from loadtest.assemble import assemble, peer_summary
-from loadtest.backlog import BacklogSampler
+from loadtest.backlog_sampler import BacklogSampler
 from loadtest.chaos import ChaosMonkey, kill_offsets_s
 from loadtest.cpu import CpuSampler, service_pids
 from loadtest.cpu_report import RUNNER, cpu_section
@@ -32,10 +32,10 @@ from loadtest.drive import Watch, child_env, drive
 from loadtest.failover import summarize_handovers, worker_handovers
 from loadtest.ledger import check_ledger, dead_lettered_ids_from_kafka
 from loadtest.partition_trace import read_traces
-from loadtest.plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV, RunPlan
 from loadtest.processes import Fleet, jobpipe_argv, python_argv, read_proc_usage
 from loadtest.report import cpu_summary_table, summary_table, verdict_line, write_report
-from loadtest.stack import RunStack, cleanup, open_stack
+from loadtest.run_plan import LEDGER_DIR, LEDGER_SYNC_ENV, RUN_DIR_ENV, RunPlan
+from loadtest.service_choice import RunStack, cleanup, open_stack
 from loadtest.start_signal import give_go, wait_ready
 from loadtest.workload import job_args, padding
 

@@ -2,7 +2,7 @@
 
 Reading never joins a consumer group: partitions are assigned directly and
 read up to the end they had when the command started. Replay progress lives
-in Kafka (see :mod:`consumers.dlq_progress`) and is committed only after Kafka
+in Kafka (see :mod:`consumers.dlq.progress`) and is committed only after Kafka
 acknowledged every replayed job, so an interrupted replay is resumed, never
 repeated. Purge deletes a prefix of each partition (Kafka can delete nothing
 else), up to the end or up to a time.
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from consumers.dlq_progress import Progress
-from consumers.dlq_record import DlqFilter, DlqRecord, make_record, replayed
+from consumers.dlq.progress import ReplayProgress
+from consumers.dlq.record import DlqFilter, DlqRecord, make_record, replayed
 from jobpipe import names
 from jobpipe.connections import kafka_admin_config, kafka_consumer_config, kafka_producer_config
 from jobpipe.envelope import now_ns
@@ -92,19 +92,19 @@ class _Dlq:
                                                        timeout=TIMEOUT_S)
                 for p in sorted(topic.partitions)}
 
-    def progress(self, bounds: dict[int, tuple[int, int]]) -> dict[int, Progress]:
+    def progress(self, bounds: dict[int, tuple[int, int]]) -> dict[int, ReplayProgress]:
         """Replay progress of each partition."""
         committed = self.consumer.committed([TopicPartition(self.topic, p) for p in bounds],
                                             timeout=TIMEOUT_S)
         out = {}
         for tp in committed:
-            progress = Progress.decode(max(tp.offset, 0), tp.metadata)
+            progress = ReplayProgress.decode(max(tp.offset, 0), tp.metadata)
             progress.floor(bounds[tp.partition][0])
             out[tp.partition] = progress
         return out
 
     def read(self, flt: DlqFilter, bounds: dict[int, tuple[int, int]],
-             skip: dict[int, Progress] | None = None) -> list[DlqRecord]:
+             skip: dict[int, ReplayProgress] | None = None) -> list[DlqRecord]:
         """Matching records, oldest first, at most ``flt.limit``. Matching records
         already done in ``skip`` are counted in ``self.skipped`` instead."""
         starts = {p: low for p, (low, high) in bounds.items() if high > low}
@@ -208,13 +208,13 @@ def replay_records(settings: Settings, spec: QueueSpec, flt: DlqFilter) -> Repla
 
 
 def _send(settings: Settings, spec: QueueSpec, producer: Producer, todo: list[DlqRecord],
-          progress: dict[int, Progress]) -> tuple[list[tuple[DlqRecord, str]], int, int]:
+          progress: dict[int, ReplayProgress]) -> tuple[list[tuple[DlqRecord, str]], int, int]:
     """Produce each replayable record; return (record, error or "") pairs once every
     delivery report is in, and the counts of non-jobs and deferred records."""
     outcomes: dict[tuple[int, int], str] = {}
     sent: list[DlqRecord] = []
     not_jobs = deferred = 0
-    trial = {p: Progress(prog.watermark, set(prog.done)) for p, prog in progress.items()}
+    trial = {p: ReplayProgress(prog.watermark, set(prog.done)) for p, prog in progress.items()}
     for record in todo:
         if record.job is None:
             not_jobs += 1
