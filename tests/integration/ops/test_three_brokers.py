@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -29,9 +30,28 @@ def cluster(tmp_path):
         yield stack
 
 
+def _topic_config(admin: Any, topic: str) -> dict[str, Any]:
+    """The topic's configs. A broker learns of a new topic from the controller a
+    moment after the leaders the creation waited for: until then it answers
+    UNKNOWN_TOPIC_OR_PART, so ask again for a while."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return dict(admin.describe_configs([resource])[resource].result(timeout=10))
+        except KafkaException as exc:
+            if (exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART
+                    or time.monotonic() > deadline):
+                raise
+        time.sleep(0.2)
+
+
 @pytest.mark.timeout(420)
 def test_killing_one_of_three_brokers_mid_run_loses_no_job(cluster, namespace):
-    from confluent_kafka.admin import AdminClient, ConfigResource
+    from confluent_kafka.admin import AdminClient
 
     from bridge import Bridge
     from ingest import Producer
@@ -50,9 +70,7 @@ def test_killing_one_of_three_brokers_mid_run_loses_no_job(cluster, namespace):
                          "broker.address.family": "v4"})
     partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
     assert all(len(p.replicas) == 3 for p in partitions.values())
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    config = admin.describe_configs([resource])[resource].result(timeout=10)
-    assert config["min.insync.replicas"].value == "2"
+    assert _topic_config(admin, topic)["min.insync.replicas"].value == "2"
 
     ids: set[str] = set()
     bridge = Bridge(settings)
