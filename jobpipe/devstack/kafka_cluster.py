@@ -12,6 +12,19 @@ from jobpipe.devstack.kafka_jars import ensure_kafka_jars
 from jobpipe.errors import StackError
 
 
+def java_failure(output: str) -> str:
+    """The line of a JVM's output that names its failure: the innermost
+    exception (``Caused by: ...``) or else the first exception line, rather
+    than a stack trace's last line (``... 8 more``)."""
+    lines = [line.strip() for line in output.splitlines()]
+    causes = [line for line in lines if line.startswith("Caused by:")]
+    if causes:
+        return causes[-1]
+    named = [line for line in lines if ("Exception" in line or "Error" in line)
+             and not line.startswith(("at ", "..."))]
+    return named[0] if named else (lines[-1] if lines else "")
+
+
 class KafkaCluster:
     """One or three combined KRaft nodes under ``home`` (one directory per layout).
 
@@ -66,9 +79,11 @@ class KafkaCluster:
             if fmt is not None:
                 output, _ = fmt.communicate(timeout=self.start_timeout_s)
                 if fmt.returncode != 0:
-                    text = output.decode(errors="replace").strip().splitlines()
+                    text = output.decode(errors="replace")
+                    (each.logs_dir / "format.out").write_text(text)
                     raise StackError(f"kafka-{each.node}: formatting storage failed: "
-                                     f"{text[-1] if text else fmt.returncode}")
+                                     f"{java_failure(text) or fmt.returncode} (whole output "
+                                     f"in {each.logs_dir / 'format.out'})")
         began = time.monotonic()
         for each in to_start:
             each.spawn()
