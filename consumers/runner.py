@@ -32,6 +32,7 @@ from consumers.retry.policy import Decision, Timeout, decide
 from consumers.retry.sink import WORKER_ID, FailureSink, MessageOrigin, error_record
 from consumers.states import CANCEL_POLL_S, JobStates
 from jobpipe import jobstatus, metrics, tracing
+from jobpipe.envelope import Job
 from jobpipe.jobstatus import Update
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ class Runner:
         source = MessageOrigin(item.topic, item.partition, item.offset, item.msg_key)
         self._stats.failed(job.queue, job.task, decision.retry, decision.reason)
         if self._states is not None and spec.name in self._tracked:
-            self._states.add(spec.name, _failed_update(job.id, job.attempt, decision, error))
+            self._states.add(spec.name, _failed_update(job, decision, error))
         if decision.retry:
             assert decision.delay_s is not None
             log.warning("job %s %s/%s attempt %d failed (%s: %s); retry in %.1fs", job.id,
@@ -252,7 +253,7 @@ class Runner:
         log.info("job %s %s/%s cancelled", job.id, job.queue, job.task)
         self._stats.cancelled(job.queue, 1)
         if self._states is not None:
-            self._states.add(job.queue, Update(job.id, jobstatus.CANCELLED, job.attempt, {}))
+            self._states.add(job.queue, Update.of(job, jobstatus.CANCELLED))
         self.settle((item.topic, item.partition, item.offset))
 
     async def _cancel_watch(self) -> None:
@@ -359,15 +360,13 @@ class Runner:
         started, self._started = self._started, []
         for slot, item, started_ns in started:
             if slot.item is item:
-                self._states.add(item.job.queue, Update(
-                    item.job.id, jobstatus.RUNNING, item.job.attempt,
-                    {"worker": WORKER_ID, "started_at": started_ns}))
+                self._states.add(item.job.queue, Update.of(
+                    item.job, jobstatus.RUNNING, {"worker": WORKER_ID, "started_at": started_ns}))
         for item in finished:
             spec = tracked.get(item.job.queue)
             if spec is not None:
-                self._states.add(spec.name, Update(item.job.id, jobstatus.SUCCEEDED,
-                                                   item.job.attempt,
-                                                   jobstatus.result_fields(spec, item.result)))
+                self._states.add(spec.name, Update.of(item.job, jobstatus.SUCCEEDED,
+                                                      jobstatus.result_fields(spec, item.result)))
         await self._states.flush()
 
 
@@ -386,11 +385,9 @@ async def _mark(markers: DoneMarkers, finished: list[Item]) -> None:
         log.warning("writing done markers failed: %s", exc)
 
 
-def _failed_update(job_id: str, attempt: int, decision: Decision,
-                   error: dict[str, object]) -> Update:
+def _failed_update(job: Job, decision: Decision, error: dict[str, object]) -> Update:
     message = f"{error['type']}: {error['message']}"
     if decision.retry:
         due = time.time_ns() + int(((decision.delay_s or 0.0) + decision.jitter_s) * 1e9)
-        return Update(job_id, jobstatus.RETRYING, attempt, {"next_at": due, "error": message})
-    return Update(job_id, jobstatus.FAILED, attempt, {"reason": decision.reason,
-                                                      "error": message})
+        return Update.of(job, jobstatus.RETRYING, {"next_at": due, "error": message})
+    return Update.of(job, jobstatus.FAILED, {"reason": decision.reason, "error": message})

@@ -4,9 +4,17 @@ Queues with ``track_status`` keep one Redis hash per job
 (:func:`jobpipe.names.job_status_key`). Every stage writes it in batches with
 :data:`ADVANCE_LUA`, which moves a record only forward: each state has a rank
 ``attempt * 10 + stage`` (queued 1, in Kafka 2, running 3, retrying 4) and the
-final states (succeeded, failed, cancelled) outrank everything. At-least-once
-delivery can hand a worker a job again; its "running" then ranks below the
-"succeeded" already written and changes nothing.
+final states (succeeded, failed, cancelled) outrank everything of their
+generation. At-least-once delivery can hand a worker a job again; its
+"running" then ranks below the "succeeded" already written and changes nothing.
+
+A replay from the DLQ (``jobpipe dlq replay``) is the one way a job runs again
+after a final state: it starts a new *generation* (:func:`generation`, the
+job's replay count), whose every state outranks the earlier generations', so a
+replayed job's "failed" record moves on to "in Kafka", "running" and its new
+outcome. Within a generation the rule above holds, so a re-delivery of either
+generation still never moves a final state back. A cancel request of an
+earlier generation does not carry over to the replay.
 
 A cancel request is the ``cancel`` field: a job that has not started becomes
 ``cancelled`` at once and is skipped when it reaches a worker; a running one
@@ -24,6 +32,7 @@ from typing import Any
 import orjson
 
 from jobpipe import names
+from jobpipe.envelope import Job
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
@@ -33,46 +42,65 @@ SUCCEEDED, FAILED, CANCELLED = "succeeded", "failed", "cancelled"
 FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 _STAGE = {QUEUED: 1, DELAYED: 1, IN_KAFKA: 2, RUNNING: 3, RETRYING: 4}
 FINAL_RANK = 10**12  # above any attempt's stages
+GENERATION_SPAN = 10**13  # above FINAL_RANK; Lua's doubles stay exact to ~900 generations
+REPLAYS_META = "replays"  # the job's meta field counting its DLQ replays (consumers.dlq_record)
 POLL_S = 0.05  # wait_for: how often a waiting caller looks again
 
 
-def rank(state: str, attempt: int) -> int:
+def rank(state: str, attempt: int, generation: int = 0) -> int:
     """The order of states: a record only ever moves to a higher rank."""
     if state in FINAL_STATES:
-        return FINAL_RANK
-    return attempt * 10 + _STAGE[state]
+        return generation * GENERATION_SPAN + FINAL_RANK
+    return generation * GENERATION_SPAN + attempt * 10 + _STAGE[state]
+
+
+def generation(meta: Mapping[str, str]) -> int:
+    """A job's generation: how many times it was replayed from the DLQ (0: never)."""
+    try:
+        return max(0, int(meta.get(REPLAYS_META, "0")))
+    except ValueError:  # a hand-made meta value: the job still runs, as generation 0
+        return 0
 
 
 # KEYS: job records. ARGV per key, in order: rank, ttl_s, final (1/0), n, then n
 # field/value pairs. A record moves only to a higher rank. Fields are overwritten,
 # never deleted (a DEL per write cost Redis more than the rest): a state's reader
-# shows only that state's fields (_DETAILS). The TTL is set when the record is
-# created and restarted once it is final, not at every step in between.
+# shows only that state's fields (_DETAILS); the one exception is an earlier
+# generation's cancel request, dropped when a replay's first state arrives. The
+# TTL is set when the record is created, restarted once it is final and when a
+# replay's generation starts, not at every step in between.
 ADVANCE_LUA = """
 local a, moved = 1, 0
 for i = 1, #KEYS do
   local r, n = tonumber(ARGV[a]), tonumber(ARGV[a + 3])
   local cur = tonumber(redis.call('HGET', KEYS[i], 'rank') or '0')
-  if r > cur then
-    redis.call('HSET', KEYS[i], 'rank', r, unpack(ARGV, a + 4, a + 3 + 2 * n))
-    if cur == 0 or ARGV[a + 2] == '1' then redis.call('EXPIRE', KEYS[i], ARGV[a + 1]) end
+  if r > cur then  -- the rank is stored as sent (text): ranks reach 15+ digits
+    local newgen = math.floor(r / SPAN) > math.floor(cur / SPAN)
+    if newgen and cur > 0 then redis.call('HDEL', KEYS[i], 'cancel') end
+    redis.call('HSET', KEYS[i], 'rank', ARGV[a], unpack(ARGV, a + 4, a + 3 + 2 * n))
+    if newgen or ARGV[a + 2] == '1' then redis.call('EXPIRE', KEYS[i], ARGV[a + 1]) end
     moved = moved + 1
   end
   a = a + 4 + 2 * n
 end
 return moved
-"""
+""".replace("SPAN", str(GENERATION_SPAN))
 
-# KEYS[1]: one record. ARGV: now_ns, final rank, ttl_s.
+# KEYS[1]: one record. ARGV: now_ns, FINAL_RANK, ttl_s, GENERATION_SPAN.
 # Reply: 'none' (no record), 'final' (already over), 'requested' (running: its
-# worker stops it), 'cancelled' (had not started: cancelled now).
+# worker stops it), 'cancelled' (had not started: cancelled now). Final is
+# within the record's generation: the final rank of its generation.
 CANCEL_LUA = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return 'none' end
-if tonumber(redis.call('HGET', KEYS[1], 'rank')) >= tonumber(ARGV[2]) then return 'final' end
+local r, span = tonumber(redis.call('HGET', KEYS[1], 'rank')), tonumber(ARGV[4])
+local final = r - r % span + tonumber(ARGV[2])
+if r >= final then return 'final' end
 redis.call('HSET', KEYS[1], 'cancel', ARGV[1])
 if state == 'running' then return 'requested' end
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'rank', ARGV[2], 'at', ARGV[1])
+-- as text: Redis turns a Lua number into a reply with 14 significant digits only
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'rank', string.format('%d', final),
+           'at', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 return 'cancelled'
 """
@@ -92,12 +120,19 @@ class Update:
     Attributes:
         job_id, state, attempt: the job and where it is now.
         fields: what else the record says in this state (text values).
+        generation: the job's :func:`generation` (0 until it is replayed).
     """
 
     job_id: str
     state: str
     attempt: int
     fields: Mapping[str, str | int]
+    generation: int = 0
+
+    @classmethod
+    def of(cls, job: Job, state: str, fields: Mapping[str, str | int] | None = None) -> Update:
+        """``job`` (its id, attempt and generation) moving to ``state``."""
+        return cls(job.id, state, job.attempt, fields or {}, generation(job.meta))
 
 
 def advance_call(namespace: str, spec: QueueSpec,
@@ -113,7 +148,7 @@ def advance_call(namespace: str, spec: QueueSpec,
             pairs += (field, value)
         keep = spec.result_ttl_s if "result" in up.fields else ttl
         final = 1 if up.state in FINAL_STATES else 0
-        args += (rank(up.state, up.attempt), keep, final, len(pairs) // 2, *pairs)
+        args += (rank(up.state, up.attempt, up.generation), keep, final, len(pairs) // 2, *pairs)
     return keys, args
 
 
@@ -228,7 +263,7 @@ async def lookup_async(redis: Any, settings: Settings, job_id: str) -> JobStatus
 def _cancel_args(settings: Settings, status: JobStatus) -> tuple[list[str], list[int]]:
     spec = settings.topology.get(status.queue)
     key = names.job_status_key(settings.namespace, status.queue, status.job_id)
-    return [key], [time.time_ns(), FINAL_RANK, spec.status_ttl_s]
+    return [key], [time.time_ns(), FINAL_RANK, spec.status_ttl_s, GENERATION_SPAN]
 
 
 def cancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus | None]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from jobpipe import jobstatus
 from jobpipe.envelope import Job, decode, encode
 from jobpipe.errors import ConfigError, EnvelopeError
 
@@ -176,8 +177,11 @@ def replayed(job: Job, now_ns: int) -> bytes:
     ``meta`` (``replayed_at`` in ns, ``replays`` counting up); errors are kept."""
     meta = dict(job.meta)
     meta["replayed_at"] = str(now_ns)
-    try:
-        meta["replays"] = str(int(meta.get("replays", "0")) + 1)
-    except ValueError:
-        meta["replays"] = "1"
+    meta[jobstatus.REPLAYS_META] = str(replay_generation(job))
     return encode(replace(job, attempt=1, meta=meta))
+
+
+def replay_generation(job: Job) -> int:
+    """The status generation of ``job``'s replay (its replay count once replayed):
+    the replay's state records outrank the earlier run's (:mod:`jobpipe.jobstatus`)."""
+    return jobstatus.generation(job.meta) + 1

@@ -18,9 +18,14 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from consumers.dlq.progress import ReplayProgress
-from consumers.dlq.record import DlqFilter, DlqRecord, make_record, replayed
-from jobpipe import names
-from jobpipe.connections import kafka_admin_config, kafka_consumer_config, kafka_producer_config
+from consumers.dlq.record import DlqFilter, DlqRecord, make_record, replay_generation, replayed
+from jobpipe import jobstatus, names
+from jobpipe.connections import (
+    kafka_admin_config,
+    kafka_consumer_config,
+    kafka_producer_config,
+    redis_client,
+)
 from jobpipe.envelope import now_ns
 from jobpipe.errors import ConfigError, KafkaUnavailable
 from jobpipe.kafka_metadata import BrokerWatch, fetch_metadata
@@ -198,6 +203,8 @@ def replay_records(settings: Settings, spec: QueueSpec, flt: DlqFilter) -> Repla
             dlq.consumer.commit(offsets=[
                 TopicPartition(dlq.topic, p, prog.watermark, metadata=prog.encode())
                 for p, prog in commit.items()], asynchronous=False)
+        if spec.track_status:
+            _record_in_kafka(settings, spec, acked)
         if failures:
             raise KafkaUnavailable(f"{len(failures)} jobs not replayed ({failures[0]}); "
                                    f"{len(acked)} were")
@@ -205,6 +212,24 @@ def replay_records(settings: Settings, spec: QueueSpec, flt: DlqFilter) -> Repla
     finally:
         producer.flush(TIMEOUT_S)
         dlq.close()
+
+
+def _record_in_kafka(settings: Settings, spec: QueueSpec, acked: list[DlqRecord]) -> None:
+    """Move the replayed jobs' state records to "in Kafka" of their new generation
+    (out of "failed", and past an old cancel request). Best effort, like every
+    stage's state write: the worker's next write moves them on anyway."""
+    updates = [jobstatus.Update(r.job.id, jobstatus.IN_KAFKA, 1, {}, replay_generation(r.job))
+               for r in acked if r.job is not None]
+    if not updates:
+        return
+    client = redis_client(settings.redis)
+    try:
+        keys, args = jobstatus.advance_call(settings.namespace, spec, updates)
+        client.register_script(jobstatus.ADVANCE_LUA)(keys=keys, args=args)
+    except Exception as exc:  # the jobs are replayed: a stale record must not undo that
+        log.warning("replay: writing the replayed jobs' states failed: %s", exc)
+    finally:
+        client.close()
 
 
 def _send(settings: Settings, spec: QueueSpec, producer: Producer, todo: list[DlqRecord],

@@ -92,3 +92,42 @@ def test_cancel_before_start_is_final_and_a_running_job_is_only_asked(
     assert status is not None
     assert status.state == "cancelled"
     assert "cancel" in status.details
+
+
+def test_a_replay_starts_a_generation_that_moves_a_failed_record_on_but_never_back(
+        redis_client: redis.Redis, tracked: Settings) -> None:
+    # Generation 0: asked to cancel while running, then failed anyway (dead-lettered).
+    _advance(redis_client, tracked, Update(JOB, "running", 1, {}))
+    assert jobstatus.cancel(redis_client, tracked, JOB)[0] == "requested"
+    assert _advance(redis_client, tracked, Update(JOB, "failed", 1, {"reason": "rejected"})) == 1
+    assert _advance(redis_client, tracked, Update(JOB, "running", 1, {})) == 0  # re-delivery
+    # Replayed: generation 1 moves the final "failed" on, without the old cancel request.
+    assert _advance(redis_client, tracked, Update(JOB, "in_kafka", 1, {}, generation=1)) == 1
+    status = jobstatus.lookup(redis_client, tracked, JOB)
+    assert status is not None
+    assert (status.state, status.attempt) == ("in_kafka", 1)
+    assert "cancel" not in status.details
+    assert _advance(redis_client, tracked, Update(JOB, "running", 1, {}, generation=1)) == 1
+    # A late write of generation 0, even a final one, is older than anything of 1.
+    assert _advance(redis_client, tracked, Update(JOB, "succeeded", 1, {})) == 0
+    assert _advance(redis_client, tracked, Update(JOB, "succeeded", 1, {}, generation=1)) == 1
+    # Within generation 1 the rule holds: a re-delivery never moves "succeeded" back.
+    assert _advance(redis_client, tracked, Update(JOB, "running", 1, {}, generation=1)) == 0
+    assert _advance(redis_client, tracked, Update(JOB, "failed", 2, {}, generation=1)) == 0
+    assert jobstatus.cancel(redis_client, tracked, JOB)[0] == "final"
+    status = jobstatus.lookup(redis_client, tracked, JOB)
+    assert status is not None
+    assert status.state == "succeeded"
+
+
+def test_cancel_within_a_later_generation_is_final_for_that_generation(
+        redis_client: redis.Redis, tracked: Settings) -> None:
+    _advance(redis_client, tracked, Update(JOB, "failed", 1, {}))
+    _advance(redis_client, tracked, Update(JOB, "in_kafka", 1, {}, generation=3))
+    outcome, status = jobstatus.cancel(redis_client, tracked, JOB)
+    assert outcome == "cancelled"
+    assert status is not None
+    assert status.state == "cancelled"
+    assert _advance(redis_client, tracked, Update(JOB, "running", 1, {}, generation=3)) == 0
+    assert jobstatus.cancel(redis_client, tracked, JOB)[0] == "final"
+

@@ -13,6 +13,8 @@ import pytest
 
 from bridge import Bridge
 from consumers import App, JobContext, Reject, Worker
+from consumers.dlq.record import DlqFilter
+from consumers.dlq.tools import list_records, replay_records
 from ingest import Producer
 from jobpipe.jobstatus import JobStatus
 from jobpipe.metrics import registry
@@ -76,6 +78,15 @@ class Handlers:
         @app.task
         def refuse(ctx: JobContext, args: None) -> None:
             raise Reject("bad order")
+
+        self.accept = threading.Event()
+
+        @app.task
+        def refused_until_fixed(ctx: JobContext, args: None) -> dict[str, bool]:
+            self.ran.append(ctx.job_id)
+            if not self.accept.is_set():
+                raise Reject("not yet")
+            return {"fixed": True}
 
         @app.task
         def skipped(ctx: JobContext, args: None) -> None:
@@ -178,3 +189,33 @@ def test_a_job_is_found_in_each_state_it_reaches(settings: Settings,
     # Cancelled jobs never retry: no later attempt ever ran.
     assert producer.status(sync_long).attempt == 1  # type: ignore[union-attr]
 
+
+
+def test_a_replayed_failed_job_runs_again_and_its_record_follows(settings: Settings,
+                                                                  producer: Producer) -> None:
+    handlers = Handlers()
+    spec = settings.topology.get("tracked")
+    job_id = producer.enqueue("tracked", "refused_until_fixed")
+    assert Bridge(settings).run_until_idle(WAIT_S)
+    worker, thread = start_worker(settings, handlers.app)
+    try:
+        failed = wait_for(state_of(producer, job_id, "failed"), WAIT_S, what="the job failed")
+        assert failed.details["reason"] == "rejected"
+        wait_for(lambda: list_records(settings, spec, DlqFilter(refs=(job_id,))), WAIT_S,
+                 what="the job in the DLQ")
+        handlers.accept.set()  # the handler is fixed; replay the job from the DLQ
+        assert replay_records(settings, spec, DlqFilter(refs=(job_id,))).replayed == [job_id]
+        done = producer.wait(job_id, WAIT_S)
+        assert (done.state, done.attempt, done.result) == ("succeeded", 1, {"fixed": True})
+        assert handlers.ran.count(job_id) == 2
+
+        # The first run's message delivered again (at-least-once, generation 0): it
+        # runs, but the replay's "succeeded" stays as it is.
+        produce_jobs(settings, [make_job("tracked", "refused_until_fixed", None, id=job_id)])
+        wait_for(lambda: handlers.ran.count(job_id) == 3, WAIT_S, what="the re-delivery ran")
+    finally:
+        worker.stop()
+        thread.join(WAIT_S)
+    after = producer.status(job_id)
+    assert after is not None
+    assert (after.state, after.at_ns) == ("succeeded", done.at_ns)
