@@ -1,6 +1,6 @@
 """The least Redis privilege a worker needs: its queues' idempotency markers,
-rate-limit buckets, pause state and job state records, and the commands its
-code sends.
+rate-limit buckets, pause state and job state records, the workers' heartbeat
+set, and the commands its code sends.
 
 Generated from the code and the topology, like the producer's and the
 bridge's rules (:mod:`ingest.acl`, :mod:`bridge.acl`). A worker parks a
@@ -24,9 +24,10 @@ _SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.A
             jobstatus.CANCEL_FLAGS_LUA)
 # Sent by the worker itself: scripts by SHA (by body when pipelined on a cluster,
 # jobpipe.pipelined), the pause flags' reads and their announcements (pub/sub),
-# marker reads, the start-up safety check.
+# marker reads, the start-up safety check, the heartbeat (consumers.heartbeat).
 _DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "script|exists", "ping", "config|get",
-                    "smembers", "mget", "subscribe", "unsubscribe")
+                    "smembers", "mget", "subscribe", "unsubscribe", "zadd", "zremrangebyscore",
+                    "zrem")
 
 
 def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
@@ -46,8 +47,9 @@ def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
 def worker_acl_rules(namespace: str, specs: Iterable[QueueSpec]) -> list[str]:
     """``ACL SETUSER`` rules (after ``reset``, before ``on >password``) of a worker user."""
     commands = sorted({*_DIRECT_COMMANDS, *(c for s in _SCRIPTS for c in lua_commands(s))})
-    patterns = [p for spec in specs for p in worker_key_patterns(namespace, spec)]
     ns = namespace
+    patterns = [*(p for spec in specs for p in worker_key_patterns(ns, spec)),
+                names.workers_key(ns)]
     read_only = [names.paused_queues_key(ns), names.paused_tenant_queues_key(ns),
                  names.paused_tenants_key(ns, "*")]
     return ["-@all", *(f"+{c}" for c in commands), *(f"~{p}" for p in patterns),

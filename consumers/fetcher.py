@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from consumers.first_fetch import FirstFetch
 from consumers.group_health import GuardedConsumer
+from consumers.heartbeat import worker_id
 from jobpipe import metrics, names
 from jobpipe.settings import Settings
 
@@ -203,7 +204,8 @@ class Fetcher:
         worker = self._settings.worker
         conf: dict[str, Any] = {
             "auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
-            "enable.partition.eof": True}  # an empty partition says so (FirstFetch)
+            "enable.partition.eof": True,  # an empty partition says so (FirstFetch)
+            "client.id": worker_id()}  # the id of its heartbeats (consumers.heartbeat)
         if worker.instance_id is not None:
             conf["group.instance.id"] = worker.instance_id
         return conf

@@ -29,6 +29,7 @@ from consumers.control import Controls
 from consumers.fetcher import TP, Fetcher
 from consumers.first_fetch import START_HOLD_MAX_S
 from consumers.followup import FollowUps
+from consumers.heartbeat import heartbeat_loop, worker_id
 from consumers.idempotency import DoneMarkers
 from consumers.idle import caught_up
 from consumers.lanes import Lane, Lanes
@@ -213,7 +214,8 @@ class Worker:
             runner.wake(len(runner.slots))
 
         tasks += [asyncio.create_task(admission_loop()), asyncio.create_task(control_loop()),
-                  asyncio.create_task(release_when_fetched())]
+                  asyncio.create_task(release_when_fetched()),
+                  asyncio.create_task(heartbeat_loop(redis, ns, worker_id()))]
         relay_stop, relay_thread = self._start_relay()
         fetcher.start()
         if signals:

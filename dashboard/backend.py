@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 from consumers.control import pause_queue, pause_tenant, resume_queue, resume_tenant
 from consumers.dlq.record import DlqFilter, detail, format_time
 from consumers.dlq.tools import list_records, purge_records, replay_records
+from consumers.heartbeat import last_heartbeats
 from dashboard import liveness
 from dashboard.latency import LatencyReader
 from jobpipe.connections import kafka_admin_config, redis_client
@@ -66,14 +67,18 @@ class Backend:
             now_ms = int(time.time() * 1000)
             doc["bridges"] = [{"id": b.bridge_id, "alive": b.alive,
                                "last_heartbeat_ms": b.last_heartbeat_ms,
-                               "seconds_ago": round(max(0, now_ms - b.last_heartbeat_ms) / 1000, 1)}
+                               "seconds_ago": _seconds_ago(now_ms, b.last_heartbeat_ms)}
                               for b in liveness.bridges(self._redis, self.settings, now_ms)]
             try:
-                doc["workers"] = [{"client_id": w.client_id, "host": w.host,
-                                   "partitions": w.partitions}
-                                  for w in liveness.workers(self._admin, self.settings)]
+                members = liveness.workers(self._admin, self.settings)
             except KafkaException as exc:
-                doc["workers"], doc["workers_error"] = [], str(exc)
+                members, doc["workers_error"] = [], str(exc)
+            beats = last_heartbeats(self._redis, self.settings.namespace)
+            doc["workers"] = [{"client_id": w.client_id, "host": w.host,
+                               "partitions": w.partitions, "in_group": w.in_group,
+                               "last_heartbeat_ms": w.last_heartbeat_ms,
+                               "seconds_ago": _seconds_ago(now_ms, w.last_heartbeat_ms)}
+                              for w in liveness.with_heartbeats(members, beats)]
             doc["queue_order"] = [q.queue for q in current.queues]
             latency, doc["metrics_errors"] = self._latency.read()
             doc["metrics_scraped"] = len(self._latency.urls)
@@ -133,3 +138,8 @@ class Backend:
         with self._lock:
             status = lookup(self._redis, self.settings, job_id)
         return None if status is None else status.to_json()
+
+
+def _seconds_ago(now_ms: int, then_ms: int | None) -> float | None:
+    """How long ago ``then_ms`` was, in seconds to a tenth (``None`` stays ``None``)."""
+    return None if then_ms is None else round(max(0, now_ms - then_ms) / 1000, 1)

@@ -28,6 +28,7 @@ Redis, per queue ``q`` in namespace ``ns``::
     ns:paused                      SET   paused queues
     ns:paused-tenant-queues        SET   queues that have (had) a paused tenant
     ns:bridges                     ZSET  bridge id -> heartbeat deadline (ms)
+    ns:workers                     ZSET  worker id -> last heartbeat (ms), consumers.heartbeat
     ns:schedules:last              ZSET  schedule -> Redis time (ms) decided up to
     ns:control                     pub/sub channel for pause/resume
 
@@ -160,6 +161,11 @@ def dead_key(ns: str, queue: str) -> str:
 def bridges_key(ns: str) -> str:
     """Live bridges: id scored by heartbeat deadline in milliseconds."""
     return f"{ns}:bridges"
+
+
+def workers_key(ns: str) -> str:
+    """Workers' heartbeats: worker id scored by its last heartbeat in milliseconds."""
+    return f"{ns}:workers"
 
 
 def schedules_last_key(ns: str) -> str:

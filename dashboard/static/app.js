@@ -175,7 +175,9 @@ function renderLiveness(doc) {
     const row = workers.insertRow();
     cell(row, w.client_id);
     cell(row, w.host);
+    cell(row, w.in_group ? "in group" : "not in group", w.in_group ? "alive" : "dead");
     cell(row, String(w.partitions), "num");
+    cell(row, w.seconds_ago === null ? "-" : `${w.seconds_ago}s ago`, "beat");
   }
   if (!doc.workers.length) {
     cell(workers.insertRow(), doc.workers_error || "no worker in the group", "muted");
