@@ -1,6 +1,7 @@
-"""``jobpipe enqueue`` (one-shot, for scripts), ``jobpipe ingest-server``,
-``jobpipe acl producer`` (the Redis rules of a producer user), and the periodic
-jobs: ``jobpipe scheduler`` and ``jobpipe schedules``."""
+"""``jobpipe enqueue`` (one-shot, for scripts), ``jobpipe acl producer`` (the Redis
+rules of a producer user), the periodic jobs: ``jobpipe scheduler`` and ``jobpipe
+schedules``, and the intake server's settings (``jobpipe ingest-server`` itself is
+composed in ``dashboard/cli.py``, which may also mount the dashboard on it)."""
 
 from __future__ import annotations
 
@@ -52,21 +53,6 @@ def enqueue(obj: CliContext, queue: str, task: str, args_json: str, key: str | N
                          priority=priority, delay_s=delay_s, idempotency_key=idempotency_key,
                          unique_for_s=unique_for_s, max_attempts=max_attempts)
     click.echo(job_id)
-
-
-@click.command("ingest-server")
-@click.option("--host", help="Listen address (default: ingest.http_host).")
-@click.option("--port", type=int, help="Listen port (default: ingest.http_port).")
-@click.option("--insecure", is_flag=True,
-              help="Listen beyond loopback without ingest.tokens (anyone may enqueue).")
-@click.pass_obj
-def ingest_server(obj: CliContext, host: str | None, port: int | None, insecure: bool) -> None:
-    """Serve the HTTP intake: POST /v1/queues/{queue}/jobs, /healthz, /openapi.json.
-
-    Without ingest.tokens it listens on a loopback address only, unless --insecure."""
-    from ingest.http import run_server
-
-    run_server(intake_settings(obj, host, port), insecure=insecure)
 
 
 def intake_settings(obj: CliContext, host: str | None, port: int | None) -> Settings:

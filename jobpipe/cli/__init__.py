@@ -27,7 +27,7 @@ COMMANDS: dict[str, str] = {
     "dev": "jobpipe.cli.dev:dev",
     "topics": "jobpipe.cli.topics:topics",
     "enqueue": "ingest.cli:enqueue",
-    "ingest-server": "ingest.cli:ingest_server",
+    "ingest-server": "dashboard.cli:ingest_server",  # the intake, +dashboard with --ui
     "scheduler": "ingest.cli:scheduler",
     "schedules": "ingest.cli:schedules",
     "bridge": "bridge.cli:bridge",
