@@ -79,6 +79,9 @@ def test_the_page_shows_live_graphs_and_its_buttons_act_on_redis_and_kafka(
     assert wait_for(lambda: points() >= 3), "the graphs did not update"
     assert cell("#namespace") == ns
     assert wait_for(lambda: cell("#workers td.num")), "the worker is not listed"
+    # Its last heartbeat (written to Redis by the worker) shows as an age.
+    assert wait_for(lambda: cell("#workers td.beat").endswith("s ago")), cell("#workers")
+    assert cell("#workers td.alive") == "in group"
 
     # Pause and resume a queue: in Redis, and back on the page.
     browser.find_element(By.CSS_SELECTOR, f'tr[data-queue="{QUEUE}"] button.pause').click()
