@@ -3,8 +3,9 @@
 A fenced block preceded by ``<!-- quickstart:KIND [NAME] -->`` is one step:
 ``file NAME`` (write the block to NAME), ``stack`` (start Redis and Kafka: the
 test's own services stand in), ``run`` (each line is a command that must
-succeed) or ``serve`` (each line starts a long-running process; a trailing
-``&`` backgrounds it in a shell).
+succeed; an argument ``ID`` stands for the job id the quickstart printed first)
+or ``serve`` (each line starts a long-running process; a trailing ``&``
+backgrounds it in a shell).
 """
 
 from __future__ import annotations
