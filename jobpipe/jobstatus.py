@@ -43,7 +43,7 @@ FINAL_STATES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 _STAGE = {QUEUED: 1, DELAYED: 1, IN_KAFKA: 2, RUNNING: 3, RETRYING: 4}
 FINAL_RANK = 10**12  # above any attempt's stages
 GENERATION_SPAN = 10**13  # above FINAL_RANK; Lua's doubles stay exact to ~900 generations
-REPLAYS_META = "replays"  # the job's meta field counting its DLQ replays (consumers.dlq_record)
+REPLAYS_META = "replays"  # the job's meta field counting its DLQ replays (consumers.dlq.record)
 POLL_S = 0.05  # wait_for: how often a waiting caller looks again
 
 
