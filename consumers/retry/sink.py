@@ -10,13 +10,12 @@ The caller stores the source offset only when ``on_delivered`` runs.
 
 from __future__ import annotations
 
-import os
-import socket
 import traceback
 from dataclasses import dataclass, replace
 from typing import Any
 
 from consumers.dlq.record import dlq_headers
+from consumers.heartbeat import worker_id
 from consumers.producing import Delivered, DeliveringProducer
 from consumers.retry.policy import Timeout
 from consumers.retry.tiers import jitter_header
@@ -24,7 +23,7 @@ from jobpipe import names
 from jobpipe.envelope import Job, encode, now_ns
 
 TRACEBACK_TAIL_CHARS = 2000
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+WORKER_ID = worker_id()
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,7 @@ def error_record(exc: BaseException, worker: str | None = None) -> dict[str, Any
         "type": "Timeout" if isinstance(exc, Timeout) else type(exc).__name__,
         "message": str(exc)[:1000],
         "traceback": tb[-TRACEBACK_TAIL_CHARS:],
-        "worker": worker or f"{socket.gethostname()}:{os.getpid()}",
+        "worker": worker or worker_id(),
         "at": now_ns(),
     }
 
