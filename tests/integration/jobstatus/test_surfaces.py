@@ -59,6 +59,24 @@ async def test_http_get_and_delete_answer_behind_the_tokens(settings: Settings) 
         assert final.state == "cancelled"
 
 
+
+async def test_the_asyncio_producer_looks_up_waits_and_cancels_before_start(
+        settings: Settings) -> None:
+    async with AsyncProducer(settings) as sender:
+        job_id = await sender.enqueue("tracked", "t")
+    fresh = AsyncProducer(settings)  # start() never called: these need no safety check
+    try:
+        assert await fresh.status("0" * 36) is None
+        status = await fresh.status(job_id)
+        assert status is not None
+        assert status.state == "queued"
+        cancelled = await fresh.cancel(job_id)
+        assert cancelled is not None
+        assert cancelled.state == "cancelled"
+        assert (await fresh.wait(job_id, 10)).state == "cancelled"
+    finally:
+        await fresh.close()
+
 def _config(path: Path, settings: Settings, redis_url: str) -> str:
     path.write_text(f'namespace = "{settings.namespace}"\n[redis]\nurl = "{redis_url}"\n'
                     "[queues.tracked]\ntrack_status = true\n")
