@@ -109,6 +109,15 @@ class Handlers:
                 raise
 
 
+def redeliver(settings: Settings, handlers: Handlers, job_id: str, task: str,
+              args: Any) -> None:
+    """Deliver a job's message again (at-least-once) and wait until it ran once more."""
+    runs = handlers.ran.count(job_id)
+    produce_jobs(settings, [make_job("tracked", task, args, id=job_id)])
+    wait_for(lambda: handlers.ran.count(job_id) == runs + 1, WAIT_S,
+             what="the re-delivered job ran")
+
+
 def start_worker(settings: Settings, app: App) -> tuple[Worker, threading.Thread]:
     worker = Worker(settings, app, retry_relay=False)
     thread = threading.Thread(target=lambda: asyncio.run(worker.async_run()), daemon=True)
@@ -177,8 +186,7 @@ def test_a_job_is_found_in_each_state_it_reaches(settings: Settings,
         # At-least-once: the finished job is delivered again and runs again, but
         # its record never goes back to "running" nor loses its result.
         before = producer.status(add)
-        produce_jobs(settings, [make_job("tracked", "add", [1, 2, 3], id=add)])
-        wait_for(lambda: handlers.ran.count(add) == 2, WAIT_S, what="the re-delivered job ran")
+        redeliver(settings, handlers, add, "add", [1, 2, 3])
     finally:
         worker.stop()
         thread.join(WAIT_S)
@@ -211,8 +219,7 @@ def test_a_replayed_failed_job_runs_again_and_its_record_follows(settings: Setti
 
         # The first run's message delivered again (at-least-once, generation 0): it
         # runs, but the replay's "succeeded" stays as it is.
-        produce_jobs(settings, [make_job("tracked", "refused_until_fixed", None, id=job_id)])
-        wait_for(lambda: handlers.ran.count(job_id) == 3, WAIT_S, what="the re-delivery ran")
+        redeliver(settings, handlers, job_id, "refused_until_fixed", None)
     finally:
         worker.stop()
         thread.join(WAIT_S)
