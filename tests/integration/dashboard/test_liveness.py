@@ -21,10 +21,19 @@ WAIT_S = 60.0
 
 
 def _stats(dashboard_url: str) -> dict[str, Any]:
-    code, body = _call(dashboard_url + "api/stats", token=TOKEN)
-    assert code == 200, body
-    doc: dict[str, Any] = json.loads(body)
-    return doc
+    """The stats document, asked again while the dashboard answers 503: Kafka can say
+    "not leader" for a moment about topics created just before the test."""
+    found: list[dict[str, Any]] = []
+
+    def answered() -> bool:
+        code, body = _call(dashboard_url + "api/stats", token=TOKEN)
+        assert code in (200, 503), body
+        if code == 200:
+            found.append(json.loads(body))
+        return code == 200
+
+    assert wait_for(answered, WAIT_S), "the dashboard kept answering 503"
+    return found[0]
 
 
 def _row(rows: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] | None:
