@@ -181,9 +181,11 @@ class Intake:
 
         Never on a Redis Cluster: the MULTI is written on a raw pooled connection,
         which follows no MOVED redirection; the script is routed by its keys.
+        Nor with ``redis.wait_replicas``: the confirmed path is the script's.
         """
+        redis_settings = self.settings.redis
         return (plan.lists is not None and len(plan.ids) >= MULTI_MIN_JOBS
-                and not self.settings.redis.cluster)
+                and not redis_settings.cluster and not redis_settings.wait_replicas)
 
     def must_check(self, plan: PushPlan) -> bool:
         """Whether a plain plan must pass the high-water-mark script first.

@@ -17,6 +17,7 @@ from typing import Any, Self
 
 import redis
 
+from ingest import replicas
 from ingest.failures import REDIS_DOWN, is_out_of_memory, unavailable
 from ingest.intake import Intake, JobRequest
 from ingest.meters import IntakeMeters
@@ -24,6 +25,7 @@ from ingest.plan import PushPlan
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from ingest.spool import Spool
 from jobpipe import connections, jobstatus
+from jobpipe.errors import NotReplicated
 from jobpipe.jobstatus import JobStatus
 from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
@@ -95,6 +97,8 @@ class Producer:
                 ``JobTooLarge``), before anything is written.
             QueueFull: past the high-water mark (after ``block_timeout_s`` when blocking).
             IntakeUnavailable: Redis did not answer by ``deadline_s`` and no spool is set.
+            NotReplicated: (an ``IntakeUnavailable``) with ``redis.wait_replicas``,
+                fewer replicas confirmed the jobs in time; they were written.
         """
         options = JobOptions(key, tenant, priority, delay_s, run_at, idempotency_key,
                              unique_for_s, max_attempts)
@@ -187,6 +191,9 @@ class Producer:
         while True:
             try:
                 reply = self._push(plan)
+            except NotReplicated:
+                self._meters.rejected(plan.queue, "unreplicated")
+                raise
             except REDIS_DOWN as exc:
                 wait_s = attempts.after_down(time.monotonic())
                 if wait_s is None:
@@ -238,12 +245,33 @@ class Producer:
     def _call(self, keys: list[str], args: list[Any]) -> PushReply:
         if not self._checked:
             self._check()
+        if self.settings.redis.wait_replicas:
+            return self._call_confirmed(keys, args)
         try:
             return parse_reply(self._script(keys=keys, args=args))
         except redis.exceptions.ResponseError as exc:
             if is_out_of_memory(exc):  # at maxmemory: Redis itself is full
                 return PushReply(True, -1, [])
             raise
+
+    def _call_confirmed(self, keys: list[str], args: list[Any]) -> PushReply:
+        """The push script, then ``WAIT``, on one connection to the keys' primary
+        (:mod:`ingest.replicas`); follows MOVED and ASK."""
+        target = replicas.Target(keys[0])
+        for _ in range(replicas.MAX_REDIRECTS):
+            batch = replicas.commands(keys, args, self.settings.redis, target)
+            with replicas.primary_connection(self._redis, target) as conn:
+                conn.send_packed_command(conn.pack_commands(batch))
+                replies = [_reply(conn) for _ in batch]
+            outcome = replicas.judge(replies, self.settings.redis, keys[0])
+            if isinstance(outcome, PushReply):
+                return outcome
+            if not outcome.ask:
+                replicas.refresh_slots(self._redis)
+            target = replicas.Target(keys[0], outcome if outcome.ask else None)
+        # Read as "Redis down": tried again, with a pause, until the deadline.
+        raise redis.exceptions.TryAgainError(f"the slot of {keys[0]} moved "
+                                             f"{replicas.MAX_REDIRECTS} times during one call")
 
     def _give_up(self, plan: PushPlan, exc: BaseException) -> list[str]:
         if self._spool is None:

@@ -9,6 +9,7 @@
     │   └── NotSerializable
     ├── QueueFull                    backpressure: the queue is past its high-water mark
     ├── IntakeUnavailable            Redis did not answer before the deadline
+    │   └── NotReplicated            written, but not confirmed on redis.wait_replicas replicas
     ├── StackError                   the dev stack cannot start or a tool is missing
     ├── UnsafeRedis                  Redis evicts keys or has no AOF
     ├── ServiceUnavailable           Redis or Kafka did not answer (names the address)
@@ -77,6 +78,17 @@ class IntakeUnavailable(JobpipeError):
     """Redis did not accept the job before the deadline."""
 
     retryable = True
+
+
+class NotReplicated(IntakeUnavailable):
+    """Fewer replicas than ``redis.wait_replicas`` confirmed the jobs in time.
+
+    The primary holds them (they may still run), but a fail-over now could lose
+    them: the call is not counted as durable, and not re-sent (that would
+    duplicate them).
+    """
+
+    retryable = False
 
 
 class StackError(JobpipeError):

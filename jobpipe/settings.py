@@ -85,6 +85,12 @@ class RedisSettings:
         cluster: ``url`` names one node (a seed) of a Redis Cluster: clients are
             redis-py's cluster clients, which learn the other nodes from it and
             follow MOVED and ASK redirections. Off: one Redis (the default).
+        wait_replicas: producer durability, opt-in. Above 0, an enqueue returns
+            only once Redis ``WAIT`` saw that many replicas of the queue's
+            primary hold the jobs; fewer within ``wait_timeout_s`` fail the
+            call with :class:`~jobpipe.errors.NotReplicated`. 0: the primary's
+            reply is enough (the default; a fail-over may lose its last writes).
+        wait_timeout_s: how long ``WAIT`` waits for the replicas.
     """
 
     url: str = f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0"
@@ -94,8 +100,17 @@ class RedisSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     cluster: bool = False
+    wait_replicas: int = 0
+    wait_timeout_s: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.wait_replicas < 0:
+            raise ConfigError(f"redis.wait_replicas: must be >= 0, not {self.wait_replicas}")
+        if not 0 < self.wait_timeout_s < self.socket_timeout_s:
+            # A WAIT outliving the socket timeout would read as "Redis down" and be re-sent.
+            raise ConfigError(f"redis.wait_timeout_s: must be > 0 and under "
+                              f"redis.socket_timeout_s ({self.socket_timeout_s:g}), not "
+                              f"{self.wait_timeout_s:g}")
         if not self.url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"redis.url: {redact_url(self.url)!r} is not a redis://, rediss:// "
                               "or unix:// URL")
