@@ -40,8 +40,9 @@ def _namespace() -> str:
 @click.option("--p99-target-ms", type=float, default=100.0, show_default=True)
 @click.option("--report-dir", type=click.Path(path_type=Path),
               help="Default: reports/<timestamp>.")
-@click.option("--kill", help="kill -9 and restart during the run: bridge, worker, kafka or "
-              "redis (comma-separated: taken in turn).")
+@click.option("--kill", help="kill -9 and restart during the run: bridge, worker, kafka, "
+              "redis; on a private Redis Cluster, redis-primary (fail-over of the queue's "
+              "primary) or redis-reshard (its slot moves) (comma-separated: taken in turn).")
 @click.option("--every", "every_s", type=float, default=10.0, show_default=True,
               help="Seconds between kills.")
 @click.option("--soak", is_flag=True, help="Report RSS and open fds of each process.")

@@ -17,7 +17,9 @@ from loadtest.workload import HandlerTime, TenantMix
 RUN_DIR_ENV = "JPLT_RUN_DIR"
 LEDGER_SYNC_ENV = "JPLT_LEDGER_SYNC"
 LEDGER_DIR = "ledger"
-KILL_TARGETS = ("bridge", "worker", "kafka", "redis")
+KILL_TARGETS = ("bridge", "worker", "kafka", "redis", "redis-primary", "redis-reshard")
+#: Targets run on a private Redis Cluster (3 primaries, 3 replicas).
+CLUSTER_TARGETS = ("redis-primary", "redis-reshard")
 PEERS = ("celery",)
 
 

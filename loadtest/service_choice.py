@@ -7,6 +7,9 @@
   since a load test must never kill services it does not own. Its Redis fsyncs
   every write (``appendfsync always``): with ``everysec`` a kill -9 loses up to
   a second of acknowledged jobs by design, and the ledger would rightly say so.
+* ``--kill redis-primary|redis-reshard``: a private stack whose Redis is a
+  cluster of 3 primaries and 3 replicas (``appendfsync everysec``: what keeps
+  jobs across a fail-over is the replica, and ``redis.wait_replicas``).
 
 Every run gets a namespace of its own, so its keys, topics and consumer
 groups share nothing with other runs; :func:`cleanup` removes them afterwards.
@@ -24,7 +27,7 @@ from typing import Any
 from jobpipe.settings import Settings, find_config, load_settings
 from jobpipe.topology import QueueSpec, Topology
 from loadtest.config_file import settings_to_toml
-from loadtest.run_plan import RunPlan
+from loadtest.run_plan import CLUSTER_TARGETS, RunPlan
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +88,17 @@ def open_stack(plan: RunPlan, config_path: Path | None = None,
     env = dict(os.environ if environ is None else environ)
     devstack: Any | None = None
     started: tuple[str, ...] = ()
-    if {"kafka", "redis"} & set(plan.kill_targets):
+    if {"kafka", "redis", *CLUSTER_TARGETS} & set(plan.kill_targets):
         from jobpipe.devstack import DevStack
         from jobpipe.devstack.ports import free_port, free_port_block
+        from jobpipe.devstack.redis_cluster import BUS_PORT_OFFSET
 
-        devstack = DevStack(Path(plan.run_dir) / "stack", redis_port=free_port(),
-                            kafka_port=free_port_block(2), redis_appendfsync="always")
+        on_cluster = bool(set(CLUSTER_TARGETS) & set(plan.kill_targets))
+        redis_port = (free_port_block(6, shadow_offset=BUS_PORT_OFFSET) if on_cluster
+                      else free_port())
+        devstack = DevStack(Path(plan.run_dir) / "stack", redis_port=redis_port,
+                            kafka_port=free_port_block(2), redis_cluster=3 if on_cluster else 0,
+                            redis_appendfsync="everysec" if on_cluster else "always")
         info = devstack.up()
         started = ("redis", "kafka")
         env.update(info.env())

@@ -8,6 +8,12 @@ port + 10000 for the cluster bus. Each node is a :class:`RedisServer` (AOF on,
 
 The first ``up`` joins the nodes with ``redis-cli --cluster create``; later
 starts find ``nodes.conf`` and rejoin on their own.
+
+For fail-over and resharding under load: :meth:`LocalRedisCluster.fail_over`
+kill -9s a primary, waits for its replica to serve its slots and starts it
+again (it rejoins as a replica); :meth:`LocalRedisCluster.move_slot` migrates
+one slot to another primary while clients keep writing (they meet ASK,
+TRYAGAIN and then MOVED).
 """
 
 from __future__ import annotations
@@ -39,10 +45,15 @@ class ClusterNode:
     role: str  # "primary" or "replica"
     primary_id: str | None  # a replica's primary
     connected: bool
+    slots: tuple[tuple[int, int], ...] = ()  # ranges served (a primary's), ends included
+
+    def serves(self, slot: int) -> bool:
+        """Whether this node's ranges include ``slot``."""
+        return any(first <= slot <= last for first, last in self.slots)
 
 
-def _client(port: int) -> redis.Redis[bytes]:
-    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2.0,
+def _client(port: int, timeout_s: float = 2.0) -> redis.Redis[bytes]:
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout_s,
                        socket_connect_timeout=2.0)
 
 
@@ -80,8 +91,14 @@ def cluster_nodes(port: int) -> list[ClusterNode]:
             node_id=fields[0], port=int(fields[1].split("@")[0].rsplit(":", 1)[1]),
             role="primary" if "master" in flags else "replica",
             primary_id=None if fields[3] == "-" else fields[3],
-            connected=fields[7] == "connected" and "fail" not in flags))
+            connected=fields[7] == "connected" and "fail" not in flags,
+            slots=tuple(_slot_range(f) for f in fields[8:] if not f.startswith("["))))
     return nodes
+
+
+def _slot_range(field: str) -> tuple[int, int]:
+    first, _, last = field.partition("-")
+    return int(first), int(last or first)
 
 
 def node_role(port: int) -> str | None:
@@ -102,6 +119,56 @@ def serves_every_slot(port: int) -> bool:
     return (info.get("cluster_state") == "ok"
             and info.get("cluster_slots_assigned") == str(CLUSTER_SLOTS)
             and info.get("cluster_slots_ok") == str(CLUSTER_SLOTS))
+
+
+def slot_primary(port: int, slot: int) -> ClusterNode | None:
+    """The primary serving ``slot`` as the node on ``port`` sees it (None: none, or silent)."""
+    return next((n for n in cluster_nodes(port)
+                 if n.role == "primary" and n.connected and n.serves(slot)), None)
+
+
+def move_slot(source: ClusterNode, slot: int, to_port: int, batch: int = 100) -> int:
+    """Migrate ``slot`` from ``source`` (its primary) to the primary on ``to_port``
+    while clients use it, the way ``redis-cli --cluster reshard`` moves each
+    slot: IMPORTING on the target, MIGRATING on the source, ``MIGRATE`` of its
+    keys in batches, then ``SETSLOT NODE`` on the target, the source and every
+    other primary.
+
+    Returns:
+        How many keys moved (0 when the slot was already there).
+
+    Raises:
+        StackError: ``to_port`` is no primary, or a step failed.
+    """
+    target = next((n for n in cluster_nodes(to_port) if n.port == to_port), None)
+    if target is None or target.role != "primary":
+        raise StackError(f"redis cluster: {to_port} is not a primary")
+    if source.node_id == target.node_id:
+        return 0
+    src, dst = _client(source.port, 30.0), _client(to_port, 30.0)
+    moved = 0
+    try:
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
+            src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 10_000,
+                                "KEYS", *keys)
+            moved += len(keys)
+        primaries = [n.port for n in cluster_nodes(to_port) if n.role == "primary"
+                     and n.connected and n.port not in (source.port, to_port)]
+        for port in (to_port, source.port, *primaries):
+            client = _client(port)
+            try:
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+            finally:
+                client.close()
+    except redis.RedisError as exc:
+        raise StackError(f"redis cluster: moving slot {slot} from {source.port} to "
+                         f"{to_port} failed after {moved} keys: {exc}") from exc
+    finally:
+        src.close()
+        dst.close()
+    return moved
 
 
 class LocalRedisCluster:
@@ -235,3 +302,44 @@ class LocalRedisCluster:
     def kill(self, port: int) -> bool:
         """SIGKILL the node on ``port`` (its replica takes over after the node timeout)."""
         return self.node(port).kill()
+
+    def primary_for(self, slot: int) -> ClusterNode:
+        """The primary serving ``slot``, as the first answering node sees it.
+
+        Raises:
+            StackError: no answering node names one.
+        """
+        for node in self.nodes:
+            primary = slot_primary(node.config.port, slot) if node.process.alive else None
+            if primary is not None:
+                return primary
+        raise StackError(f"redis cluster on {self.base_port}: no primary serves slot {slot}")
+
+    def fail_over(self, port: int, timeout_s: float | None = None) -> int:
+        """SIGKILL the primary on ``port``, wait until its replica serves its slots,
+        then start it again and wait until it is that replica's replica.
+
+        Returns:
+            The port of the promoted replica.
+
+        Raises:
+            StackError: no replica took over, or the cluster did not heal, in time.
+        """
+        timeout_s = timeout_s or self.start_timeout_s
+        view = cluster_nodes(port)
+        me = next(n for n in view if n.port == port)
+        replicas = [n.port for n in view if n.primary_id == me.node_id]
+        self.kill(port)
+        if not poll_until(lambda: any(node_role(r) == "primary" for r in replicas),
+                          timeout_s, 0.05):
+            raise StackError(f"redis cluster: no replica of {port} ({replicas}) took over")
+        promoted = next(r for r in replicas if node_role(r) == "primary")
+        self.wait_all_slots(timeout_s)
+        self.node(port).start(timeout_s)
+        self.wait_all_slots(timeout_s)
+        self.wait_replicas_known(timeout_s)
+        return promoted
+
+    def move_slot(self, slot: int, to_port: int) -> int:
+        """Migrate ``slot`` to the primary on ``to_port`` (:func:`move_slot`)."""
+        return move_slot(self.primary_for(slot), slot, to_port)
