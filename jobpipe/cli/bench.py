@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "latency": "loadtest.bench.latency:latency",
     "bridge": "loadtest.bench.bridge:bridge",
     "worker": "loadtest.bench.worker:worker",
+    "replicas": "loadtest.bench.replicas:replicas",
 }
 
 

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from jobpipe.cli.context import CliContext
+from jobpipe.connections import redis_client
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
 from jobpipe.wipe import delete_keys
@@ -42,9 +43,9 @@ def _histogram() -> HdrHistogram:
     return HdrHistogram(1, 60 * 10**9, 3)  # ns, up to a minute
 
 
-def _cleanup(url: str, namespace: str) -> None:
-    client = redis.Redis.from_url(url)
-    delete_keys(client, namespace)
+def _cleanup(settings: Settings) -> None:
+    client = redis_client(settings.redis)  # a cluster's client on a cluster
+    delete_keys(client, settings.namespace)
     client.close()
 
 
@@ -61,7 +62,7 @@ def bench_enqueue(settings: Settings, count: int) -> HdrHistogram:
             start = clock()
             producer.enqueue("default", "bench", ARGS_100B)
             hist.record_value(clock() - start)
-    _cleanup(settings.redis.url, settings.namespace)
+    _cleanup(settings)
     return hist
 
 
@@ -77,7 +78,7 @@ def bench_enqueue_many(settings: Settings, batch: int, batches: int) -> float:
             start = time.perf_counter()
             producer.enqueue_many("default", "bench", args_list)
             busy_s += time.perf_counter() - start
-            _cleanup(settings.redis.url, settings.namespace)
+            _cleanup(settings)
     return batch * batches / busy_s
 
 
@@ -156,7 +157,7 @@ def bench_http(settings: Settings, seconds: float, connections: int) -> tuple[fl
     uvloop.run(client())
     stop.set()
     server.join(10)
-    _cleanup(settings.redis.url, settings.namespace)
+    _cleanup(settings)
     return sent[0] / (sent[1] / 1000), hist.get_value_at_percentile(99) / 1000
 
 
