@@ -113,6 +113,21 @@ def node_role(port: int) -> str | None:
     return "primary" if reply[0] in (b"master", "master") else "replica"
 
 
+def online_replicas(port: int) -> int:
+    """How many replicas of the primary on ``port`` finished their sync (``INFO
+    replication`` says ``state=online``); 0 when it does not answer."""
+    client = _client(port)
+    try:
+        info = client.info("replication")
+    except redis.RedisError:
+        return 0
+    finally:
+        client.close()
+    return sum(1 for key, value in info.items()
+               if key.startswith("slave") and isinstance(value, dict)
+               and value.get("state") == "online")
+
+
 def serves_every_slot(port: int) -> bool:
     """Whether the node on ``port`` sees the cluster ``ok`` with all 16384 slots served."""
     info = cluster_info(port)
@@ -276,10 +291,12 @@ class LocalRedisCluster:
                              f"serve all {CLUSTER_SLOTS} slots in time; see {self.home}")
 
     def wait_replicas_known(self, timeout_s: float | None = None) -> None:
-        """Wait until every node sees each primary with a connected replica.
+        """Wait until every node sees each primary with a connected replica, and
+        each primary's replica has finished its first sync.
 
         Slots are served before the replicas' roles have spread by gossip; a
-        fail-over needs the replica known, so ``start`` waits for this too.
+        fail-over needs the replica known, so ``start`` waits for this too. Until
+        its sync is done a replica acknowledges nothing (``WAIT`` answers 0).
 
         Raises:
             StackError: that did not happen in time.
@@ -290,10 +307,15 @@ class LocalRedisCluster:
             covered = {n.primary_id for n in view if n.role == "replica" and n.connected}
             return len(primaries) == self.primaries and primaries <= covered
 
-        if not poll_until(lambda: all(known(port) for port in self.ports),
+        def synced() -> bool:
+            roles = self.roles()
+            return all(online_replicas(port) >= 1
+                       for port, role in roles.items() if role == "primary")
+
+        if not poll_until(lambda: all(known(port) for port in self.ports) and synced(),
                           timeout_s or self.start_timeout_s, 0.1):
             raise StackError(f"redis cluster on {self.base_port}..{self.ports[-1]}: not every "
-                             f"node sees {self.primaries} primaries with a replica in time")
+                             f"node sees {self.primaries} primaries with a synced replica in time")
 
     def roles(self) -> dict[int, str | None]:
         """Each node's role by port (None where it does not answer)."""
