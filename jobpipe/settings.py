@@ -106,7 +106,8 @@ class RedisSettings:
     def __post_init__(self) -> None:
         if self.wait_replicas < 0:
             raise ConfigError(f"redis.wait_replicas: must be >= 0, not {self.wait_replicas}")
-        if not 0 < self.wait_timeout_s < self.socket_timeout_s:
+        if self.wait_timeout_s <= 0 or (self.wait_replicas
+                                        and self.wait_timeout_s >= self.socket_timeout_s):
             # A WAIT outliving the socket timeout would read as "Redis down" and be re-sent.
             raise ConfigError(f"redis.wait_timeout_s: must be > 0 and under "
                               f"redis.socket_timeout_s ({self.socket_timeout_s:g}), not "

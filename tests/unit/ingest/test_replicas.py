@@ -53,7 +53,8 @@ def test_moved_and_ask_are_redirections_tryagain_is_raised() -> None:
 @pytest.mark.parametrize(("env", "problem"), [
     ({"JOBPIPE_REDIS_WAIT_REPLICAS": "-1"}, "redis.wait_replicas: must be >= 0"),
     ({"JOBPIPE_REDIS_WAIT_TIMEOUT_S": "0"}, "redis.wait_timeout_s: must be > 0"),
-    ({"JOBPIPE_REDIS_WAIT_TIMEOUT_S": "5"}, "under redis.socket_timeout_s (5)"),
+    ({"JOBPIPE_REDIS_WAIT_REPLICAS": "1", "JOBPIPE_REDIS_WAIT_TIMEOUT_S": "5"},
+     "under redis.socket_timeout_s (5)"),
 ])
 def test_bad_wait_settings_are_one_line_naming_the_key(env: dict[str, str],
                                                        problem: str) -> None:
@@ -61,3 +62,8 @@ def test_bad_wait_settings_are_one_line_naming_the_key(env: dict[str, str],
         load_settings(None, environ=env)
     assert problem in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_the_wait_timeout_only_matters_when_waiting() -> None:
+    assert load_settings(None, environ={"JOBPIPE_REDIS_SOCKET_TIMEOUT_S": "0.5"}).redis \
+        .wait_timeout_s == 1.0
