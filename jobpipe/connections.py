@@ -69,10 +69,13 @@ def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
 
 
 #: How a Redis Cluster reads as down, on top of a single Redis's connection errors:
-#: no seed node answers (``RedisClusterException``), or slots are unserved while a
-#: replica takes over (``CLUSTERDOWN``). Trying again can help.
+#: no seed node answers (``RedisClusterException``), slots are unserved while a
+#: replica takes over (``CLUSTERDOWN``), or redis-py gave up following a slot
+#: being migrated (``ClusterError``: "TTL exhausted" after its own TRYAGAIN and
+#: redirect retries, seen while a slot's keys moved). Trying again can help.
 REDIS_CLUSTER_DOWN: tuple[type[Exception], ...] = (
-    redis.exceptions.RedisClusterException, redis.exceptions.ClusterDownError)
+    redis.exceptions.RedisClusterException, redis.exceptions.ClusterDownError,
+    redis.exceptions.ClusterError)
 
 
 def is_cluster(client: object) -> bool:
