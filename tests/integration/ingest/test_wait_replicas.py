@@ -105,3 +105,38 @@ def test_a_confirmed_call_follows_its_queue_to_the_primary_it_moved_to(
     assert moved_to.port == target.port
     assert sorted(decode(r).id for r in redis_client.lrange(key, 0, -1)) == sorted(
         [first, second])
+
+
+@pytest.mark.parametrize("redis_mode", [CLUSTER])
+def test_a_confirmed_call_follows_ask_to_where_its_migrating_keys_went(
+        make_settings, redis_client, namespace, redis_url):
+    queue = f"asking{uuid.uuid4().hex[:8]}"
+    settings = make_settings(queues={queue: {"shards": 1}}, redis={"wait_replicas": 1})
+    key = _ready(namespace, queue)
+    slot = key_slot(key.encode())
+    seed = urlsplit(redis_url).port
+    assert seed is not None
+    with Producer(settings) as producer:
+        first = producer.enqueue(queue, "t", 1)
+        source = slot_primary(seed, slot)
+        assert source is not None
+        target = next(n for n in cluster_nodes(seed)
+                      if n.role == "primary" and n.node_id != source.node_id)
+        src = redis.Redis(host="127.0.0.1", port=source.port)
+        dst = redis.Redis(host="127.0.0.1", port=target.port)
+        try:
+            # Mid-migration: every key of the queue already on the target, the slot
+            # not yet handed over. The source answers ASK; the push must follow it.
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+            keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000,
+                                "KEYS", *keys)
+            second = producer.enqueue(queue, "t", 2)
+            dst.execute_command("ASKING")
+            moved = [decode(r).id for r in dst.lrange(key, 0, -1)]
+        finally:
+            for client in (dst, src):
+                client.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+                client.close()
+    assert sorted(moved) == sorted([first, second])
