@@ -20,11 +20,11 @@ from jobpipe import jobstatus, names
 from jobpipe.lua import lua_commands
 from jobpipe.topology import QueueSpec
 
-_SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.ADVANCE_LUA,
-            jobstatus.CANCEL_FLAGS_LUA)
+_SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.ADVANCE_LUA)
 # Sent by the worker itself: scripts by SHA (by body when pipelined on a cluster,
 # jobpipe.pipelined), the pause flags' reads and their announcements (pub/sub),
-# marker reads, the start-up safety check, the heartbeat (consumers.heartbeat).
+# marker and cancel-request reads, the start-up safety check, the heartbeat
+# (consumers.heartbeat).
 _DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "script|exists", "ping", "config|get",
                     "smembers", "mget", "subscribe", "unsubscribe", "zadd", "zremrangebyscore",
                     "zrem")

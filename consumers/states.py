@@ -4,7 +4,7 @@ Only queues with ``track_status``. Runners note each job's start, success or
 failure here; the flusher writes them all with one :data:`ADVANCE_LUA` call
 per queue, in one pipeline (the record and its forward-only rule live in
 :mod:`jobpipe.jobstatus`). Cancel requests are read in one call per queue per
-batch at admission, and for running jobs every :data:`CANCEL_POLL_S`.
+batch at admission (one ``MGET``), and for running jobs every :data:`CANCEL_POLL_S`.
 
 Redis trouble here never stalls jobs or offsets: a write that fails is logged
 and dropped, a check that fails reads as "not cancelled".
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from jobpipe import names
-from jobpipe.jobstatus import ADVANCE_LUA, CANCEL_FLAGS_LUA, Update, advance_call
+from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked
 from jobpipe.pipelined import queue_script_async
 from jobpipe.topology import QueueSpec
 
@@ -39,7 +39,6 @@ class JobStates:
         self._ns = namespace
         self.tracked = {spec.name: spec for spec in specs if spec.track_status}
         self._advance = client.register_script(ADVANCE_LUA)
-        self._flags = client.register_script(CANCEL_FLAGS_LUA)
         self._pending: dict[str, list[Update]] = {}
 
     def add(self, queue: str, update: Update) -> None:
@@ -73,9 +72,9 @@ class JobStates:
     async def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
         """Which of ``job_ids`` (of a tracked queue) someone asked to cancel."""
         keys = [names.job_status_key(self._ns, queue, job_id) for job_id in job_ids]
-        try:
-            flags = await self._flags(keys=keys, args=[])
+        try:  # one MGET: the keys share the queue's hash tag
+            records = await self._client.mget(keys)
         except Exception as exc:
             log.warning("reading cancel requests failed (%s); running the jobs", exc)
             return [False] * len(job_ids)
-        return [flag is not None for flag in flags]
+        return [cancel_asked(record) for record in records]

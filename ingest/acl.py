@@ -58,7 +58,7 @@ def producer_acl_rules(namespace: str, specs: Iterable[QueueSpec]) -> list[str]:
     specs = list(specs)
     commands = {*_DIRECT_COMMANDS, *PUSH_LUA_COMMANDS}
     if any(spec.track_status for spec in specs):  # status(), wait() and cancel()
-        commands |= {"hgetall", *lua_commands(jobstatus.CANCEL_LUA)}
+        commands |= {"get", *lua_commands(jobstatus.CANCEL_LUA)}
     patterns = [p for spec in specs for p in producer_key_patterns(namespace, spec)]
     return ["-@all", *(f"+{c}" for c in sorted(commands)), *(f"~{p}" for p in patterns)]
 

@@ -234,8 +234,11 @@ class Intake:
 def _track(builder: PlanBuilder, spec: QueueSpec, ids: list[str], opts: Resolved,
            now: int) -> None:
     if spec.track_status:
-        state = jobstatus.QUEUED if opts.run_at_ns is None else jobstatus.DELAYED
-        builder.track(ids, state, jobstatus.rank(state, 1), now, opts.run_at_ns)
+        if opts.run_at_ns is None:
+            builder.track(ids, jobstatus.new_record(jobstatus.QUEUED, now, {}))
+        else:
+            builder.track(ids, jobstatus.new_record(jobstatus.DELAYED, now,
+                                                    {"run_at": opts.run_at_ns}))
 
 
 def _check_task(queue: str, task: str) -> None:

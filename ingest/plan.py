@@ -230,14 +230,13 @@ class PlanBuilder:
         self._last = None  # the guarded job gets an operation of its own ...
         self._guarded = True  # ... and nothing may join it later
 
-    def track(self, ids: list[str], state: str, rank: int, at_ns: int,
-              run_at_ns: int | None) -> None:
-        """Start a state record for each job (queues with ``track_status``)."""
+    def track(self, ids: list[str], record: str) -> None:
+        """Start a state record for each job (queues with ``track_status``): ``record``
+        is the whole new record (:func:`jobpipe.jobstatus.new_record`)."""
         self._lists = None  # the records need the script, not MULTI/LPUSH
         spec = self._layout.spec
         prefix = names.job_status_key(self._layout.namespace, spec.name, "")
-        self._records += ("S", prefix, spec.status_ttl_s, rank, state, at_ns,
-                          "" if run_at_ns is None else run_at_ns, len(ids), *ids)
+        self._records += ("S", prefix, spec.status_ttl_s, record, len(ids), *ids)
 
     def seal(self) -> None:
         """Close the open operation: the next job starts a new one."""

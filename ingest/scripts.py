@@ -20,11 +20,11 @@ Call layout (built by :class:`ingest.plan.PlanBuilder`)::
         W <key#>                           ZADD key 0 w: wake the queue's idle
                                            bridges (last; a no-op write while
                                            the member is there, so nothing to AOF)
-        S <prefix> <ttl_s> <rank> <state> <at_ns> <run_at_ns|''> <n> <id>*n
-                                           a new state record per job id
-                                           (jobpipe.jobstatus; prefix + id is the
-                                           key, same hash tag), unless the job was
-                                           a unique duplicate or a record exists
+        S <prefix> <ttl_s> <record> <n> <id>*n
+                                           SET prefix + id record NX EX ttl: a new
+                                           state record per job id (jobpipe.jobstatus;
+                                           same hash tag), unless the job was a
+                                           unique duplicate or a record exists
 
 Reply: ``{0, backlog, unique...}`` where each ``unique`` is the id stored in
 that window (ours, or the first job's on a duplicate); ``{1, backlog}`` when
@@ -81,17 +81,13 @@ while i <= last_arg do
     redis.call('ZADD', key, 0, 'w')
     i = i + 2
   elseif op == 'S' then
-    local n = tonumber(ARGV[i + 7])
-    for j = i + 8, i + 7 + n do
-      local k = ARGV[i + 1] .. ARGV[j]
-      if not dup[ARGV[j]] and redis.call('EXISTS', k) == 0 then
-        redis.call('HSET', k, 'rank', ARGV[i + 3], 'state', ARGV[i + 4], 'attempt', 1,
-                   'at', ARGV[i + 5])
-        if ARGV[i + 6] ~= '' then redis.call('HSET', k, 'run_at', ARGV[i + 6]) end
-        redis.call('EXPIRE', k, ARGV[i + 2])
+    local n = tonumber(ARGV[i + 4])
+    for j = i + 5, i + 4 + n do
+      if not dup[ARGV[j]] then
+        redis.call('SET', ARGV[i + 1] .. ARGV[j], ARGV[i + 3], 'NX', 'EX', ARGV[i + 2])
       end
     end
-    i = i + 8 + n
+    i = i + 5 + n
   else
     local n = tonumber(ARGV[i + 2])
     if op == 'L' then
@@ -124,8 +120,7 @@ return out
 
 # Every Redis command PUSH_LUA calls: Redis checks each against the caller's ACL
 # (ingest.acl grants exactly these). A unit test keeps this in step with the script.
-PUSH_LUA_COMMANDS = ("llen", "smembers", "set", "get", "lpush", "sadd", "zadd", "exists",
-                     "hset", "expire")
+PUSH_LUA_COMMANDS = ("llen", "smembers", "set", "get", "lpush", "sadd", "zadd")
 
 STATUS_OK = 0
 STATUS_FULL = 1

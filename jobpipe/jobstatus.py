@@ -1,12 +1,13 @@
 """A job's state, looked up by id: the record, its forward-only rule, lookup and cancel.
 
-Queues with ``track_status`` keep one Redis hash per job
-(:func:`jobpipe.names.job_status_key`). Every stage writes it in batches with
-:data:`ADVANCE_LUA`, which moves a record only forward: each state has a rank
-``attempt * 10 + stage`` (queued 1, in Kafka 2, running 3, retrying 4) and the
-final states (succeeded, failed, cancelled) outrank everything of their
-generation. At-least-once delivery can hand a worker a job again; its
-"running" then ranks below the "succeeded" already written and changes nothing.
+Queues with ``track_status`` keep one Redis string per job
+(:func:`jobpipe.names.job_status_key`; its layout is above :data:`ADVANCE_LUA`).
+Every stage writes it in batches with :data:`ADVANCE_LUA`, which moves a record
+only forward: each state has a rank ``attempt * 10 + stage`` (queued 1, in
+Kafka 2, running 3, retrying 4) and the final states (succeeded, failed,
+cancelled) outrank everything of their generation. At-least-once delivery can
+hand a worker a job again; its "running" then ranks below the "succeeded"
+already written and changes nothing.
 
 A replay from the DLQ (``jobpipe dlq replay``) is the one way a job runs again
 after a final state: it starts a new *generation* (:func:`generation`, the
@@ -16,9 +17,10 @@ outcome. Within a generation the rule above holds, so a re-delivery of either
 generation still never moves a final state back. A cancel request of an
 earlier generation does not carry over to the replay.
 
-A cancel request is the ``cancel`` field: a job that has not started becomes
-``cancelled`` at once and is skipped when it reaches a worker; a running one
-keeps ``running`` until its worker has stopped it (see ``consumers/``).
+A cancel request is kept in the record's header: a job that has not started
+becomes ``cancelled`` at once and is skipped when it reaches a worker; a
+running one keeps ``running`` until its worker has stopped it (see
+``consumers/``).
 """
 
 from __future__ import annotations
@@ -62,26 +64,44 @@ def generation(meta: Mapping[str, str]) -> int:
         return 0
 
 
-# KEYS: job records. ARGV per key, in order: rank, ttl_s, final (1/0), n, then n
-# field/value pairs. A record moves only to a higher rank. Fields are overwritten,
-# never deleted (a DEL per write cost Redis more than the rest): a state's reader
-# shows only that state's fields (_DETAILS); the one exception is an earlier
-# generation's cancel request, dropped when a replay's first state arrives. The
-# TTL is set when the record is created, restarted once it is final and when a
-# replay's generation starts, not at every step in between.
+# A record is one Redis string: ``<rank>|<cancel>|<state>|<attempt>|<at>|<details>``,
+# ``rank`` as text (ranks reach 15+ digits; Lua's doubles hold them exactly),
+# ``cancel`` the ns of a cancel request or empty, ``details`` the state's own
+# fields as a JSON object or empty. A string is one SET with its TTL where a
+# hash took HSET + EXPIRE (and EXISTS at push: SET NX), and each write replaces
+# the whole state, so no field of an older state lingers.
+#
+# KEYS: job records. ARGV: groups of five, each for the next n keys in order:
+# n, rank, ttl_s, final (1/0), body (:func:`record_body`). Jobs moving to the same
+# state at the same time share one body, so a batch passes a few arguments, not
+# several per job. A record moves only to a higher rank and keeps its cancel
+# request, unless the new rank starts a later generation (a replay): that drops
+# the earlier generation's request. The TTL is set when the record is created,
+# restarted once it is final and when a replay's generation starts, not at every
+# step in between.
 ADVANCE_LUA = """
-local a, moved = 1, 0
-for i = 1, #KEYS do
-  local r, n = tonumber(ARGV[a]), tonumber(ARGV[a + 3])
-  local cur = tonumber(redis.call('HGET', KEYS[i], 'rank') or '0')
-  if r > cur then  -- the rank is stored as sent (text): ranks reach 15+ digits
-    local newgen = math.floor(r / SPAN) > math.floor(cur / SPAN)
-    if newgen and cur > 0 then redis.call('HDEL', KEYS[i], 'cancel') end
-    redis.call('HSET', KEYS[i], 'rank', ARGV[a], unpack(ARGV, a + 4, a + 3 + 2 * n))
-    if newgen or ARGV[a + 2] == '1' then redis.call('EXPIRE', KEYS[i], ARGV[a + 1]) end
-    moved = moved + 1
+local a, k, moved = 1, 1, 0
+while a <= #ARGV do
+  local n, r, head = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 1] .. '|'
+  local ttl, final, body = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  for i = k, k + n - 1 do
+    local cur, rank, cancel = redis.call('GET', KEYS[i]), 0, ''
+    if cur then
+      local x, c = string.match(cur, '^(%d+)|(%d*)|')
+      rank, cancel = tonumber(x), c
+    end
+    if r > rank then
+      local newgen = math.floor(r / SPAN) > math.floor(rank / SPAN)
+      if newgen then cancel = '' end
+      if cur and final == '0' and not newgen then
+        redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'KEEPTTL')
+      else
+        redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'EX', ttl)
+      end
+      moved = moved + 1
+    end
   end
-  a = a + 4 + 2 * n
+  a, k = a + 5, k + n
 end
 return moved
 """.replace("SPAN", str(GENERATION_SPAN))
@@ -91,26 +111,37 @@ return moved
 # worker stops it), 'cancelled' (had not started: cancelled now). Final is
 # within the record's generation: the final rank of its generation.
 CANCEL_LUA = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if not state then return 'none' end
-local r, span = tonumber(redis.call('HGET', KEYS[1], 'rank')), tonumber(ARGV[4])
+local cur = redis.call('GET', KEYS[1])
+if not cur then return 'none' end
+local rank, rest = string.match(cur, '^(%d+)|%d*|(.*)$')
+local r, span = tonumber(rank), tonumber(ARGV[4])
 local final = r - r % span + tonumber(ARGV[2])
 if r >= final then return 'final' end
-redis.call('HSET', KEYS[1], 'cancel', ARGV[1])
-if state == 'running' then return 'requested' end
+local state, attempt = string.match(rest, '^([%a_]+)|(%d+)|')
+if state == 'running' then
+  redis.call('SET', KEYS[1], rank .. '|' .. ARGV[1] .. '|' .. rest, 'KEEPTTL')
+  return 'requested'
+end
 -- as text: Redis turns a Lua number into a reply with 14 significant digits only
-redis.call('HSET', KEYS[1], 'state', 'cancelled', 'rank', string.format('%d', final),
-           'at', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[1], string.format('%d', final) .. '|' .. ARGV[1] .. '|cancelled|' ..
+           attempt .. '|' .. ARGV[1] .. '|', 'EX', ARGV[3])
 return 'cancelled'
 """
 
-# KEYS: job records. Reply: each one's cancel request (ns, as text), or nil.
-CANCEL_FLAGS_LUA = """
-local out = {}
-for i = 1, #KEYS do out[i] = redis.call('HGET', KEYS[i], 'cancel') end
-return out
-"""
+def record_body(state: str, attempt: int, at_ns: int, fields: Mapping[str, str | int]) -> str:
+    """A record after its rank and cancel request: state, attempt, time, details."""
+    details = orjson.dumps(fields).decode() if fields else ""
+    return f"{state}|{attempt}|{at_ns}|{details}"
+
+
+def cancel_asked(record: bytes | None) -> bool:
+    """Whether a record (``GET``/``MGET`` reply) holds a cancel request."""
+    return record is not None and record.split(b"|", 2)[1] != b""
+
+
+def new_record(state: str, at_ns: int, fields: Mapping[str, str | int]) -> str:
+    """The whole record of a job just enqueued (attempt 1, no cancel request)."""
+    return f"{rank(state, 1)}||{record_body(state, 1, at_ns, fields)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +150,7 @@ class Update:
 
     Attributes:
         job_id, state, attempt: the job and where it is now.
-        fields: what else the record says in this state (text values).
+        fields: what else the record says in this state.
         generation: the job's :func:`generation` (0 until it is replayed).
     """
 
@@ -138,17 +169,24 @@ class Update:
 def advance_call(namespace: str, spec: QueueSpec,
                  updates: Iterable[Update]) -> tuple[list[str], list[str | int]]:
     """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call for updates of one queue."""
-    keys: list[str] = []
-    args: list[str | int] = []
     ttl, now = spec.status_ttl_s, time.time_ns()
+    groups: dict[tuple[int, int, int, str], list[str]] = {}
     for up in updates:
-        keys.append(names.job_status_key(namespace, spec.name, up.job_id))
-        pairs: list[str | int] = ["state", up.state, "attempt", up.attempt, "at", now]
-        for field, value in up.fields.items():
-            pairs += (field, value)
         keep = spec.result_ttl_s if "result" in up.fields else ttl
         final = 1 if up.state in FINAL_STATES else 0
-        args += (rank(up.state, up.attempt, up.generation), keep, final, len(pairs) // 2, *pairs)
+        group = (rank(up.state, up.attempt, up.generation), keep, final,
+                 record_body(up.state, up.attempt, now, up.fields))
+        key = names.job_status_key(namespace, spec.name, up.job_id)
+        same = groups.get(group)
+        if same is None:
+            groups[group] = [key]
+        else:
+            same.append(key)
+    keys: list[str] = []
+    args: list[str | int] = []
+    for group, members in groups.items():
+        keys += members
+        args += (len(members), *group)
     return keys, args
 
 
@@ -209,24 +247,13 @@ class JobStatus:
         return out
 
     @classmethod
-    def from_record(cls, job_id: str, queue: str, record: Mapping[bytes, bytes]) -> JobStatus:
-        """Read a record as Redis returned it (``HGETALL``)."""
-        fields = {k.decode(): v.decode() for k, v in record.items()}
-        fields.pop("rank", None)
-        state = fields.pop("state")
-        attempt = int(fields.pop("attempt", "1"))
-        at_ns = int(fields.pop("at", "0"))
-        shown = _DETAILS.get(state, frozenset()) | {"cancel"}
-        details: dict[str, Any] = {k: (int(v) if k in _NUMBERS else v)
-                                   for k, v in fields.items() if k in shown}
-        return cls(job_id, queue, state, attempt, at_ns, details)
-
-
-_NUMBERS = frozenset({"run_at", "started_at", "next_at", "cancel"})
-# The fields of each state (a record keeps older states' fields: see ADVANCE_LUA).
-_DETAILS = {DELAYED: frozenset({"run_at"}), RUNNING: frozenset({"worker", "started_at"}),
-            RETRYING: frozenset({"next_at", "error"}), FAILED: frozenset({"reason", "error"}),
-            SUCCEEDED: frozenset({"result", "result_dropped"})}
+    def from_record(cls, job_id: str, queue: str, record: bytes) -> JobStatus:
+        """Read a record as Redis returned it (``GET``; layout above :data:`ADVANCE_LUA`)."""
+        _rank, cancel, state, attempt, at_ns, text = record.decode().split("|", 5)
+        details: dict[str, Any] = orjson.loads(text) if text else {}
+        if cancel:
+            details["cancel"] = int(cancel)
+        return cls(job_id, queue, state, int(attempt), int(at_ns), details)
 
 
 def _reads(redis: Any, settings: Settings, job_id: str) -> tuple[list[QueueSpec], Any]:
@@ -234,7 +261,7 @@ def _reads(redis: Any, settings: Settings, job_id: str) -> tuple[list[QueueSpec]
     specs = [spec for spec in settings.topology.queues.values() if spec.track_status]
     pipe = redis.pipeline(transaction=False)
     for spec in specs:
-        pipe.hgetall(names.job_status_key(settings.namespace, spec.name, job_id))
+        pipe.get(names.job_status_key(settings.namespace, spec.name, job_id))
     return specs, pipe
 
 
@@ -248,7 +275,7 @@ def _found(job_id: str, specs: Sequence[QueueSpec], records: Sequence[Any]) -> J
 def lookup(redis: Any, settings: Settings, job_id: str) -> JobStatus | None:
     """The state of job ``job_id``, or ``None`` when no tracking queue knows it.
 
-    One pipeline of ``HGETALL`` over the queues with ``track_status``.
+    One pipeline of ``GET`` over the queues with ``track_status``.
     """
     specs, pipe = _reads(redis, settings, job_id)
     return _found(job_id, specs, pipe.execute()) if specs else None

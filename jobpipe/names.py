@@ -21,7 +21,7 @@ Redis, per queue ``q`` in namespace ``ns``::
     ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)
     ns:{q}:unique:<key>            STR   unique-job window -> first job id
     ns:{q}:done:<key>              STR   idempotency marker of a completed job
-    ns:{q}:job:<id>                HASH  a tracked job's state record (jobpipe.jobstatus)
+    ns:{q}:job:<id>                STR   a tracked job's state record (jobpipe.jobstatus)
     ns:{q}:paused-tenants          SET   paused tenants
     ns:{q}:parked:<tenant>         LIST  jobs of a paused tenant
     ns:{q}:rate[:<tenant>]         HASH  token bucket

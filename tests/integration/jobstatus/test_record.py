@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from jobpipe import jobstatus
+from ingest.plan import PlanBuilder, QueueLayout
+from ingest.scripts import PUSH_LUA
+from jobpipe import jobstatus, names
 from jobpipe.jobstatus import ADVANCE_LUA, Update
 from jobpipe.settings import Settings
 from tests.conftest import MakeSettings
@@ -131,3 +133,48 @@ def test_cancel_within_a_later_generation_is_final_for_that_generation(
     assert _advance(redis_client, tracked, Update(JOB, "running", 1, {}, generation=3)) == 0
     assert jobstatus.cancel(redis_client, tracked, JOB)[0] == "final"
 
+def test_a_push_starts_a_record_but_never_overwrites_one_and_the_ttl_moves_only_at_the_end(
+        redis_client: redis.Redis, tracked: Settings) -> None:
+    spec = tracked.topology.get("kept")
+    key = names.job_status_key(tracked.namespace, "kept", JOB)
+
+    def push(job_id: str) -> None:  # what an enqueue of ``job_id`` sends
+        builder = PlanBuilder(QueueLayout.of(tracked.namespace, spec), None)
+        builder.push(names.ready_key(tracked.namespace, "kept", 0), [b"job"])
+        builder.track([job_id], jobstatus.new_record(jobstatus.QUEUED, 1, {}))
+        plan = builder.build([job_id])
+        redis_client.eval(PUSH_LUA, len(plan.keys), *plan.keys, *plan.args)
+
+    push(JOB)
+    status = jobstatus.lookup(redis_client, tracked, JOB)
+    assert status is not None
+    assert status.state == "queued"
+    assert 0 < redis_client.ttl(key) <= spec.status_ttl_s
+    redis_client.expire(key, 1000)  # to tell a restarted TTL from a kept one
+    assert _advance(redis_client, tracked, Update(JOB, "in_kafka", 1, {})) == 1
+    assert redis_client.ttl(key) <= 1000  # a step in between keeps the TTL
+    # A final state restarts it: for a kept result, result_ttl_s.
+    assert _advance(redis_client, tracked, Update(JOB, "succeeded", 1, jobstatus.result_fields(
+        spec, [1]))) == 1
+    assert 1000 < redis_client.ttl(key) <= spec.result_ttl_s
+    push(JOB)  # the same job enqueued again (a retried call) leaves its record
+    status = jobstatus.lookup(redis_client, tracked, JOB)
+    assert status is not None
+    assert (status.state, status.result) == ("succeeded", [1])
+
+
+def test_one_call_moves_jobs_of_different_states_each_by_its_own_rank(
+        redis_client: redis.Redis, tracked: Settings) -> None:
+    ids = [f"{JOB[:-1]}{n}" for n in range(4)]
+    _advance(redis_client, tracked, Update(ids[0], "succeeded", 1, {}),
+             Update(ids[1], "queued", 1, {}))
+    # Grouped by state in one call: in_kafka for all four, running for two.
+    moved = _advance(redis_client, tracked, *(Update(i, "in_kafka", 1, {}) for i in ids),
+                     Update(ids[2], "running", 1, {"worker": "w:1", "started_at": 5}),
+                     Update(ids[3], "retrying", 1, {"next_at": 9, "error": "E: x|y"}))
+    assert moved == 5  # every in_kafka but the succeeded one's, then both later states
+    states = [jobstatus.lookup(redis_client, tracked, i) for i in ids]
+    assert [(s.state, s.details) for s in states if s is not None] == [
+        ("succeeded", {}), ("in_kafka", {}),
+        ("running", {"worker": "w:1", "started_at": 5}),
+        ("retrying", {"next_at": 9, "error": "E: x|y"})]

@@ -1,0 +1,34 @@
+"""The job record's text layout, read back as a lookup sees it (pure; the Lua side
+is exercised against real Redis in tests/integration/jobstatus/)."""
+
+from __future__ import annotations
+
+from jobpipe import jobstatus
+
+
+def test_a_new_record_reads_back_with_its_state_time_and_details() -> None:
+    record = jobstatus.new_record(jobstatus.DELAYED, 7, {"run_at": 99}).encode()
+    status = jobstatus.JobStatus.from_record("j", "q", record)
+    assert (status.state, status.attempt, status.at_ns) == ("delayed", 1, 7)
+    assert status.details == {"run_at": 99}
+    assert record.startswith(b"11||")  # rank of attempt 1's delayed, no cancel request
+    assert not jobstatus.cancel_asked(record)
+
+
+def test_details_survive_separators_and_a_cancel_request_is_shown() -> None:
+    body = jobstatus.record_body(jobstatus.FAILED, 2, 5, {"reason": "rejected",
+                                                          "error": "ValueError: a|b|c"})
+    record = f"{jobstatus.FINAL_RANK}|123|{body}".encode()
+    status = jobstatus.JobStatus.from_record("j", "q", record)
+    assert (status.state, status.attempt, status.final) == ("failed", 2, True)
+    assert status.details == {"reason": "rejected", "error": "ValueError: a|b|c",
+                              "cancel": 123}
+    assert jobstatus.cancel_asked(record)
+    assert not jobstatus.cancel_asked(None)
+
+
+def test_a_kept_result_is_json_in_the_details_and_in_the_answer() -> None:
+    body = jobstatus.record_body(jobstatus.SUCCEEDED, 1, 5, {"result": '{"total": 3}'})
+    status = jobstatus.JobStatus.from_record("j", "q", f"{jobstatus.FINAL_RANK}||{body}".encode())
+    assert status.result == {"total": 3}
+    assert status.to_json()["result"] == {"total": 3}
