@@ -23,6 +23,7 @@ MULTI_CHUNK_JOBS = 4096
 _CRLF = b"\r\n"
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+_SET = b"*6\r\n$3\r\nSET\r\n$%d\r\n%s%s%s"  # key length, key prefix, id, the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class PushPlan:
         backlog_keys: how many of ``keys`` are ready lists to count.
         wake: the queue's bridge wake-up key (:func:`jobpipe.names.wake_key`),
             raised after the pushes; ``None`` raises none.
+        records: ``(key prefix, ttl_s, record, ids)``: the state records the
+            pushes start (queues with ``track_status``), as the script's ``S``.
     """
 
     queue: str
@@ -80,6 +83,7 @@ class PushPlan:
     lists: list[tuple[str, list[bytes]]] | None = None
     backlog_keys: int = 0
     wake: str | None = None
+    records: list[tuple[str, int, str, list[str]]] = field(default_factory=list)
 
     def gate(self) -> tuple[list[str], list[Arg]]:
         """``KEYS``/``ARGV`` of a script call that only checks the high-water mark."""
@@ -90,7 +94,8 @@ class PushPlan:
 
         ``MULTI``, an ``LLEN`` per ready list to count, an ``LPUSH`` per list and
         chunk of :data:`MULTI_CHUNK_JOBS` jobs (consecutive LPUSHes keep the
-        list's order), the ``ZADD`` of :attr:`wake`, ``EXEC``; one piece per
+        list's order), a ``SET key record NX EX ttl`` per job of :attr:`records`
+        (one piece per chunk), the ``ZADD`` of :attr:`wake`, ``EXEC``; one piece per
         command, made as it is written, so Redis parses a chunk while the next
         is framed. Framing here costs a
         dict lookup and a join per job (~130 ns for a 260-byte job), where
@@ -110,6 +115,13 @@ class PushPlan:
                 parts[0::3] = map(frames.__getitem__, map(len, chunk))
                 parts[1::3] = chunk
                 yield b"*%d\r\n$5\r\nLPUSH\r\n%s%s" % (len(chunk) + 2, head, b"".join(parts))
+        for prefix, ttl_s, record, ids in self.records:
+            pre = prefix.encode()
+            rest = b"\r\n" + _bulk(record.encode()) + b"$2\r\nNX\r\n$2\r\nEX\r\n" + \
+                _bulk(b"%d" % ttl_s)
+            for start in range(0, len(ids), MULTI_CHUNK_JOBS):
+                yield b"".join(_SET % (len(pre) + len(i), pre, i, rest) for i in
+                               map(str.encode, ids[start : start + MULTI_CHUNK_JOBS]))
         if self.wake is not None:
             yield _command(b"ZADD", self.wake.encode(), b"0",
                            names.WAKE_MEMBER.encode()) + _EXEC
@@ -120,7 +132,8 @@ class PushPlan:
         """How many replies :meth:`multi_commands` gets: MULTI, one per command, EXEC."""
         assert self.lists is not None
         pushes = sum(-(-len(jobs) // MULTI_CHUNK_JOBS) for _, jobs in self.lists)
-        return 2 + self.backlog_keys + pushes + (self.wake is not None)
+        records = sum(len(ids) for *_, ids in self.records)
+        return 2 + self.backlog_keys + pushes + records + (self.wake is not None)
 
     def multi_backlog(self, replies: list[Any]) -> int:
         """Jobs that were waiting before the push, from the replies to
@@ -182,6 +195,7 @@ class PlanBuilder:
         self._guarded = False
         self._lists: list[tuple[str, list[bytes]]] | None = []
         self._records: list[Arg] = []  # S operations, written after the pushes
+        self._starts: list[tuple[str, int, str, list[str]]] = []  # the same, for MULTI
         fair = layout.spec.fair
         if not fair and max_backlog:
             for level in layout.routes.ready:
@@ -233,10 +247,11 @@ class PlanBuilder:
     def track(self, ids: list[str], record: str) -> None:
         """Start a state record for each job (queues with ``track_status``): ``record``
         is the whole new record (:func:`jobpipe.jobstatus.new_record`)."""
-        self._lists = None  # the records need the script, not MULTI/LPUSH
         spec = self._layout.spec
         prefix = names.job_status_key(self._layout.namespace, spec.name, "")
         self._records += ("S", prefix, spec.status_ttl_s, record, len(ids), *ids)
+        if ids:
+            self._starts.append((prefix, spec.status_ttl_s, record, ids))
 
     def seal(self) -> None:
         """Close the open operation: the next job starts a new one."""
@@ -265,4 +280,4 @@ class PlanBuilder:
         if self._ops:
             self._ops += ("W", self._key(wake))
         return PushPlan(self._layout.spec.name, self._keys, self._head + self._ops, ids,
-                        self._unique_jobs, self._lists, self._nb, wake)
+                        self._unique_jobs, self._lists, self._nb, wake, self._starts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
+from ingest import Producer
+from ingest.intake import MULTI_MIN_JOBS
 from ingest.plan import PlanBuilder, QueueLayout
 from ingest.scripts import PUSH_LUA
 from jobpipe import jobstatus, names
@@ -178,3 +180,18 @@ def test_one_call_moves_jobs_of_different_states_each_by_its_own_rank(
         ("succeeded", {}), ("in_kafka", {}),
         ("running", {"worker": "w:1", "started_at": 5}),
         ("retrying", {"next_at": 9, "error": "E: x|y"})]
+
+
+def test_a_big_enqueue_starts_every_record_too(redis_client: redis.Redis,
+                                               tracked: Settings) -> None:
+    # MULTI_MIN_JOBS or more plain jobs go as MULTI/LPUSH/EXEC (not on a cluster).
+    with Producer(tracked) as producer:
+        ids = producer.enqueue_many("kept", "t", [{}] * MULTI_MIN_JOBS)
+    keys = [names.job_status_key(tracked.namespace, "kept", i) for i in ids]
+    records = redis_client.mget(keys)
+    assert None not in records
+    assert not any(jobstatus.cancel_asked(r) for r in records)
+    assert all(redis_client.ttl(k) > 0 for k in keys[:: MULTI_MIN_JOBS // 4])
+    status = jobstatus.lookup(redis_client, tracked, ids[-1])
+    assert status is not None
+    assert (status.state, status.attempt) == ("queued", 1)
