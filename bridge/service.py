@@ -38,7 +38,7 @@ from jobpipe import jobstatus, metrics, names
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.envelope import peek_id
 from jobpipe.errors import ConfigError
-from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call
+from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call
 from jobpipe.pipelined import queue_script
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
@@ -308,11 +308,11 @@ class Bridge:
             if spec is None:
                 continue
             dead = {d.raw for b in prefix for d in b.dead}
-            ids = [peek_id(raw) for b in prefix for raw in b.items if raw not in dead]
-            updates = [Update(i, jobstatus.IN_KAFKA, 1, {}) for i in ids if i is not None]
-            keys, args = advance_call(self.settings.namespace, spec, updates)
-            if keys:
-                calls.append((keys, args))
+            ids = [i for b in prefix for raw in b.items
+                   if raw not in dead and (i := peek_id(raw)) is not None]
+            if ids:
+                calls.append(advance_all_call(self.settings.namespace, spec, ids,
+                                              jobstatus.IN_KAFKA))
         try:
             if len(calls) == 1:  # a pipeline holding a script first asks SCRIPT EXISTS
                 self._advance(keys=calls[0][0], args=calls[0][1])

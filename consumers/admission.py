@@ -11,6 +11,7 @@ runnable is handed to ``settle`` (offset done) once it is safely elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -119,11 +120,18 @@ class Admission:
                                     msg.timestamp()[1]))
         runnable: list[Item] = []
         for queue, items in by_queue.items():
-            if items:
-                fresh = await self._unseen(queue, items)
-                if self._states is not None and queue in self._states.tracked and fresh:
-                    fresh = await self._not_cancelled(queue, fresh)
-                runnable.extend(fresh)
+            if not items:
+                continue
+            if self._states is not None and queue in self._states.tracked:
+                # Done markers and cancel requests are read together: one wait for
+                # Redis, not two.
+                seen, asked = await asyncio.gather(
+                    self._unseen(queue, items),
+                    self._states.cancel_requested(queue, [i.job.id for i in items]))
+                runnable.extend(self._not_cancelled(seen, {
+                    item.job.id for item, yes in zip(items, asked, strict=True) if yes}))
+            else:
+                runnable.extend(await self._unseen(queue, items))
         controls = self._controls
         if (controls is not None and runnable
                 and any(controls.has_paused_tenants(q) for q in by_queue)):
@@ -147,13 +155,14 @@ class Admission:
             self._stats.duplicates(queue, len(items) - len(fresh))
         return fresh
 
-    async def _not_cancelled(self, queue: str, items: list[Item]) -> list[Item]:
-        assert self._states is not None
+    def _not_cancelled(self, items: list[Item], cancel_asked: set[str]) -> list[Item]:
+        """``items`` but those someone asked to cancel (each accounted as cancelled)."""
         assert self._cancelled is not None
-        asked = await self._states.cancel_requested(queue, [i.job.id for i in items])
+        if not cancel_asked:
+            return items
         keep = []
-        for item, yes in zip(items, asked, strict=True):
-            if yes:
+        for item in items:
+            if item.job.id in cancel_asked:
                 self._cancelled(item)
             else:
                 keep.append(item)

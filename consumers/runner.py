@@ -333,10 +333,14 @@ class Runner:
             settled, self._settled = self._settled, []
             if not finished and not settled and not self._started:
                 return
+            writes = []
             if finished and self._markers is not None:
-                await _mark(self._markers, finished)
+                writes.append(_mark(self._markers, finished))
             if self._states is not None:
-                await self._write_states(finished)
+                writes.append(self._write_states(finished))
+            # Markers and states go out together: one wait for Redis, not two (each
+            # logs its own failure and never raises).
+            await asyncio.gather(*writes)
             complete = self.tracker.complete
             by_task: dict[tuple[str, str], list[Item]] = {}
             for item in finished:

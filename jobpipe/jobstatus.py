@@ -169,13 +169,10 @@ class Update:
 def advance_call(namespace: str, spec: QueueSpec,
                  updates: Iterable[Update]) -> tuple[list[str], list[str | int]]:
     """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call for updates of one queue."""
-    ttl, now = spec.status_ttl_s, time.time_ns()
+    now = time.time_ns()
     groups: dict[tuple[int, int, int, str], list[str]] = {}
     for up in updates:
-        keep = spec.result_ttl_s if "result" in up.fields else ttl
-        final = 1 if up.state in FINAL_STATES else 0
-        group = (rank(up.state, up.attempt, up.generation), keep, final,
-                 record_body(up.state, up.attempt, now, up.fields))
+        group = _group(spec, up.state, up.attempt, up.generation, now, up.fields)
         key = names.job_status_key(namespace, spec.name, up.job_id)
         same = groups.get(group)
         if same is None:
@@ -188,6 +185,23 @@ def advance_call(namespace: str, spec: QueueSpec,
         keys += members
         args += (len(members), *group)
     return keys, args
+
+
+def advance_all_call(namespace: str, spec: QueueSpec, job_ids: Sequence[str],
+                     state: str) -> tuple[list[str], list[str | int]]:
+    """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call moving every job of
+    ``job_ids`` (attempt 1, generation 0) to ``state``, e.g. the bridge's ``in_kafka``."""
+    prefix = names.job_status_key(namespace, spec.name, "")
+    group = _group(spec, state, 1, 0, time.time_ns(), {})
+    return [prefix + job_id for job_id in job_ids], [len(job_ids), *group]
+
+
+def _group(spec: QueueSpec, state: str, attempt: int, generation: int, now: int,
+           fields: Mapping[str, str | int]) -> tuple[int, int, int, str]:
+    """One argument group of :data:`ADVANCE_LUA` but its count: rank, ttl_s, final, body."""
+    keep = spec.result_ttl_s if "result" in fields else spec.status_ttl_s
+    return (rank(state, attempt, generation), keep, 1 if state in FINAL_STATES else 0,
+            record_body(state, attempt, now, fields))
 
 
 def result_fields(spec: QueueSpec, value: Any) -> dict[str, str | int]:
