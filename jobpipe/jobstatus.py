@@ -74,31 +74,36 @@ def generation(meta: Mapping[str, str]) -> int:
 # KEYS: job records. ARGV: groups of five, each for the next n keys in order:
 # n, rank, ttl_s, final (1/0), body (:func:`record_body`). Jobs moving to the same
 # state at the same time share one body, so a batch passes a few arguments, not
-# several per job. A record moves only to a higher rank and keeps its cancel
-# request, unless the new rank starts a later generation (a replay): that drops
-# the earlier generation's request. The TTL is set when the record is created,
-# restarted once it is final and when a replay's generation starts, not at every
+# several per job, and reads its records with one MGET, not a GET per job. A
+# record moves only to a higher rank and keeps its cancel request, unless the
+# new rank starts a later generation (a replay): that drops the earlier
+# generation's request. The TTL is set when the record is created, restarted
+# once it is final and when a replay's generation starts, not at every
 # step in between.
 ADVANCE_LUA = """
 local a, k, moved = 1, 1, 0
 while a <= #ARGV do
   local n, r, head = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 1] .. '|'
   local ttl, final, body = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  for i = k, k + n - 1 do
-    local cur, rank, cancel = redis.call('GET', KEYS[i]), 0, ''
-    if cur then
-      local x, c = string.match(cur, '^(%d+)|(%d*)|')
-      rank, cancel = tonumber(x), c
-    end
-    if r > rank then
-      local newgen = math.floor(r / SPAN) > math.floor(rank / SPAN)
-      if newgen then cancel = '' end
-      if cur and final == '0' and not newgen then
-        redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'KEEPTTL')
-      else
-        redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'EX', ttl)
+  for first = k, k + n - 1, 4000 do  -- one MGET per 4000 keys (unpack's stack limit)
+    local last = math.min(first + 3999, k + n - 1)
+    local records = redis.call('MGET', unpack(KEYS, first, last))
+    for i = first, last do
+      local cur, rank, cancel = records[i - first + 1], 0, ''
+      if cur then
+        local x, c = string.match(cur, '^(%d+)|(%d*)|')
+        rank, cancel = tonumber(x), c
       end
-      moved = moved + 1
+      if r > rank then
+        local newgen = math.floor(r / SPAN) > math.floor(rank / SPAN)
+        if newgen then cancel = '' end
+        if cur and final == '0' and not newgen then
+          redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'KEEPTTL')
+        else
+          redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'EX', ttl)
+        end
+        moved = moved + 1
+      end
     end
   end
   a, k = a + 5, k + n
