@@ -36,7 +36,6 @@ from bridge.take import Fenced, Taker
 from bridge.wake import Waker, wake_client_name
 from jobpipe import jobstatus, metrics, names
 from jobpipe.connections import check_redis_safety, redis_client
-from jobpipe.envelope import peek_id
 from jobpipe.errors import ConfigError
 from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call
 from jobpipe.pipelined import queue_script
@@ -308,11 +307,11 @@ class Bridge:
             if spec is None:
                 continue
             dead = {d.raw for b in prefix for d in b.dead}
-            ids = [i for b in prefix for raw in b.items
-                   if raw not in dead and (i := peek_id(raw)) is not None]
-            if ids:
-                calls.append(advance_all_call(self.settings.namespace, spec, ids,
-                                              jobstatus.IN_KAFKA))
+            keys, args = advance_all_call(
+                self.settings.namespace, spec,
+                [raw for b in prefix for raw in b.items if raw not in dead], jobstatus.IN_KAFKA)
+            if keys:
+                calls.append((keys, args))
         try:
             if len(calls) == 1:  # a pipeline holding a script first asks SCRIPT EXISTS
                 self._advance(keys=calls[0][0], args=calls[0][1])

@@ -34,7 +34,8 @@ from typing import Any
 import orjson
 
 from jobpipe import names
-from jobpipe.envelope import Job
+from jobpipe.envelope import Job, decode, peek_id
+from jobpipe.errors import EnvelopeError
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
@@ -192,13 +193,40 @@ def advance_call(namespace: str, spec: QueueSpec,
     return keys, args
 
 
-def advance_all_call(namespace: str, spec: QueueSpec, job_ids: Sequence[str],
+def advance_all_call(namespace: str, spec: QueueSpec, raws: Sequence[bytes],
                      state: str) -> tuple[list[str], list[str | int]]:
-    """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call moving every job of
-    ``job_ids`` (attempt 1, generation 0) to ``state``, e.g. the bridge's ``in_kafka``."""
-    prefix = names.job_status_key(namespace, spec.name, "")
-    group = _group(spec, state, 1, 0, time.time_ns(), {})
-    return [prefix + job_id for job_id in job_ids], [len(job_ids), *group]
+    """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call moving every job of ``raws``
+    (encoded jobs; attempt 1) to ``state`` in its generation, e.g. the bridge's
+    ``in_kafka``. A replayed job can reach the bridge again (parked while its
+    tenant was paused, then resumed), so the generation is read, but only from an
+    envelope naming the replay counter: the others are read by id alone."""
+    prefix, now = names.job_status_key(namespace, spec.name, ""), time.time_ns()
+    by_generation: dict[int, list[str]] = {}
+    if _REPLAYS_FIELD not in b"".join(raws):  # the common case: one scan in C
+        by_generation[0] = [i for raw in raws if (i := peek_id(raw)) is not None]
+    else:
+        for raw in raws:
+            if (job_id := peek_id(raw)) is not None:
+                by_generation.setdefault(_raw_generation(raw), []).append(job_id)
+    keys: list[str] = []
+    args: list[str | int] = []
+    for gen, ids in by_generation.items():
+        if ids:
+            keys += (prefix + job_id for job_id in ids)
+            args += (len(ids), *_group(spec, state, 1, gen, now, {}))
+    return keys, args
+
+
+_REPLAYS_FIELD = orjson.dumps(REPLAYS_META)  # as an envelope's meta names it
+
+
+def _raw_generation(raw: bytes) -> int:
+    if _REPLAYS_FIELD not in raw:
+        return 0
+    try:
+        return generation(decode(raw).meta)
+    except EnvelopeError:  # the bridge sends it on as it is; its record stays as it was
+        return 0
 
 
 def _group(spec: QueueSpec, state: str, attempt: int, generation: int, now: int,

@@ -105,8 +105,12 @@ def test_a_replay_starts_a_generation_that_moves_a_failed_record_on_but_never_ba
     assert jobstatus.cancel(redis_client, tracked, JOB)[0] == "requested"
     assert _advance(redis_client, tracked, Update(JOB, "failed", 1, {"reason": "rejected"})) == 1
     assert _advance(redis_client, tracked, Update(JOB, "running", 1, {})) == 0  # re-delivery
-    # Replayed: generation 1 moves the final "failed" on, without the old cancel request.
+    # Replayed: generation 1 moves the final "failed" on, without the old cancel
+    # request, and restarts the TTL.
+    key = names.job_status_key(tracked.namespace, "kept", JOB)
+    redis_client.expire(key, 1000)  # to tell a restarted TTL from a kept one
     assert _advance(redis_client, tracked, Update(JOB, "in_kafka", 1, {}, generation=1)) == 1
+    assert 1000 < redis_client.ttl(key) <= tracked.topology.get("kept").status_ttl_s
     status = jobstatus.lookup(redis_client, tracked, JOB)
     assert status is not None
     assert (status.state, status.attempt) == ("in_kafka", 1)

@@ -16,8 +16,11 @@ from consumers import App, JobContext, Reject, Worker
 from consumers.dlq.record import DlqFilter
 from consumers.dlq.tools import list_records, replay_records
 from ingest import Producer
+from jobpipe import jobstatus, names
+from jobpipe.envelope import encode
 from jobpipe.jobstatus import JobStatus
 from jobpipe.metrics import registry
+from jobpipe.routing import Routes
 from jobpipe.settings import Settings
 from tests.conftest import MakeSettings
 from tests.integration.bridge.procs import wait_for
@@ -226,3 +229,25 @@ def test_a_replayed_failed_job_runs_again_and_its_record_follows(settings: Setti
     after = producer.status(job_id)
     assert after is not None
     assert (after.state, after.at_ns) == ("succeeded", done.at_ns)
+
+
+def test_a_replayed_job_back_through_the_bridge_is_in_kafka_in_its_generation(
+        settings: Settings, producer: Producer, redis_client: Any) -> None:
+    # A replayed job parked while its tenant was paused reaches the bridge again on
+    # resume; its record still says "failed" of its first run (generation 0) when
+    # the replay's own state write was lost.
+    spec = settings.topology.get("tracked")
+    replayed = make_job("tracked", "add", [1], meta={jobstatus.REPLAYS_META: "1"})
+    keys, args = jobstatus.advance_call(settings.namespace, spec, [
+        jobstatus.Update(replayed.id, jobstatus.FAILED, 1, {"reason": "rejected"})])
+    redis_client.eval(jobstatus.ADVANCE_LUA, len(keys), *keys, *args)
+    raw = encode(replayed)
+    redis_client.rpush(Routes.of(settings.namespace, spec).of_raw(raw, 0)[0], raw)
+    plain = producer.enqueue("tracked", "add", [2])  # never replayed: generation 0
+    assert Bridge(settings).run_until_idle(WAIT_S)
+    for job_id in (replayed.id, plain):
+        status = producer.status(job_id)
+        assert status is not None
+        assert (status.state, status.attempt) == ("in_kafka", 1)
+    record = redis_client.get(names.job_status_key(settings.namespace, "tracked", replayed.id))
+    assert record.startswith(b"%d|" % jobstatus.rank(jobstatus.IN_KAFKA, 1, generation=1))
