@@ -178,6 +178,12 @@ class Bridge:
             if left or moved:
                 log.warning("bridge %s: returned %d unacknowledged jobs to ready (Kafka may "
                             "also have them: at-least-once)", self.bridge_id, moved)
+            # Lists no heartbeat swept yet (an incarnation of this bridge that was
+            # fenced just before the exit): returned now, not at the next bridge's start.
+            swept = self._reaper.sweep()
+            if swept:
+                log.warning("bridge %s: returned %d jobs of unregistered bridges to ready",
+                            self.bridge_id, swept)
         except redis.RedisError as exc:
             log.error("bridge %s: Redis unavailable at exit; another bridge will return its "
                       "in-flight jobs after the heartbeat timeout (%s)", self.bridge_id, exc)
