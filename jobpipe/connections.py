@@ -58,12 +58,30 @@ def redis_client(settings: RedisSettings) -> redis.Redis[bytes]:
     return redis.Redis.from_url(settings.url, **_redis_kwargs(settings))
 
 
+class _RoutedCluster(redis.asyncio.cluster.RedisCluster):  # type: ignore[type-arg]
+    """redis-py's asyncio ``RedisCluster`` that knows the slots before it routes a command.
+
+    Stock, a command decides its node before the client's lazy initialization
+    has run (or re-run, after a ``CLUSTERDOWN`` or every fifth ``MOVED`` closes
+    it): without a slot map a keyed command counts as keyless and goes to a
+    random primary. Several coroutines starting at once then all meet ``MOVED``,
+    the fifth ``MOVED`` closes the client, and that close disconnects the
+    connections the other coroutines are writing on (they fail with
+    ``'NoneType' object has no attribute 'writelines'``). Waiting for
+    the slot map first (a no-op once it is known) routes every command by its key.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
-    """An asyncio Redis client (bytes in, bytes out); ``RedisCluster`` with
-    ``redis.cluster`` (see :func:`redis_client`)."""
+    """An asyncio Redis client (bytes in, bytes out); with ``redis.cluster`` a
+    ``RedisCluster`` that several coroutines may share from the first command on
+    (see :class:`_RoutedCluster` and :func:`redis_client`)."""
     if settings.cluster:
-        cluster: redis.asyncio.cluster.RedisCluster[bytes] = (
-            redis.asyncio.cluster.RedisCluster.from_url(settings.url, **_redis_kwargs(settings)))
+        cluster = _RoutedCluster.from_url(settings.url, **_redis_kwargs(settings))
         return typing.cast("redis.asyncio.Redis[bytes]", cluster)
     return redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
 

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio
-import redis.asyncio.cluster
 import redis.cluster
 
+from jobpipe.connections import async_redis_client
 from jobpipe.devstack.ports import free_port_block
 from jobpipe.devstack.redis_cluster import BUS_PORT_OFFSET, LocalRedisCluster
 from jobpipe.errors import StackError
-from jobpipe.settings import Settings
+from jobpipe.settings import RedisSettings, Settings
 from tests.services import skip_unless_ci
 
 SINGLE = "single"
@@ -70,11 +70,9 @@ def redis_client_for(url: str, mode: str) -> redis.Redis:
 
 
 def async_redis_client_for(url: str, mode: str) -> redis.asyncio.Redis:
-    """The asyncio twin of :func:`redis_client_for`."""
-    if mode == CLUSTER:
-        return typing.cast("redis.asyncio.Redis",
-                           redis.asyncio.cluster.RedisCluster.from_url(url))
-    return redis.asyncio.Redis.from_url(url)
+    """The asyncio client a stage would get for the Redis of ``mode`` (the worker
+    shares one between coroutines, so tests of its Redis users take the same)."""
+    return async_redis_client(RedisSettings(url=url, cluster=mode == CLUSTER))
 
 
 def redis_environ(settings: Settings) -> dict[str, str]:
