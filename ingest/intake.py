@@ -16,7 +16,6 @@ from typing import Any
 import redis.exceptions
 
 from ingest.backoff import Attempts
-from ingest.failures import is_out_of_memory
 from ingest.plan import PlanBuilder, PushPlan, QueueLayout
 from ingest.scripts import PushReply
 from ingest.template import EnvelopeTemplate
@@ -25,6 +24,7 @@ from jobpipe.envelope import now_ns
 from jobpipe.errors import JobRejected, JobTooLarge, QueueFull, UnknownQueue
 from jobpipe.ids import new_job_ids
 from jobpipe.options import JobOptions, Resolved
+from jobpipe.redis_failures import is_out_of_memory
 from jobpipe.routing import tenant_or_default
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec

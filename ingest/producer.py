@@ -18,7 +18,7 @@ from typing import Any, Self
 import redis
 
 from ingest import replicas
-from ingest.failures import REDIS_DOWN, is_out_of_memory, unavailable
+from ingest.failures import unavailable
 from ingest.intake import Intake, JobRequest
 from ingest.meters import IntakeMeters
 from ingest.plan import PushPlan
@@ -29,6 +29,7 @@ from jobpipe.errors import NotReplicated
 from jobpipe.jobstatus import JobStatus
 from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
+from jobpipe.redis_failures import REDIS_DOWN, is_out_of_memory
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -33,10 +33,10 @@ import redis.asyncio.cluster
 import redis.cluster
 import redis.exceptions
 
-from ingest.failures import REDIS_DOWN, is_out_of_memory
 from ingest.scripts import PUSH_LUA, PushReply, parse_reply
 from jobpipe.errors import NotReplicated
 from jobpipe.redact import redact_url
+from jobpipe.redis_failures import REDIS_DOWN, is_out_of_memory
 from jobpipe.settings import RedisSettings
 
 #: Redirections followed within one call before giving up (a slot moving twice

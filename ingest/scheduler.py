@@ -22,13 +22,13 @@ from dataclasses import replace
 
 import redis
 
-from ingest.failures import REDIS_DOWN
 from ingest.producer import Producer
 from ingest.schedules import due, fire_key, fires_after
 from jobpipe import metrics, names
 from jobpipe.connections import redis_client
 from jobpipe.errors import ConfigError, JobpipeError, JobRejected
 from jobpipe.options import JobOptions
+from jobpipe.redis_failures import REDIS_DOWN
 from jobpipe.schedule import ScheduleSpec
 from jobpipe.settings import Settings
 

@@ -8,10 +8,9 @@ and the failure, and its class says whether trying again can help.
 
 from __future__ import annotations
 
-import redis.exceptions
 from confluent_kafka import KafkaError, KafkaException
 
-from jobpipe.connections import REDIS_CLUSTER_DOWN, redis_access_error
+from jobpipe.connections import redis_access_error
 from jobpipe.errors import (
     ConfigError,
     JobpipeError,
@@ -19,15 +18,9 @@ from jobpipe.errors import (
     RedisUnavailable,
 )
 from jobpipe.redact import redact_url
+from jobpipe.redis_failures import REDIS_DOWN, REDIS_REFUSED
 from jobpipe.settings import Settings
 
-_REDIS_REFUSED: tuple[type[Exception], ...] = (
-    redis.exceptions.AuthenticationError, redis.exceptions.AuthenticationWrongNumberOfArgsError,
-    redis.exceptions.NoPermissionError)
-_REDIS_DOWN: tuple[type[Exception], ...] = (
-    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-    redis.exceptions.BusyLoadingError, redis.exceptions.ReadOnlyError,
-    redis.exceptions.TryAgainError, *REDIS_CLUSTER_DOWN)
 # librdkafka codes of a broker that is down, slow or not resolvable yet.
 _KAFKA_DOWN = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                          KafkaError._TIMED_OUT, KafkaError._RESOLVE,
@@ -57,7 +50,7 @@ def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeEr
     """
     if isinstance(exc, JobpipeError):
         return exc
-    if isinstance(exc, _REDIS_REFUSED + _REDIS_DOWN):
+    if isinstance(exc, REDIS_REFUSED + REDIS_DOWN):
         return _redis_error(exc, settings)
     if isinstance(exc, KafkaException):
         return _kafka_error(exc, settings)
@@ -66,7 +59,7 @@ def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeEr
 
 def _redis_error(exc: Exception, settings: Settings | None) -> JobpipeError:
     url = settings.redis.url if settings is not None else None
-    if isinstance(exc, _REDIS_REFUSED):
+    if isinstance(exc, REDIS_REFUSED):
         if url is None:
             return ConfigError(f"redis.url: Redis refused the credentials or a command "
                                f"({_one_line(exc)})")

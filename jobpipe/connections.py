@@ -20,6 +20,7 @@ from redis.crc import key_slot
 from jobpipe.errors import ConfigError, UnsafeRedis
 from jobpipe.logs import RepeatFilter
 from jobpipe.redact import redact_url
+from jobpipe.redis_failures import REDIS_DOWN
 from jobpipe.settings import KafkaSettings, RedisSettings
 
 log = logging.getLogger(__name__)
@@ -84,16 +85,6 @@ def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
         cluster = _RoutedCluster.from_url(settings.url, **_redis_kwargs(settings))
         return typing.cast("redis.asyncio.Redis[bytes]", cluster)
     return redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
-
-
-#: How a Redis Cluster reads as down, on top of a single Redis's connection errors:
-#: no seed node answers (``RedisClusterException``), slots are unserved while a
-#: replica takes over (``CLUSTERDOWN``), or redis-py gave up following a slot
-#: being migrated (``ClusterError``: "TTL exhausted" after its own TRYAGAIN and
-#: redirect retries, seen while a slot's keys moved). Trying again can help.
-REDIS_CLUSTER_DOWN: tuple[type[Exception], ...] = (
-    redis.exceptions.RedisClusterException, redis.exceptions.ClusterDownError,
-    redis.exceptions.ClusterError)
 
 
 def is_cluster(client: object) -> bool:
@@ -219,7 +210,7 @@ async def check_redis_at_start_async(client: redis.asyncio.Redis[bytes],
     """
     try:
         await check_redis_safety_async(client, settings)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except REDIS_DOWN as exc:  # refused credentials are a ConfigError by now
         log.warning("Redis at %s not reachable yet (%s)", redact_url(settings.url), exc)
 
 

@@ -23,7 +23,6 @@ import orjson
 from aiohttp import web
 
 from ingest.aio import AsyncProducer
-from ingest.failures import REDIS_DOWN
 from ingest.http.exposure import check_exposure
 from ingest.http.openapi import OPENAPI
 from ingest.http.schema import FieldErrors, parse_body
@@ -31,6 +30,7 @@ from ingest.intake import InvalidJobs
 from jobpipe.errors import ConfigError, IntakeUnavailable, JobRejected, QueueFull, UnknownQueue
 from jobpipe.http_access import bearer_authorised
 from jobpipe.metrics import render_metrics
+from jobpipe.redis_failures import REDIS_DOWN
 from jobpipe.settings import IngestSettings, Settings
 
 log = logging.getLogger(__name__)
