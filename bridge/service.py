@@ -21,8 +21,6 @@ import threading
 import time
 from collections import defaultdict
 
-import redis
-
 from bridge.backlog import measure_backlog, publish_backlog
 from bridge.batch import AckOrder, Batch, Source
 from bridge.dead import encode_record
@@ -39,6 +37,7 @@ from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
 from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call
 from jobpipe.pipelined import queue_script
+from jobpipe.redis_failures import REDIS_FAILURES, is_transient
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
@@ -54,6 +53,7 @@ IDLE_CHECK_S = 0.05
 # While batches are in flight and the lists are empty, the longest wait for a
 # report before looking whether a push woke the bridge (a select, no Redis command).
 REPORT_SLICE_S = 0.001
+_ACK_AT_EXIT_FAILURES: tuple[type[Exception], ...] = (Fenced, *REDIS_FAILURES)
 
 
 class Bridge:
@@ -170,7 +170,7 @@ class Bridge:
             while len(self._acks) and time.monotonic() < deadline:
                 self._relay.poll(0.05)
                 self._settle_and_ack(time.monotonic())
-        except (Fenced, redis.RedisError) as exc:
+        except _ACK_AT_EXIT_FAILURES as exc:
             log.warning("bridge %s: could not acknowledge at exit (%s)", self.bridge_id, exc)
         left = self._acks.jobs()
         try:
@@ -184,8 +184,8 @@ class Bridge:
             if swept:
                 log.warning("bridge %s: returned %d jobs of unregistered bridges to ready",
                             self.bridge_id, swept)
-        except redis.RedisError as exc:
-            log.error("bridge %s: Redis unavailable at exit; another bridge will return its "
+        except REDIS_FAILURES as exc:
+            log.error("bridge %s: Redis failed at exit; another bridge will return its "
                       "in-flight jobs after the heartbeat timeout (%s)", self.bridge_id, exc)
         self._lag.stop()
         self._relay.flush(0)
@@ -202,7 +202,9 @@ class Bridge:
             self._reincarnate()
             self._maybe_work = True
             return True
-        except redis.RedisError as exc:
+        except REDIS_FAILURES as exc:
+            if not is_transient(exc):
+                raise  # refused for good (NOPERM, credentials, a rejected script): stop
             self._log_once("redis", "Redis unavailable (%s); retrying", exc)
             self._relay.poll(0.5)
             self._maybe_work = True
@@ -297,13 +299,13 @@ class Bridge:
             dead = [encode_record(d, source.key) for b in prefix for d in b.dead]
             acks.append((source, sum(len(b.items) for b in prefix), dead))
         self._taker.ack(acks)
-        if self._tracked:
-            self._write_states(prefixes)
         for prefix in prefixes:
             self._acks.remove(prefix)
             for batch in prefix:
                 self._record_ack(batch, now)
         self._relay.healthy()
+        if self._tracked:  # after the bookkeeping: a refusal here stops the bridge
+            self._write_states(prefixes)
 
     def _write_states(self, prefixes: list[list[Batch]]) -> None:
         """Jobs of queues with ``track_status`` are in Kafka now: one call per queue."""
@@ -326,8 +328,10 @@ class Bridge:
                 for keys, args in calls:
                     queue_script(pipe, self._advance, keys, args)
                 pipe.execute()
-        except redis.exceptions.RedisError as exc:  # a lookup is then behind, nothing lost
-            log.warning("writing job states failed: %s", exc)
+        except REDIS_FAILURES as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("writing job states failed: %s", exc)  # a lookup is behind, nothing lost
 
     def _record_ack(self, batch: Batch, now: float) -> None:
         q = batch.source.queue

@@ -22,6 +22,7 @@ from consumers.control import Controls
 from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lane
 from consumers.offsets import TPO, OffsetTracker
+from consumers.redis_trouble import RedisTrouble
 from consumers.registry import App
 from consumers.retry.sink import FailureSink, MessageOrigin
 from consumers.states import JobStates
@@ -61,7 +62,9 @@ class Admission:
                  settle: Callable[[TPO], None], tracker: OffsetTracker,
                  delivered: Callable[[TPO], Callable[[], None]], delivering: set[TPO],
                  states: JobStates | None = None,
-                 cancelled: Callable[[Item], None] | None = None) -> None:
+                 cancelled: Callable[[Item], None] | None = None,
+                 trouble: RedisTrouble | None = None) -> None:
+        self._trouble = trouble or RedisTrouble()
         self._tasks = app.tasks
         self._lanes = lanes_by_topic
         self._markers = markers
@@ -144,7 +147,7 @@ class Admission:
         try:
             seen = await self._markers.seen(queue, [i.job.idempotency_key for i in items])
         except Exception as exc:  # Redis trouble: run them (at-least-once beats stalling)
-            log.warning("idempotency check failed (%s); running the batch unchecked", exc)
+            self._trouble.note("idempotency check (running the batch unchecked)", exc)
             return items
         fresh = [i for i, s in zip(items, seen, strict=True) if not s]
         if len(fresh) != len(items):

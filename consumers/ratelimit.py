@@ -3,8 +3,10 @@
 One Lua script (one round trip) refills and takes from the queue's bucket and
 the tenant's bucket together, on the Redis server's clock so workers on
 different machines agree. A limited job waits (sleeps the time the script
-says, then asks again); it is never spun through the retry topics. The
-arithmetic is :mod:`consumers.token_bucket`'s.
+says, then asks again); it is never spun through the retry topics. While
+Redis is down it waits too (a limit is not lifted by an outage); a refusal
+stops the worker (:mod:`consumers.redis_trouble`). The arithmetic is
+:mod:`consumers.token_bucket`'s.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import random
 
 import redis.asyncio
 
+from consumers.redis_trouble import RedisTrouble
 from consumers.token_bucket import Limit, idle_ttl_ms
 from jobpipe import names
+from jobpipe.redis_failures import REDIS_FAILURES, is_transient
 from jobpipe.routing import tenant_or_default
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
+# How long a job waits before asking a Redis that did not answer again.
+REDIS_DOWN_WAIT_MS = 1000
 
 
 # KEYS: one bucket per limit. ARGV: rate_per_s, burst, idle_ttl_ms for each key.
@@ -64,9 +70,12 @@ class RateLimiter:
     Args:
         client: an asyncio Redis client.
         ns: the namespace.
+        trouble: what a failed call leads to (:mod:`consumers.redis_trouble`).
     """
 
-    def __init__(self, client: redis.asyncio.Redis, ns: str) -> None:  # type: ignore[type-arg]
+    def __init__(self, client: redis.asyncio.Redis, ns: str,  # type: ignore[type-arg]
+                 trouble: RedisTrouble | None = None) -> None:
+        self._trouble = trouble or RedisTrouble()
         self._ns = ns
         self._take = client.register_script(TAKE_LUA)
 
@@ -86,12 +95,21 @@ class RateLimiter:
         """Return once a job of ``spec`` (and ``tenant``) may run; wait while limited.
 
         A queue without limits returns at once, without calling Redis.
+
+        Raises:
+            redis.exceptions.RedisError: Redis refused the call (the worker stops).
         """
         keys, args = self._buckets(spec, tenant)
         if not keys:
             return
         while True:
-            wait_ms = int(await self._take(keys=keys, args=args))
+            try:
+                wait_ms = int(await self._take(keys=keys, args=args))
+            except REDIS_FAILURES as exc:
+                self._trouble.note("taking a rate-limit token", exc)
+                if not is_transient(exc):
+                    raise
+                wait_ms = REDIS_DOWN_WAIT_MS
             if wait_ms <= 0:
                 return
             # A little jitter so workers woken together do not all ask at once.

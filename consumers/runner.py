@@ -28,6 +28,7 @@ from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lanes
 from consumers.offsets import TPO, OffsetTracker
 from consumers.ratelimit import RateLimiter
+from consumers.redis_trouble import RedisTrouble
 from consumers.retry.policy import Decision, Timeout, decide
 from consumers.retry.sink import WORKER_ID, FailureSink, MessageOrigin, error_record
 from consumers.states import CANCEL_POLL_S, JobStates
@@ -71,6 +72,7 @@ class Runner:
         on_pause_change: called when a lane fills or drains, so the fetcher
             pauses or resumes its topics.
         states: job states of queues with ``track_status`` (``None``: none).
+        trouble: what a failed done-marker write leads to (:mod:`consumers.redis_trouble`).
     """
 
     def __init__(self, lanes: Lanes, tracker: OffsetTracker, sink: FailureSink,
@@ -78,7 +80,8 @@ class Runner:
                  limiter: RateLimiter | None, stats: BatchMetrics, concurrency: int,
                  store: Callable[[dict[tuple[str, int], int]], None], delivering: set[TPO],
                  on_pause_change: Callable[[], None],
-                 states: JobStates | None = None) -> None:
+                 states: JobStates | None = None, trouble: RedisTrouble | None = None) -> None:
+        self._trouble = trouble or RedisTrouble()
         self.lanes = lanes
         self.tracker = tracker
         self._sink = sink
@@ -335,7 +338,7 @@ class Runner:
                 return
             writes = []
             if finished and self._markers is not None:
-                writes.append(_mark(self._markers, finished))
+                writes.append(_mark(self._markers, finished, self._trouble))
             if self._states is not None:
                 writes.append(self._write_states(finished))
             # Markers and states go out together: one wait for Redis, not two (each
@@ -374,7 +377,7 @@ class Runner:
         await self._states.flush()
 
 
-async def _mark(markers: DoneMarkers, finished: list[Item]) -> None:
+async def _mark(markers: DoneMarkers, finished: list[Item], trouble: RedisTrouble) -> None:
     """Write the done markers of ``finished``: one pipeline, per queue its TTL."""
     by_queue: dict[str, tuple[int, list[str]]] = {}
     for item in finished:
@@ -386,7 +389,7 @@ async def _mark(markers: DoneMarkers, finished: list[Item]) -> None:
     try:
         await markers.mark((q, ttl, keys) for q, (ttl, keys) in by_queue.items())
     except Exception as exc:  # a redelivery may then run twice; never stall offsets
-        log.warning("writing done markers failed: %s", exc)
+        trouble.note("writing done markers", exc)
 
 
 def _failed_update(job: Job, decision: Decision, error: dict[str, object]) -> Update:

@@ -12,16 +12,15 @@ and dropped, a check that fails reads as "not cancelled".
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
+from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
 from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked
 from jobpipe.pipelined import queue_script_async
 from jobpipe.topology import QueueSpec
 
-log = logging.getLogger(__name__)
 CANCEL_POLL_S = 0.5  # how soon a running job hears of its cancel request
 
 
@@ -32,9 +31,12 @@ class JobStates:
         client: an asyncio Redis client.
         namespace: key namespace.
         specs: the worker's queues (those with ``track_status`` count).
+        trouble: what a failed read or write leads to (:mod:`consumers.redis_trouble`).
     """
 
-    def __init__(self, client: Any, namespace: str, specs: Sequence[QueueSpec]) -> None:
+    def __init__(self, client: Any, namespace: str, specs: Sequence[QueueSpec],
+                 trouble: RedisTrouble | None = None) -> None:
+        self._trouble = trouble or RedisTrouble()
         self._client = client
         self._ns = namespace
         self.tracked = {spec.name: spec for spec in specs if spec.track_status}
@@ -67,7 +69,7 @@ class JobStates:
                     await queue_script_async(pipe, self._advance, keys, args)
                 await pipe.execute()
         except Exception as exc:  # a lookup is then behind; never stall the jobs
-            log.warning("writing job states failed: %s", exc)
+            self._trouble.note("writing job states", exc)
 
     async def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
         """Which of ``job_ids`` (of a tracked queue) someone asked to cancel."""
@@ -75,6 +77,6 @@ class JobStates:
         try:  # one MGET: the keys share the queue's hash tag
             records = await self._client.mget(keys)
         except Exception as exc:
-            log.warning("reading cancel requests failed (%s); running the jobs", exc)
+            self._trouble.note("reading cancel requests (running the jobs)", exc)
             return [False] * len(job_ids)
         return [cancel_asked(record) for record in records]

@@ -36,6 +36,7 @@ from consumers.lanes import Lane, Lanes
 from consumers.offsets import TPO, OffsetTracker
 from consumers.producing import DeliveringProducer
 from consumers.ratelimit import RateLimiter
+from consumers.redis_trouble import RedisTrouble
 from consumers.registry import App
 from consumers.retry.relay import RetryRelay
 from consumers.retry.sink import FailureSink
@@ -129,8 +130,9 @@ class Worker:
         producer = DeliveringProducer(s.kafka)
         stats, tracker = BatchMetrics(), OffsetTracker()
         sink = FailureSink(producer, ns)
-        controls, limiter = Controls(redis, ns, self.specs), RateLimiter(redis, ns)
-        states = JobStates(redis, ns, self.specs)
+        trouble = RedisTrouble(stop=self._stopping.set)  # a refusal ends this run
+        controls, limiter = Controls(redis, ns, self.specs), RateLimiter(redis, ns, trouble)
+        states = JobStates(redis, ns, self.specs, trouble)
         arrivals: deque[list[Message]] = deque()
         arrived = asyncio.Event()
 
@@ -152,10 +154,10 @@ class Worker:
         runner = Runner(lanes, tracker, sink, FollowUps(producer, s.topology, ns, loop),
                         DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
                         store=fetcher.store, delivering=delivering, on_pause_change=push_pause,
-                        states=states if states.tracked else None)
+                        states=states if states.tracked else None, trouble=trouble)
         admission = Admission(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls,
                               stats, runner.settle, tracker, runner.delivered, delivering,
-                              states if states.tracked else None, runner.cancelled)
+                              states if states.tracked else None, runner.cancelled, trouble)
         tasks = runner.start()
 
         async def admission_loop() -> None:
@@ -188,7 +190,7 @@ class Worker:
                 try:
                     await controls.refresh()
                 except Exception as exc:
-                    log.warning("reading pause flags failed: %s", exc)
+                    trouble.note("reading pause flags", exc)
                 paused = {sp.name for sp in self.specs if controls.is_queue_paused(sp.name)}
                 resumed = False
                 for lane in lane_list:
@@ -235,6 +237,8 @@ class Worker:
             if relay_thread is not None:
                 await asyncio.to_thread(relay_thread.join, 30)
             await redis.aclose()  # type: ignore[attr-defined]
+        if trouble.refusal is not None:
+            raise trouble.refusal  # one line from the CLI or the supervisor, as at start
         return idle
 
     async def _revoke(self, runner: Runner, tps: list[TP]) -> dict[TP, int]:

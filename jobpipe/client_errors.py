@@ -8,6 +8,7 @@ and the failure, and its class says whether trying again can help.
 
 from __future__ import annotations
 
+import redis.exceptions
 from confluent_kafka import KafkaError, KafkaException
 
 from jobpipe.connections import redis_access_error
@@ -15,10 +16,16 @@ from jobpipe.errors import (
     ConfigError,
     JobpipeError,
     KafkaUnavailable,
+    RedisRefused,
     RedisUnavailable,
 )
 from jobpipe.redact import redact_url
-from jobpipe.redis_failures import REDIS_DOWN, REDIS_REFUSED
+from jobpipe.redis_failures import (
+    REDIS_FAILURES,
+    REDIS_REFUSED,
+    is_out_of_memory,
+    is_redis_down,
+)
 from jobpipe.settings import Settings
 
 # librdkafka codes of a broker that is down, slow or not resolvable yet.
@@ -50,14 +57,15 @@ def as_jobpipe_error(exc: BaseException, settings: Settings | None) -> JobpipeEr
     """
     if isinstance(exc, JobpipeError):
         return exc
-    if isinstance(exc, REDIS_REFUSED + REDIS_DOWN):
+    if isinstance(exc, REDIS_FAILURES):
         return _redis_error(exc, settings)
     if isinstance(exc, KafkaException):
         return _kafka_error(exc, settings)
     return None
 
 
-def _redis_error(exc: Exception, settings: Settings | None) -> JobpipeError:
+def _redis_error(exc: Exception, settings: Settings | None) -> JobpipeError | None:
+    """The sorting is :mod:`jobpipe.redis_failures`'; this only words it."""
     url = settings.redis.url if settings is not None else None
     if isinstance(exc, REDIS_REFUSED):
         if url is None:
@@ -65,7 +73,15 @@ def _redis_error(exc: Exception, settings: Settings | None) -> JobpipeError:
                                f"({_one_line(exc)})")
         return redis_access_error(url, exc)
     where = f"Redis at {redact_url(url)}" if url else "Redis"
-    return RedisUnavailable(f"{where} is unreachable: {_one_line(exc)}")
+    if is_redis_down(exc):
+        return RedisUnavailable(f"{where} is unreachable: {_one_line(exc)}")
+    if is_out_of_memory(exc):
+        return RedisUnavailable(f"{where} is full (maxmemory): {_one_line(exc)}")
+    if isinstance(exc, redis.exceptions.ResponseError):
+        # Redis's own answer names the problem (a script it rejects, a wrong type):
+        # asked again, it answers the same.
+        return RedisRefused(f"{where} refused a command: {_one_line(exc)}")
+    return None
 
 
 def _kafka_error(exc: KafkaException, settings: Settings | None) -> JobpipeError:

@@ -12,6 +12,7 @@
     │   └── NotReplicated            written, but not confirmed on redis.wait_replicas replicas
     ├── StackError                   the dev stack cannot start or a tool is missing
     ├── UnsafeRedis                  Redis evicts keys or has no AOF
+    ├── RedisRefused                 Redis answered a command with an error for good
     ├── ServiceUnavailable           Redis or Kafka did not answer (names the address)
     │   ├── RedisUnavailable
     │   └── KafkaUnavailable
@@ -97,6 +98,11 @@ class StackError(JobpipeError):
 
 class UnsafeRedis(JobpipeError):
     """Redis is configured so that it may silently drop jobs."""
+
+
+class RedisRefused(JobpipeError):
+    """Redis answered a command with an error that will not go away by trying again
+    (a script it rejects, a key of the wrong type); the message names the address."""
 
 
 class ServiceUnavailable(JobpipeError):

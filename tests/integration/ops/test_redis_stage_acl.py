@@ -6,8 +6,13 @@ keys of a queue it does not serve and the other stage's keys."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,12 +26,17 @@ from ingest import Producer
 from ingest.acl import producer_acl_rules
 from jobpipe import names
 from jobpipe.admin import apply_topics
+from jobpipe.redact import redact_url
 from jobpipe.settings import Settings, load_settings
+from tests.integration.bridge.procs import write_config
 from tests.integration.ops.conftest import ADMIN_PASSWORD
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "stage-Pa55"
+ROOT = Path(__file__).resolve().parents[3]
+DEADLINE_S = 120
+RECORDING_APP = "tests.integration.consumers.recording_app"
 QUEUES = {"default": {"partitions": 2, "shards": 2, "priorities": [2, 1],
                       "retry_tiers_s": [1], "rate_limit_per_s": 10_000},
           "fair": {"partitions": 1, "shards": 1, "fair": True,
@@ -121,3 +131,57 @@ def test_bridge_and_worker_users_run_every_kind_of_job_of_their_queues(users, ka
              lambda: client.zrange(names.bridges_key(ns), 0, -1),
              lambda: client.sadd(names.paused_tenants_key(ns, "default"), "t"))
     client.close()
+
+
+def _run_stage(settings: Settings, tmp_path: Path, *command: str) -> tuple[int, str]:
+    """``python -m jobpipe COMMAND`` as the user of ``settings``; its exit code and
+    stderr once it stops by itself (``DEADLINE_S`` at most: it must not retry)."""
+    config = write_config(tmp_path / "jobpipe.toml", QUEUES)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("JOBPIPE_")},
+           "PYTHONPATH": str(ROOT), "JOBPIPE_CONFIG": str(config),
+           "JOBPIPE_NAMESPACE": settings.namespace, "JOBPIPE_REDIS_URL": settings.redis.url,
+           "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap}
+    proc = subprocess.Popen([sys.executable, "-m", "jobpipe", *command], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its children share its group
+    try:
+        _, stderr = proc.communicate(timeout=DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the stage and any children it forked
+        _, stderr = proc.communicate()
+        pytest.fail(f"still running after {DEADLINE_S} s; it must stop, not retry:\n{stderr}")
+    return proc.returncode, stderr
+
+
+def _one_refusal_line(code: int, stderr: str, settings: Settings, command: str) -> None:
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    assert "retrying" not in stderr
+    assert "starting it again" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("jobpipe: error: redis.url: the Redis user of "
+                           f"{redact_url(settings.redis.url)} may not run"), stderr
+    assert f"'{command}'" in last, stderr
+
+
+# Each user has every rule its stage needs but one command that stage first sends
+# once it runs (not at start): the bridge's idle wait, the worker's pause-flag read.
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_bridge_refused_a_command_stops_with_one_line(users, tmp_path, processes):
+    admin = users("admin")
+    rules = [*bridge_acl_rules(admin.namespace, admin.topology.select(SERVED)), "-bzpopmin"]
+    bridge = users("jp-bridge", rules)
+    code, stderr = _run_stage(bridge, tmp_path, "bridge", "--queues", ",".join(SERVED),
+                              "--processes", processes)
+    _one_refusal_line(code, stderr, bridge, "bzpopmin")
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_worker_refused_a_command_stops_with_one_line(users, tmp_path, processes):
+    admin = users("admin")
+    apply_topics(admin)
+    rules = [*worker_acl_rules(admin.namespace, admin.topology.select(SERVED)), "-smembers"]
+    worker = users("jp-worker", rules)
+    code, stderr = _run_stage(worker, tmp_path, "worker", RECORDING_APP,
+                              "--queues", ",".join(SERVED), "--processes", processes)
+    _one_refusal_line(code, stderr, worker, "smembers")

@@ -7,7 +7,7 @@ import redis.exceptions
 from confluent_kafka import KafkaError, KafkaException
 
 from jobpipe.client_errors import as_jobpipe_error
-from jobpipe.errors import ConfigError, KafkaUnavailable, RedisUnavailable
+from jobpipe.errors import ConfigError, KafkaUnavailable, RedisRefused, RedisUnavailable
 from jobpipe.settings import load_settings
 
 SETTINGS = load_settings(None, environ={"JOBPIPE_REDIS_URL": "redis://jp:hunter2@10.1.2.3:6379/0",
@@ -52,6 +52,43 @@ def test_kafka_errors_are_sorted_into_transient_and_permanent(code: int, kind: t
     assert "what librdkafka said" in str(error)
 
 
+@pytest.mark.parametrize("exc", [
+    redis.exceptions.NoPermissionError(
+        "User jp-bridge has no permissions to run the 'bzpopmin' command"),
+    redis.exceptions.AuthenticationError("WRONGPASS invalid username-password pair"),
+])
+def test_a_refusing_redis_acl_is_permanent_and_names_the_address(exc: Exception) -> None:
+    error = as_jobpipe_error(exc, SETTINGS)
+    assert isinstance(error, ConfigError)
+    assert not error.retryable
+    assert "redis://jp:***@10.1.2.3:6379/0" in str(error)
+    assert "hunter2" not in str(error)
+
+
+@pytest.mark.parametrize("exc", [
+    redis.exceptions.ResponseError("user_script:3: Script attempted to access nonexistent "
+                                   "global variable 'x' script: 1f0a, on @user_script:3."),
+    redis.exceptions.ResponseError("WRONGTYPE Operation against a key holding the wrong kind"),
+])
+def test_a_command_redis_rejects_for_good_is_one_permanent_line(exc: Exception) -> None:
+    error = as_jobpipe_error(exc, SETTINGS)
+    assert isinstance(error, RedisRefused)
+    assert not error.retryable
+    assert str(error).startswith("Redis at redis://jp:***@10.1.2.3:6379/0 refused a command: ")
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("exc", [
+    redis.exceptions.ClusterDownError("The cluster is down"),
+    redis.exceptions.RedisClusterException("Redis Cluster cannot be connected."),
+    redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+])
+def test_a_cluster_re_forming_or_a_full_redis_is_retryable(exc: Exception) -> None:
+    error = as_jobpipe_error(exc, SETTINGS)
+    assert isinstance(error, RedisUnavailable)
+    assert error.retryable
+
+
 def test_anything_else_is_left_for_a_traceback() -> None:
     assert as_jobpipe_error(ValueError("a bug"), SETTINGS) is None
-    assert as_jobpipe_error(redis.exceptions.ResponseError("WRONGTYPE"), SETTINGS) is None
+    assert as_jobpipe_error(redis.exceptions.DataError("Invalid input of type"), SETTINGS) is None
