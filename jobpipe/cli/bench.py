@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "bridge": "loadtest.bench.bridge:bridge",
     "worker": "loadtest.bench.worker:worker",
     "replicas": "loadtest.bench.replicas:replicas",
+    "scaleout": "loadtest.bench.scaleout:scaleout",
 }
 
 

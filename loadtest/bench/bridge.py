@@ -38,6 +38,7 @@ class Result:
     name: str
     jobs: int
     seconds: float
+    cpu_s: float = 0.0  # CPU the measured processes used (bridge runs only)
 
     @property
     def rate(self) -> float:
@@ -45,20 +46,21 @@ class Result:
         return self.jobs / self.seconds if self.seconds > 0 else 0.0
 
 
-def make_jobs(n: int, args_bytes: int) -> list[bytes]:
-    """``n`` encoded jobs with ``args_bytes`` of padding each."""
+def make_jobs(n: int, args_bytes: int, queue: str = QUEUE) -> list[bytes]:
+    """``n`` encoded jobs of ``queue`` with ``args_bytes`` of padding each."""
     pad = "x" * args_bytes
-    return [encode(Job(id=new_job_id(), queue=QUEUE, task="t", args=pad, enqueued_at=now_ns()))
+    return [encode(Job(id=new_job_id(), queue=queue, task="t", args=pad, enqueued_at=now_ns()))
             for _ in range(n)]
 
 
-def prefill(client: redis.Redis[bytes], settings: Settings, jobs: list[bytes]) -> None:
-    """Spread the jobs over the queue's ready shards, 1,000 per LPUSH."""
-    spec = settings.topology.get(QUEUE)
+def prefill(client: redis.Redis[bytes], settings: Settings, jobs: list[bytes],
+            queue: str = QUEUE) -> None:
+    """Spread the jobs over ``queue``'s ready shards, 1,000 per LPUSH."""
+    spec = settings.topology.get(queue)
     pipe = client.pipeline(transaction=False)
     for i in range(0, len(jobs), 1000):
         shard = (i // 1000) % spec.shards
-        pipe.lpush(names.ready_key(settings.namespace, QUEUE, shard), *jobs[i:i + 1000])
+        pipe.lpush(names.ready_key(settings.namespace, queue, shard), *jobs[i:i + 1000])
     pipe.execute()
 
 
@@ -97,20 +99,24 @@ def bare_producer(settings: Settings, jobs: list[bytes], batched: bool) -> Resul
     return Result(name, delivered[0], seconds)
 
 
-def _bridge_child(settings: Settings, bridge_id: str, out: Queue[tuple[float, float, int]]) -> None:
+BridgeRow = tuple[float, float, int, float]  # start, end, jobs acked, CPU seconds
+
+
+def _bridge_child(settings: Settings, queues: list[str], bridge_id: str,
+                  out: Queue[BridgeRow]) -> None:
     from bridge import Bridge
 
-    bridge = Bridge(settings, [QUEUE], bridge_id)
-    start = time.time()
+    bridge = Bridge(settings, queues, bridge_id)
+    start, cpu = time.time(), time.process_time()
     bridge.run_until_idle(600)
-    out.put((start, time.time(), sum(bridge.acked_jobs.values())))
+    out.put((start, time.time(), sum(bridge.acked_jobs.values()), time.process_time() - cpu))
 
 
-def bridge_run(settings: Settings, processes: int) -> Result:
-    """Time ``processes`` forked bridges draining the pre-filled queue."""
+def bridge_run(settings: Settings, processes: int, queues: tuple[str, ...] = (QUEUE,)) -> Result:
+    """Time ``processes`` forked bridges draining the pre-filled ``queues``."""
     ctx = multiprocessing.get_context("fork")
-    out: Queue[tuple[float, float, int]] = ctx.Queue()
-    children = [ctx.Process(target=_bridge_child, args=(settings, f"bench-{i}", out))
+    out: Queue[BridgeRow] = ctx.Queue()
+    children = [ctx.Process(target=_bridge_child, args=(settings, list(queues), f"bench-{i}", out))
                 for i in range(processes)]
     for child in children:
         child.start()
@@ -119,7 +125,7 @@ def bridge_run(settings: Settings, processes: int) -> Result:
         child.join(60)
     seconds = max(r[1] for r in rows) - min(r[0] for r in rows)
     return Result(f"bridge, {processes} process{'es' if processes > 1 else ''}",
-                  sum(r[2] for r in rows), seconds)
+                  sum(r[2] for r in rows), seconds, sum(r[3] for r in rows))
 
 
 def cleanup(client: redis.Redis[bytes], settings: Settings) -> None:
