@@ -12,7 +12,7 @@ measured on a 2-core laptop-class box and are printed as assumptions.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from jobpipe.errors import ConfigError
 
@@ -45,6 +45,8 @@ class Measured:
         replication: Kafka replication factor.
         p99_floor_ms: the lowest p99 measured (at light load), if known.
         source: where the figures came from (a report folder or ``defaults``).
+        redis_source: where ``redis_shard_per_s`` came from (a scale-out bench
+            JSON, ``--redis-primary-per-s``, or the default estimate).
     """
 
     bridge_per_s: float = DEFAULT_BRIDGE_PER_S
@@ -57,6 +59,7 @@ class Measured:
     replication: int = DEFAULT_REPLICATION
     p99_floor_ms: float | None = None
     source: str = "defaults"
+    redis_source: str = "default estimate"
 
     def __post_init__(self) -> None:
         for name in ("bridge_per_s", "worker_per_s", "producer_per_s", "redis_shard_per_s",
@@ -151,7 +154,8 @@ def plan_capacity(target_per_s: float, p99_ms: float, measured: Measured,
         f"one bridge process: {measured.bridge_per_s:,.0f} jobs/s",
         f"one worker process: {measured.worker_per_s:,.0f} jobs/s (at the measured handler time)",
         f"one partition: {measured.partition_per_s:,.0f} jobs/s; partitions >= 2 x workers",
-        f"one Redis primary: {measured.redis_shard_per_s:,.0f} jobs/s",
+        f"one Redis primary: {measured.redis_shard_per_s:,.0f} jobs/s "
+        f"(from {measured.redis_source})",
         f"one Kafka broker: {measured.broker_bytes_per_s / 1e6:,.0f} MB/s written, "
         f"jobs of {measured.job_bytes} bytes, replication {measured.replication}",
     ]
@@ -198,3 +202,27 @@ def measured_from_report(report: dict[str, object], folder: str) -> Measured:
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
         raise ConfigError(f"--from-report {folder}: report.json lacks the figures ({exc})") \
             from None
+
+
+def with_redis_primary(measured: Measured, per_s: float, source: str) -> Measured:
+    """``measured`` with a measured per-primary intake rate in place of the estimate.
+
+    Raises:
+        ConfigError: ``per_s`` is not > 0.
+    """
+    if per_s <= 0:
+        raise ConfigError(f"{source}: a Redis primary's rate must be > 0, not {per_s:g}")
+    return replace(measured, redis_shard_per_s=per_s, redis_source=source)
+
+
+def redis_primary_from_scaleout(data: object, path: str) -> float:
+    """The per-primary jobs/s of a ``jobpipe bench scaleout --json`` file.
+
+    Raises:
+        ConfigError: the file lacks ``redis_primary_per_s``.
+    """
+    value = data.get("redis_primary_per_s") if isinstance(data, dict) else None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ConfigError(f"--from-scaleout {path}: no redis_primary_per_s figure in it "
+                          "(write it with `jobpipe bench scaleout --json PATH`)")
+    return float(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -88,12 +89,24 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
               help="Spare fraction of each piece's measured capacity.")
 @click.option("--from-report", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A load-test report folder to take per-process figures from.")
-def capacity(target: str, p99_ms: float, headroom: float, from_report: Path | None) -> None:
+@click.option("--from-scaleout", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A `jobpipe bench scaleout --json` file: its per-primary intake rate.")
+@click.option("--redis-primary-per-s", type=float,
+              help="Jobs/s one Redis primary carries, measured (overrides --from-scaleout).")
+def capacity(target: str, p99_ms: float, headroom: float, from_report: Path | None,
+             from_scaleout: Path | None, redis_primary_per_s: float | None) -> None:
     """Plan bridges, workers, partitions, Redis shards and Kafka brokers for a target."""
     from rich.console import Console
     from rich.table import Table
 
-    from loadtest.capacity import Measured, measured_from_report, parse_target, plan_capacity
+    from loadtest.capacity import (
+        Measured,
+        measured_from_report,
+        parse_target,
+        plan_capacity,
+        redis_primary_from_scaleout,
+        with_redis_primary,
+    )
     from loadtest.report import read_report
 
     measured = Measured()
@@ -103,6 +116,16 @@ def capacity(target: str, p99_ms: float, headroom: float, from_report: Path | No
         except FileNotFoundError:
             raise ConfigError(f"--from-report {from_report}: no report.json there") from None
         measured = measured_from_report(data, str(from_report))
+    if redis_primary_per_s is not None:
+        measured = with_redis_primary(measured, redis_primary_per_s, "--redis-primary-per-s")
+    elif from_scaleout is not None:
+        try:
+            bench = json.loads(from_scaleout.read_text())
+        except ValueError as exc:
+            raise ConfigError(f"--from-scaleout {from_scaleout}: not JSON ({exc})") from None
+        measured = with_redis_primary(
+            measured, redis_primary_from_scaleout(bench, str(from_scaleout)),
+            f"bench scaleout {from_scaleout}")
     plan = plan_capacity(parse_target(target), p99_ms, measured, headroom)
     console = Console()
     table = Table(title=f"capacity for {plan.target_per_s:,.0f} jobs/s, p99 <= {p99_ms:g} ms")

@@ -47,7 +47,7 @@ from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
 from jobpipe.wipe import delete_keys, delete_topics
 from loadtest.bench.bridge import bridge_run, make_jobs, prefill
-from loadtest.cpu import cpu_seconds, listening_pid
+from loadtest.cpu import CLOCK_TICKS_PER_S, cpu_seconds, listening_pid
 
 ARGS_100B = {"user": "u" * 60, "order": 123456789, "flag": True}  # as bench ingest
 PRIMARIES = 3
@@ -88,6 +88,7 @@ class Round:
     seconds: float
     producer_cpu_s: float
     redis_cpu_s: dict[str, float]  # per redis-server, by name
+    box_busy_cores: float  # every process on the box, ours and other users'
 
     @property
     def rate(self) -> float:
@@ -126,6 +127,14 @@ def _producer_child(settings: Settings, queue: str, batch: int, seconds: float,
     client.close()
 
 
+def box_busy_s() -> tuple[float, float]:
+    """(busy, wall) CPU seconds of the whole box so far, from ``/proc/stat``'s ``cpu`` line:
+    busy is everything but idle and iowait, wall is busy + idle + iowait."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / CLOCK_TICKS_PER_S, sum(ticks) / CLOCK_TICKS_PER_S
+
+
 def _redis_cpu(pids: dict[str, int]) -> dict[str, float]:
     return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
 
@@ -141,17 +150,19 @@ def intake_round(target: str, settings: Settings, queues: list[str], redis_pids:
     for child in children:
         child.start()
     time.sleep(1.0)  # let every child connect and warm up before the clock starts
-    before = _redis_cpu(redis_pids)
+    before, box_before = _redis_cpu(redis_pids), box_busy_s()
     go.set()
     rows: list[ProducerRow] = [out.get(timeout=seconds + 300) for _ in children]
-    after = _redis_cpu(redis_pids)
+    after, box_after = _redis_cpu(redis_pids), box_busy_s()
     for child in children:
         child.join(60)
     client = redis_client(settings.redis)
     delete_keys(client, settings.namespace)
     client.close()
+    cores = os.cpu_count() or 1
+    busy = (box_after[0] - box_before[0]) / (box_after[1] - box_before[1]) * cores
     return Round(target, sum(r[0] for r in rows), max(r[1] for r in rows),
-                 sum(r[2] for r in rows), {n: after[n] - before[n] for n in redis_pids})
+                 sum(r[2] for r in rows), {n: after[n] - before[n] for n in redis_pids}, busy)
 
 
 @contextmanager
@@ -190,6 +201,8 @@ def _summary(rounds: list[Round]) -> dict[str, Any]:
         "producer_cpu_us_per_job": best.us_per_job(best.producer_cpu_s),
         "redis_cpu_us_per_job": {n: best.us_per_job(c) for n, c in best.redis_cpu_s.items()},
         "redis_cores": {n: c / best.seconds for n, c in best.redis_cpu_s.items()},
+        "producer_cores": best.producer_cpu_s / best.seconds,
+        "box_busy_cores": best.box_busy_cores,
     }
 
 
@@ -259,7 +272,8 @@ def scaleout(obj: CliContext, producers: int, rounds: int, seconds: float, batch
                                         ("cluster", on_cluster, cluster_pids)):
                 r = intake_round(target, where, queues, pids, producers, batch, seconds)
                 results[target].append(r)
-                click.echo(f"round {n + 1} {target:8} {r.rate:12,.0f} jobs/s")
+                click.echo(f"round {n + 1} {target:8} {r.rate:12,.0f} jobs/s; box busy "
+                           f"{r.box_busy_cores:.2f} cores")
         bridge = (bridge_from_primaries(on_cluster, queues, cluster_pids, bridge_jobs)
                   if bridge_jobs else None)
     single_sum, cluster_sum = _summary(results["single"]), _summary(results["cluster"])
@@ -288,7 +302,8 @@ def _print(r: dict[str, Any]) -> None:
         redis = ", ".join(f"{n} {us:.2f} ({s['redis_cores'][n]:.2f})"
                           for n, us in s["redis_cpu_us_per_job"].items())
         click.echo(f"{target:10} {s['jobs_per_s']:16,.0f} {s['producer_cpu_us_per_job']:17.2f}  "
-                   f"{redis}")
+                   f"{redis}; producers {s['producer_cores']:.2f} cores, box busy "
+                   f"{s['box_busy_cores']:.2f} of {r['cores']}")
     click.echo(f"ratio cluster / single: {r['ratio']:.2f}x; load average after "
                f"{r['load_average_after'][0]:.2f} on {r['cores']} cores")
     if r["bridge_from_3_primaries"]:

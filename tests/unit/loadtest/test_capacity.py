@@ -3,7 +3,14 @@
 import pytest
 
 from jobpipe.errors import ConfigError
-from loadtest.capacity import Measured, measured_from_report, parse_target, plan_capacity
+from loadtest.capacity import (
+    Measured,
+    measured_from_report,
+    parse_target,
+    plan_capacity,
+    redis_primary_from_scaleout,
+    with_redis_primary,
+)
 
 
 @pytest.mark.parametrize(("text", "value"), [("100000/s", 1e5), ("100k/s", 1e5),
@@ -51,3 +58,22 @@ def test_measured_figures_come_from_a_report():
     assert measured.p99_floor_ms == 3.0
     with pytest.raises(ConfigError, match="lacks"):
         measured_from_report({"config": {}}, "reports/y")
+
+
+def test_primaries_needed_come_from_the_measured_per_primary_rate():
+    # 1M jobs/s on primaries measured at 250k/s each, planned at 60 %: 1e6 / 150k = 6.7 -> 7.
+    measured = with_redis_primary(Measured(), 250_000, "bench scaleout so.json")
+    plan = plan_capacity(1_000_000, 50, measured, headroom=0.4)
+    assert plan.redis_shards == 7
+    assert "one Redis primary: 250,000 jobs/s (from bench scaleout so.json)" in plan.assumptions
+    # Exactly at the planned load one primary is enough; a job more needs a second.
+    assert plan_capacity(150_000, 50, measured, headroom=0.4).redis_shards == 1
+    assert plan_capacity(150_001, 50, measured, headroom=0.4).redis_shards == 2
+
+
+def test_the_per_primary_rate_is_read_from_the_scaleout_json():
+    assert redis_primary_from_scaleout({"redis_primary_per_s": 312_000.5}, "f") == 312_000.5
+    with pytest.raises(ConfigError, match="no redis_primary_per_s"):
+        redis_primary_from_scaleout({"ratio": 1.2}, "f.json")
+    with pytest.raises(ConfigError, match="must be > 0"):
+        with_redis_primary(Measured(), 0, "--redis-primary-per-s")
