@@ -194,15 +194,15 @@ def _primary_pids(cluster: LocalRedisCluster) -> tuple[list[SlotRanges], dict[st
 
 def _summary(rounds: list[Round]) -> dict[str, Any]:
     rates = [r.rate for r in rounds]
-    best = rounds[rates.index(statistics.median_low(rates))]  # the median round's CPU split
+    middle = rounds[rates.index(statistics.median_low(rates))]  # the median round's CPU split
     return {
         "jobs_per_s": statistics.median(rates),
         "rounds_jobs_per_s": rates,
-        "producer_cpu_us_per_job": best.us_per_job(best.producer_cpu_s),
-        "redis_cpu_us_per_job": {n: best.us_per_job(c) for n, c in best.redis_cpu_s.items()},
-        "redis_cores": {n: c / best.seconds for n, c in best.redis_cpu_s.items()},
-        "producer_cores": best.producer_cpu_s / best.seconds,
-        "box_busy_cores": best.box_busy_cores,
+        "producer_cpu_us_per_job": middle.us_per_job(middle.producer_cpu_s),
+        "redis_cpu_us_per_job": {n: middle.us_per_job(c) for n, c in middle.redis_cpu_s.items()},
+        "redis_cores": {n: c / middle.seconds for n, c in middle.redis_cpu_s.items()},
+        "producer_cores": middle.producer_cpu_s / middle.seconds,
+        "box_busy_cores": middle.box_busy_cores,
     }
 
 
