@@ -202,12 +202,9 @@ def advance_all_call(namespace: str, spec: QueueSpec, raws: Sequence[bytes],
     envelope naming the replay counter: the others are read by id alone."""
     prefix, now = names.job_status_key(namespace, spec.name, ""), time.time_ns()
     by_generation: dict[int, list[str]] = {}
-    if _REPLAYS_FIELD not in b"".join(raws):  # the common case: one scan in C
-        by_generation[0] = [i for raw in raws if (i := peek_id(raw)) is not None]
-    else:
-        for raw in raws:
-            if (job_id := peek_id(raw)) is not None:
-                by_generation.setdefault(_raw_generation(raw), []).append(job_id)
+    for raw in raws:
+        if (job_id := peek_id(raw)) is not None:
+            by_generation.setdefault(_raw_generation(raw), []).append(job_id)
     keys: list[str] = []
     args: list[str | int] = []
     for gen, ids in by_generation.items():
@@ -221,7 +218,7 @@ _REPLAYS_FIELD = orjson.dumps(REPLAYS_META)  # as an envelope's meta names it
 
 
 def _raw_generation(raw: bytes) -> int:
-    if _REPLAYS_FIELD not in raw:
+    if _REPLAYS_FIELD not in raw:  # the common case: a byte scan, no decode
         return 0
     try:
         return generation(decode(raw).meta)
