@@ -43,19 +43,16 @@ async def beat(client: Any, ns: str, member: str) -> None:
 async def heartbeat_loop(client: Any, ns: str, member: str) -> None:
     """Beat every :data:`INTERVAL_S` until cancelled, then remove ``member``.
 
-    Redis trouble never stops the worker: a missed beat only ages its entry.
+    Redis trouble never stops the worker: a missed beat only ages its entry. A
+    cancel that redis-py absorbed mid-beat is repeated by the worker's shutdown
+    (:mod:`consumers.cancelling`).
     """
-    task = asyncio.current_task()
     try:
         while True:
             try:
                 await beat(client, ns, member)
             except Exception as exc:
                 log.debug("worker heartbeat not written: %s", exc)
-            if task is not None and task.cancelling():
-                # redis-py can swallow a cancel that lands mid-command: honour it
-                # here, or a worker stopping at once waits for this task forever.
-                raise asyncio.CancelledError
             await asyncio.sleep(INTERVAL_S)
     finally:
         try:  # a clean stop: the worker is gone, not silent

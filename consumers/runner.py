@@ -111,13 +111,13 @@ class Runner:
     def start(self) -> list[asyncio.Task[None]]:
         """Start runners, flusher and watchdog; returns their tasks."""
         tasks = []
-        for slot in self.slots:
-            slot.task = asyncio.create_task(self._run_loop(slot))
+        for i, slot in enumerate(self.slots):
+            slot.task = asyncio.create_task(self._run_loop(slot), name=f"runner-{i}")
             tasks.append(slot.task)
-        tasks.append(asyncio.create_task(self._flush_loop()))
-        tasks.append(asyncio.create_task(self._watchdog()))
+        tasks.append(asyncio.create_task(self._flush_loop(), name="flusher"))
+        tasks.append(asyncio.create_task(self._watchdog(), name="time-limits"))
         if self._tracked:
-            tasks.append(asyncio.create_task(self._cancel_watch()))
+            tasks.append(asyncio.create_task(self._cancel_watch(), name="cancel-requests"))
         return tasks
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from confluent_kafka import Message
 
 from consumers.accounting import BatchMetrics
 from consumers.admission import Admission
+from consumers.cancelling import cancel_until_ended
 from consumers.control import Controls
 from consumers.fetcher import TP, Fetcher
 from consumers.first_fetch import START_HOLD_MAX_S
@@ -215,9 +216,10 @@ class Worker:
             lanes.held = False
             runner.wake(len(runner.slots))
 
-        tasks += [asyncio.create_task(admission_loop()), asyncio.create_task(control_loop()),
-                  asyncio.create_task(release_when_fetched()),
-                  asyncio.create_task(heartbeat_loop(redis, ns, worker_id()))]
+        tasks += [asyncio.create_task(admission_loop(), name="admission"),
+                  asyncio.create_task(control_loop(), name="pause-flags"),
+                  asyncio.create_task(release_when_fetched(), name="first-fetch"),
+                  asyncio.create_task(heartbeat_loop(redis, ns, worker_id()), name="heartbeat")]
         relay_stop, relay_thread = self._start_relay()
         fetcher.start()
         if signals:
@@ -310,9 +312,7 @@ class Worker:
         if runner.busy():
             log.warning("shutdown timeout: abandoning running jobs (they will be re-delivered)")
         await runner.flush()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_until_ended(tasks)
         fetcher.stop()
         await asyncio.to_thread(fetcher.join)
         await asyncio.to_thread(producer.close)
