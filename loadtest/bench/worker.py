@@ -9,6 +9,10 @@ rebalances are not timed, and every process drains from the start.
 Idempotency markers are on, as in production. Then the same no-op through Celery (Redis broker,
 database 15 of the same Redis, ``--pool solo`` and prefork ``-c 2``): a queue
 pre-filled with ``apply_async``, rate from the queue draining.
+
+Every wait is bounded (see MIN_RATE): a worker process that dies, never sees the
+queue drained, or never ends fails the run with one line naming it (and how the
+group's partitions stood), and no process is left running.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from queue import Empty
+from typing import Any, NamedTuple
 
 import click
 import redis
@@ -38,6 +44,15 @@ from jobpipe.wipe import delete_keys, delete_topics
 
 QUEUE = "bench"
 PARTITIONS = 6
+# The bench's waits are bounded: a run that stalls fails in one line instead of
+# hanging. A worker process starts, joins and drains at MIN_RATE jobs/s at the
+# least (one process does ~100,000/s on a quiet 2-core box); a process that
+# reported may take EXIT_S to exit, Celery's worker STARTUP_S to take its first
+# task, and its queue drains at CELERY_MIN_RATE at the least (~1,500/s quiet).
+MIN_RATE = 1_000
+STARTUP_S = 60.0
+EXIT_S = 60.0
+CELERY_MIN_RATE = 50
 _clock: dict[str, float] = {}
 
 
@@ -57,11 +72,29 @@ def _bench_app() -> Any:
     return app
 
 
-def _child(settings: Settings, out: Any) -> None:
+def drain_timeout_s(jobs: int) -> float:
+    """How long a worker process may take to drain ``jobs``: far beyond any run that
+    works (MIN_RATE is a small fraction of what one process does on a loaded box),
+    so that only a stalled run meets it."""
+    return STARTUP_S + jobs / MIN_RATE
+
+
+class Report(NamedTuple):
+    """What one worker process reports when its run ends."""
+
+    pid: int
+    drained: bool  # run_until_idle saw the group caught up
+    jobs: int  # jobs it ran
+    first: float  # time.time() of its first job run
+    last: float  # and of its last
+
+
+def _child(settings: Settings, timeout_s: float, out: Any) -> None:
     from consumers import Worker
 
-    ok = Worker(settings, _bench_app(), retry_relay=False).run_until_idle(600)
-    out.put((ok, int(_clock.get("n", 0)), _clock.get("first", 0.0), _clock.get("last", 0.0)))
+    drained = Worker(settings, _bench_app(), retry_relay=False).run_until_idle(timeout_s)
+    out.put(Report(os.getpid(), drained, int(_clock.get("n", 0)), _clock.get("first", 0.0),
+                   _clock.get("last", 0.0)))
 
 
 def _fill(settings: Settings, jobs: int) -> None:
@@ -77,7 +110,10 @@ def _fill(settings: Settings, jobs: int) -> None:
                 break
             except BufferError:
                 producer.poll(0.05)
-    producer.flush(120)
+    left = producer.flush(120)
+    if left:
+        raise click.ClickException(f"{left} of {jobs} jobs were not written to {topic} "
+                                   "within 120 s")
 
 
 def _wait_assigned(settings: Settings, processes: int, partitions: int,
@@ -97,7 +133,54 @@ def _wait_assigned(settings: Settings, processes: int, partitions: int,
                 return
         time.sleep(0.1)
     raise click.ClickException(f"{processes} workers did not share {partitions} partitions "
-                               f"within {timeout_s:.0f} s")
+                               f"within {timeout_s:.0f} s ({_group_state(settings)})")
+
+
+def _group_state(settings: Settings) -> str:
+    """The worker group's members and their partitions, in a few words (for an error)."""
+    admin = AdminClient(kafka_admin_config(settings.kafka))
+    group = names.group_id(settings.namespace, "workers")
+    try:
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    except Exception as exc:
+        return f"group not described: {exc}"
+    shares = [sorted(tp.partition for tp in m.assignment.topic_partitions)
+              for m in desc.members]
+    return f"group {desc.state.name.lower()}, members holding partitions {shares}"
+
+
+def _reports(children: list[Any], out: Any, settings: Settings,
+             timeout_s: float) -> list[Report]:
+    """Every child's report, each child ended; raises in one line when a child died
+    without reporting, reported that it never drained, or is still at it (or still
+    exiting) after ``timeout_s``."""
+    reports: list[Report] = []
+    deadline = time.monotonic() + timeout_s
+    while len(reports) < len(children):
+        try:
+            reports.append(out.get(timeout=0.5))
+            continue
+        except Empty:
+            pass
+        reported = {r.pid for r in reports}
+        for child in children:
+            if child.exitcode not in (None, 0) and child.pid not in reported:
+                raise click.ClickException(f"worker process {child.pid} exited with code "
+                                           f"{child.exitcode} before reporting")
+        if time.monotonic() > deadline:
+            late = [c.pid for c in children if c.pid not in reported]
+            raise click.ClickException(f"worker processes {late} did not finish within "
+                                       f"{timeout_s:.0f} s ({_group_state(settings)})")
+    for report in reports:
+        if not report.drained:
+            raise click.ClickException(f"worker process {report.pid} did not see the queue "
+                                       f"drained within {timeout_s:.0f} s")
+    for child in children:
+        child.join(EXIT_S)
+        if child.exitcode is None:
+            raise click.ClickException(f"worker process {child.pid} reported but did not exit "
+                                       f"within {EXIT_S:.0f} s")
+    return reports
 
 
 def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
@@ -122,28 +205,49 @@ def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
         _fill(settings, jobs)
         ctx = multiprocessing.get_context("fork")
         out = ctx.Queue()
-        children = [ctx.Process(target=_child, args=(settings, out)) for _ in range(processes)]
+        timeout_s = drain_timeout_s(jobs)
+        children = [ctx.Process(target=_child, args=(settings, timeout_s, out))
+                    for _ in range(processes)]
         for child in children:
             child.start()
-        _wait_assigned(settings, processes, PARTITIONS)
-        time.sleep(1.0)  # assignment callbacks run; first fetches fill the (paused) lanes
-        resume_queue(client, ns, QUEUE)
-        results = [out.get(timeout=900) for _ in children]
-        for child in children:
-            child.join()
-        done = sum(r[1] for r in results)
+        try:
+            _wait_assigned(settings, processes, PARTITIONS)
+            time.sleep(1.0)  # assignment callbacks run; first fetches fill the (paused) lanes
+            resume_queue(client, ns, QUEUE)
+            reports = _reports(children, out, settings, timeout_s + EXIT_S)
+        finally:
+            for child in children:  # after a failure: none is left running
+                if child.exitcode is None:
+                    child.kill()
+                    child.join()
+        done = sum(r.jobs for r in reports)
         if done < jobs:
             raise click.ClickException(f"only {done} of {jobs} jobs ran")
-        first = min(r[2] for r in results if r[1])
-        last = max(r[3] for r in results if r[1])
+        ran = [r for r in reports if r.jobs]
+        first, last = min(r.first for r in ran), max(r.last for r in ran)
         if processes > 1:
-            click.echo(f"  {processes} processes ran {sorted(r[1] for r in results)} jobs; "
-                       f"first jobs {1000 * (max(r[2] for r in results) - first):.0f} ms apart, "
-                       f"last jobs {1000 * (last - min(r[3] for r in results)):.0f} ms apart")
+            click.echo(f"  {processes} processes ran {sorted(r.jobs for r in reports)} jobs; "
+                       f"first jobs {1000 * (max(r.first for r in ran) - first):.0f} ms apart, "
+                       f"last jobs {1000 * (last - min(r.last for r in ran)):.0f} ms apart")
         return float(done / max(last - first, 1e-9))
     finally:
         delete_topics(settings.kafka, ns)
         delete_keys(client, ns)
+
+
+def _wait_celery(proc: subprocess.Popen[bytes], still: Callable[[], int], timeout_s: float,
+                 what: str) -> None:
+    """Wait while ``still()`` is true; fail in one line if the Celery worker exits or
+    ``timeout_s`` passes first (``what`` says what it was doing)."""
+    deadline = time.monotonic() + timeout_s
+    while still():
+        if proc.poll() is not None:
+            raise click.ClickException(f"the celery worker exited with code {proc.returncode} "
+                                       f"while {what}")
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"the celery worker was still {what} after "
+                                       f"{timeout_s:.0f} s")
+        time.sleep(0.005)
 
 
 def run_celery(redis_url: str, jobs: int, pool_args: list[str]) -> float:
@@ -163,15 +267,19 @@ def run_celery(redis_url: str, jobs: int, pool_args: list[str]) -> float:
                              *pool_args, "-l", "WARNING", "--without-gossip", "--without-mingle",
                              "--without-heartbeat"], env=env)
     try:
-        while client.llen(queue) >= jobs:
-            time.sleep(0.005)
+        _wait_celery(proc, lambda: client.llen(queue) >= jobs, STARTUP_S,
+                     "starting (no task taken)")
         start, left = time.monotonic(), client.llen(queue)
-        while client.llen(queue) > 0:
-            time.sleep(0.01)
+        _wait_celery(proc, lambda: client.llen(queue) > 0, STARTUP_S + left / CELERY_MIN_RATE,
+                     f"draining {left} tasks")
         return float(left / max(time.monotonic() - start, 1e-9))
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(EXIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         client.delete(queue)
 
 
