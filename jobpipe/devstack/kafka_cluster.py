@@ -181,30 +181,23 @@ class KafkaCluster:
         return AdminClient({"bootstrap.servers": self.layout.bootstrap,
                             "broker.address.family": "v4", "log_level": 2})
 
-    def _partitions(self, topic: str | None = None) -> list[Any]:
+    @staticmethod
+    def _partitions(admin: Any, topic: str | None = None) -> list[Any]:
         """Each partition's metadata (``leader``, ``replicas``, ``isrs``) of ``topic``,
         or of every topic, internal ones included, as an answering node sees it;
         empty when none answers."""
         from confluent_kafka import KafkaException
 
         try:
-            topics = self._admin().list_topics(topic, timeout=5).topics
+            topics = admin.list_topics(topic, timeout=5).topics
         except KafkaException:
             return []
         return [p for t in topics.values() if t.error is None for p in t.partitions.values()]
 
     def leader_of(self, topic: str, partition: int = 0) -> int | None:
         """The node leading ``topic``'s ``partition`` (None: unknown or leaderless)."""
-        leaders = [p.leader for p in self._partitions(topic) if p.id == partition]
+        leaders = [p.leader for p in self._partitions(self._admin(), topic) if p.id == partition]
         return leaders[0] if leaders and leaders[0] >= 0 else None
-
-    def _led_by_others(self, node: int) -> bool:
-        parts = self._partitions()
-        return bool(parts) and all(p.leader not in (node, -1) for p in parts)
-
-    def _all_in_sync(self) -> bool:
-        parts = self._partitions()
-        return bool(parts) and all(len(p.isrs) == len(p.replicas) for p in parts)
 
     def fail_over(self, node: int, timeout_s: float | None = None) -> BrokerFailOver:
         """SIGKILL ``node``, wait until the others lead every partition it led,
@@ -218,17 +211,30 @@ class KafkaCluster:
             StackError: the node did not start again in time.
         """
         timeout_s = timeout_s or self.start_timeout_s
-        led = sum(1 for p in self._partitions() if p.leader == node)
+        # One client for every poll, not hundreds of librdkafka instances made and
+        # destroyed while a node is down (a chaos test run that did so died of
+        # SIGSEGV; the cause was not proven).
+        admin = self._admin()
+
+        def led_by_others() -> bool:
+            parts = self._partitions(admin)
+            return bool(parts) and all(p.leader not in (node, -1) for p in parts)
+
+        def all_in_sync() -> bool:
+            parts = self._partitions(admin)
+            return bool(parts) and all(len(p.isrs) == len(p.replicas) for p in parts)
+
+        led = sum(1 for p in self._partitions(admin) if p.leader == node)
         self.kill(node)
         killed = time.monotonic()
 
         def since_kill() -> float:
             return round(time.monotonic() - killed, 2)
 
-        moved = poll_until(lambda: self._led_by_others(node), min(timeout_s, MOVE_TIMEOUT_S), 0.2)
+        moved = poll_until(led_by_others, min(timeout_s, MOVE_TIMEOUT_S), 0.2)
         leaders_moved_s = since_kill() if moved else None
         self.start(node)
         restarted_s = since_kill()
-        in_sync = poll_until(self._all_in_sync, timeout_s, 0.2)
+        in_sync = poll_until(all_in_sync, timeout_s, 0.2)
         return BrokerFailOver(led, leaders_moved_s, restarted_s,
                               since_kill() if in_sync else None)
