@@ -211,9 +211,8 @@ class KafkaCluster:
             StackError: the node did not start again in time.
         """
         timeout_s = timeout_s or self.start_timeout_s
-        # One client for every poll, not hundreds of librdkafka instances made and
-        # destroyed while a node is down (a chaos test run that did so died of
-        # SIGSEGV; the cause was not proven).
+        # One client for every poll, not a librdkafka instance made and destroyed
+        # every 0.2 s while a node is down.
         admin = self._admin()
 
         def led_by_others() -> bool:
