@@ -42,10 +42,16 @@ def _namespace() -> str:
 @click.option("--report-dir", type=click.Path(path_type=Path),
               help="Default: reports/<timestamp>.")
 @click.option("--kill", help="kill -9 and restart during the run: bridge, worker, kafka, "
-              "redis; on a private Redis Cluster, redis-primary (fail-over of the queue's "
-              "primary) or redis-reshard (its slot moves) (comma-separated: taken in turn).")
+              "redis; on a private Kafka of 3 brokers, kafka-broker (fail-over of the leader "
+              "of the queue's partition 0); on a private Redis Cluster, redis-primary "
+              "(fail-over of the queue's primary) or redis-reshard (its slot moves). "
+              "Comma-separated: taken in turn; joined by '+': killed at once "
+              "(kafka-broker+redis-primary).")
 @click.option("--every", "every_s", type=float, default=10.0, show_default=True,
               help="Seconds between kills.")
+@click.option("--stack-ports", metavar="REDIS:KAFKA",
+              help="First ports of the private stack a --kill of a service starts "
+              "(default: free ones).")
 @click.option("--soak", is_flag=True, help="Report RSS and open fds of each process.")
 @click.option("--peers", default="", help="Also run the workload through: celery.")
 @click.option("--drain-timeout-s", type=float, default=60.0, show_default=True)
@@ -54,11 +60,11 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
              duration_s: float, payload_bytes: int, queues: str, tenants: int,
              tenant_skew: float, handler_ms: str, producers: int, bridges: int, workers: int,
              partitions: int, track_status: bool, p99_target_ms: float,
-             report_dir: Path | None, kill: str | None, every_s: float, soak: bool,
-             peers: str, drain_timeout_s: float) -> None:
+             report_dir: Path | None, kill: str | None, every_s: float,
+             stack_ports: str | None, soak: bool, peers: str, drain_timeout_s: float) -> None:
     """Drive an open-loop load through the pipeline and write a report with plots."""
     from loadtest.orchestrate import run_loadtest
-    from loadtest.run_plan import RunPlan
+    from loadtest.run_plan import RunPlan, parse_stack_ports
     from loadtest.schedule import parse_ramp
 
     if rate is not None and ramp is not None:
@@ -67,6 +73,7 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
         rates, step = tuple(parse_ramp(ramp)), step_s
     else:
         rates, step = ((rate if rate is not None else 2000.0),), duration_s
+    redis_port, kafka_port = parse_stack_ports(stack_ports) if stack_ports else (None, None)
     folder = report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S")
     plan = RunPlan(
         run_dir=str(folder.resolve()), rates=rates, step_s=step, payload_bytes=payload_bytes,
@@ -74,7 +81,8 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
         tenant_skew=tenant_skew, handler_ms=handler_ms, producers=producers, bridges=bridges,
         workers=workers, partitions=partitions, track_status=track_status,
         p99_target_ms=p99_target_ms, kill=kill,
-        kill_every_s=every_s, soak=soak, peers=tuple(p for p in peers.split(",") if p),
+        kill_every_s=every_s, stack_redis_port=redis_port, stack_kafka_port=kafka_port,
+        soak=soak, peers=tuple(p for p in peers.split(",") if p),
         namespace=_namespace(), drain_timeout_s=drain_timeout_s)
     command = "jobpipe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = run_loadtest(plan, config_path=obj.config_path if obj else None, command=command)

@@ -132,8 +132,8 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
         chaos = None
         if plan.kill:
             offsets = kill_offsets_s(plan.schedule().duration_s, plan.kill_every_s)
-            chaos = ChaosMonkey(plan.kill_targets, fleet, stack.devstack, start_s, offsets,
-                                plan.queues[0])
+            chaos = ChaosMonkey(plan.kill_steps, fleet, stack.devstack, start_s, offsets,
+                                plan.queues[0], plan.namespace)
         watch = Watch(run_dir, start_s, "worker", "producer")
         services = local_service_pids(stack.settings)
 

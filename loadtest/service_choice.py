@@ -10,6 +10,10 @@
 * ``--kill redis-primary|redis-reshard``: a private stack whose Redis is a
   cluster of 3 primaries and 3 replicas (``appendfsync everysec``: what keeps
   jobs across a fail-over is the replica, and ``redis.wait_replicas``).
+* ``--kill kafka-broker``: a private stack with 3 Kafka brokers, the run's
+  topics replicated 3 times with min ISR 2 (what keeps records across a broker
+  kill). Both at once (``kafka-broker+redis-primary``): both.
+* ``--stack-ports REDIS:KAFKA`` puts a private stack on those first ports.
 
 Every run gets a namespace of its own, so its keys, topics and consumer
 groups share nothing with other runs; :func:`cleanup` removes them afterwards.
@@ -27,12 +31,14 @@ from typing import Any
 from jobpipe.settings import Settings, find_config, load_settings
 from jobpipe.topology import QueueSpec, Topology
 from loadtest.config_file import settings_to_toml
-from loadtest.run_plan import CLUSTER_TARGETS, RunPlan
+from loadtest.run_plan import BROKERS_TARGETS, CLUSTER_TARGETS, RunPlan
 
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "jobpipe.toml"
 RETRY_TIERS_S = (1.0, 5.0)
+#: Kafka brokers of the private stack of ``--kill kafka-broker``.
+BROKERS = 3
 
 
 @dataclass
@@ -75,6 +81,24 @@ def run_topology(plan: RunPlan) -> Topology:
                      for q in plan.queues})
 
 
+def private_devstack(plan: RunPlan) -> Any:
+    """The private stack a run that kills services needs: a Redis Cluster for the
+    cluster targets, 3 brokers for ``kafka-broker``; on ``--stack-ports`` or free ports."""
+    from jobpipe.devstack import DevStack
+    from jobpipe.devstack.ports import free_port_block
+    from jobpipe.devstack.redis_cluster import BUS_PORT_OFFSET
+
+    targets = set(plan.kill_targets)
+    on_cluster = bool(set(CLUSTER_TARGETS) & targets)
+    brokers = BROKERS if set(BROKERS_TARGETS) & targets else 1
+    redis_port = plan.stack_redis_port or (
+        free_port_block(6, shadow_offset=BUS_PORT_OFFSET) if on_cluster else free_port_block(1))
+    kafka_port = plan.stack_kafka_port or free_port_block(2 * brokers)
+    return DevStack(Path(plan.run_dir) / "stack", redis_port=redis_port, kafka_port=kafka_port,
+                    brokers=brokers, redis_cluster=3 if on_cluster else 0,
+                    redis_appendfsync="everysec" if on_cluster else "always")
+
+
 def open_stack(plan: RunPlan, config_path: Path | None = None,
                environ: Mapping[str, str] | None = None) -> RunStack:
     """Find or start the services, build the run's settings, create its topics.
@@ -88,17 +112,8 @@ def open_stack(plan: RunPlan, config_path: Path | None = None,
     env = dict(os.environ if environ is None else environ)
     devstack: Any | None = None
     started: tuple[str, ...] = ()
-    if {"kafka", "redis", *CLUSTER_TARGETS} & set(plan.kill_targets):
-        from jobpipe.devstack import DevStack
-        from jobpipe.devstack.ports import free_port, free_port_block
-        from jobpipe.devstack.redis_cluster import BUS_PORT_OFFSET
-
-        on_cluster = bool(set(CLUSTER_TARGETS) & set(plan.kill_targets))
-        redis_port = (free_port_block(6, shadow_offset=BUS_PORT_OFFSET) if on_cluster
-                      else free_port())
-        devstack = DevStack(Path(plan.run_dir) / "stack", redis_port=redis_port,
-                            kafka_port=free_port_block(2), redis_cluster=3 if on_cluster else 0,
-                            redis_appendfsync="everysec" if on_cluster else "always")
+    if plan.private_stack:
+        devstack = private_devstack(plan)
         info = devstack.up()
         started = ("redis", "kafka")
         env.update(info.env())
@@ -113,6 +128,10 @@ def open_stack(plan: RunPlan, config_path: Path | None = None,
         env.update(info.env())
     base = load_settings(config_path, environ=env)
     settings = replace(base, namespace=plan.namespace, topology=run_topology(plan))
+    if devstack is not None and devstack.layout.brokers == BROKERS:
+        # Each record on every broker, written once two hold it: one broker may die.
+        settings = replace(settings, kafka=replace(settings.kafka, replication_factor=BROKERS,
+                                                   min_insync_replicas=BROKERS - 1))
     path = Path(plan.run_dir) / CONFIG_NAME
     path.write_text(settings_to_toml(settings))
     apply_topics(settings)

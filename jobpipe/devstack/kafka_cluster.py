@@ -1,14 +1,22 @@
-"""The Kafka nodes of one dev stack: format once, start, wait for metadata, stop."""
+"""The Kafka nodes of one dev stack: format once, start, wait for metadata, stop.
+
+For a broker's fail-over under load (three nodes): :meth:`KafkaCluster.fail_over`
+kill -9s a node, waits until the survivors lead every partition it led, starts
+it again and waits until every partition has its whole replica set in sync.
+"""
 
 from __future__ import annotations
 
 import json
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jobpipe.devstack.kafka_broker import KafkaLayout, KafkaNode, new_cluster_id
 from jobpipe.devstack.kafka_jars import ensure_kafka_jars
+from jobpipe.devstack.processes import poll_until
 from jobpipe.errors import StackError
 
 
@@ -23,6 +31,29 @@ def java_failure(output: str) -> str:
     named = [line for line in lines if ("Exception" in line or "Error" in line)
              and not line.startswith(("at ", "..."))]
     return named[0] if named else (lines[-1] if lines else "")
+
+
+# Longest wait for the survivors to lead a killed node's partitions before it is
+# started again anyway: Kafka's 9 s broker session, and slack for a loaded machine.
+# (A partition whose only in-sync replica was the killed node waits for it.)
+MOVE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class BrokerFailOver:
+    """Seconds from a broker's kill -9 to each step of its fail-over.
+
+    Attributes:
+        led: partitions it led when killed (every topic, internal ones included).
+        leaders_moved_s: the survivors led all of them (None: not in time).
+        restarted_s: it served metadata again after its restart.
+        in_sync_s: every partition had its whole replica set in sync (None: not in time).
+    """
+
+    led: int
+    leaders_moved_s: float | None
+    restarted_s: float
+    in_sync_s: float | None
 
 
 class KafkaCluster:
@@ -112,10 +143,8 @@ class KafkaCluster:
 
     def _wait_metadata(self, node_ids: list[int], deadline: float) -> None:
         from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.layout.bootstrap,
-                             "broker.address.family": "v4", "log_level": 2})
+        admin = self._admin()
         while True:
             try:
                 if set(node_ids) <= set(admin.list_topics(timeout=5).brokers):
@@ -142,3 +171,69 @@ class KafkaCluster:
     def thaw(self, node: int) -> bool:
         """SIGCONT a frozen node."""
         return self.nodes[node].process.send(signal.SIGCONT)
+
+    # --- fail-over --------------------------------------------------------------------
+
+    def _admin(self) -> Any:
+        from confluent_kafka.admin import AdminClient
+
+        # log_level 2: a node that is down (starting, or killed) refuses; that is no news.
+        return AdminClient({"bootstrap.servers": self.layout.bootstrap,
+                            "broker.address.family": "v4", "log_level": 2})
+
+    @staticmethod
+    def _partitions(admin: Any, topic: str | None = None) -> list[Any]:
+        """Each partition's metadata (``leader``, ``replicas``, ``isrs``) of ``topic``,
+        or of every topic, internal ones included, as an answering node sees it;
+        empty when none answers."""
+        from confluent_kafka import KafkaException
+
+        try:
+            topics = admin.list_topics(topic, timeout=5).topics
+        except KafkaException:
+            return []
+        return [p for t in topics.values() if t.error is None for p in t.partitions.values()]
+
+    def leader_of(self, topic: str, partition: int = 0) -> int | None:
+        """The node leading ``topic``'s ``partition`` (None: unknown or leaderless)."""
+        leaders = [p.leader for p in self._partitions(self._admin(), topic) if p.id == partition]
+        return leaders[0] if leaders and leaders[0] >= 0 else None
+
+    def fail_over(self, node: int, timeout_s: float | None = None) -> BrokerFailOver:
+        """SIGKILL ``node``, wait until the others lead every partition it led,
+        start it again, and wait until every partition's replicas are all in sync.
+
+        The controller moves leaders once the dead node's session lapses (Kafka's
+        ``broker.session.timeout.ms``, 9 s by default), so the first wait takes
+        about that long.
+
+        Raises:
+            StackError: the node did not start again in time.
+        """
+        timeout_s = timeout_s or self.start_timeout_s
+        # One client for every poll, not a librdkafka instance made and destroyed
+        # every 0.2 s while a node is down.
+        admin = self._admin()
+
+        def led_by_others() -> bool:
+            parts = self._partitions(admin)
+            return bool(parts) and all(p.leader not in (node, -1) for p in parts)
+
+        def all_in_sync() -> bool:
+            parts = self._partitions(admin)
+            return bool(parts) and all(len(p.isrs) == len(p.replicas) for p in parts)
+
+        led = sum(1 for p in self._partitions(admin) if p.leader == node)
+        self.kill(node)
+        killed = time.monotonic()
+
+        def since_kill() -> float:
+            return round(time.monotonic() - killed, 2)
+
+        moved = poll_until(led_by_others, min(timeout_s, MOVE_TIMEOUT_S), 0.2)
+        leaders_moved_s = since_kill() if moved else None
+        self.start(node)
+        restarted_s = since_kill()
+        in_sync = poll_until(all_in_sync, timeout_s, 0.2)
+        return BrokerFailOver(led, leaders_moved_s, restarted_s,
+                              since_kill() if in_sync else None)
