@@ -4,11 +4,12 @@ A plain single-threaded loop (the lag monitor has its own thread): each
 iteration takes batches while fewer than ``max_batches_in_flight`` are
 outstanding, hands each to Kafka in one call, serves delivery reports, and
 acknowledges complete batches oldest first. It takes only when the lists may
-hold jobs (a wake-up, a take that found some, the in-flight bound), so waiting
-for reports costs no Redis command. With nothing to take and nothing in flight
-it blocks until a push or a due delayed job wakes it (:mod:`bridge.wake`), not
-on a poll interval. When the broker is unreachable
-the reports stop, the in-flight bound is reached and taking stops: Redis
+hold jobs: :class:`bridge.sources.Rotation` forgets a list once a take left it
+empty, until a wake-up, a promotion or a heartbeat rouses it. So waiting for
+reports costs no Redis command, and a lone push costs one take call per queue.
+With nothing to take and nothing in flight it blocks until a push or a due
+delayed job wakes it (:mod:`bridge.wake`), not on a poll interval. When the
+broker is unreachable the reports stop, the in-flight bound is reached and taking stops: Redis
 buffers, nothing times out (``message.timeout.ms=0``), and the loop resumes by
 itself when Kafka answers. SIGTERM (via :meth:`Bridge.stop`): stop taking,
 wait for the outstanding reports, acknowledge, return anything left to ready.
@@ -85,12 +86,6 @@ class Bridge:
         self._sent: dict[str, int] = defaultdict(int)
         self._inflight: dict[str, int] = defaultdict(int)
         self._ready_total = 0
-        self._lag_held = False
-        self._lag_recheck_at = 0.0
-        # Whether the lists may hold jobs: set by a wake-up, a take that found
-        # jobs, the in-flight bound, a promotion or a heartbeat; cleared by a
-        # take pass that found nothing. Waiting for reports takes nothing else.
-        self._maybe_work = True
         self._log_at: dict[str, float] = {}
 
     # --- lifecycle ---------------------------------------------------------------
@@ -199,15 +194,14 @@ class Bridge:
         try:
             return self._step(idle_wait_s)
         except Fenced:
-            self._reincarnate()
-            self._maybe_work = True
+            self._reincarnate()  # rebinding rouses every list
             return True
         except REDIS_FAILURES as exc:
             if not is_transient(exc):
                 raise  # refused for good (NOPERM, credentials, a rejected script): stop
             self._log_once("redis", "Redis unavailable (%s); retrying", exc)
             self._relay.poll(0.5)
-            self._maybe_work = True
+            self._rotation.rouse()
             return True
 
     def _step(self, idle_wait_s: float) -> bool:
@@ -217,18 +211,20 @@ class Bridge:
         if now >= self._next_beat:
             self._next_beat = now + b.heartbeat_interval_s
             self._heartbeat()
-            self._maybe_work = True  # a lapsed bridge's jobs may be back in the lists
+            self._rotation.rouse()  # a lapsed bridge's jobs may be back in the lists
         if now >= self._next_promote:
             self._next_promote = now + b.delayed_interval_s
             for q, promo in self._promoter.promote().items():
                 metrics.JOBS_PROMOTED.labels(q).inc(promo.moved)
-                self._maybe_work = True
+                self._rotation.rouse()
         if now >= self._next_backlog:
             self._next_backlog = now + BACKLOG_INTERVAL_S
             self._publish_backlog()
         if self._relay.fatal:
             self._relay.restart()
-        took = self._take() if self._maybe_work else 0
+        # Waiting for reports takes nothing: the rotation knows which lists a
+        # take left empty, and only a wake-up (or the like) rouses them.
+        took = self._take() if self._rotation.may_hold_jobs else 0
         if took or len(self._acks):
             if took:
                 self._relay.poll(0)
@@ -241,22 +237,26 @@ class Bridge:
         return False
 
     def _take(self) -> int:
-        """Take batches while the in-flight bound allows; returns how many."""
+        """Take batches while the in-flight bound allows and a list may hold
+        jobs; returns how many. Lists that gave full batches stay due, so at the
+        bound the rest is taken after an ack."""
         took = 0
-        self._lag_held = False
-        self._maybe_work = False
         while not self._stop.is_set():
-            if len(self._acks) >= self.settings.bridge.max_batches_in_flight:
-                self._maybe_work = True  # more may wait: take again after an ack
+            room = self.settings.bridge.max_batches_in_flight - len(self._acks)
+            if room <= 0:
                 break
-            got = self._rotation.take_next(self._taker.take, self._lag_allows)
-            if got is None:
+            got = self._rotation.take_next(self._taker.take_lists, self._lag_allows, room)
+            if not got:
                 break
-            self._send(Batch(got[0], got[1], time.monotonic()))
-            took += 1
-        if self._lag_held:
-            self._lag_recheck_at = time.monotonic() + LAG_RECHECK_S
+            now = time.monotonic()
+            for source, items in got:
+                self._send(Batch(source, items, now))
+            took += len(got)
         return took
+
+    def _lag_recheck_due(self, now: float) -> bool:
+        held_since = self._rotation.held_since
+        return held_since is not None and now >= held_since + LAG_RECHECK_S
 
     def _wait_for_report(self) -> None:
         """Batches are in flight and the lists were empty: serve Kafka's reports
@@ -264,17 +264,18 @@ class Bridge:
         the armed wake-up, so a push is taken at once without a take per slice."""
         self._waker.arm(self.settings.bridge.idle_wait_s)
         self._relay.poll(REPORT_SLICE_S)
-        if self._waker.woken() or (self._lag_held and time.monotonic() >= self._lag_recheck_at):
-            self._maybe_work = True
+        if self._waker.woken() or self._lag_recheck_due(time.monotonic()):
+            self._rotation.rouse()
 
     def _wait_for_work(self, now: float, idle_wait_s: float) -> None:
         """Block until a push, a due delayed job, the next heartbeat or ``idle_wait_s``."""
         longest_s = min(idle_wait_s, self._next_beat - now)
-        if self._lag_held:
-            longest_s = min(longest_s, LAG_RECHECK_S)
+        held_since = self._rotation.held_since
+        if held_since is not None:
+            longest_s = min(longest_s, held_since + LAG_RECHECK_S - now)
         if not self._waker.wait(max(longest_s, 0.0)):
             self._next_promote = time.monotonic()  # a delayed job may be due now
-        self._maybe_work = True
+        self._rotation.rouse()
 
     def _send(self, batch: Batch) -> None:
         q = batch.source.queue
@@ -309,15 +310,16 @@ class Bridge:
 
     def _write_states(self, prefixes: list[list[Batch]]) -> None:
         """Jobs of queues with ``track_status`` are in Kafka now: one call per queue."""
-        calls = []
+        delivered: dict[str, list[bytes]] = {}
         for prefix in prefixes:
-            spec = self._tracked.get(prefix[0].source.queue)
-            if spec is None:
-                continue
-            dead = {d.raw for b in prefix for d in b.dead}
-            keys, args = advance_all_call(
-                self.settings.namespace, spec,
-                [raw for b in prefix for raw in b.items if raw not in dead], jobstatus.IN_KAFKA)
+            if prefix[0].source.queue in self._tracked:
+                dead = {d.raw for b in prefix for d in b.dead}
+                delivered.setdefault(prefix[0].source.queue, []).extend(
+                    raw for b in prefix for raw in b.items if raw not in dead)
+        calls = []
+        for q, raws in delivered.items():
+            keys, args = advance_all_call(self.settings.namespace, self._tracked[q], raws,
+                                          jobstatus.IN_KAFKA)
             if keys:
                 calls.append((keys, args))
         try:
@@ -348,12 +350,9 @@ class Bridge:
     def _lag_allows(self, spec: QueueSpec) -> bool:
         reading = self._lag.reading(spec.name)
         if reading is None:
-            allowed = lag_allows(None, 0, spec.max_kafka_lag)
-        else:
-            allowed = lag_allows(reading.lag, self._sent[spec.name] - reading.acked_before,
-                                 spec.max_kafka_lag)
-        self._lag_held |= not allowed
-        return allowed
+            return lag_allows(None, 0, spec.max_kafka_lag)
+        return lag_allows(reading.lag, self._sent[spec.name] - reading.acked_before,
+                          spec.max_kafka_lag)
 
     # --- liveness ----------------------------------------------------------------
 

@@ -1,14 +1,15 @@
 """Which lists a bridge takes from, and in what order (round robin over slots).
 
-A *slot* is either one ready list of a plain queue (per priority level and
-shard) or a whole fair queue, whose tenants share its slot by weighted
-deficit round robin (:class:`bridge.fair.FairScheduler`) and only while the
-queue's Kafka lag allows (:func:`bridge.fair.lag_allows`).
+A *slot* is either all ready lists of a plain queue (per priority level and
+shard; one take call covers them) or a whole fair queue, whose tenants share
+its slot by weighted deficit round robin (:class:`bridge.fair.FairScheduler`)
+and only while the queue's Kafka lag allows (:func:`bridge.fair.lag_allows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -38,19 +39,53 @@ def tenant_source(ns: str, spec: QueueSpec, bridge_id: str, tenant: str) -> Sour
 
 
 @dataclass(slots=True)
+class ListsSlot:
+    """A plain queue's ready lists in the rotation, taken from in one call.
+
+    Attributes:
+        sources: the lists, level 0 first.
+        maybe: per list, whether it may hold jobs: cleared by a take that got
+            less than a full batch from it (it was empty then), set again by
+            :meth:`Rotation.rouse`.
+        cursor: the list the next call starts at, when the in-flight room
+            allows fewer lists than may hold jobs.
+    """
+
+    sources: list[Source]
+    maybe: list[bool]
+    cursor: int = 0
+
+
+@dataclass(slots=True)
 class FairSlot:
-    """A fair queue in the rotation."""
+    """A fair queue in the rotation.
+
+    Attributes:
+        maybe: whether a tenant list may hold jobs (cleared when a turn took none).
+        held_since: monotonic time its Kafka lag held it back, else ``None``.
+    """
 
     spec: QueueSpec
     scheduler: FairScheduler
+    maybe: bool = True
+    held_since: float | None = None
 
 
-Slot = Source | FairSlot
-Take = Callable[[Source, int], list[bytes]]
+Slot = ListsSlot | FairSlot
+TakeLists = Callable[[Sequence[Source], int], list[list[bytes]]]
+Taken = list[tuple[Source, list[bytes]]]
 
 
 class Rotation:
-    """Round robin over slots; one take per call of :meth:`take_next`."""
+    """Round robin over slots (a plain queue's lists, or a fair queue); one
+    slot's take per call of :meth:`take_next`.
+
+    A list a take left empty (it gave less than a full batch) is not taken from
+    again until :meth:`rouse`, which the bridge calls whenever jobs may have
+    arrived (a wake-up, a promotion, a heartbeat, a fence, a Redis failure).
+    So a bridge woken by one push makes one take call for the queue, not one
+    per list plus a pass that finds them all empty.
+    """
 
     def __init__(self, client: redis.Redis[bytes], ns: str, specs: list[QueueSpec],
                  bridge_id: str, batch_size: int) -> None:
@@ -74,51 +109,86 @@ class Rotation:
             if spec.fair:
                 slots.append(self._fair[spec.name])
             else:
-                slots += ready_sources(self._ns, spec, bridge_id)
+                sources = ready_sources(self._ns, spec, bridge_id)
+                slots.append(ListsSlot(sources, [True] * len(sources)))
         self._slots = slots
         self._cursor = 0
+        self.rouse()
+
+    def rouse(self) -> None:
+        """Jobs may have arrived anywhere: every list may hold jobs again."""
+        for slot in self._slots:
+            if isinstance(slot, FairSlot):
+                slot.maybe, slot.held_since = True, None
+            else:
+                slot.maybe = [True] * len(slot.sources)
 
     @property
-    def ready_keys(self) -> list[str]:
-        """The ready lists of the plain queues."""
-        return [s.key for s in self._slots if isinstance(s, Source)]
+    def may_hold_jobs(self) -> bool:
+        """Whether some list may hold jobs (else a take would find none)."""
+        return any(slot.maybe if isinstance(slot, FairSlot) else any(slot.maybe)
+                   for slot in self._slots)
 
-    def take_next(self, take: Take,
-                  allowed: Callable[[QueueSpec], bool]) -> tuple[Source, list[bytes]] | None:
-        """Try slots in turn until one yields jobs; ``None`` after a full empty pass."""
+    @property
+    def held_since(self) -> float | None:
+        """Since when (monotonic) a fair queue's Kafka lag holds it back, if one does."""
+        held = [s.held_since for s in self._fair.values() if s.held_since is not None]
+        return min(held) if held else None
+
+    def take_next(self, take: TakeLists, allowed: Callable[[QueueSpec], bool],
+                  room: int) -> Taken:
+        """Try slots in turn until one yields jobs: up to ``room`` batches (one per
+        list); ``[]`` after a pass where none did (no call for a slot left empty)."""
         for _ in range(len(self._slots)):
             slot = self._slots[self._cursor]
             self._cursor = (self._cursor + 1) % len(self._slots)
             if isinstance(slot, FairSlot):
                 got = self._take_fair(slot, take, allowed)
             else:
-                items = take(slot, self._batch_size)
-                got = (slot, items) if items else None
-            if got is not None:
+                got = self._take_lists(slot, take, room)
+            if got:
                 self.empty_streak = 0
                 return got
         self.empty_streak += 1
-        return None
+        return []
 
-    def _take_fair(self, slot: FairSlot, take: Take,
-                   allowed: Callable[[QueueSpec], bool]) -> tuple[Source, list[bytes]] | None:
+    def _take_lists(self, slot: ListsSlot, take: TakeLists, room: int) -> Taken:
+        count = len(slot.sources)
+        order = [(slot.cursor + i) % count for i in range(count)]
+        picked = [i for i in order if slot.maybe[i]][:room]
+        if not picked:
+            return []
+        slot.cursor = (picked[-1] + 1) % count
+        taken = take([slot.sources[i] for i in picked], self._batch_size)
+        got = []
+        for i, items in zip(picked, taken, strict=True):
+            slot.maybe[i] = len(items) >= self._batch_size  # less: the list was emptied
+            if items:
+                got.append((slot.sources[i], items))
+        return got
+
+    def _take_fair(self, slot: FairSlot, take: TakeLists,
+                   allowed: Callable[[QueueSpec], bool]) -> Taken:
+        if not slot.maybe:
+            return []
         if not allowed(slot.spec):
-            return None
+            slot.maybe, slot.held_since = False, time.monotonic()
+            return []
         sched = slot.scheduler
         for _ in range(2 * len(sched.tenants) + 2):
             pick = sched.next_take(self._batch_size)
             if pick is None:
                 if not self._refresh(slot):
-                    return None
+                    break
                 continue
             tenant, n = pick
             source = tenant_source(self._ns, slot.spec, self.bridge_id, tenant)
-            items = take(source, n)
+            items = take([source], n)[0]
             sched.record(tenant, n, len(items))
             if items:
-                return source, items
-        return None
-
+                return [(source, items)]
+        slot.maybe = False
+        return []
     def _refresh(self, slot: FairSlot) -> bool:
         """Start a new DRR round from the registry; False when no tenant waits."""
         q = slot.spec.name

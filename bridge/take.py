@@ -1,4 +1,4 @@
-"""Reliable take and acknowledgement: Redis Lua, one round trip each.
+"""Reliable take and acknowledgement: Redis Lua, one round trip per queue each.
 
 A batch moves atomically from a ready list to this bridge's in-flight list for
 that ready list (one in-flight list per (bridge, ready list), so recovery
@@ -6,6 +6,9 @@ returns every job to exactly the list it came from, keeping keyed jobs on
 their shard and priority level). It leaves the in-flight list only when Kafka
 acknowledged every job in it (or the job went to the dead list, in the same
 script). Batches are acknowledged oldest first; see :mod:`bridge.batch`.
+One take call moves a batch from each of several lists of a queue, and one
+ack call trims several of its in-flight lists: calls are paid per queue and
+round trip, not per list.
 
 Fencing: both scripts first check that this bridge id is still in the queue's
 owners set. A reaper removes a lapsed bridge from that set in the same script
@@ -30,29 +33,42 @@ import redis
 from bridge.batch import Source
 from jobpipe.pipelined import queue_script
 
-# KEYS: ready, inflight, owners, index, tenants ; ARGV: bridge id, n, tenant ('' = none)
+# One call takes from several ready lists of one queue (they share its hash
+# slot): a bridge woken by one push does not know which list it landed on, and
+# one script over all of them costs one round trip where a take per list cost
+# one each. The tenant registry is touched only for a fair queue's one list.
+# KEYS: owners, index, tenants, then (ready, inflight) per list
+# ARGV: bridge id, n (per list), tenant ('' = none)
 _TAKE = """#!lua flags=allow-oom
-if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then return false end
-local items = redis.call('RPOP', KEYS[1], tonumber(ARGV[2]))
-if not items then
-  if ARGV[3] ~= '' then redis.call('SREM', KEYS[5], ARGV[3]) end
-  return {}
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+local n, out = tonumber(ARGV[2]), {}
+for k = 4, #KEYS, 2 do
+  local items = redis.call('RPOP', KEYS[k], n)
+  if items then
+    redis.call('LPUSH', KEYS[k + 1], unpack(items))
+    redis.call('SADD', KEYS[2], KEYS[k + 1])
+  else
+    items = {}
+  end
+  out[#out + 1] = items
 end
-redis.call('LPUSH', KEYS[2], unpack(items))
-redis.call('SADD', KEYS[4], KEYS[2])
-if ARGV[3] ~= '' and redis.call('LLEN', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[5], ARGV[3])
+if ARGV[3] ~= '' and redis.call('LLEN', KEYS[4]) == 0 then
+  redis.call('SREM', KEYS[3], ARGV[3])
 end
-return items
+return out
 """
 
-# KEYS: inflight, owners, dead ; ARGV: bridge id, n, dead records...
+# Acknowledges the oldest jobs of several in-flight lists of one queue at once.
+# KEYS: owners, dead, inflight... ; ARGV: bridge id, n per inflight list..., dead records...
 _ACK = """#!lua flags=allow-oom
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return -1 end
-for i = 3, #ARGV, 1000 do
-  redis.call('LPUSH', KEYS[3], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
+local lists = #KEYS - 2
+for i = 2 + lists, #ARGV, 1000 do
+  redis.call('LPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-redis.call('LTRIM', KEYS[1], 0, -(tonumber(ARGV[2]) + 1))
+for k = 1, lists do
+  redis.call('LTRIM', KEYS[k + 2], 0, -(tonumber(ARGV[k + 1]) + 1))
+end
 return 1
 """
 
@@ -82,37 +98,54 @@ class Taker:
         Raises:
             Fenced: this bridge id lost its ownership.
         """
-        q = source.queue
-        items = self._take(keys=[source.key, source.inflight, self._owners[q], self._index[q],
-                                 self._tenants[q]],
-                           args=[self.bridge_id, n, source.tenant or ""])
-        if items is None:
+        return self.take_lists([source], n)[0]
+
+    def take_lists(self, sources: Sequence[Source], n: int) -> list[list[bytes]]:
+        """Move up to ``n`` jobs from each of ``sources`` (all of one queue; a
+        tenant list only alone) in one script; the jobs taken from each, in order.
+
+        Raises:
+            Fenced: this bridge id lost its ownership.
+        """
+        q = sources[0].queue
+        keys = [self._owners[q], self._index[q], self._tenants[q]]
+        for source in sources:
+            keys += (source.key, source.inflight)
+        tenant = sources[0].tenant if len(sources) == 1 else None
+        taken = self._take(keys=keys, args=[self.bridge_id, n, tenant or ""])
+        if taken is None:
             raise Fenced(self.bridge_id)
-        return list(items)
+        return [list(items) for items in taken]
 
     def ack(self, acks: Sequence[tuple[Source, int, Sequence[bytes]]]) -> None:
         """Remove the ``n`` oldest in-flight jobs of each ``(source, n, dead_records)``,
         pushing ``dead_records`` to the dead list in the same script.
 
-        One ack (the usual case at a low rate) is one ``EVALSHA``; several share
-        a pipeline (which first asks ``SCRIPT EXISTS``, a second round trip).
+        One script per queue, whatever the number of its lists: one queue (the
+        usual case) is one ``EVALSHA``; several share a pipeline (which first
+        asks ``SCRIPT EXISTS``, a second round trip).
 
         Raises:
             Fenced: this bridge id lost its ownership.
         """
-        if len(acks) == 1:
-            source, n, dead_records = acks[0]
-            results: list[Any] = [self._ack(keys=self._ack_keys(source),
-                                            args=[self.bridge_id, n, *dead_records])]
+        by_queue: dict[str, list[tuple[Source, int, Sequence[bytes]]]] = {}
+        for each in acks:
+            by_queue.setdefault(each[0].queue, []).append(each)
+        calls = [self._ack_call(q, group) for q, group in by_queue.items()]
+        if len(calls) == 1:
+            results: list[Any] = [self._ack(keys=calls[0][0], args=calls[0][1])]
         else:
             pipe = self._client.pipeline(transaction=False)
-            for source, n, dead_records in acks:
-                queue_script(pipe, self._ack, self._ack_keys(source),
-                             [self.bridge_id, n, *dead_records])
+            for keys, args in calls:
+                queue_script(pipe, self._ack, keys, args)
             results = pipe.execute()
         if any(r == -1 for r in results):
             raise Fenced("ack refused")
 
-    def _ack_keys(self, source: Source) -> list[str]:
-        q = source.queue
-        return [source.inflight, self._owners[q], self._dead[q]]
+    def _ack_call(self, q: str, acks: Sequence[tuple[Source, int, Sequence[bytes]]]
+                  ) -> tuple[list[str], list[str | int | bytes]]:
+        keys = [self._owners[q], self._dead[q], *(source.inflight for source, _, _ in acks)]
+        args: list[str | int | bytes] = [self.bridge_id, *(n for _, n, _ in acks)]
+        for _, _, dead_records in acks:
+            args += dead_records
+        return keys, args
