@@ -73,7 +73,8 @@ class JobStates:
 
     async def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
         """Which of ``job_ids`` (of a tracked queue) someone asked to cancel."""
-        keys = [names.job_status_key(self._ns, queue, job_id) for job_id in job_ids]
+        prefix = names.job_status_key(self._ns, queue, "")
+        keys = [prefix + job_id for job_id in job_ids]
         try:  # one MGET: the keys share the queue's hash tag
             records = await self._client.mget(keys)
         except Exception as exc:

@@ -86,6 +86,9 @@ local a, k, moved = 1, 1, 0
 while a <= #ARGV do
   local n, r, head = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 1] .. '|'
   local ttl, final, body = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  -- per group, not per job: where the group's generation starts, and the whole
+  -- record of a job with no cancel request (the common case: no concatenation)
+  local genstart, plain = math.floor(r / SPAN) * SPAN, head .. '|' .. body
   for first = k, k + n - 1, 4000 do  -- one MGET per 4000 keys (unpack's stack limit)
     local last = math.min(first + 3999, k + n - 1)
     local records = redis.call('MGET', unpack(KEYS, first, last))
@@ -96,12 +99,13 @@ while a <= #ARGV do
         rank, cancel = tonumber(x), c
       end
       if r > rank then
-        local newgen = math.floor(r / SPAN) > math.floor(rank / SPAN)
-        if newgen then cancel = '' end
+        local newgen = rank < genstart
+        local record = plain
+        if cancel ~= '' and not newgen then record = head .. cancel .. '|' .. body end
         if cur and final == '0' and not newgen then
-          redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'KEEPTTL')
+          redis.call('SET', KEYS[i], record, 'KEEPTTL')
         else
-          redis.call('SET', KEYS[i], head .. cancel .. '|' .. body, 'EX', ttl)
+          redis.call('SET', KEYS[i], record, 'EX', ttl)
         end
         moved = moved + 1
       end
@@ -175,11 +179,18 @@ class Update:
 def advance_call(namespace: str, spec: QueueSpec,
                  updates: Iterable[Update]) -> tuple[list[str], list[str | int]]:
     """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call for updates of one queue."""
-    now = time.time_ns()
+    now, prefix = time.time_ns(), names.job_status_key(namespace, spec.name, "")
     groups: dict[tuple[int, int, int, str], list[str]] = {}
+    # Most updates carry no fields (a success keeping no result): their group
+    # depends on state, attempt and generation only, so it is built once.
+    plain: dict[tuple[str, int, int], tuple[int, int, int, str]] = {}
     for up in updates:
-        group = _group(spec, up.state, up.attempt, up.generation, now, up.fields)
-        key = names.job_status_key(namespace, spec.name, up.job_id)
+        if up.fields:
+            group = _group(spec, up.state, up.attempt, up.generation, now, up.fields)
+        else:
+            bare = (up.state, up.attempt, up.generation)
+            group = plain.get(bare) or plain.setdefault(bare, _group(spec, *bare, now, {}))
+        key = prefix + up.job_id
         same = groups.get(group)
         if same is None:
             groups[group] = [key]
@@ -193,14 +204,16 @@ def advance_call(namespace: str, spec: QueueSpec,
     return keys, args
 
 
-def advance_all_call(namespace: str, spec: QueueSpec, raws: Sequence[bytes],
-                     state: str) -> tuple[list[str], list[str | int]]:
+def advance_all_call(namespace: str, spec: QueueSpec, raws: Sequence[bytes], state: str,
+                     at_ns: int | None = None) -> tuple[list[str], list[str | int]]:
     """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call moving every job of ``raws``
-    (encoded jobs; attempt 1) to ``state`` in its generation, e.g. the bridge's
-    ``in_kafka``. A replayed job can reach the bridge again (parked while its
-    tenant was paused, then resumed), so the generation is read, but only from an
-    envelope naming the replay counter: the others are read by id alone."""
-    prefix, now = names.job_status_key(namespace, spec.name, ""), time.time_ns()
+    (encoded jobs; attempt 1) to ``state`` as of ``at_ns`` (default: now) in its
+    generation, e.g. the bridge's ``in_kafka``. A replayed job can reach the bridge
+    again (parked while its tenant was paused, then resumed), so the generation is
+    read, but only from an envelope naming the replay counter: the others are read
+    by id alone."""
+    prefix = names.job_status_key(namespace, spec.name, "")
+    now = time.time_ns() if at_ns is None else at_ns
     by_generation: dict[int, list[str]] = {}
     for raw in raws:
         if (job_id := peek_id(raw)) is not None:
