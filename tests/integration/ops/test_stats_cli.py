@@ -34,8 +34,11 @@ def test_stats_once_json_reports_redis_backlog_kafka_lag_and_dlq(
     r.lpush(names.ready_key(ns, "email", 0), *[_job() for _ in range(3)])
     r.lpush(names.ready_key(ns, "email", 1), *[_job() for _ in range(2)])
     r.zadd(names.delayed_key(ns, "email"), {_job(): 1, _job(): 2})
-    r.lpush(names.inflight_key(ns, "email", "b1"), _job())
-    r.lpush(names.inflight_key(ns, "email", "b2"), _job(), _job())
+    inflight = [names.inflight_key(ns, "email", "b1"), names.inflight_key(ns, "email", "b2")]
+    r.lpush(inflight[0], _job())
+    r.lpush(inflight[1], _job(), _job())
+    r.sadd(names.inflight_index_key(ns, "email"), *inflight)  # as a bridge's take does
+    r.lpush(names.inflight_key(ns, "email", "b3"), _job())  # not indexed: never counted
     r.lpush(names.dead_key(ns, "email"), b"refused")
     r.sadd(names.paused_queues_key(ns), "email")
     r.sadd(names.paused_tenants_key(ns, "email"), "acme")
