@@ -24,13 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from consumers.accounting import BatchMetrics
 from consumers.context import JobContext
 from consumers.followup import FollowUps
+from consumers.heartbeat import worker_id
 from consumers.idempotency import DoneMarkers
 from consumers.lanes import Item, Lanes
 from consumers.offsets import TPO, OffsetTracker
 from consumers.ratelimit import RateLimiter
 from consumers.redis_trouble import RedisTrouble
 from consumers.retry.policy import Decision, Timeout, decide
-from consumers.retry.sink import WORKER_ID, FailureSink, MessageOrigin, error_record
+from consumers.retry.sink import FailureSink, MessageOrigin, error_record
 from consumers.states import CANCEL_POLL_S, JobStates
 from jobpipe import jobstatus, metrics, tracing
 from jobpipe.envelope import Job
@@ -82,6 +83,9 @@ class Runner:
                  on_pause_change: Callable[[], None],
                  states: JobStates | None = None, trouble: RedisTrouble | None = None) -> None:
         self._trouble = trouble or RedisTrouble()
+        # Read here, in the worker process: a module constant would hold the pid of
+        # the parent that imported it before forking `--processes` children.
+        self._worker_id = worker_id()
         self.lanes = lanes
         self.tracker = tracker
         self._sink = sink
@@ -231,7 +235,7 @@ class Runner:
     def _fail(self, item: Item, exc: BaseException) -> None:
         job, spec = item.job, item.lane.spec
         decision = decide(spec, job.attempt, job.max_attempts, exc, item.task.retry_on)
-        error = error_record(exc, WORKER_ID)
+        error = error_record(exc, self._worker_id)
         tpo = (item.topic, item.partition, item.offset)
         self.delivering.add(tpo)
         source = MessageOrigin(item.topic, item.partition, item.offset, item.msg_key)
@@ -365,10 +369,11 @@ class Runner:
         assert self._states is not None
         tracked = self._tracked
         started, self._started = self._started, []
+        running_on = {"worker": self._worker_id}
         for slot, item, started_ns in started:
             if slot.item is item:
                 self._states.add(item.job.queue, Update.of(
-                    item.job, jobstatus.RUNNING, {"worker": WORKER_ID, "started_at": started_ns}))
+                    item.job, jobstatus.RUNNING, {**running_on, "started_at": started_ns}))
         for item in finished:
             spec = tracked.get(item.job.queue)
             if spec is not None:

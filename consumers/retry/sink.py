@@ -23,7 +23,6 @@ from jobpipe import names
 from jobpipe.envelope import Job, encode, now_ns
 
 TRACEBACK_TAIL_CHARS = 2000
-WORKER_ID = worker_id()
 
 
 @dataclass(frozen=True, slots=True)

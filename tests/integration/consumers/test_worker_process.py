@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from consumers import Worker
-from jobpipe import names
+from jobpipe import jobstatus, names
 from jobpipe.connections import kafka_consumer_config
 from tests.integration.consumers import recording_app
 from tests.integration.consumers.helpers import make_job, produce_jobs, setup_topics
@@ -22,18 +22,20 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def start_worker(settings, tmp_path: Path, prefix: str, concurrency: int = 8) -> subprocess.Popen:
+def start_worker(settings, tmp_path: Path, prefix: str, concurrency: int = 8,
+                 queue_config: str = "", processes: int = 1) -> subprocess.Popen:
     env = {**os.environ, "JOBPIPE_NAMESPACE": settings.namespace,
            "JOBPIPE_REDIS_URL": settings.redis.url,
            "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap, "REC_PREFIX": prefix}
     config = tmp_path / "jobpipe.toml"
     spec = settings.topology.get("default")
     config.write_text(f"[queues.default]\npartitions = {spec.partitions}\n"
-                      "retry_tiers_s = [1, 2]\n")
+                      "retry_tiers_s = [1, 2]\n" + queue_config)
     env["JOBPIPE_CONFIG"] = str(config)
     return subprocess.Popen([sys.executable, "-m", "jobpipe", "worker",
                              "tests.integration.consumers.recording_app",
-                             "--concurrency", str(concurrency)], cwd=ROOT, env=env)
+                             "--concurrency", str(concurrency), "--processes", str(processes)],
+                            cwd=ROOT, env=env)
 
 
 def wait_for(condition, timeout_s: float = 60.0) -> None:
@@ -117,3 +119,32 @@ def test_sigterm_finishes_in_flight_jobs_and_exits_0(make_settings, redis_client
             proc.kill()
     assert redis_client.scard(f"{prefix}:done") == 4
     assert committed(settings, 1) == [4]
+
+
+def test_a_forked_worker_names_itself_not_its_parent(make_settings, redis_client, kafka_cleanup,
+                                                     tmp_path, prefix):
+    """A running job's state names the child process that runs it (host:pid)."""
+    settings = make_settings(queues={"default": {"partitions": 2, "track_status": True}})
+    setup_topics(settings)
+    job = make_job("default", "record", {"hold": True})
+    produce_jobs(settings, [job])
+    proc = start_worker(settings, tmp_path, prefix, queue_config="track_status = true\n",
+                        processes=2)
+    try:
+        wait_for(lambda: (status := jobstatus.lookup(redis_client, settings, job.id)) is not None
+                 and status.state == "running")
+        status = jobstatus.lookup(redis_client, settings, job.id)
+        assert status is not None
+        pid = int(str(status.details["worker"]).rpartition(":")[2])
+        assert pid != proc.pid
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        assert int(stat.rpartition(")")[2].split()[1]) == proc.pid  # its parent is the supervisor
+    finally:
+        redis_client.set(f"{prefix}:release", 1)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
