@@ -34,7 +34,7 @@ from jobpipe.errors import NotReplicated
 from jobpipe.jobstatus import JobStatus
 from jobpipe.options import JobOptions
 from jobpipe.redact import redact_url
-from jobpipe.redis_failures import REDIS_DOWN, is_out_of_memory
+from jobpipe.redis_failures import REDIS_DOWN, is_out_of_memory, is_redis_down
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -201,6 +201,7 @@ class AsyncProducer:
                 self._meters.rejected(plan.queue, "unreplicated")
                 raise
             except REDIS_DOWN as exc:
+                self._refused(plan, exc)
                 wait_s = attempts.after_down(time.monotonic())
                 if wait_s is None:
                     return await self._give_up(plan, exc)
@@ -295,9 +296,19 @@ class AsyncProducer:
         """Try the spool once (caller holds the lock); True when it is empty now."""
         try:
             await self._replay()
-        except REDIS_DOWN:
+        except REDIS_DOWN as exc:
+            if not is_redis_down(exc):  # refused: spooling more would hide it
+                raise connections.redis_access_error(self.settings.redis.url, exc) from None
             return False
         return self._spool is None or not self._spool.pending
+
+    def _refused(self, plan: PushPlan, exc: Exception) -> None:
+        """Redis refused who we are (a password rotated since the start, an ACL
+        changed): it answers the same way until someone fixes it, so one clear
+        line now instead of retrying until the deadline or spooling."""
+        if not is_redis_down(exc):
+            self._meters.rejected(plan.queue, "refused")
+            raise connections.redis_access_error(self.settings.redis.url, exc) from None
 
     async def _replay(self) -> int:
         if self._spool is None or not self._spool.pending:

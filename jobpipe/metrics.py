@@ -115,7 +115,8 @@ def _histogram(name: str, doc: str, labels: list[str],
 # --- ingest -------------------------------------------------------------------------
 JOBS_ENQUEUED = _counter("jobpipe_jobs_enqueued_total", "Jobs accepted into Redis.", ["queue"])
 ENQUEUE_REJECTED = _counter("jobpipe_enqueue_rejected_total",
-                            "Enqueues refused (bad input, full, unavailable, unreplicated).",
+                            "Enqueues refused (bad input, full, unavailable, unreplicated, "
+                            "refused).",
                             ["queue", "reason"])
 ENQUEUE_SECONDS = _histogram("jobpipe_enqueue_seconds", "Time of one enqueue call.", ["queue"])
 

@@ -3,7 +3,10 @@ user's credentials in ``redis.url`` and fails with one clear line without them."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+import redis
 
 from jobpipe.admin import apply_topics
 from jobpipe.connections import check_redis_safety, redis_client
@@ -58,3 +61,38 @@ def test_without_the_right_credentials_every_stage_says_so_in_one_line(
         Producer(settings)
     with pytest.raises(ConfigError, match="refused the credentials"):
         Bridge(settings).run_until_idle(10)
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+async def test_a_password_rotated_after_the_start_is_one_clear_line_not_an_outage(
+        acl_redis_port, services, namespace, tmp_path, spooled):
+    """Producers that started with good credentials and then meet a refusal say so
+    at once (sync and asyncio), instead of retrying to the deadline or spooling."""
+    from ingest import AsyncProducer, Producer
+
+    user = f"rotated-{namespace}"
+    admin = redis.Redis(port=acl_redis_port, username="admin", password=ADMIN_PASSWORD)
+    admin.acl_setuser(user, enabled=True, passwords=["+before"], keys=["*"], channels=["*"],
+                      commands=["+@all"])
+    settings = _settings(services, namespace,
+                         f"redis://{user}:before@127.0.0.1:{acl_redis_port}/0")
+    settings = replace(settings, ingest=replace(
+        settings.ingest, deadline_s=600.0,  # a refusal read as "down" would wait this long
+        spool_path=str(tmp_path / "spool") if spooled else None))
+    try:
+        sync = Producer(settings)
+        aio = await AsyncProducer(settings).start()
+        sync.enqueue("default", "t", {})
+        await aio.enqueue("default", "t", {})
+        admin.acl_setuser(user, reset_passwords=True, passwords=["+after"])
+        admin.client_kill_filter(user=user)  # its pooled connections log in again
+        with pytest.raises(ConfigError, match="refused the credentials") as caught:
+            sync.enqueue("default", "t", {})
+        assert "before" not in str(caught.value)
+        with pytest.raises(ConfigError, match="refused the credentials"):
+            await aio.enqueue("default", "t", {})
+        sync.close()
+        await aio.close()
+    finally:
+        admin.acl_deluser(user)
+        admin.close()
