@@ -97,6 +97,9 @@ def create_app(settings: Settings, producer: AsyncProducer) -> web.Application:
             return _error(429, str(exc), headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
         except IntakeUnavailable as exc:
             return _error(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_DOWN_S)})
+        except ConfigError as exc:  # Redis refused the server's credentials: its operator's fix
+            log.error("%s", exc)
+            return _error(500, str(exc))
         return _json(202, {"ids": ids})
 
     async def job(request: web.Request) -> web.Response:

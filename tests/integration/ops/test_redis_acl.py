@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import aiohttp
 import pytest
 import redis
+from aiohttp.test_utils import TestServer
 
+from ingest.http import create_app
 from jobpipe.admin import apply_topics
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
@@ -91,6 +94,15 @@ async def test_a_password_rotated_after_the_start_is_one_clear_line_not_an_outag
         assert "before" not in str(caught.value)
         with pytest.raises(ConfigError, match="refused the credentials"):
             await aio.enqueue("default", "t", {})
+        server = TestServer(create_app(settings, aio), host="127.0.0.1")
+        await server.start_server()
+        try:
+            async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{server.port}") as http, \
+                    http.post("/v1/queues/default/jobs", json={"task": "t"}) as resp:
+                assert resp.status == 500
+                assert "refused the credentials" in (await resp.json())["error"]
+        finally:
+            await server.close()
         sync.close()
         await aio.close()
     finally:
