@@ -79,11 +79,13 @@ def _owns_socket(pid: str, sockets: set[str]) -> bool:
     return False
 
 
-def service_pids(redis_port: int | None, kafka_ports: Iterable[int]) -> dict[str, int]:
-    """``redis`` and ``kafka-1``, ``kafka-2`` ... mapped to the PIDs serving those ports."""
+def service_pids(redis_ports: Mapping[str, int], kafka_ports: Iterable[int]) -> dict[str, int]:
+    """Each Redis by name (``redis``, or ``redis-<port>`` per cluster node) and
+    ``kafka-1``, ``kafka-2`` ... mapped to the PIDs serving those ports."""
     found: dict[str, int] = {}
-    if redis_port is not None and (pid := listening_pid(redis_port)) is not None:
-        found["redis"] = pid
+    for name, port in redis_ports.items():
+        if (pid := listening_pid(port)) is not None:
+            found[name] = pid
     for n, port in enumerate(kafka_ports, start=1):
         if (pid := listening_pid(port)) is not None:
             found[f"kafka-{n}"] = pid

@@ -16,12 +16,14 @@ import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
+from redis.cluster import RedisCluster
 from rich.console import Console
 
 from jobpipe import names
+from jobpipe.connections import redis_client
 from jobpipe.settings import Settings
 from loadtest.assemble import assemble, peer_summary
 from loadtest.backlog_sampler import BacklogSampler
@@ -71,8 +73,9 @@ def fleet_pids(fleet: Fleet) -> dict[str, int | None]:
 
 
 def stack_pids(devstack: Any) -> dict[str, int | None]:
-    """Redis and each Kafka node of a dev stack, by their PID files."""
-    return {"redis": devstack.redis_pid,
+    """Redis (each node of a Redis Cluster) and each Kafka node of a dev stack, by
+    their PID files."""
+    return {**devstack.redis_pids,
             **{f"kafka-{n}": pid for n, pid in devstack.kafka_pids.items()}}
 
 
@@ -82,13 +85,22 @@ def local_service_pids(settings: Any) -> dict[str, int]:
 
     local = ("127.0.0.1", "localhost", "::1")
     redis = urlsplit(settings.redis.url)
-    redis_port = (redis.port or 6379) if redis.hostname in local else None
+    redis_ports: dict[str, int] = {}
+    if settings.redis.cluster:  # every node the seed knows of
+        client = cast("RedisCluster[bytes]", redis_client(settings.redis))
+        try:
+            redis_ports = {f"redis-{node.port}": int(node.port)
+                           for node in client.get_nodes() if node.host in local}
+        finally:
+            client.close()
+    elif redis.hostname in local:
+        redis_ports = {"redis": redis.port or 6379}
     kafka_ports = []
     for address in settings.kafka.bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         if host.strip("[]") in local and port.isdigit():
             kafka_ports.append(int(port))
-    return service_pids(redis_port, kafka_ports)
+    return service_pids(redis_ports, kafka_ports)
 
 
 def worker_env(settings: Settings, index: int) -> dict[str, str]:

@@ -187,6 +187,15 @@ class DevStack:
         return self.kafka.nodes[1].process.pid
 
     @property
+    def redis_pids(self) -> dict[str, int | None]:
+        """PID of each Redis process by name: ``redis``, or ``redis-<port>`` per node of
+        a Redis Cluster (None where it does not run)."""
+        if self.redis_cluster is not None:
+            return {f"redis-{port}": process.pid for port, process
+                    in zip(self.redis_cluster.ports, self.redis_cluster.processes, strict=True)}
+        return {"redis": self.redis_pid}
+
+    @property
     def kafka_pids(self) -> dict[int, int | None]:
         """PID of each Kafka node (None where it does not run)."""
         return {n: node.process.pid for n, node in self.kafka.nodes.items()}

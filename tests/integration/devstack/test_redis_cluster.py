@@ -19,7 +19,7 @@ from redis.cluster import RedisCluster
 
 from ingest.producer import Producer
 from jobpipe.connections import async_redis_client, redis_client
-from jobpipe.devstack import free_port_block
+from jobpipe.devstack import DevStack, free_port_block
 from jobpipe.devstack.processes import pid_alive, poll_until
 from jobpipe.devstack.redis_cluster import (
     BUS_PORT_OFFSET,
@@ -33,6 +33,7 @@ from jobpipe.devstack.redis_cluster import (
 from jobpipe.settings import RedisSettings, load_settings
 from jobpipe.stats import StatsCollector
 from jobpipe.stats_model import to_json
+from loadtest.orchestrate import local_service_pids
 
 pytestmark = pytest.mark.integration
 JOBPIPE = [sys.executable, "-m", "jobpipe"]
@@ -98,6 +99,15 @@ def test_dev_up_forms_a_cluster_serving_every_slot_and_down_leaves_no_process(
 
     assert asyncio.run(_async_round_trip(settings.redis)) == b"via asyncio"
     assert _stats_ready_after_enqueue(base, kafka) == 11
+
+    # The load test measures the CPU of every node, of a stack it owns and of one it found.
+    owned = DevStack.load(root).redis_pids
+    found = local_service_pids(settings)
+    assert sorted(owned) == sorted(n for n in found if n.startswith("redis")) \
+        == sorted(f"redis-{port}" for port in ports)
+    for name, pid in owned.items():
+        assert found[name] == pid
+        assert name.removeprefix("redis-") in Path(f"/proc/{pid}/cmdline").read_text()
 
 
     status = _jobpipe("dev", "status", "--root", str(root))
