@@ -92,14 +92,6 @@ class Taker:
         self._take = client.register_script(_TAKE)
         self._ack = client.register_script(_ACK)
 
-    def take(self, source: Source, n: int) -> list[bytes]:
-        """Move up to ``n`` jobs (oldest first) from ``source`` to its in-flight list.
-
-        Raises:
-            Fenced: this bridge id lost its ownership.
-        """
-        return self.take_lists([source], n)[0]
-
     def take_lists(self, sources: Sequence[Source], n: int) -> list[list[bytes]]:
         """Move up to ``n`` jobs from each of ``sources`` (all of one queue; a
         tenant list only alone) in one script; the jobs taken from each, in order.
