@@ -26,7 +26,7 @@ _SCRIPTS = (take._TAKE, take._ACK, delayed._PROMOTE, dead._REQUEUE, reaper._HEAR
 # Sent by the bridge itself: scripts by SHA (loaded once on NOSCRIPT; by body when
 # pipelined on a cluster, jobpipe.pipelined), pipelines of reads, the wake-up wait
 # (bridge.wake), the safety check, the heartbeat.
-_DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "script|exists", "ping", "config|get",
+_DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "ping", "config|get",
                     "bzpopmin", "client|setname", "client|id", "client|unblock", "llen",
                     "lrange", "smembers", "srem", "scard", "zrange", "zrem", "zadd", "zscore",
                     "zcard", "zcount")

@@ -37,7 +37,7 @@ from jobpipe import jobstatus, metrics, names
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
 from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call
-from jobpipe.pipelined import queue_script
+from jobpipe.pipelined import run_script_calls
 from jobpipe.redis_failures import REDIS_FAILURES, is_transient
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
@@ -323,13 +323,8 @@ class Bridge:
             if keys:
                 calls.append((keys, args))
         try:
-            if len(calls) == 1:  # a pipeline holding a script first asks SCRIPT EXISTS
-                self._advance(keys=calls[0][0], args=calls[0][1])
-            elif calls:
-                pipe = self._client.pipeline(transaction=False)
-                for keys, args in calls:
-                    queue_script(pipe, self._advance, keys, args)
-                pipe.execute()
+            if calls:
+                run_script_calls(self._client, self._advance, calls)
         except REDIS_FAILURES as exc:
             if not is_transient(exc):
                 raise

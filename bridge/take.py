@@ -26,12 +26,11 @@ moves jobs out of Redis, and it must keep doing so for the backlog to drain.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import redis
 
 from bridge.batch import Source
-from jobpipe.pipelined import queue_script
+from jobpipe.pipelined import run_script_calls
 
 # One call takes from several ready lists of one queue (they share its hash
 # slot): a bridge woken by one push does not know which list it landed on, and
@@ -92,14 +91,6 @@ class Taker:
         self._take = client.register_script(_TAKE)
         self._ack = client.register_script(_ACK)
 
-    def take(self, source: Source, n: int) -> list[bytes]:
-        """Move up to ``n`` jobs (oldest first) from ``source`` to its in-flight list.
-
-        Raises:
-            Fenced: this bridge id lost its ownership.
-        """
-        return self.take_lists([source], n)[0]
-
     def take_lists(self, sources: Sequence[Source], n: int) -> list[list[bytes]]:
         """Move up to ``n`` jobs from each of ``sources`` (all of one queue; a
         tenant list only alone) in one script; the jobs taken from each, in order.
@@ -121,9 +112,8 @@ class Taker:
         """Remove the ``n`` oldest in-flight jobs of each ``(source, n, dead_records)``,
         pushing ``dead_records`` to the dead list in the same script.
 
-        One script per queue, whatever the number of its lists: one queue (the
-        usual case) is one ``EVALSHA``; several share a pipeline (which first
-        asks ``SCRIPT EXISTS``, a second round trip).
+        One script per queue, whatever the number of its lists, and one round
+        trip in all (:func:`jobpipe.pipelined.run_script_calls`).
 
         Raises:
             Fenced: this bridge id lost its ownership.
@@ -132,13 +122,7 @@ class Taker:
         for each in acks:
             by_queue.setdefault(each[0].queue, []).append(each)
         calls = [self._ack_call(q, group) for q, group in by_queue.items()]
-        if len(calls) == 1:
-            results: list[Any] = [self._ack(keys=calls[0][0], args=calls[0][1])]
-        else:
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args in calls:
-                queue_script(pipe, self._ack, keys, args)
-            results = pipe.execute()
+        results = run_script_calls(self._client, self._ack, calls)
         if any(r == -1 for r in results):
             raise Fenced("ack refused")
 

@@ -25,7 +25,7 @@ _SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.A
 # jobpipe.pipelined), the pause flags' reads and their announcements (pub/sub),
 # marker and cancel-request reads, the start-up safety check, the heartbeat
 # (consumers.heartbeat).
-_DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "script|exists", "ping", "config|get",
+_DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "ping", "config|get",
                     "smembers", "mget", "subscribe", "unsubscribe", "zadd", "zremrangebyscore",
                     "zrem")
 

@@ -7,20 +7,25 @@ last heartbeated. So every worker also writes its id and the time, every
 silent for :data:`FORGET_AFTER_S`. A worker that stops cleanly removes its own
 entry. Its id is also its Kafka consumer's ``client.id``, so the dashboard can
 put a group member and its heartbeat on one row.
+
+A failed beat is the worker's Redis trouble like any other
+(:mod:`consumers.redis_trouble`): Redis down or full is logged and the next
+beat tries again; a refusal (an ACL without ``ZADD``, a wrong password)
+stops the worker instead of leaving it running unseen.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import socket
 import time
-from typing import Any
 
+import redis
+import redis.asyncio
+
+from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
-
-log = logging.getLogger(__name__)
 
 INTERVAL_S = 2.0
 FORGET_AFTER_S = 600.0  # a worker silent this long (killed, host gone) leaves the set
@@ -31,7 +36,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def beat(client: Any, ns: str, member: str) -> None:
+async def beat(client: redis.asyncio.Redis[bytes], ns: str, member: str) -> None:
     """Record a heartbeat of ``member`` now, and forget long-silent workers."""
     now_ms = time.time_ns() // 1_000_000
     pipe = client.pipeline(transaction=False)
@@ -40,28 +45,30 @@ async def beat(client: Any, ns: str, member: str) -> None:
     await pipe.execute()
 
 
-async def heartbeat_loop(client: Any, ns: str, member: str) -> None:
+async def heartbeat_loop(client: redis.asyncio.Redis[bytes], ns: str, member: str,
+                         trouble: RedisTrouble) -> None:
     """Beat every :data:`INTERVAL_S` until cancelled, then remove ``member``.
 
-    Redis trouble never stops the worker: a missed beat only ages its entry. A
-    cancel that redis-py absorbed mid-beat is repeated by the worker's shutdown
-    (:mod:`consumers.cancelling`).
+    A failed beat or removal goes to ``trouble``: a missed beat only ages the
+    entry, a refusal stops the worker (and the beats: they would be refused
+    again). A cancel that redis-py absorbed mid-beat is repeated by the
+    worker's shutdown (:mod:`consumers.cancelling`).
     """
     try:
-        while True:
+        while not trouble.refused:
             try:
                 await beat(client, ns, member)
             except Exception as exc:
-                log.debug("worker heartbeat not written: %s", exc)
+                trouble.note("writing the worker heartbeat", exc)
             await asyncio.sleep(INTERVAL_S)
     finally:
         try:  # a clean stop: the worker is gone, not silent
             await client.zrem(names.workers_key(ns), member)
         except Exception as exc:
-            log.debug("worker heartbeat not removed: %s", exc)
+            trouble.note("removing the worker heartbeat", exc)
 
 
-def last_heartbeats(client: Any, ns: str) -> dict[str, int]:
+def last_heartbeats(client: redis.Redis[bytes], ns: str) -> dict[str, int]:
     """Every worker id in the set and its last heartbeat (ms since the epoch)."""
     scored = client.zrange(names.workers_key(ns), 0, -1, withscores=True)
     return {member.decode(): int(ms) for member, ms in scored}

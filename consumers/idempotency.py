@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio
 
 from jobpipe import names
-from jobpipe.pipelined import queue_script_async
+from jobpipe.pipelined import run_script_calls_async
 
 _MARK = """
 local ttl = ARGV[1]
@@ -54,16 +54,10 @@ class DoneMarkers:
     async def mark(self, by_queue: Iterable[tuple[str, int, Sequence[str]]]) -> None:
         """Mark keys done: ``(queue, ttl_s, keys)`` triples, one round trip in all.
 
-        One queue (the usual batch) is one ``EVALSHA``; a pipeline holding a
-        script first asks ``SCRIPT EXISTS``, a second round trip per batch.
+        One script call per queue (:func:`jobpipe.pipelined.run_script_calls_async`).
         """
         ns = self._ns
-        calls = [(_keys(ns, queue, keys), ttl_s) for queue, ttl_s, keys in by_queue
+        calls = [(_keys(ns, queue, keys), [ttl_s]) for queue, ttl_s, keys in by_queue
                  if ttl_s > 0 and keys]
-        if len(calls) == 1:
-            await self._mark(keys=calls[0][0], args=[calls[0][1]])
-        elif calls:
-            pipe = self._client.pipeline(transaction=False)
-            for marker_keys, ttl_s in calls:
-                await queue_script_async(pipe, self._mark, marker_keys, [ttl_s])
-            await pipe.execute()
+        if calls:
+            await run_script_calls_async(self._client, self._mark, calls)

@@ -18,7 +18,7 @@ from typing import Any
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
 from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked
-from jobpipe.pipelined import queue_script_async
+from jobpipe.pipelined import run_script_calls_async
 from jobpipe.topology import QueueSpec
 
 CANCEL_POLL_S = 0.5  # how soon a running job hears of its cancel request
@@ -61,13 +61,8 @@ class JobStates:
         calls = [advance_call(self._ns, self.tracked[queue], updates)
                  for queue, updates in pending.items()]
         try:
-            if len(calls) == 1:  # a pipeline holding a script first asks SCRIPT EXISTS
-                await self._advance(keys=calls[0][0], args=calls[0][1])
-            elif calls:
-                pipe = self._client.pipeline(transaction=False)
-                for keys, args in calls:
-                    await queue_script_async(pipe, self._advance, keys, args)
-                await pipe.execute()
+            if calls:
+                await run_script_calls_async(self._client, self._advance, calls)
         except Exception as exc:  # a lookup is then behind; never stall the jobs
             self._trouble.note("writing job states", exc)
 

@@ -219,7 +219,8 @@ class Worker:
         tasks += [asyncio.create_task(admission_loop(), name="admission"),
                   asyncio.create_task(control_loop(), name="pause-flags"),
                   asyncio.create_task(release_when_fetched(), name="first-fetch"),
-                  asyncio.create_task(heartbeat_loop(redis, ns, worker_id()), name="heartbeat")]
+                  asyncio.create_task(heartbeat_loop(redis, ns, worker_id(), trouble),
+                                      name="heartbeat")]
         relay_stop, relay_thread = self._start_relay()
         fetcher.start()
         if signals:

@@ -1,11 +1,17 @@
 """Lua scripts queued on a pipeline, alike on a single Redis and on a Redis Cluster.
 
-On a single Redis, redis-py loads a pipeline's scripts before sending it. A
-cluster pipeline does not: an ``EVALSHA`` reaching a node without the script (a
-new node, or a promoted replica, as script caches are not replicated) fails with
-NOSCRIPT, and the pipeline cannot simply be sent again (the scripts that did run
-would run twice). So on a cluster the script's body goes along (``EVAL``): a few
-hundred bytes more per call, and never NOSCRIPT.
+A script queued the redis-py way (``script(client=pipe)``) makes the pipeline
+ask ``SCRIPT EXISTS`` first: a second round trip per pipeline.
+:func:`run_script_calls` sends bare ``EVALSHA`` calls instead. Redis looks a
+script up before it runs any of it, so a call answered NOSCRIPT (a restart, a
+``SCRIPT FLUSH``, a fail-over: script caches are not replicated) ran nothing,
+while the others ran once: exactly the NOSCRIPT calls are run again, alone,
+through the script (which loads it). The pipeline as a whole is never sent
+again, as the calls that ran would run twice.
+
+A cluster pipeline may send its calls to several nodes and follows redirects
+itself, so on a cluster the script's body goes along (``EVAL``): a few hundred
+bytes more per call, and never NOSCRIPT.
 """
 
 from __future__ import annotations
@@ -16,27 +22,64 @@ from typing import Any, cast
 import redis.asyncio.cluster
 import redis.cluster
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import NoScriptError
+
+ScriptCall = tuple[Sequence[Any], Sequence[Any]]  # keys, args
 
 
-def queue_script(pipe: Any, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> None:
-    """Queue one call of ``script`` on a blocking pipeline (plain or cluster)."""
+def run_script_calls(client: Any, script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run ``script`` once per ``(keys, args)`` of ``calls`` in one round trip (a
+    blocking client, plain or cluster); the results, in order.
+
+    One call is a plain ``EVALSHA`` (redis-py loads the script on NOSCRIPT). A
+    failure other than NOSCRIPT raises the first one, as a pipeline does; the
+    calls without one ran.
+    """
+    if len(calls) == 1:
+        return [script(keys=calls[0][0], args=calls[0][1])]
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        _queue(pipe, script, keys, args)
+    results: list[Any] = pipe.execute(raise_on_error=False)
+    for i in _not_run(results):
+        results[i] = script(keys=calls[i][0], args=calls[i][1])
+    return results
+
+
+async def run_script_calls_async(client: Any, script: AsyncScript,
+                                 calls: Sequence[ScriptCall]) -> list[Any]:
+    """:func:`run_script_calls` on an asyncio client."""
+    if len(calls) == 1:
+        return [await script(keys=calls[0][0], args=calls[0][1])]
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        _queue(pipe, script, keys, args)
+    results: list[Any] = await pipe.execute(raise_on_error=False)
+    for i in _not_run(results):
+        results[i] = await script(keys=calls[i][0], args=calls[i][1])
+    return results
+
+
+def _queue(pipe: Any, script: Script | AsyncScript, keys: Sequence[Any],
+           args: Sequence[Any]) -> None:
     if _on_cluster(pipe):
         pipe.execute_command("EVAL", _lua(script), len(keys), *keys, *args)
-    else:
-        script(keys=keys, args=args, client=pipe)
+    else:  # not script(client=pipe): that makes the pipeline ask SCRIPT EXISTS first
+        pipe.execute_command("EVALSHA", cast(Any, script).sha, len(keys), *keys, *args)
 
 
-async def queue_script_async(pipe: Any, script: AsyncScript, keys: Sequence[Any],
-                             args: Sequence[Any]) -> None:
-    """Queue one call of ``script`` on an asyncio pipeline (plain or cluster)."""
-    if _on_cluster(pipe):
-        pipe.execute_command("EVAL", _lua(script), len(keys), *keys, *args)
-    else:
-        await script(keys=keys, args=args, client=pipe)
+def _not_run(results: list[Any]) -> list[int]:
+    """The calls Redis answered NOSCRIPT (they ran nothing); raises the first other
+    failure, as a pipeline does."""
+    failed = next((r for r in results
+                   if isinstance(r, Exception) and not isinstance(r, NoScriptError)), None)
+    if failed is not None:
+        raise failed
+    return [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
 
 
 def _lua(script: Script | AsyncScript) -> str | bytes:
-    # The type stubs omit the attribute redis-py keeps the script's source in.
+    # The type stubs omit the attributes redis-py keeps the script's source (and SHA) in.
     source: str | bytes = cast(Any, script).script
     return source
 

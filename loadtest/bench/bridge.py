@@ -5,15 +5,18 @@ them into Kafka with 1 process and with 2, and, on the same broker in the same
 run, a bare confluent-kafka producer loop over the same bytes with the same
 producer settings (``produce()`` per message, and ``produce_batch()`` as the
 bridge uses). Everything lives in a fresh namespace that is deleted afterwards.
+Every wait on a bridge process is bounded (:mod:`loadtest.bench.children`).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 import uuid
 from dataclasses import dataclass, replace
 from multiprocessing.queues import Queue
+from typing import NamedTuple
 
 import click
 import redis
@@ -27,6 +30,7 @@ from jobpipe.envelope import Job, encode, new_job_id, now_ns
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
 from jobpipe.wipe import delete_keys, delete_topics
+from loadtest.bench.children import EXIT_S, drain_timeout_s, reports, require_drained, running
 
 QUEUE = "bench"
 
@@ -99,33 +103,43 @@ def bare_producer(settings: Settings, jobs: list[bytes], batched: bool) -> Resul
     return Result(name, delivered[0], seconds)
 
 
-BridgeRow = tuple[float, float, int, float]  # start, end, jobs acked, CPU seconds
+class BridgeRow(NamedTuple):
+    """What one bridge process reports when its run ends."""
+
+    pid: int
+    drained: bool  # run_until_idle saw the lists empty and every batch acked
+    start: float  # time.time() when it started
+    end: float  # and when it ended
+    jobs: int  # jobs it acked
+    cpu_s: float  # CPU seconds it used
 
 
-def _bridge_child(settings: Settings, queues: list[str], bridge_id: str,
+def _bridge_child(settings: Settings, queues: list[str], bridge_id: str, timeout_s: float,
                   out: Queue[BridgeRow]) -> None:
     from bridge import Bridge
 
     bridge = Bridge(settings, queues, bridge_id)
     start, cpu = time.time(), time.process_time()
-    bridge.run_until_idle(600)
-    out.put((start, time.time(), sum(bridge.acked_jobs.values()), time.process_time() - cpu))
+    drained = bridge.run_until_idle(timeout_s)
+    out.put(BridgeRow(os.getpid(), drained, start, time.time(), sum(bridge.acked_jobs.values()),
+                      time.process_time() - cpu))
 
 
-def bridge_run(settings: Settings, processes: int, queues: tuple[str, ...] = (QUEUE,)) -> Result:
-    """Time ``processes`` forked bridges draining the pre-filled ``queues``."""
+def bridge_run(settings: Settings, processes: int, jobs: int,
+               queues: tuple[str, ...] = (QUEUE,)) -> Result:
+    """Time ``processes`` forked bridges draining the ``jobs`` pre-filled in ``queues``."""
     ctx = multiprocessing.get_context("fork")
     out: Queue[BridgeRow] = ctx.Queue()
-    children = [ctx.Process(target=_bridge_child, args=(settings, list(queues), f"bench-{i}", out))
+    timeout_s = drain_timeout_s(jobs)
+    children = [ctx.Process(target=_bridge_child,
+                            args=(settings, list(queues), f"bench-{i}", timeout_s, out))
                 for i in range(processes)]
-    for child in children:
-        child.start()
-    rows = [out.get(timeout=900) for _ in children]
-    for child in children:
-        child.join(60)
-    seconds = max(r[1] for r in rows) - min(r[0] for r in rows)
+    with running(children, "bridge"):
+        rows = reports(children, out, timeout_s + EXIT_S, "bridge")
+    require_drained(rows, "bridge", timeout_s)
+    seconds = max(r.end for r in rows) - min(r.start for r in rows)
     return Result(f"bridge, {processes} process{'es' if processes > 1 else ''}",
-                  sum(r[2] for r in rows), seconds, sum(r[3] for r in rows))
+                  sum(r.jobs for r in rows), seconds, sum(r.cpu_s for r in rows))
 
 
 def cleanup(client: redis.Redis[bytes], settings: Settings) -> None:
@@ -159,7 +173,7 @@ def bridge(obj: CliContext, n_jobs: int, args_bytes: int, partitions: int,
                    bare_producer(settings, jobs, batched=True)]
         for processes in range(1, max_processes + 1):
             prefill(client, settings, jobs)
-            results.append(bridge_run(settings, processes))
+            results.append(bridge_run(settings, processes, n_jobs))
     finally:
         cleanup(client, settings)
         client.close()

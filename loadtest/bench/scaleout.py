@@ -11,7 +11,8 @@ redis-server's. Medians of the rounds give the ratio and the per-primary
 figure ``jobpipe capacity --from-scaleout`` plans with. Last, a bridge
 process drains jobs pre-filled into the 3 queues (so it takes from all 3
 primaries) into the Kafka of the settings (the dev stack's broker).
-Everything it started is stopped by PID and its files removed.
+Everything it started is stopped by PID and its files removed; every wait on a
+forked process is bounded (:mod:`loadtest.bench.children`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass, replace
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 from redis.crc import key_slot
@@ -47,6 +48,7 @@ from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
 from jobpipe.wipe import delete_keys, delete_topics
 from loadtest.bench.bridge import bridge_run, make_jobs, prefill
+from loadtest.bench.children import STARTUP_S, reports, running
 from loadtest.cpu import CLOCK_TICKS_PER_S, cpu_seconds, listening_pid
 
 ARGS_100B = {"user": "u" * 60, "order": 123456789, "flag": True}  # as bench ingest
@@ -100,7 +102,13 @@ class Round:
         return cpu_s * 1e6 / self.jobs
 
 
-ProducerRow = tuple[int, float, float]  # jobs, wall seconds, CPU seconds
+class ProducerRow(NamedTuple):
+    """What one producer process reports when its round ends."""
+
+    pid: int
+    jobs: int
+    seconds: float  # wall
+    cpu_s: float
 
 
 def _producer_child(settings: Settings, queue: str, batch: int, seconds: float,
@@ -123,7 +131,8 @@ def _producer_child(settings: Settings, queue: str, batch: int, seconds: float,
             if since_trim >= TRIM_EVERY_JOBS:
                 client.unlink(*ready)
                 since_trim = 0
-        out.put((jobs, time.perf_counter() - start, time.process_time() - cpu))
+        out.put(ProducerRow(os.getpid(), jobs, time.perf_counter() - start,
+                            time.process_time() - cpu))
     client.close()
 
 
@@ -143,26 +152,26 @@ def intake_round(target: str, settings: Settings, queues: list[str], redis_pids:
                  producers: int, batch: int, seconds: float) -> Round:
     """``producers`` forked processes run ``enqueue_many`` for ``seconds`` at once."""
     ctx = multiprocessing.get_context("fork")
-    go, out = ctx.Event(), ctx.Queue()
+    go = ctx.Event()
+    out: Queue[ProducerRow] = ctx.Queue()
     children = [ctx.Process(target=_producer_child,
                             args=(settings, queues[i % len(queues)], batch, seconds, go, out))
                 for i in range(producers)]
-    for child in children:
-        child.start()
-    time.sleep(1.0)  # let every child connect and warm up before the clock starts
-    before, box_before = _redis_cpu(redis_pids), box_busy_s()
-    go.set()
-    rows: list[ProducerRow] = [out.get(timeout=seconds + 300) for _ in children]
-    after, box_after = _redis_cpu(redis_pids), box_busy_s()
-    for child in children:
-        child.join(60)
+    with running(children, "producer"):
+        time.sleep(1.0)  # let every child connect and warm up before the clock starts
+        before, box_before = _redis_cpu(redis_pids), box_busy_s()
+        go.set()
+        # Each runs ``seconds`` once go is set (one batch more at most); STARTUP_S
+        # covers a child still connecting then.
+        rows = reports(children, out, STARTUP_S + seconds, "producer")
+        after, box_after = _redis_cpu(redis_pids), box_busy_s()
     client = redis_client(settings.redis)
     delete_keys(client, settings.namespace)
     client.close()
     cores = os.cpu_count() or 1
     busy = (box_after[0] - box_before[0]) / (box_after[1] - box_before[1]) * cores
-    return Round(target, sum(r[0] for r in rows), max(r[1] for r in rows),
-                 sum(r[2] for r in rows), {n: after[n] - before[n] for n in redis_pids}, busy)
+    return Round(target, sum(r.jobs for r in rows), max(r.seconds for r in rows),
+                 sum(r.cpu_s for r in rows), {n: after[n] - before[n] for n in redis_pids}, busy)
 
 
 @contextmanager
@@ -217,7 +226,7 @@ def bridge_from_primaries(settings: Settings, queues: list[str], redis_pids: dic
         kafka_pid = listening_pid(int(settings.kafka.bootstrap.split(",")[0].rsplit(":", 1)[1]))
         pids = {**redis_pids, **({"kafka": kafka_pid} if kafka_pid else {})}
         before = _redis_cpu(pids)
-        result = bridge_run(settings, 1, tuple(queues))
+        result = bridge_run(settings, 1, jobs // len(queues) * len(queues), tuple(queues))
         after = _redis_cpu(pids)
     finally:
         delete_keys(client, settings.namespace)

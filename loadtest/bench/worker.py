@@ -10,9 +10,9 @@ Idempotency markers are on, as in production. Then the same no-op through Celery
 database 15 of the same Redis, ``--pool solo`` and prefork ``-c 2``): a queue
 pre-filled with ``apply_async``, rate from the queue draining.
 
-Every wait is bounded (see MIN_RATE): a worker process that dies, never sees the
-queue drained, or never ends fails the run with one line naming it (and how the
-group's partitions stood), and no process is left running.
+Every wait is bounded (:mod:`loadtest.bench.children`): a worker process that
+dies, never sees the queue drained, or never ends fails the run with one line
+naming it (and how the group's partitions stood), and no process is left running.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from queue import Empty
 from typing import Any, NamedTuple
 
 import click
@@ -41,17 +40,20 @@ from jobpipe.envelope import Job, encode, new_job_id, now_ns
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec, Topology
 from jobpipe.wipe import delete_keys, delete_topics
+from loadtest.bench.children import (
+    EXIT_S,
+    STARTUP_S,
+    drain_timeout_s,
+    reports,
+    require_drained,
+    running,
+)
 
 QUEUE = "bench"
 PARTITIONS = 6
 # The bench's waits are bounded: a run that stalls fails in one line instead of
-# hanging. A worker process starts, joins and drains at MIN_RATE jobs/s at the
-# least (one process does ~100,000/s on a quiet 2-core box); a process that
-# reported may take EXIT_S to exit, Celery's worker STARTUP_S to take its first
-# task, and its queue drains at CELERY_MIN_RATE at the least (~1,500/s quiet).
-MIN_RATE = 1_000
-STARTUP_S = 60.0
-EXIT_S = 60.0
+# hanging. Celery's worker may take STARTUP_S to take its first task, and its
+# queue drains at CELERY_MIN_RATE at the least (~1,500/s quiet).
 CELERY_MIN_RATE = 50
 _clock: dict[str, float] = {}
 
@@ -70,13 +72,6 @@ def _bench_app() -> Any:
         _clock["n"] = _clock.get("n", 0) + 1
 
     return app
-
-
-def drain_timeout_s(jobs: int) -> float:
-    """How long a worker process may take to drain ``jobs``: far beyond any run that
-    works (MIN_RATE is a small fraction of what one process does on a loaded box),
-    so that only a stalled run meets it."""
-    return STARTUP_S + jobs / MIN_RATE
 
 
 class Report(NamedTuple):
@@ -151,36 +146,12 @@ def _group_state(settings: Settings) -> str:
 
 def _reports(children: list[Any], out: Any, settings: Settings,
              timeout_s: float) -> list[Report]:
-    """Every child's report, each child ended; raises in one line when a child died
-    without reporting, reported that it never drained, or is still at it (or still
-    exiting) after ``timeout_s``."""
-    reports: list[Report] = []
-    deadline = time.monotonic() + timeout_s
-    while len(reports) < len(children):
-        try:
-            reports.append(out.get(timeout=0.5))
-            continue
-        except Empty:
-            pass
-        reported = {r.pid for r in reports}
-        for child in children:
-            if child.exitcode not in (None, 0) and child.pid not in reported:
-                raise click.ClickException(f"worker process {child.pid} exited with code "
-                                           f"{child.exitcode} before reporting")
-        if time.monotonic() > deadline:
-            late = [c.pid for c in children if c.pid not in reported]
-            raise click.ClickException(f"worker processes {late} did not finish within "
-                                       f"{timeout_s:.0f} s ({_group_state(settings)})")
-    for report in reports:
-        if not report.drained:
-            raise click.ClickException(f"worker process {report.pid} did not see the queue "
-                                       f"drained within {timeout_s:.0f} s")
-    for child in children:
-        child.join(EXIT_S)
-        if child.exitcode is None:
-            raise click.ClickException(f"worker process {child.pid} reported but did not exit "
-                                       f"within {EXIT_S:.0f} s")
-    return reports
+    """Every child's report; raises in one line when a child died without reporting,
+    reported that it never drained, or is still at it after ``timeout_s``."""
+    got: list[Report] = reports(children, out, timeout_s, "worker",
+                                lambda: _group_state(settings))
+    require_drained(got, "worker", timeout_s)
+    return got
 
 
 def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
@@ -208,25 +179,18 @@ def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
         timeout_s = drain_timeout_s(jobs)
         children = [ctx.Process(target=_child, args=(settings, timeout_s, out))
                     for _ in range(processes)]
-        for child in children:
-            child.start()
-        try:
+        with running(children, "worker"):
             _wait_assigned(settings, processes, PARTITIONS)
             time.sleep(1.0)  # assignment callbacks run; first fetches fill the (paused) lanes
             resume_queue(client, ns, QUEUE)
-            reports = _reports(children, out, settings, timeout_s + EXIT_S)
-        finally:
-            for child in children:  # after a failure: none is left running
-                if child.exitcode is None:
-                    child.kill()
-                    child.join()
-        done = sum(r.jobs for r in reports)
+            got = _reports(children, out, settings, timeout_s + EXIT_S)
+        done = sum(r.jobs for r in got)
         if done < jobs:
             raise click.ClickException(f"only {done} of {jobs} jobs ran")
-        ran = [r for r in reports if r.jobs]
+        ran = [r for r in got if r.jobs]
         first, last = min(r.first for r in ran), max(r.last for r in ran)
         if processes > 1:
-            click.echo(f"  {processes} processes ran {sorted(r.jobs for r in reports)} jobs; "
+            click.echo(f"  {processes} processes ran {sorted(r.jobs for r in got)} jobs; "
                        f"first jobs {1000 * (max(r.first for r in ran) - first):.0f} ms apart, "
                        f"last jobs {1000 * (last - min(r.last for r in ran)):.0f} ms apart")
         return float(done / max(last - first, 1e-9))

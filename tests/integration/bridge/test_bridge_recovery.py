@@ -35,7 +35,7 @@ def _abandoned_takes(settings, client, queue: str, batches: int) -> str:
         source = Source(queue, key, names.inflight_list_key(ns, queue, ghost, key),
                         names.main_topic(ns, queue))
         for _ in range(batches):
-            taker.take(source, 100)
+            taker.take_lists([source], 100)
     return ghost
 
 

@@ -165,7 +165,8 @@ def _one_refusal_line(code: int, stderr: str, settings: Settings, command: str) 
 
 
 # Each user has every rule its stage needs but one command that stage first sends
-# once it runs (not at start): the bridge's idle wait, the worker's pause-flag read.
+# once it runs (not at start): the bridge's idle wait, the worker's pause-flag read
+# or its heartbeat.
 @pytest.mark.parametrize("processes", ["1", "2"])
 def test_a_bridge_refused_a_command_stops_with_one_line(users, tmp_path, processes):
     admin = users("admin")
@@ -176,12 +177,13 @@ def test_a_bridge_refused_a_command_stops_with_one_line(users, tmp_path, process
     _one_refusal_line(code, stderr, bridge, "bzpopmin")
 
 
-@pytest.mark.parametrize("processes", ["1", "2"])
-def test_a_worker_refused_a_command_stops_with_one_line(users, tmp_path, processes):
+@pytest.mark.parametrize(("refused", "processes"),
+                         [("smembers", "1"), ("smembers", "2"), ("zadd", "1")])
+def test_a_worker_refused_a_command_stops_with_one_line(users, tmp_path, refused, processes):
     admin = users("admin")
     apply_topics(admin)
-    rules = [*worker_acl_rules(admin.namespace, admin.topology.select(SERVED)), "-smembers"]
+    rules = [*worker_acl_rules(admin.namespace, admin.topology.select(SERVED)), f"-{refused}"]
     worker = users("jp-worker", rules)
     code, stderr = _run_stage(worker, tmp_path, "worker", RECORDING_APP,
                               "--queues", ",".join(SERVED), "--processes", processes)
-    _one_refusal_line(code, stderr, worker, "smembers")
+    _one_refusal_line(code, stderr, worker, refused)
