@@ -59,14 +59,17 @@ def ready_total(client: redis.Redis, settings: Settings, queue: str) -> int:
     pipe = client.pipeline(transaction=False)
     for level in spec.levels:
         for shard in range(spec.shards):
-            pipe.llen(names.ready_key(settings.namespace, queue, shard, level))
+            pipe.llen(names.ready_key(settings.namespace, queue, shard, level,
+                                      own_slot=spec.shard_slots))
     return sum(pipe.execute())
 
 
 def inflight_total(client: redis.Redis, settings: Settings, queue: str) -> int:
     """Jobs in every bridge's in-flight lists of a queue."""
-    keys = list(client.scan_iter(match=names.inflight_pattern(settings.namespace, queue),
-                                 count=1000))
+    spec = settings.topology.get(queue)
+    keys = [key for slot in spec.slots
+            for key in client.scan_iter(match=names.inflight_pattern(settings.namespace, queue,
+                                                                     slot), count=1000)]
     return sum(client.llen(k) for k in keys)
 
 
