@@ -55,7 +55,8 @@ def test_every_kind_of_job_reaches_kafka_once(make_settings, redis_client, kafka
              if m["key"] == "user-7"]
     assert order == list(range(20))
     status = jobstatus.lookup(redis_client, settings, keyed[0])
-    assert status is not None and status.state == jobstatus.IN_KAFKA
+    assert status is not None
+    assert status.state == jobstatus.IN_KAFKA
 
 
 def test_the_high_water_mark_counts_every_shard(make_settings, redis_client):

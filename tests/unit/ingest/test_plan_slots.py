@@ -34,7 +34,8 @@ def _one_slot(keys: list[str]) -> int:
 
 def test_an_unkeyed_batch_is_one_call_per_shard_each_on_its_own_slot(intake):
     plan = intake.plan_many("hot", "t", list(range(12)), JobOptions(priority=1))
-    assert plan.keys == [] and len(plan.parts) == 6
+    assert plan.keys == []
+    assert len(plan.parts) == 6
     slots = [_one_slot(part.keys) for part in plan.parts]
     assert len(set(slots)) == 6
     for shard, part in enumerate(plan.parts):
@@ -67,7 +68,8 @@ def test_delayed_and_unique_jobs_stay_in_their_shards_slot(intake):
     unique_shard = shard_for(b"order-9", 6, 0)  # unkeyed: the idempotency key's shard
     unique_part = next(p for p in plan.parts
                        if names.unique_key("ns", "hot", "order-9", unique_shard) in p.keys)
-    assert plan.unique_jobs == [1] and unique_part.unique_jobs == [1]
+    assert plan.unique_jobs == [1]
+    assert unique_part.unique_jobs == [1]
     assert any(names.delayed_key("ns", "hot", p_slot) in part.keys
                for part in plan.parts for p_slot in range(6))
 
@@ -77,7 +79,8 @@ def test_state_records_go_first_in_a_call_on_the_queues_own_slot(intake):
     records, *shards = plan.parts
     # Records only (no wake), routed by the first record's key, on the queue's tag.
     assert records.keys == [names.job_status_key("ns", "tracked", plan.ids[0])]
-    assert "S" in records.args and "W" not in records.args
+    assert "S" in records.args
+    assert "W" not in records.args
     assert len(shards) == 3
     assert all(names.wake_key("ns", "tracked", s) in part.keys for s, part in enumerate(shards))
 
