@@ -4,7 +4,6 @@ in order, through a bridge kill -9 and its restart."""
 
 from __future__ import annotations
 
-import signal
 from collections import defaultdict
 
 import pytest
@@ -13,13 +12,7 @@ from ingest import Producer
 from jobpipe import names
 from jobpipe.admin import apply_topics
 from tests.integration.bridge.jobs import consume, id_counts
-from tests.integration.bridge.procs import (
-    inflight_total,
-    ready_total,
-    start_bridge,
-    wait_for,
-    write_config,
-)
+from tests.integration.bridge.procs import kill_9_mid_move_then_drain, write_config
 from tests.redis_modes import CLUSTER
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos,
@@ -79,24 +72,8 @@ def test_shards_spread_over_primaries_and_jobs_survive_a_bridge_kill_9(
     assert sum(lengths) == n_jobs
     assert all(lengths)
 
-    log = tmp_path / "bridge.log"
-    first = start_bridge(settings, config, "--bridge-id", "crashy", log_path=log)
-    try:
-        wait_for(lambda: ready_total(redis_client, settings, "hot") < n_jobs * 0.9
-                 and inflight_total(redis_client, settings, "hot") > 0, 120, interval_s=0.002,
-                 what="mid-move")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-    stranded = inflight_total(redis_client, settings, "hot")
-    second = start_bridge(settings, config, "--bridge-id", "crashy", log_path=log)
-    try:
-        wait_for(lambda: ready_total(redis_client, settings, "hot") == 0
-                 and inflight_total(redis_client, settings, "hot") == 0, 180, interval_s=0.2,
-                 what="drained after restart")
-    finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(60) == 0, log.read_text()[-3000:]
+    stranded = kill_9_mid_move_then_drain(settings, config, redis_client, "hot", n_jobs,
+                                          tmp_path / "bridge.log")
 
     messages = consume(settings, [names.main_topic(ns, "hot")], expect=n_jobs, timeout_s=120)
     counts = id_counts(messages)
