@@ -35,12 +35,13 @@ _DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "ping", "config|get",
 def bridge_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     """Every key (or key glob) a bridge of ``spec`` reads or writes."""
     ns, q = namespace, spec.name
-    keys = [names.ready_key(ns, q, shard, level)
+    keys = [names.ready_key(ns, q, shard, level, own_slot=spec.shard_slots)
             for level in spec.levels for shard in range(spec.shards)]
-    keys += [names.delayed_key(ns, q), names.wake_key(ns, q), names.inflight_pattern(ns, q),
-             names.inflight_index_key(ns, q), names.inflight_owners_key(ns, q),
-             names.dead_key(ns, q),
-             names.tenants_key(ns, q)]  # every take names it (bridge.take)
+    for slot in spec.slots:  # one set per shard with shard_slots
+        keys += [names.delayed_key(ns, q, slot), names.wake_key(ns, q, slot),
+                 names.inflight_pattern(ns, q, slot), names.inflight_index_key(ns, q, slot),
+                 names.inflight_owners_key(ns, q, slot), names.dead_key(ns, q, slot)]
+    keys.append(names.tenants_key(ns, q))  # read by the backlog of every queue
     if spec.fair:
         keys += [names.tenant_ready_key(ns, q, "*"), names.paused_tenants_key(ns, q)]
     if spec.track_status:

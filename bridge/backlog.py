@@ -29,11 +29,12 @@ def measure_backlog(client: redis.Redis[bytes], ns: str,
             for level in spec.levels:
                 for shard in range(spec.shards):
                     plan.append((q, "ready"))
-                    pipe.llen(names.ready_key(ns, q, shard, level))
-        plan.append((q, "delayed"))
-        pipe.zcard(names.delayed_key(ns, q))
-        plan.append((q, "dead"))
-        pipe.llen(names.dead_key(ns, q))
+                    pipe.llen(names.ready_key(ns, q, shard, level, own_slot=spec.shard_slots))
+        for slot in spec.slots:
+            plan.append((q, "delayed"))
+            pipe.zcard(names.delayed_key(ns, q, slot))
+            plan.append((q, "dead"))
+            pipe.llen(names.dead_key(ns, q, slot))
     out: dict[str, dict[str, int]] = {s.name: {"ready": 0, "delayed": 0, "dead": 0}
                                       for s in specs}
     for (q, state), n in zip(plan, pipe.execute(), strict=True):

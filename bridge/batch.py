@@ -31,6 +31,9 @@ class Source:
         inflight: this bridge's in-flight list for ``key``.
         topic: Kafka topic of its jobs.
         tenant: the tenant of a fair queue's list, else ``None``.
+        slot: the shard whose hash tag the list carries (queues with
+            ``shard_slots``), else ``None``: which in-flight index, owners set
+            and dead list go with it.
     """
 
     queue: str
@@ -38,6 +41,7 @@ class Source:
     inflight: str
     topic: str
     tenant: str | None = None
+    slot: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

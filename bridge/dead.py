@@ -8,6 +8,9 @@ job is always in exactly one of: ready, in flight, dead, Kafka.
 Record: ``{"reason", "error", "job", "source", "at"}``: ``job`` is the envelope
 as a string (``job_b64`` instead when the bytes are not UTF-8), ``source`` the
 ready list it came from (where ``requeue`` returns it), ``at`` ms since epoch.
+
+A queue with ``shard_slots`` has a dead list per shard, under the shard's hash
+tag with the lists its jobs came from: the ack and the requeue stay in one slot.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from bridge.reaper import tenant_of
 from jobpipe import names
 from jobpipe.settings import Settings
 
-# KEYS: dead, destination, tenants ; ARGV: record, job, tenant ('' = none)
+# KEYS: dead, destination, then tenants if a tenant ; ARGV: record, job, tenant ('' = none)
 _REQUEUE = """#!lua flags=allow-oom
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[2])
@@ -79,14 +82,27 @@ def decode_record(raw: bytes) -> DeadRecord:
 def list_dead(client: redis.Redis[bytes], settings: Settings, queue: str,
               limit: int = 100) -> list[DeadRecord]:
     """The newest ``limit`` dead records of ``queue`` (newest first)."""
-    settings.topology.get(queue)
-    rows = client.lrange(names.dead_key(settings.namespace, queue), 0, limit - 1)
-    return [decode_record(r) for r in rows]
+    keys = _dead_keys(settings, queue)
+    records = [decode_record(r) for key in keys for r in client.lrange(key, 0, limit - 1)]
+    if len(keys) == 1:
+        return records
+    # One list per shard: merged by the time each was declared dead.
+    return sorted(records, key=lambda r: r.at_ms, reverse=True)[:limit]
 
 
 def count_dead(client: redis.Redis[bytes], settings: Settings, queue: str) -> int:
     """How many dead records ``queue`` holds."""
-    return int(client.llen(names.dead_key(settings.namespace, queue)))
+    return sum(int(client.llen(key)) for key in _dead_keys(settings, queue))
+
+
+def _dead_keys(settings: Settings, queue: str) -> list[str]:
+    """The dead list of ``queue``, or one per shard with ``shard_slots``.
+
+    Raises:
+        ConfigError: ``queue`` is not declared.
+    """
+    spec = settings.topology.get(queue)
+    return [names.dead_key(settings.namespace, queue, slot) for slot in spec.slots]
 
 
 def requeue_dead(client: redis.Redis[bytes], settings: Settings, queue: str) -> int:
@@ -96,14 +112,18 @@ def requeue_dead(client: redis.Redis[bytes], settings: Settings, queue: str) -> 
     the same step), so running this twice, or beside a bridge, never
     duplicates or drops a job. Returns the number moved.
     """
-    settings.topology.get(queue)
+    spec = settings.topology.get(queue)
     ns = settings.namespace
-    dead = names.dead_key(ns, queue)
     script = client.register_script(_REQUEUE)
     moved = 0
-    for raw in reversed(client.lrange(dead, 0, -1)):  # oldest first
-        record = decode_record(raw)
-        dest = record.source or names.ready_key(ns, queue, 0, 0)
-        moved += int(script(keys=[dead, dest, names.tenants_key(ns, queue)],
-                            args=[raw, record.job, tenant_of(ns, queue, dest)]))
+    for slot in spec.slots:
+        dead = names.dead_key(ns, queue, slot)
+        for raw in reversed(client.lrange(dead, 0, -1)):  # oldest first
+            record = decode_record(raw)
+            # A record without its source: shard 0 of level 0 (of this slot's shard).
+            dest = record.source or names.ready_key(ns, queue, slot or 0, 0,
+                                                    own_slot=spec.shard_slots)
+            tenant = tenant_of(ns, queue, dest)
+            keys = [dead, dest, *([names.tenants_key(ns, queue)] if tenant else [])]
+            moved += int(script(keys=keys, args=[raw, record.job, tenant]))
     return moved

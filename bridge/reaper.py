@@ -12,6 +12,9 @@ clock). Any live bridge periodically:
    the ZSET is returned, in one script per list, to the RIGHT end (the front)
    of the ready list it came from, in its original order, after removing the
    owner from the queue's owners set (the fence, see :mod:`bridge.take`).
+   A queue with ``shard_slots`` has an index and an owners set per shard,
+   under that shard's hash tag with its lists: a bridge registers in each, and
+   is fenced in each whose lists are returned (as in each queue's).
 
 Why no job is lost or stranded: a list exists only after a take by a
 registered id (registration precedes taking), so an id missing from the ZSET
@@ -59,7 +62,8 @@ for _, id in ipairs(ids) do redis.call('ZREM', KEYS[1], id) end
 return ids
 """
 
-# KEYS: inflight, source, owners, index, tenants ; ARGV: owner id, tenant ('' = none)
+# KEYS: inflight, source, owners, index, then tenants if a tenant
+# ARGV: owner id, tenant ('' = none)
 _RECOVER = """#!lua flags=allow-oom
 redis.call('SREM', KEYS[3], ARGV[1])
 local n = redis.call('LLEN', KEYS[1])
@@ -102,11 +106,11 @@ def tenant_of(ns: str, queue: str, source_key: str) -> str:
 class Reaper:
     """Heartbeat of one bridge id, and recovery of dead bridges' in-flight jobs."""
 
-    def __init__(self, client: redis.Redis[bytes], ns: str, queues: list[str],
-                 bridge_id: str, timeout_s: float) -> None:
+    def __init__(self, client: redis.Redis[bytes], ns: str,
+                 slots: list[tuple[str, int | None]], bridge_id: str, timeout_s: float) -> None:
         self._client = client
         self._ns = ns
-        self._queues = queues
+        self._slots = slots  # (queue, shard with its own hash tag, or None)
         self.bridge_id = bridge_id
         self._timeout_ms = int(timeout_s * 1000)
         self._heartbeat = client.register_script(_HEARTBEAT)
@@ -118,8 +122,8 @@ class Reaper:
         """Announce this id (heartbeat first, then ownership of each queue)."""
         self._heartbeat(keys=[names.bridges_key(self._ns)],
                         args=[self.bridge_id, self._timeout_ms, "1"])
-        for q in self._queues:  # one call per queue: the keys live on different slots
-            self._own(keys=[names.inflight_owners_key(self._ns, q)], args=[self.bridge_id])
+        for q, slot in self._slots:  # one call each: the keys live on different slots
+            self._own(keys=[names.inflight_owners_key(self._ns, q, slot)], args=[self.bridge_id])
 
     def beat(self) -> bool:
         """Renew the heartbeat. False when this id was claimed (presumed dead)."""
@@ -144,27 +148,29 @@ class Reaper:
     def sweep(self) -> int:
         """Return the in-flight lists of ids no longer registered; jobs moved."""
         moved = 0
-        for q in self._queues:
-            index = names.inflight_index_key(self._ns, q)
+        for q, slot in self._slots:
+            index = names.inflight_index_key(self._ns, q, slot)
             keys = [k.decode() for k in self._client.smembers(index)]
             if not keys:
                 continue
             # Read the index before the live set: see the module docstring.
             live = {m.decode() for m in self._client.zrange(names.bridges_key(self._ns), 0, -1)}
             for key in keys:
-                owner = names.bridge_id_from_inflight(self._ns, q, key)
+                owner = names.bridge_id_from_inflight(key)
                 if owner in live:
                     continue
-                moved += self.recover_list(q, key, owner)
+                moved += self.recover_list(q, slot, key, owner)
         return moved
 
-    def recover_list(self, queue: str, key: str, owner: str) -> int:
+    def recover_list(self, queue: str, slot: int | None, key: str, owner: str) -> int:
         """Return one in-flight list to the front of its ready list (atomic)."""
-        source = names.inflight_source(self._ns, queue, key)
-        n = int(self._recover(
-            keys=[key, source, names.inflight_owners_key(self._ns, queue),
-                  names.inflight_index_key(self._ns, queue), names.tenants_key(self._ns, queue)],
-            args=[owner, tenant_of(self._ns, queue, source)]))
+        source = names.inflight_source(key)
+        tenant = tenant_of(self._ns, queue, source)
+        keys = [key, source, names.inflight_owners_key(self._ns, queue, slot),
+                names.inflight_index_key(self._ns, queue, slot)]
+        if tenant:
+            keys.append(names.tenants_key(self._ns, queue))
+        n = int(self._recover(keys=keys, args=[owner, tenant]))
         if n:
             log.warning("returned %d in-flight jobs of bridge %s to %s", n, owner, source)
         return n
@@ -173,11 +179,11 @@ class Reaper:
         """Clean exit: return whatever is left in this id's lists, then unregister."""
         self._client.zrem(names.bridges_key(self._ns), self.bridge_id)
         moved = 0
-        for q in self._queues:
-            index = names.inflight_index_key(self._ns, q)
+        for q, slot in self._slots:
+            index = names.inflight_index_key(self._ns, q, slot)
             for raw in self._client.smembers(index):
                 key = raw.decode()
-                if names.bridge_id_from_inflight(self._ns, q, key) == self.bridge_id:
-                    moved += self.recover_list(q, key, self.bridge_id)
-            self._client.srem(names.inflight_owners_key(self._ns, q), self.bridge_id)
+                if names.bridge_id_from_inflight(key) == self.bridge_id:
+                    moved += self.recover_list(q, slot, key, self.bridge_id)
+            self._client.srem(names.inflight_owners_key(self._ns, q, slot), self.bridge_id)
         return moved

@@ -33,7 +33,7 @@ from bridge.relay import Relay
 from bridge.sources import Rotation
 from bridge.take import Fenced, Taker
 from bridge.wake import Waker, wake_client_name
-from jobpipe import jobstatus, metrics, names
+from jobpipe import jobstatus, metrics
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
 from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call
@@ -132,7 +132,8 @@ class Bridge:
         self._tracked = {spec.name: spec for spec in self.specs if spec.track_status}
         self._advance = self._client.register_script(ADVANCE_LUA)
         queues = [spec.name for spec in self.specs]
-        self._reaper = Reaper(self._client, ns, queues, self.bridge_id,
+        slots = [(spec.name, slot) for spec in self.specs for slot in spec.slots]
+        self._reaper = Reaper(self._client, ns, slots, self.bridge_id,
                               s.bridge.heartbeat_timeout_s)
         self._reaper.register()
         earlier = self._reaper.claim_name(self.name)
@@ -140,11 +141,7 @@ class Bridge:
             log.info("bridge %s: recovering earlier incarnations %s", self.name, earlier)
         self._reaper.claim_lapsed()
         self._reaper.sweep()
-        per_q = {"owners": names.inflight_owners_key, "index": names.inflight_index_key,
-                 "tenants": names.tenants_key, "dead": names.dead_key}
-        keys = {k: {q: f(ns, q) for q in queues} for k, f in per_q.items()}
-        self._taker = Taker(self._client, self.bridge_id, keys["owners"], keys["index"],
-                            keys["tenants"], keys["dead"])
+        self._taker = Taker(self._client, self.bridge_id, ns)
         self._rotation = Rotation(self._client, ns, self.specs, self.bridge_id,
                                   s.bridge.batch_size)
         self._promoter = Promoter(self._client, ns, self.specs)

@@ -1,8 +1,9 @@
 """Which lists a bridge takes from, and in what order (round robin over slots).
 
 A *slot* is either all ready lists of a plain queue (per priority level and
-shard; one take call covers them) or a whole fair queue, whose tenants share
-its slot by weighted deficit round robin (:class:`bridge.fair.FairScheduler`)
+shard; one take call covers them; a queue with ``shard_slots`` is one slot per
+shard, its lists sharing that shard's hash tag) or a whole fair queue, whose
+tenants share its slot by weighted deficit round robin (:class:`bridge.fair.FairScheduler`)
 and only while the queue's Kafka lag allows (:func:`bridge.fair.lag_allows`).
 """
 
@@ -20,21 +21,23 @@ from jobpipe import names
 from jobpipe.topology import QueueSpec
 
 
-def ready_sources(ns: str, spec: QueueSpec, bridge_id: str) -> list[Source]:
-    """Every ready list of a plain queue, level 0 first."""
-    out = []
+def ready_sources(ns: str, spec: QueueSpec, bridge_id: str) -> list[list[Source]]:
+    """Every ready list of a plain queue, level 0 first, in one group per hash
+    slot (one group, unless the queue has ``shard_slots``): one take call each."""
+    groups: dict[int | None, list[Source]] = {slot: [] for slot in spec.slots}
     for level in spec.levels:
         for shard in range(spec.shards):
-            key = names.ready_key(ns, spec.name, shard, level)
-            inflight = names.inflight_list_key(ns, spec.name, bridge_id, key)
-            out.append(Source(spec.name, key, inflight, names.main_topic(ns, spec.name, level)))
-    return out
+            slot = spec.slot_of(shard)
+            key = names.ready_key(ns, spec.name, shard, level, own_slot=spec.shard_slots)
+            groups[slot].append(Source(spec.name, key, names.inflight_list_key(bridge_id, key),
+                                       names.main_topic(ns, spec.name, level), slot=slot))
+    return list(groups.values())
 
 
 def tenant_source(ns: str, spec: QueueSpec, bridge_id: str, tenant: str) -> Source:
     """The tenant list of a fair queue."""
     key = names.tenant_ready_key(ns, spec.name, tenant)
-    return Source(spec.name, key, names.inflight_list_key(ns, spec.name, bridge_id, key),
+    return Source(spec.name, key, names.inflight_list_key(bridge_id, key),
                   names.main_topic(ns, spec.name, 0), tenant)
 
 
@@ -109,8 +112,8 @@ class Rotation:
             if spec.fair:
                 slots.append(self._fair[spec.name])
             else:
-                sources = ready_sources(self._ns, spec, bridge_id)
-                slots.append(ListsSlot(sources, [True] * len(sources)))
+                for sources in ready_sources(self._ns, spec, bridge_id):
+                    slots.append(ListsSlot(sources, [True] * len(sources)))
         self._slots = slots
         self._cursor = 0
         self.rouse()

@@ -11,7 +11,9 @@ ack call trims several of its in-flight lists: calls are paid per queue and
 round trip, not per list.
 
 Fencing: both scripts first check that this bridge id is still in the queue's
-owners set. A reaper removes a lapsed bridge from that set in the same script
+owners set (the shard's, for a queue with ``shard_slots``: each shard's lists,
+index, owners and dead list share its hash tag). A reaper removes a lapsed
+bridge from that set in the same script
 that returns its in-flight list (:mod:`bridge.reaper`), and bridge ids are
 never reused, so a bridge presumed dead can never trim (and so lose) jobs that
 another bridge has since put back or taken: its scripts answer "fenced", and
@@ -30,18 +32,21 @@ from collections.abc import Sequence
 import redis
 
 from bridge.batch import Source
+from jobpipe import names
 from jobpipe.pipelined import run_script_calls
 
 # One call takes from several ready lists of one queue (they share its hash
-# slot): a bridge woken by one push does not know which list it landed on, and
-# one script over all of them costs one round trip where a take per list cost
-# one each. The tenant registry is touched only for a fair queue's one list.
-# KEYS: owners, index, tenants, then (ready, inflight) per list
+# slot, or a shard's with shard_slots): a bridge woken by one push does not know
+# which list it landed on, and one script over all of them costs one round trip
+# where a take per list cost one each. The tenant registry is named (last) and
+# touched only for a fair queue's one list.
+# KEYS: owners, index, then (ready, inflight) per list, then tenants if a tenant
 # ARGV: bridge id, n (per list), tenant ('' = none)
 _TAKE = """#!lua flags=allow-oom
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
-local n, out = tonumber(ARGV[2]), {}
-for k = 4, #KEYS, 2 do
+local n, out, last = tonumber(ARGV[2]), {}, #KEYS
+if ARGV[3] ~= '' then last = last - 1 end
+for k = 3, last, 2 do
   local items = redis.call('RPOP', KEYS[k], n)
   if items then
     redis.call('LPUSH', KEYS[k + 1], unpack(items))
@@ -51,13 +56,14 @@ for k = 4, #KEYS, 2 do
   end
   out[#out + 1] = items
 end
-if ARGV[3] ~= '' and redis.call('LLEN', KEYS[4]) == 0 then
-  redis.call('SREM', KEYS[3], ARGV[3])
+if ARGV[3] ~= '' and redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('SREM', KEYS[#KEYS], ARGV[3])
 end
 return out
 """
 
-# Acknowledges the oldest jobs of several in-flight lists of one queue at once.
+# Acknowledges the oldest jobs of several in-flight lists of one queue (of one
+# hash slot) at once.
 # KEYS: owners, dead, inflight... ; ARGV: bridge id, n per inflight list..., dead records...
 _ACK = """#!lua flags=allow-oom
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return -1 end
@@ -79,15 +85,10 @@ class Fenced(Exception):
 class Taker:
     """The take and ack scripts, bound to one client and one bridge id."""
 
-    def __init__(self, client: redis.Redis[bytes], bridge_id: str,
-                 owners_key: dict[str, str], index_key: dict[str, str],
-                 tenants_key: dict[str, str], dead_key: dict[str, str]) -> None:
+    def __init__(self, client: redis.Redis[bytes], bridge_id: str, ns: str) -> None:
         self._client = client
         self.bridge_id = bridge_id
-        self._owners = owners_key
-        self._index = index_key
-        self._tenants = tenants_key
-        self._dead = dead_key
+        self._ns = ns
         self._take = client.register_script(_TAKE)
         self._ack = client.register_script(_ACK)
 
@@ -98,11 +99,13 @@ class Taker:
         Raises:
             Fenced: this bridge id lost its ownership.
         """
-        q = sources[0].queue
-        keys = [self._owners[q], self._index[q], self._tenants[q]]
+        q, slot, ns = sources[0].queue, sources[0].slot, self._ns
+        keys = [names.inflight_owners_key(ns, q, slot), names.inflight_index_key(ns, q, slot)]
         for source in sources:
             keys += (source.key, source.inflight)
         tenant = sources[0].tenant if len(sources) == 1 else None
+        if tenant:
+            keys.append(names.tenants_key(ns, q))
         taken = self._take(keys=keys, args=[self.bridge_id, n, tenant or ""])
         if taken is None:
             raise Fenced(self.bridge_id)
@@ -112,23 +115,26 @@ class Taker:
         """Remove the ``n`` oldest in-flight jobs of each ``(source, n, dead_records)``,
         pushing ``dead_records`` to the dead list in the same script.
 
-        One script per queue, whatever the number of its lists, and one round
-        trip in all (:func:`jobpipe.pipelined.run_script_calls`).
+        One script per queue (per hash slot of a queue with ``shard_slots``),
+        whatever the number of its lists, and one round trip in all
+        (:func:`jobpipe.pipelined.run_script_calls`).
 
         Raises:
             Fenced: this bridge id lost its ownership.
         """
-        by_queue: dict[str, list[tuple[Source, int, Sequence[bytes]]]] = {}
+        by_slot: dict[tuple[str, int | None], list[tuple[Source, int, Sequence[bytes]]]] = {}
         for each in acks:
-            by_queue.setdefault(each[0].queue, []).append(each)
-        calls = [self._ack_call(q, group) for q, group in by_queue.items()]
+            by_slot.setdefault((each[0].queue, each[0].slot), []).append(each)
+        calls = [self._ack_call(q, slot, group) for (q, slot), group in by_slot.items()]
         results = run_script_calls(self._client, self._ack, calls)
         if any(r == -1 for r in results):
             raise Fenced("ack refused")
 
-    def _ack_call(self, q: str, acks: Sequence[tuple[Source, int, Sequence[bytes]]]
+    def _ack_call(self, q: str, slot: int | None,
+                  acks: Sequence[tuple[Source, int, Sequence[bytes]]]
                   ) -> tuple[list[str], list[str | int | bytes]]:
-        keys = [self._owners[q], self._dead[q], *(source.inflight for source, _, _ in acks)]
+        keys = [names.inflight_owners_key(self._ns, q, slot), names.dead_key(self._ns, q, slot),
+                *(source.inflight for source, _, _ in acks)]
         args: list[str | int | bytes] = [self.bridge_id, *(n for _, n, _ in acks)]
         for _, _, dead_records in acks:
             args += dead_records

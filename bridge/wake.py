@@ -19,7 +19,9 @@ On a Redis Cluster one ``BZPOPMIN`` may only name keys of one slot, so the wake
 keys are grouped by slot (:func:`jobpipe.connections.group_by_slot`; a single
 Redis is one group) and the bridge blocks on one connection per group, each to
 the node serving that slot, all in one ``select``. The first to answer ends the
-wait; the others are unblocked on their own nodes.
+wait; the others are unblocked on their own nodes. A queue with ``shard_slots``
+has a wake key (and a delayed set) per shard, under the shard's hash tag, so
+each push raises the wake of the shard it wrote in its own script.
 """
 
 from __future__ import annotations
@@ -75,8 +77,10 @@ class Waker:
                  name: str) -> None:
         self._client = client
         self._name = name
-        self._wake_groups = group_by_slot(client, [names.wake_key(ns, s.name) for s in specs])
-        self._delayed_keys = [names.delayed_key(ns, spec.name) for spec in specs]
+        self._wake_groups = group_by_slot(client, [names.wake_key(ns, s.name, slot)
+                                                   for s in specs for slot in s.slots])
+        self._delayed_keys = [names.delayed_key(ns, s.name, slot)
+                              for s in specs for slot in s.slots]
         self._blocked: list[_Blocked] = []
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)

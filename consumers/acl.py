@@ -33,7 +33,7 @@ _DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "ping", "config|get",
 def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     """Every key (or key glob) a worker of ``spec`` reads or writes."""
     ns, q = namespace, spec.name
-    keys = [names.ready_key(ns, q, shard, level)
+    keys = [names.ready_key(ns, q, shard, level, own_slot=spec.shard_slots)
             for level in spec.levels for shard in range(spec.shards)]
     keys += [names.done_key(ns, q, "*"), names.rate_key(ns, q), names.rate_key(ns, q, "*"),
              names.tenants_key(ns, q), names.parked_key(ns, q, "*")]

@@ -33,14 +33,19 @@ from jobpipe.topology import QueueSpec
 log = logging.getLogger(__name__)
 
 RESUME_ATTEMPTS = 20
+RESUME_CHUNK = 1000  # parked jobs moved per step on a queue with shard_slots
 
-# KEYS: paused tenants, parked, destination, tenants registry. ARGV: tenant, raw, fair.
-# Returns 1 when parked, 0 when the tenant is not paused (job sent to destination).
+# KEYS: paused tenants, parked, destination, tenants registry (the last two not
+# given with ARGV[4] = '1'). ARGV: tenant, raw, fair, caller pushes.
+# Returns 1 when parked, 0 when the tenant is not paused (job sent to destination,
+# or, with ARGV[4] = '1', left to the caller to send: its destination is on
+# another hash slot, a shard of a queue with shard_slots).
 PARK_LUA = """
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then
   redis.call('LPUSH', KEYS[2], ARGV[2])
   return 1
 end
+if ARGV[4] == '1' then return 0 end
 redis.call('RPUSH', KEYS[3], ARGV[2])
 if ARGV[3] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) end
 return 0
@@ -162,7 +167,14 @@ class Controls:
         keys = [names.paused_tenants_key(ns, queue), names.parked_key(ns, queue, tenant), dest,
                 names.tenants_key(ns, queue)]
         fair = "1" if spec is not None and spec.fair else "0"
-        parked = bool(await self._park(keys=keys, args=[tenant, raw, fair]))
+        if spec is not None and spec.shard_slots:
+            # Two steps: the offset is stored only after both (a crash between
+            # them delivers the job again: a duplicate, never a loss).
+            parked = bool(await self._park(keys=keys[:2], args=[tenant, raw, fair, "1"]))
+            if not parked:
+                await self._client.rpush(dest, raw)
+            return parked
+        parked = bool(await self._park(keys=keys, args=[tenant, raw, fair, "0"]))
         if not parked and spec is None:
             log.warning("tenant %s of queue %s was resumed while a job was being parked; "
                         "it waits in the parked list for the next resume (pass the queue "
@@ -214,7 +226,8 @@ def resume_queue(client: redis.Redis, ns: str, queue: str) -> None:  # type: ign
 
 def _wake_bridges(client: redis.Redis, ns: str, queue: str) -> None:  # type: ignore[type-arg]
     """Raise the queue's bridge wake-up, as a push does: what waited in its lists
-    while paused is taken now, not after an idle bridge's longest wait."""
+    while paused is taken now, not after an idle bridge's longest wait. (A queue
+    with ``shard_slots`` has one per shard; the bridge's heartbeat rouses it.)"""
     client.zadd(names.wake_key(ns, queue), {names.WAKE_MEMBER: 0})
 
 
@@ -238,6 +251,8 @@ def resume_tenant(client: redis.Redis, ns: str, spec: QueueSpec,  # type: ignore
         How many parked jobs were re-injected.
     """
     _check_tenant(tenant)
+    if spec.shard_slots:
+        return _resume_to_slots(client, ns, spec, tenant)
     parked = names.parked_key(ns, spec.name, tenant)
     script = client.register_script(RESUME_LUA)
     fair = "1" if spec.fair else "0"
@@ -266,3 +281,34 @@ def resume_tenant(client: redis.Redis, ns: str, spec: QueueSpec,  # type: ignore
             return moved
     raise ConfigError(f"tenant {tenant!r} of queue {spec.name!r}: jobs kept being parked "
                       "while resuming; try again")
+
+
+def _resume_to_slots(client: redis.Redis, ns: str, spec: QueueSpec,  # type: ignore[type-arg]
+                     tenant: str) -> int:
+    """:func:`resume_tenant` of a queue with ``shard_slots``, whose parked list (on
+    the queue's tag) and ready lists (on the shards' tags) no script may join.
+
+    The flag goes first: from then on the park script sends the tenant's jobs
+    to their ready lists, so nothing joins the parked list. Then, newest chunk
+    first, until it is empty: read a chunk, push each job to the front of its
+    ready list (so the oldest is taken first), and trim exactly that chunk. A
+    failure between a push and its trim leaves those jobs in both: the next
+    resume pushes them again (duplicates, never a loss).
+    """
+    parked = names.parked_key(ns, spec.name, tenant)
+    client.srem(names.paused_tenants_key(ns, spec.name), tenant)
+    moved = 0
+    while jobs := client.lrange(parked, 0, RESUME_CHUNK - 1):  # newest first
+        by_dest: dict[str, list[bytes]] = {}
+        for spread, raw in enumerate(jobs):
+            by_dest.setdefault(destination(ns, spec, raw, tenant, spread), []).append(raw)
+        for dest, raws in by_dest.items():  # RPUSH in this order: the oldest ends last
+            client.rpush(dest, *raws)
+        client.ltrim(parked, len(jobs), -1)
+        moved += len(jobs)
+    for slot in spec.slots:
+        client.zadd(names.wake_key(ns, spec.name, slot), {names.WAKE_MEMBER: 0})
+    client.publish(names.control_channel(ns), _announce("resume", spec.name, tenant))
+    log.info("tenant %s of queue %s resumed, %d parked jobs re-injected", tenant, spec.name,
+             moved)
+    return moved

@@ -43,9 +43,11 @@ def producer_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     patterns match exactly these keys.
     """
     ns, q = namespace, spec.name
-    keys = [names.ready_key(ns, q, shard, level)
+    keys = [names.ready_key(ns, q, shard, level, own_slot=spec.shard_slots)
             for level in spec.levels for shard in range(spec.shards)]
-    keys += [names.delayed_key(ns, q), names.unique_key(ns, q, "*"), names.wake_key(ns, q)]
+    for slot in spec.slots:  # one set per shard with shard_slots
+        keys += [names.delayed_key(ns, q, slot), names.unique_key(ns, q, "*", slot),
+                 names.wake_key(ns, q, slot)]
     if spec.fair:
         keys += [names.tenants_key(ns, q), names.tenant_ready_key(ns, q, "*")]
     if spec.track_status:  # the push script starts each job's state record

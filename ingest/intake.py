@@ -16,7 +16,7 @@ from typing import Any
 import redis.exceptions
 
 from ingest.backoff import Attempts
-from ingest.plan import PlanBuilder, PushPlan, QueueLayout
+from ingest.plan import PlanBuilder, PushPlan, QueueLayout, SlotsBuilder
 from ingest.scripts import PushReply
 from ingest.template import EnvelopeTemplate
 from jobpipe import jobstatus, tracing
@@ -27,7 +27,7 @@ from jobpipe.options import JobOptions, Resolved
 from jobpipe.redis_failures import is_out_of_memory
 from jobpipe.routing import tenant_or_default
 from jobpipe.settings import Settings
-from jobpipe.topology import QueueSpec
+from jobpipe.topology import QueueSpec, shard_for
 
 MAX_TASK_CHARS = 200
 # Below this many jobs one EVALSHA beats MULTI/LPUSH/EXEC (one command, not 3+);
@@ -69,6 +69,7 @@ class Intake:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._layouts: dict[str, QueueLayout] = {}
+        self._slot_layouts: dict[str, list[QueueLayout]] = {}
         self._spread = count()
         self._backlog: dict[str, int] = {}  # last backlog seen per queue
 
@@ -103,7 +104,7 @@ class Intake:
         if n > 1 and opts.idem is not None:
             raise JobRejected(f"queue {queue!r}: idempotency_key and unique_for_s apply to "
                               "one job; use enqueue() per job")
-        builder = PlanBuilder(layout, spec.max_backlog)
+        builder = self._builder(layout)
         if n == 0:
             return builder.build([])
         template = _template(queue, task, opts, now)
@@ -111,9 +112,7 @@ class Intake:
         jobs = template.render_many(ids, args_list if isinstance(args_list, list)
                                     else list(args_list))
         _check_size(queue, spec.max_job_bytes, jobs)
-        if opts.unique_ttl_s is not None and opts.idem is not None:
-            builder.unique(opts.idem, opts.unique_ttl_s, ids[0], 0)
-        self._place(builder, layout, opts, jobs)
+        self._add(builder, layout, opts, jobs, ids, 0)
         _track(builder, spec, ids, opts, now)
         return builder.build(ids)
 
@@ -127,7 +126,7 @@ class Intake:
         layout = self.layout(queue)
         spec = layout.spec
         now = now_ns()
-        builder = PlanBuilder(layout, spec.max_backlog)
+        builder = self._builder(layout)
         ids: list[str] = []
         problems: list[tuple[int, str]] = []
         last: tuple[str, JobOptions] | None = None
@@ -148,14 +147,60 @@ class Intake:
             except JobRejected as exc:
                 problems.append((index, str(exc)))
                 continue
-            if opts.unique_ttl_s is not None and opts.idem is not None:
-                builder.unique(opts.idem, opts.unique_ttl_s, job_id, index)
-            self._place(builder, layout, opts, [job])
+            self._add(builder, layout, opts, [job], [job_id], index)
             _track(builder, spec, [job_id], opts, now)
             ids.append(job_id)
         if problems:
             raise InvalidJobs(problems)
         return builder.build(ids)
+
+    def _builder(self, layout: QueueLayout) -> PlanBuilder | SlotsBuilder:
+        spec = layout.spec
+        if not spec.shard_slots:
+            return PlanBuilder(layout, spec.max_backlog)
+        slots = self._slot_layouts.get(spec.name)
+        if slots is None:
+            ns = self.settings.namespace
+            slots = self._slot_layouts[spec.name] = [QueueLayout.of(ns, spec, shard)
+                                                     for shard in range(spec.shards)]
+        return SlotsBuilder(slots, layout, spec.max_backlog)
+
+    def _add(self, builder: PlanBuilder | SlotsBuilder, layout: QueueLayout, opts: Resolved,
+             jobs: list[bytes], ids: list[str], first: int) -> None:
+        """Jobs of one set of options (``ids[i]`` is ``jobs[i]``'s, ``first`` the
+        index of ``ids[0]`` in the call), behind their unique window if any."""
+        if isinstance(builder, SlotsBuilder):
+            self._place_slots(builder, layout, opts, jobs, ids, first)
+            return
+        if opts.unique_ttl_s is not None and opts.idem is not None:
+            builder.unique(opts.idem, opts.unique_ttl_s, ids[0], first)
+        self._place(builder, layout, opts, jobs)
+
+    def _place_slots(self, builder: SlotsBuilder, layout: QueueLayout, opts: Resolved,
+                     jobs: list[bytes], ids: list[str], first: int) -> None:
+        """As :meth:`_place`, for a queue with ``shard_slots``: the shard is chosen
+        here for delayed jobs too (promotion keeps them on it, in its slot), and a
+        unique job without a key goes to the shard of its idempotency key, where
+        its window lives (so one idempotency key has one window)."""
+        spec, routes = layout.spec, layout.routes
+        unique = opts.idem if opts.unique_ttl_s is not None else None
+        if opts.key is not None:
+            deal = [(shard_for(opts.key.encode(), spec.shards, 0), jobs, ids)]
+        elif unique is not None:
+            deal = [(shard_for(unique.encode(), spec.shards, 0), jobs, ids)]
+        else:
+            deal = [(shard, jobs[share], ids[share])
+                    for shard, share in self._deal(spec.shards, len(jobs))]
+        for shard, shard_jobs, shard_ids in deal:
+            part = builder.part(shard, shard_ids)
+            if unique is not None and opts.unique_ttl_s is not None:
+                part.unique(unique, opts.unique_ttl_s, ids[0], first)
+            if opts.run_at_ns is not None:
+                part.delay(opts.run_at_ns // 1_000_000, shard_jobs)
+            else:
+                part.push(routes.ready[opts.priority][shard], shard_jobs)
+            if len(deal) > 1:
+                part.seal()
 
     def _place(self, builder: PlanBuilder, layout: QueueLayout, opts: Resolved,
                jobs: list[bytes]) -> None:
@@ -167,14 +212,21 @@ class Intake:
         elif opts.key is not None:
             builder.push(routes.ready_list(opts.key.encode(), opts.priority, 0), jobs)
         else:
-            lists, shards = routes.ready[opts.priority], spec.shards
-            start = next(self._spread)
-            if len(jobs) == 1 or shards == 1:
-                builder.push(lists[start % shards], jobs)
-            else:  # unkeyed: deal the batch round robin over the shards
-                for offset in range(min(shards, len(jobs))):
-                    builder.push(lists[(start + offset) % shards], jobs[offset::shards])
+            lists = routes.ready[opts.priority]
+            dealt = self._deal(spec.shards, len(jobs))
+            for shard, share in dealt:
+                builder.push(lists[shard], jobs[share])
+            if len(dealt) > 1:
                 builder.seal()
+
+    def _deal(self, shards: int, n: int) -> list[tuple[int, slice]]:
+        """Where a batch of ``n`` unkeyed jobs goes: ``(shard, its share of the
+        batch)``, dealt round robin from where the spreading counter points."""
+        start = next(self._spread)
+        if n == 1 or shards == 1:
+            return [(start % shards, slice(None))]
+        return [((start + offset) % shards, slice(offset, None, shards))
+                for offset in range(min(shards, n))]
 
     def use_multi(self, plan: PushPlan) -> bool:
         """Whether to send a plan as MULTI/LPUSH/EXEC rather than the push script.
@@ -231,7 +283,7 @@ class Intake:
                          f"(max_backlog {spec.max_backlog})")
 
 
-def _track(builder: PlanBuilder, spec: QueueSpec, ids: list[str], opts: Resolved,
+def _track(builder: PlanBuilder | SlotsBuilder, spec: QueueSpec, ids: list[str], opts: Resolved,
            now: int) -> None:
     if spec.track_status:
         if opts.run_at_ns is None:

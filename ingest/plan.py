@@ -36,6 +36,8 @@ class QueueLayout:
         delayed: the delayed ZSET.
         tenants: the fair queue's tenant registry.
         wake: the wake-up of the queue's idle bridges.
+        slot: the shard whose hash tag ``delayed``, ``wake`` and the unique
+            windows carry (queues with ``shard_slots``), else ``None``.
     """
 
     spec: QueueSpec
@@ -44,17 +46,19 @@ class QueueLayout:
     delayed: str
     tenants: str
     wake: str
+    slot: int | None = None
 
     @classmethod
-    def of(cls, namespace: str, spec: QueueSpec) -> QueueLayout:
-        """Build the layout of ``spec`` in ``namespace``."""
+    def of(cls, namespace: str, spec: QueueSpec, slot: int | None = None) -> QueueLayout:
+        """Build the layout of ``spec`` in ``namespace`` (of one shard's slot)."""
+        q = spec.name
         return cls(spec, namespace, Routes.of(namespace, spec),
-                   names.delayed_key(namespace, spec.name),
-                   names.tenants_key(namespace, spec.name), names.wake_key(namespace, spec.name))
+                   names.delayed_key(namespace, q, slot), names.tenants_key(namespace, q),
+                   names.wake_key(namespace, q, slot), slot)
 
     def unique(self, idempotency_key: str) -> str:
         """The unique-job window key of an idempotency key."""
-        return names.unique_key(self.namespace, self.spec.name, idempotency_key)
+        return names.unique_key(self.namespace, self.spec.name, idempotency_key, self.slot)
 
 
 @dataclass(slots=True)
@@ -73,6 +77,13 @@ class PushPlan:
             raised after the pushes; ``None`` raises none.
         records: ``(key prefix, ttl_s, record, ids)``: the state records the
             pushes start (queues with ``track_status``), as the script's ``S``.
+        parts: a queue with ``shard_slots``: one script call per hash slot, sent
+            in order (``keys``/``args`` are then empty; see :class:`SlotsBuilder`).
+        backlog_lists: with ``parts``: every ready list the high-water mark
+            counts, read before the first part is sent.
+        sent: with ``parts``: how many were answered; a retry (or the spool)
+            goes on from there, so a part that was written is not written again.
+        sent_uniques: with ``parts``: the unique ids the answered parts replied.
     """
 
     queue: str
@@ -84,6 +95,14 @@ class PushPlan:
     backlog_keys: int = 0
     wake: str | None = None
     records: list[tuple[str, int, str, list[str]]] = field(default_factory=list)
+    parts: list[PushPlan] = field(default_factory=list)
+    backlog_lists: list[str] = field(default_factory=list)
+    sent: int = 0
+    sent_uniques: list[str] = field(default_factory=list)
+
+    def calls(self) -> list[PushPlan]:
+        """The script calls still to make: the parts not answered yet, or this plan."""
+        return self.parts[self.sent :] if self.parts else [self]
 
     def gate(self) -> tuple[list[str], list[Arg]]:
         """``KEYS``/``ARGV`` of a script call that only checks the high-water mark."""
@@ -214,6 +233,12 @@ class PlanBuilder:
             index = self._index[key] = len(self._keys)
         return index
 
+    def route_by(self, key: str) -> None:
+        """Name ``key`` in ``KEYS`` although no operation does: a Redis Cluster
+        routes the call by it (a call of state records alone, which name their
+        keys by prefix)."""
+        self._key(key)
+
     def push(self, key: str, jobs: list[bytes]) -> None:
         """LPUSH ``jobs`` (in order) onto a ready list."""
         if self._lists is not None:
@@ -273,11 +298,56 @@ class PlanBuilder:
         self._last = None if self._guarded else (op, key, tenant)
         self._guarded = False
 
-    def build(self, ids: list[str]) -> PushPlan:
-        """The finished call; its last operation wakes the queue's idle bridges."""
-        wake = self._layout.wake
+    def build(self, ids: list[str], wake_bridges: bool = True) -> PushPlan:
+        """The finished call; its last operation wakes the queue's idle bridges
+        (unless ``wake_bridges`` is false: a call of state records alone)."""
+        wake = self._layout.wake if wake_bridges else None
         self._ops += self._records
-        if self._ops:
+        if self._ops and wake is not None:
             self._ops += ("W", self._key(wake))
         return PushPlan(self._layout.spec.name, self._keys, self._head + self._ops, ids,
                         self._unique_jobs, self._lists, self._nb, wake, self._starts)
+
+
+class SlotsBuilder:
+    """The call of a queue with ``shard_slots``, as one :class:`PlanBuilder` per
+    shard written (each touches its shard's hash slot only) plus one for the
+    state records, which stay under the queue's tag (a record is found by job id
+    alone). The high-water mark is not in any part: no script may count lists
+    of several slots, so the producer reads :attr:`PushPlan.backlog_lists` first.
+    """
+
+    def __init__(self, layouts: list[QueueLayout], records: QueueLayout,
+                 max_backlog: int | None) -> None:
+        self._layouts = layouts
+        self._parts: dict[int, tuple[PlanBuilder, list[str]]] = {}
+        self._records = PlanBuilder(records, None)
+        self._tracked = False
+        self._queue = records.spec.name
+        self._namespace = records.namespace
+        self._backlog_lists = ([key for level in records.routes.ready for key in level]
+                               if max_backlog else [])
+
+    def part(self, shard: int, ids: list[str]) -> PlanBuilder:
+        """The builder of shard ``shard``'s call, which the jobs ``ids`` join."""
+        part = self._parts.get(shard)
+        if part is None:
+            part = self._parts[shard] = (PlanBuilder(self._layouts[shard], None), [])
+        part[1].extend(ids)
+        return part[0]
+
+    def track(self, ids: list[str], record: str) -> None:
+        """As :meth:`PlanBuilder.track`, in the records' own call."""
+        if ids and not self._tracked:
+            self._records.route_by(names.job_status_key(self._namespace, self._queue, ids[0]))
+            self._tracked = True
+        self._records.track(ids, record)
+
+    def build(self, ids: list[str]) -> PushPlan:
+        """The parts in order: the state records first (so a job in Redis has
+        its record), then the shards in ascending order."""
+        parts = [self._records.build([], wake_bridges=False)] if self._tracked else []
+        parts += [builder.build(part_ids) for _, (builder, part_ids) in sorted(self._parts.items())]
+        uniques = [index for part in parts for index in part.unique_jobs]
+        return PushPlan(self._queue, [], [], ids, uniques, None, parts=parts,
+                        backlog_lists=self._backlog_lists)

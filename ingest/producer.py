@@ -213,6 +213,8 @@ class Producer:
             return plan.result_ids(reply.unique_ids)
 
     def _push(self, plan: PushPlan) -> PushReply:
+        if plan.parts:
+            return self._push_parts(plan)
         if not self._core.use_multi(plan):
             reply = self._call(plan.keys, plan.args)
             if not reply.full:
@@ -224,6 +226,29 @@ class Producer:
             if reply.full:
                 return reply
         return self._multi(plan)
+
+    def _push_parts(self, plan: PushPlan) -> PushReply:
+        """A queue with ``shard_slots``: the high-water mark read from every ready
+        list (one pipeline; no script may span slots), then one script call per
+        slot, in order. A batch is so all or nothing per slot, not as a whole: a
+        failure leaves the answered parts written, and the retry (or the spool)
+        goes on with the next part. Concurrent producers may overshoot the mark
+        by a batch each, as on the MULTI path (``Intake.must_check``)."""
+        backlog = 0
+        if plan.backlog_lists and not plan.sent:
+            pipe = self._redis.pipeline(transaction=False)
+            for key in plan.backlog_lists:
+                pipe.llen(key)
+            backlog = sum(pipe.execute())
+            if backlog >= (self._core.layout(plan.queue).spec.max_backlog or 0):
+                return PushReply(True, backlog, [])
+        for part in plan.calls():
+            reply = self._call(part.keys, part.args)
+            if reply.full:  # Redis at maxmemory
+                return reply
+            plan.sent_uniques += reply.unique_ids
+            plan.sent += 1
+        return PushReply(False, backlog, plan.sent_uniques)
 
     def _multi(self, plan: PushPlan) -> PushReply:
         """Plain pushes as MULTI/LPUSH/EXEC: no Lua, so no per-argument Lua strings.

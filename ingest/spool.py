@@ -49,10 +49,13 @@ class Spool:
         return self._pending
 
     def append(self, plan: PushPlan) -> None:
-        """Write one call durably (fsync) at the end of the spool."""
-        args = [a.decode() if isinstance(a, bytes) else a for a in plan.args]
-        line = orjson.dumps({"queue": plan.queue, "keys": plan.keys, "args": args,
-                             "jobs": len(plan.ids)}) + b"\n"
+        """Write a plan's calls not made yet (one, or the parts left of a queue
+        with ``shard_slots``) durably (fsync) at the end of the spool."""
+        line = b"".join(
+            orjson.dumps({"queue": call.queue, "keys": call.keys,
+                          "args": [a.decode() if isinstance(a, bytes) else a for a in call.args],
+                          "jobs": len(call.ids)}) + b"\n"
+            for call in plan.calls())
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)

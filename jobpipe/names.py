@@ -2,24 +2,31 @@
 
 Redis keys of one queue share the hash tag ``{queue}`` so a Lua script can
 touch all of them on one Redis Cluster slot (a queue lives on one primary;
-queues spread over primaries). Keys per namespace (``ns:bridges``,
+queues spread over primaries). A queue with ``shard_slots``
+(:class:`jobpipe.topology.QueueSpec`) gives each shard a tag of its own,
+``{queue.s<shard>}``, on the keys a push, a take, an ack, a recovery and a
+promotion touch together (marked *shard* below), so one hot queue spreads over
+up to ``shards`` slots and so over primaries, while each script still touches
+one slot; its other keys keep ``{queue}``. Queue names never contain ``.``, so
+a shard's tag never equals a queue's. Keys per namespace (``ns:bridges``,
 ``ns:paused``...) are never in a script with a queue's keys: docs/scaling.md
-lists each. Kafka names use ``.`` as the
-separator, which queue names may therefore not contain.
+lists each, and each place a queue's state spans slots. Kafka names use ``.``
+as the separator, which queue names may therefore not contain.
 
-Redis, per queue ``q`` in namespace ``ns``::
+Redis, per queue ``q`` in namespace ``ns`` (``{q}`` is ``{q.s<shard>}`` for the
+*shard* keys of a queue with ``shard_slots``)::
 
-    ns:{q}:ready:<level>:<shard>   LIST  ready jobs (LPUSH in, RPOP side out)
+    ns:{q}:ready:<level>:<shard>   LIST  ready jobs (LPUSH in, RPOP side out)       shard
     ns:{q}:t:<tenant>              LIST  ready jobs of one tenant (fair queues)
     ns:{q}:tenants                 SET   tenants with waiting jobs (fair queues)
-    ns:{q}:delayed                 ZSET  delayed jobs scored by run_at (ms)
-    ns:{q}:wake                    ZSET  one member while work arrived unseen (wakes bridges)
+    ns:{q}:delayed                 ZSET  delayed jobs scored by run_at (ms)          shard
+    ns:{q}:wake                    ZSET  one member while work arrived unseen        shard
     ns:{q}:inflight:<bridge>       LIST  jobs a bridge took and Kafka has not acked
-    ns:{q}:inflight:<bridge>:<src> LIST  the same, per ready list taken from (bridge/)
-    ns:{q}:inflight-index          SET   in-flight list keys that may hold jobs
-    ns:{q}:inflight-owners         SET   bridge ids still allowed to write them
-    ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)
-    ns:{q}:unique:<key>            STR   unique-job window -> first job id
+    ns:{q}:inflight:<bridge>:<src> LIST  the same, per ready list taken from         shard
+    ns:{q}:inflight-index          SET   in-flight list keys that may hold jobs      shard
+    ns:{q}:inflight-owners         SET   bridge ids still allowed to write them      shard
+    ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)   shard
+    ns:{q}:unique:<key>            STR   unique-job window -> first job id           shard
     ns:{q}:done:<key>              STR   idempotency marker of a completed job
     ns:{q}:job:<id>                STR   a tracked job's state record (jobpipe.jobstatus)
     ns:{q}:paused-tenants          SET   paused tenants
@@ -63,8 +70,16 @@ def is_valid_tenant(name: str) -> bool:
     return bool(_TENANT.fullmatch(name))
 
 
-def _q(ns: str, queue: str) -> str:
-    return f"{ns}:{{{queue}}}"
+def _q(ns: str, queue: str, slot: int | None = None) -> str:
+    """The prefix of a queue's keys: ``ns:{q}``, or ``ns:{q.s<slot>}`` for the keys of
+    shard ``slot`` of a queue with ``shard_slots`` (a hash tag of its own)."""
+    return f"{ns}:{{{queue}}}" if slot is None else f"{ns}:{{{queue}.s{slot}}}"
+
+
+def _base(key: str) -> str:
+    """The prefix of a queue key up to its hash tag (``ns:{q}`` or ``ns:{q.s3}``);
+    namespaces and queue names never contain ``}``."""
+    return key[: key.index("}") + 1]
 
 
 def namespace_pattern(ns: str) -> str:
@@ -80,9 +95,11 @@ def namespace_topic_prefix(ns: str) -> str:
 # --- Redis: ready work ----------------------------------------------------------
 
 
-def ready_key(ns: str, queue: str, shard: int, level: int = 0) -> str:
-    """One shard of a queue's ready list at a priority level."""
-    return f"{_q(ns, queue)}:ready:{level}:{shard}"
+def ready_key(ns: str, queue: str, shard: int, level: int = 0, *,
+              own_slot: bool = False) -> str:
+    """One shard of a queue's ready list at a priority level; ``own_slot`` (a queue
+    with ``shard_slots``): under the shard's own hash tag."""
+    return f"{_q(ns, queue, shard if own_slot else None)}:ready:{level}:{shard}"
 
 
 def tenant_ready_key(ns: str, queue: str, tenant: str) -> str:
@@ -95,16 +112,16 @@ def tenants_key(ns: str, queue: str) -> str:
     return f"{_q(ns, queue)}:tenants"
 
 
-def delayed_key(ns: str, queue: str) -> str:
+def delayed_key(ns: str, queue: str, slot: int | None = None) -> str:
     """A queue's delayed jobs, scored by ``run_at`` in milliseconds."""
-    return f"{_q(ns, queue)}:delayed"
+    return f"{_q(ns, queue, slot)}:delayed"
 
 
-def wake_key(ns: str, queue: str) -> str:
+def wake_key(ns: str, queue: str, slot: int | None = None) -> str:
     """The wake-up of a queue's idle bridges: every push adds its one member
     (:data:`WAKE_MEMBER`, score 0; a no-op while it is there), and an idle
     bridge blocks in ``BZPOPMIN`` on it."""
-    return f"{_q(ns, queue)}:wake"
+    return f"{_q(ns, queue, slot)}:wake"
 
 
 WAKE_MEMBER = "w"  # also written literally by the push script (ingest/scripts.py)
@@ -113,49 +130,52 @@ WAKE_MEMBER = "w"  # also written literally by the push script (ingest/scripts.p
 # --- Redis: bridge --------------------------------------------------------------
 
 
-def inflight_key(ns: str, queue: str, bridge_id: str) -> str:
+def inflight_key(ns: str, queue: str, bridge_id: str, slot: int | None = None) -> str:
     """Jobs one bridge took from a queue and Kafka has not yet acknowledged."""
-    return f"{_q(ns, queue)}:inflight:{bridge_id}"
+    return f"{_q(ns, queue, slot)}:inflight:{bridge_id}"
 
 
-def inflight_pattern(ns: str, queue: str) -> str:
-    """SCAN pattern matching every bridge's in-flight list of a queue."""
-    return f"{_q(ns, queue)}:inflight:*"
+def inflight_pattern(ns: str, queue: str, slot: int | None = None) -> str:
+    """SCAN pattern matching every bridge's in-flight list of a queue (of one slot)."""
+    return f"{_q(ns, queue, slot)}:inflight:*"
 
 
-def bridge_id_from_inflight(ns: str, queue: str, key: str) -> str:
+def bridge_id_from_inflight(key: str) -> str:
     """The bridge id an in-flight key belongs to (bridge ids never contain ``:``)."""
-    return key[len(f"{_q(ns, queue)}:inflight:") :].partition(":")[0]
+    return key[len(_base(key)) + len(":inflight:") :].partition(":")[0]
 
 
-def inflight_list_key(ns: str, queue: str, bridge_id: str, source_key: str) -> str:
-    """One bridge's in-flight list of the jobs it took from one ready list.
+def inflight_list_key(bridge_id: str, source_key: str) -> str:
+    """One bridge's in-flight list of the jobs it took from one ready list, under
+    the hash tag of that list (so one script moves jobs between them).
 
     ``source_key`` is that ready (or tenant) list's own key; recovery returns
     the jobs to exactly it (see :func:`inflight_source`).
     """
-    return f"{inflight_key(ns, queue, bridge_id)}:{source_key[len(_q(ns, queue)) + 1 :]}"
+    base = _base(source_key)
+    return f"{base}:inflight:{bridge_id}:{source_key[len(base) + 1 :]}"
 
 
-def inflight_source(ns: str, queue: str, key: str) -> str:
+def inflight_source(key: str) -> str:
     """The ready list an :func:`inflight_list_key` took its jobs from."""
-    rest = key[len(f"{_q(ns, queue)}:inflight:") :]
-    return f"{_q(ns, queue)}:{rest.partition(':')[2]}"
+    base = _base(key)
+    rest = key[len(base) + len(":inflight:") :]
+    return f"{base}:{rest.partition(':')[2]}"
 
 
-def inflight_index_key(ns: str, queue: str) -> str:
+def inflight_index_key(ns: str, queue: str, slot: int | None = None) -> str:
     """The in-flight list keys of a queue that may hold jobs (so none needs a SCAN)."""
-    return f"{_q(ns, queue)}:inflight-index"
+    return f"{_q(ns, queue, slot)}:inflight-index"
 
 
-def inflight_owners_key(ns: str, queue: str) -> str:
+def inflight_owners_key(ns: str, queue: str, slot: int | None = None) -> str:
     """Bridge ids still allowed to write their in-flight lists of a queue (fencing)."""
-    return f"{_q(ns, queue)}:inflight-owners"
+    return f"{_q(ns, queue, slot)}:inflight-owners"
 
 
-def dead_key(ns: str, queue: str) -> str:
+def dead_key(ns: str, queue: str, slot: int | None = None) -> str:
     """Jobs Kafka refused for good, each stored with its reason."""
-    return f"{_q(ns, queue)}:dead"
+    return f"{_q(ns, queue, slot)}:dead"
 
 
 def bridges_key(ns: str) -> str:
@@ -177,9 +197,9 @@ def schedules_last_key(ns: str) -> str:
 # --- Redis: job state -----------------------------------------------------------
 
 
-def unique_key(ns: str, queue: str, idempotency_key: str) -> str:
+def unique_key(ns: str, queue: str, idempotency_key: str, slot: int | None = None) -> str:
     """Unique-job window of one idempotency key; the value is the first job id."""
-    return f"{_q(ns, queue)}:unique:{idempotency_key}"
+    return f"{_q(ns, queue, slot)}:unique:{idempotency_key}"
 
 
 def done_key(ns: str, queue: str, idempotency_key: str) -> str:

@@ -83,7 +83,8 @@ class Routes:
     @classmethod
     def of(cls, ns: str, spec: QueueSpec) -> Routes:
         """The lists of ``spec`` in namespace ``ns`` (build once, reuse)."""
-        ready = tuple(tuple(names.ready_key(ns, spec.name, shard, level)
+        ready = tuple(tuple(names.ready_key(ns, spec.name, shard, level,
+                                            own_slot=spec.shard_slots)
                             for shard in range(spec.shards)) for level in spec.levels)
         return cls(spec, ready, names.tenant_ready_key(ns, spec.name, ""))
 
@@ -95,11 +96,14 @@ class Routes:
         """The ready list of a job of a queue that is not fair."""
         return self.ready[level][shard_for(key, self.spec.shards, spread)]
 
-    def of_raw(self, raw: bytes, spread: int, tenant: str | None = None) -> tuple[str, str]:
+    def of_raw(self, raw: bytes, spread: int, tenant: str | None = None,
+               shard: int | None = None) -> tuple[str, str]:
         """The list an encoded job (re-)enters, and its tenant ('' unless fair).
 
-        ``tenant`` overrides the one the job carries. Bytes that are not a job go
-        to level 0 of the queue: a worker dead-letters them with their reason.
+        ``tenant`` overrides the one the job carries; ``shard``, when given, is
+        the shard chosen already (a job promoted from its shard's delayed set,
+        queues with ``shard_slots``). Bytes that are not a job go to level 0 of
+        the queue: a worker dead-letters them with their reason.
         """
         try:
             level, carried = read_route(raw, self.spec)
@@ -108,4 +112,6 @@ class Routes:
         if self.spec.fair:
             chosen = tenant_or_default(tenant or carried)
             return self.tenant_prefix + chosen, chosen
+        if shard is not None:
+            return self.ready[level][shard], ""
         return self.ready_list(peek_key(raw), level, spread), ""

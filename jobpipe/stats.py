@@ -86,20 +86,27 @@ class StatsCollector:
     def _redis_counts(self, spec: QueueSpec) -> _RedisCounts:
         ns, q, r = self.settings.namespace, spec.name, self._redis
         # The index, not a SCAN: a SCAN walks the whole keyspace (a tracked queue's
-        # job records too), ~1 ms of Redis per 500 keys on every snapshot.
-        inflight_keys = [k.decode() for k in r.smembers(names.inflight_index_key(ns, q))]
+        # job records too), ~1 ms of Redis per 500 keys on every snapshot. One
+        # index per shard with shard_slots.
+        inflight_keys = [k.decode() for slot in spec.slots
+                         for k in r.smembers(names.inflight_index_key(ns, q, slot))]
         pipe = r.pipeline(transaction=False)
-        pipe.zcard(names.delayed_key(ns, q))
-        pipe.llen(names.dead_key(ns, q))
         pipe.smembers(names.paused_tenants_key(ns, q))
         pipe.smembers(names.tenants_key(ns, q))
+        for slot in spec.slots:  # one of each per shard with shard_slots
+            pipe.zcard(names.delayed_key(ns, q, slot))
+            pipe.llen(names.dead_key(ns, q, slot))
         for key in inflight_keys:
             pipe.llen(key)
-        delayed, dead, paused_raw, tenants_raw, *inflight = pipe.execute()
+        paused_raw, tenants_raw, *counts = pipe.execute()
+        n_slots = len(spec.slots)
+        delayed = sum(counts[0 : 2 * n_slots : 2])
+        dead = sum(counts[1 : 2 * n_slots : 2])
+        inflight = counts[2 * n_slots :]
         paused_tenants = tuple(sorted(t.decode() for t in paused_raw))
         tenants = sorted(t.decode() for t in tenants_raw)
         ready_keys = ([names.tenant_ready_key(ns, q, tenant) for tenant in tenants] if spec.fair
-                      else [names.ready_key(ns, q, shard, level)
+                      else [names.ready_key(ns, q, shard, level, own_slot=spec.shard_slots)
                             for level in spec.levels for shard in range(spec.shards)])
         parked_keys = [names.parked_key(ns, q, tenant) for tenant in paused_tenants]
         # Counted here, not from the pipeline: a cluster pipeline keeps no command_stack.

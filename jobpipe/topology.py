@@ -22,6 +22,11 @@ class QueueSpec:
         partitions: partitions of each of its Kafka topics.
         shards: Redis ready lists per priority level; unkeyed jobs spread over
             them, a keyed job always lands on the same one.
+        shard_slots: each shard's keys (its ready lists at every level, delayed
+            set, wake-up, in-flight lists and their index and owners, dead list,
+            unique windows) carry a hash tag of their own, ``{q.s<shard>}``, so
+            on a Redis Cluster the queue spreads over up to ``shards`` slots,
+            and so over primaries (docs/scaling.md). Not for fair queues.
         retry_tiers_s: delay of each retry tier; attempt n waits tier n-1 (the
             last tier repeats).
         retry_jitter: up to this fraction of a tier's delay is added at random to
@@ -58,6 +63,7 @@ class QueueSpec:
     name: str
     partitions: int = 6
     shards: int = 4
+    shard_slots: bool = False
     retry_tiers_s: tuple[float, ...] = (5.0, 30.0, 300.0, 1800.0)
     retry_jitter: float = 0.2
     max_attempts: int = 5
@@ -97,6 +103,9 @@ class QueueSpec:
             raise ConfigError(f"{where}.priorities: needs at least one weight, each >= 1")
         if self.keep_results and not self.track_status:
             raise ConfigError(f"{where}.keep_results: needs track_status = true")
+        if self.fair and self.shard_slots:
+            raise ConfigError(f"{where}.shard_slots: a fair queue keeps its tenant lists "
+                              "under the queue's own hash tag")
         if self.fair and len(self.priorities) > 1:
             raise ConfigError(f"{where}: a fair queue has a single priority level")
         for attr in ("max_kafka_lag", "max_backlog", "rate_limit_per_s",
@@ -109,6 +118,16 @@ class QueueSpec:
     def levels(self) -> range:
         """The priority levels, 0 (highest) first."""
         return range(len(self.priorities))
+
+    @property
+    def slots(self) -> tuple[int | None, ...]:
+        """The hash-tag slots of the queue's ready work: ``(None,)`` (every key under
+        ``{q}``), or one per shard with ``shard_slots``."""
+        return tuple(range(self.shards)) if self.shard_slots else (None,)
+
+    def slot_of(self, shard: int) -> int | None:
+        """The slot of a shard's keys (see :attr:`slots`)."""
+        return shard if self.shard_slots else None
 
     def retry_delay_s(self, attempt: int) -> float:
         """Delay before attempt ``attempt + 1``, after ``attempt`` failed."""

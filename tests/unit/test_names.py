@@ -45,13 +45,27 @@ def test_ready_key_names_level_then_shard() -> None:
 
 def test_inflight_keys_round_trip_the_bridge_id_and_source_list() -> None:
     key = names.inflight_key("ns", "q", "host-1-42")
-    assert names.bridge_id_from_inflight("ns", "q", key) == "host-1-42"
+    assert names.bridge_id_from_inflight(key) == "host-1-42"
     assert names.inflight_pattern("ns", "q") == "ns:{q}:inflight:*"
     source = names.ready_key("ns", "q", 3, 1)
-    per_source = names.inflight_list_key("ns", "q", "host-1-42", source)
+    per_source = names.inflight_list_key("host-1-42", source)
     assert per_source.startswith("ns:{q}:inflight:host-1-42:")
-    assert names.bridge_id_from_inflight("ns", "q", per_source) == "host-1-42"
-    assert names.inflight_source("ns", "q", per_source) == source
+    assert names.bridge_id_from_inflight(per_source) == "host-1-42"
+    assert names.inflight_source(per_source) == source
+
+
+def test_a_shard_with_its_own_slot_keeps_its_keys_under_its_tag() -> None:
+    source = names.ready_key("ns", "q", 3, 1, own_slot=True)
+    assert source == "ns:{q.s3}:ready:1:3"
+    per_source = names.inflight_list_key("host-1-42", source)
+    assert per_source == "ns:{q.s3}:inflight:host-1-42:ready:1:3"
+    assert per_source.startswith(names.inflight_pattern("ns", "q", 3)[:-1])
+    assert names.bridge_id_from_inflight(per_source) == "host-1-42"
+    assert names.inflight_source(per_source) == source
+    for key in (names.delayed_key("ns", "q", 3), names.wake_key("ns", "q", 3),
+                names.inflight_index_key("ns", "q", 3), names.inflight_owners_key("ns", "q", 3),
+                names.dead_key("ns", "q", 3), names.unique_key("ns", "q", "k", 3)):
+        assert key.startswith("ns:{q.s3}:")
 
 
 def test_namespace_wide_names() -> None:

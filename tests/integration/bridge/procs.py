@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,14 +60,17 @@ def ready_total(client: redis.Redis, settings: Settings, queue: str) -> int:
     pipe = client.pipeline(transaction=False)
     for level in spec.levels:
         for shard in range(spec.shards):
-            pipe.llen(names.ready_key(settings.namespace, queue, shard, level))
+            pipe.llen(names.ready_key(settings.namespace, queue, shard, level,
+                                      own_slot=spec.shard_slots))
     return sum(pipe.execute())
 
 
 def inflight_total(client: redis.Redis, settings: Settings, queue: str) -> int:
     """Jobs in every bridge's in-flight lists of a queue."""
-    keys = list(client.scan_iter(match=names.inflight_pattern(settings.namespace, queue),
-                                 count=1000))
+    spec = settings.topology.get(queue)
+    keys = [key for slot in spec.slots
+            for key in client.scan_iter(match=names.inflight_pattern(settings.namespace, queue,
+                                                                     slot), count=1000)]
     return sum(client.llen(k) for k in keys)
 
 
@@ -80,3 +84,29 @@ def wait_for(condition, timeout_s: float, interval_s: float = 0.01, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(interval_s)
+
+
+def kill_9_mid_move_then_drain(settings: Settings, config: Path, client: redis.Redis,
+                               queue: str, n_jobs: int, log_path: Path) -> int:
+    """Start a bridge on ``n_jobs`` waiting jobs, kill -9 it while jobs sit in its
+    in-flight lists, start it again under the same name, wait until ``queue`` is
+    drained and stop it; returns how many jobs were in flight at the kill."""
+    first = start_bridge(settings, config, "--bridge-id", "crashy", log_path=log_path)
+    try:
+        # in the middle: some moved, jobs sitting in the in-flight lists right now
+        wait_for(lambda: ready_total(client, settings, queue) < n_jobs * 0.9
+                 and inflight_total(client, settings, queue) > 0, 120, interval_s=0.002,
+                 what="mid-move")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    stranded = inflight_total(client, settings, queue)
+    second = start_bridge(settings, config, "--bridge-id", "crashy", log_path=log_path)
+    try:
+        wait_for(lambda: ready_total(client, settings, queue) == 0
+                 and inflight_total(client, settings, queue) == 0, 180, interval_s=0.2,
+                 what="drained after restart")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(60) == 0, log_path.read_text()[-3000:]
+    return stranded

@@ -22,17 +22,14 @@ BATCH = 3
 
 def _taker(settings: Settings, client) -> Taker:
     ns = settings.namespace
-    Reaper(client, ns, list(QUEUES), BRIDGE, timeout_s=10.0).register()
-    return Taker(client, BRIDGE, {q: names.inflight_owners_key(ns, q) for q in QUEUES},
-                 {q: names.inflight_index_key(ns, q) for q in QUEUES},
-                 {q: names.tenants_key(ns, q) for q in QUEUES},
-                 {q: names.dead_key(ns, q) for q in QUEUES})
+    Reaper(client, ns, [(q, None) for q in QUEUES], BRIDGE, timeout_s=10.0).register()
+    return Taker(client, BRIDGE, ns)
 
 
 def _source(settings: Settings, queue: str) -> Source:
     ns = settings.namespace
     key = names.ready_key(ns, queue, 0)
-    return Source(queue, key, names.inflight_list_key(ns, queue, BRIDGE, key),
+    return Source(queue, key, names.inflight_list_key(BRIDGE, key),
                   names.main_topic(ns, queue))
 
 

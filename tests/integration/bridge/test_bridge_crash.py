@@ -11,6 +11,7 @@ from jobpipe.admin import apply_topics
 from tests.integration.bridge.jobs import consume, fill, id_counts
 from tests.integration.bridge.procs import (
     inflight_total,
+    kill_9_mid_move_then_drain,
     ready_total,
     start_bridge,
     wait_for,
@@ -31,25 +32,8 @@ def _kill_mid_move_and_restart(n_jobs, make_settings, redis_client, tmp_path):
     apply_topics(settings)
     config = write_config(tmp_path / "jobpipe.toml", QUEUES, bridge_cfg)
     ids = fill(redis_client, settings, "q", n_jobs)
-    log = tmp_path / "bridge.log"
-    first = start_bridge(settings, config, "--bridge-id", "crashy", log_path=log)
-    try:
-        # in the middle: some moved, jobs sitting in the in-flight lists right now
-        wait_for(lambda: ready_total(redis_client, settings, "q") < n_jobs * 0.9
-                 and inflight_total(redis_client, settings, "q") > 0, 120, interval_s=0.002,
-                 what="mid-move")
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(30)
-    stranded = inflight_total(redis_client, settings, "q")
-    second = start_bridge(settings, config, "--bridge-id", "crashy", log_path=log)
-    try:
-        wait_for(lambda: ready_total(redis_client, settings, "q") == 0
-                 and inflight_total(redis_client, settings, "q") == 0, 180, interval_s=0.2,
-                 what="drained after restart")
-    finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(60) == 0, log.read_text()[-3000:]
+    stranded = kill_9_mid_move_then_drain(settings, config, redis_client, "q", n_jobs,
+                                          tmp_path / "bridge.log")
     counts = id_counts(consume(settings, [names.main_topic(settings.namespace, "q")],
                                expect=n_jobs, timeout_s=120))
     missing = set(ids) - set(counts)

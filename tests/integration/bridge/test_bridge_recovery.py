@@ -25,14 +25,12 @@ def _abandoned_takes(settings, client, queue: str, batches: int) -> str:
     """A bridge that takes ``batches`` batches and dies without a word."""
     ns = settings.namespace
     ghost = "ghost.0001"
-    Reaper(client, ns, [queue], ghost, timeout_s=1.0).register()
-    taker = Taker(client, ghost, {queue: names.inflight_owners_key(ns, queue)},
-                  {queue: names.inflight_index_key(ns, queue)},
-                  {queue: names.tenants_key(ns, queue)}, {queue: names.dead_key(ns, queue)})
+    Reaper(client, ns, [(queue, None)], ghost, timeout_s=1.0).register()
+    taker = Taker(client, ghost, ns)
     spec = settings.topology.get(queue)
     for shard in range(spec.shards):
         key = names.ready_key(ns, queue, shard, 0)
-        source = Source(queue, key, names.inflight_list_key(ns, queue, ghost, key),
+        source = Source(queue, key, names.inflight_list_key(ghost, key),
                         names.main_topic(ns, queue))
         for _ in range(batches):
             taker.take_lists([source], 100)

@@ -27,11 +27,8 @@ class CountedTaker:
 
     def __init__(self, settings: Settings, client, queue: str) -> None:
         ns = settings.namespace
-        Reaper(client, ns, [queue], BRIDGE, timeout_s=10.0).register()
-        self.taker = Taker(client, BRIDGE, {queue: names.inflight_owners_key(ns, queue)},
-                           {queue: names.inflight_index_key(ns, queue)},
-                           {queue: names.tenants_key(ns, queue)},
-                           {queue: names.dead_key(ns, queue)})
+        Reaper(client, ns, [(queue, None)], BRIDGE, timeout_s=10.0).register()
+        self.taker = Taker(client, BRIDGE, ns)
         self.calls = 0
 
     def __call__(self, sources: Sequence[Source], n: int) -> list[list[bytes]]:

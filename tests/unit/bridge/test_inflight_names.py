@@ -12,12 +12,12 @@ from jobpipe import names
     names.tenant_ready_key("ns", "q", "acme:eu.west@x"),
 ])
 def test_inflight_key_round_trips(source):
-    key = names.inflight_list_key("ns", "q", "host-1.ab12cd34", source)
-    assert names.inflight_source("ns", "q", key) == source
-    assert names.bridge_id_from_inflight("ns", "q", key) == "host-1.ab12cd34"
+    key = names.inflight_list_key("host-1.ab12cd34", source)
+    assert names.inflight_source(key) == source
+    assert names.bridge_id_from_inflight(key) == "host-1.ab12cd34"
     assert key.startswith(names.inflight_pattern("ns", "q")[:-1])
     assert "{q}" in key  # same cluster slot as the queue's other keys
 
 
 def test_plain_inflight_key_still_names_its_bridge():
-    assert names.bridge_id_from_inflight("ns", "q", names.inflight_key("ns", "q", "b1")) == "b1"
+    assert names.bridge_id_from_inflight(names.inflight_key("ns", "q", "b1")) == "b1"
