@@ -12,7 +12,8 @@ every job waits for pays that once per batch, at a low rate once per job.
 
 Nothing else changes: the same connection class, credentials and TLS; on a
 Redis Cluster, while the connection is in use, or on any error, the call goes
-through the ordinary client, with its reconnects and retries.
+through the ordinary client, with its reconnects and retries (a Redis that
+does not answer thus costs one socket timeout more than before).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class DirectReads:
         self._client = client
         self._direct = not is_cluster(client)
         self._conn: Any = None
+        self._timeout_s: float | None = None  # the client's socket timeout, per call
         self._busy = False
 
     async def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
