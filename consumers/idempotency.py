@@ -1,9 +1,10 @@
 """Done markers: a completed job's idempotency key, so a redelivery is skipped.
 
-Markers are checked with one ``MGET`` per batch before running and written in
-one pipeline per batch after success (a Lua call per queue setting every key
-with the queue's TTL; keys of one queue share a hash tag, so this holds on
-Redis Cluster too). A queue with ``idempotency_ttl_s <= 0`` keeps no markers.
+Markers are checked with one ``MGET`` per batch before running (over a
+connection of its own, :mod:`jobpipe.direct_read`: every job waits for it) and
+written in one pipeline per batch after success (a Lua call per queue setting
+every key with the queue's TTL; keys of one queue share a hash tag, so this
+holds on Redis Cluster too). A queue with ``idempotency_ttl_s <= 0`` keeps no markers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio
 
 from jobpipe import names
+from jobpipe.direct_read import DirectReads
 from jobpipe.pipelined import run_script_calls_async
 
 _MARK = """
@@ -43,12 +45,13 @@ class DoneMarkers:
         self._client = client
         self._ns = namespace
         self._mark = client.register_script(_MARK)
+        self._reads = DirectReads(client)
 
     async def seen(self, queue: str, keys: Sequence[str]) -> list[bool]:
         """Which of ``keys`` (idempotency keys of ``queue``) are already done."""
         if not keys:
             return []
-        values = await self._client.mget(_keys(self._ns, queue, keys))
+        values = await self._reads.mget(_keys(self._ns, queue, keys))
         return [v is not None for v in values]
 
     async def mark(self, by_queue: Iterable[tuple[str, int, Sequence[str]]]) -> None:

@@ -1,0 +1,71 @@
+"""DirectReads: MGET over a connection of its own, and through the ordinary client
+whenever that connection cannot serve (in use, killed)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+import redis.asyncio
+
+from jobpipe.direct_read import DirectReads
+
+pytestmark = pytest.mark.integration
+
+
+def _named_client(redis_url: str, name: str) -> redis.asyncio.Redis:
+    """An asyncio client whose connections carry ``name`` (to find and kill them)."""
+    return redis.asyncio.Redis.from_url(redis_url, client_name=name, socket_timeout=5.0)
+
+
+def _connections(redis_client: redis.Redis, name: str) -> list[dict[str, str]]:
+    return [c for c in redis_client.client_list() if c.get("name") == name]
+
+
+async def test_reads_values_and_missing_keys_over_a_connection_of_its_own(
+        redis_url, redis_client, namespace):
+    redis_client.set(f"{namespace}:a", b"1")
+    redis_client.set(f"{namespace}:c", b"3")
+    client = _named_client(redis_url, namespace)
+    try:
+        reads = DirectReads(client)
+        await client.ping()  # one pooled connection, idle again after the call
+        keys = [f"{namespace}:{k}".encode() for k in "abc"]
+        assert await reads.mget(keys) == [b"1", None, b"3"]
+        assert await reads.mget(keys) == await client.mget(keys)
+        # The pooled connection and the reads' own: the reads did not use the pool's.
+        assert len(_connections(redis_client, namespace)) == 2
+    finally:
+        await client.aclose()
+    assert _connections(redis_client, namespace) == []  # closed with the client
+
+
+async def test_reads_at_once_each_get_their_own_answer(redis_url, redis_client, namespace):
+    for i in range(20):
+        redis_client.set(f"{namespace}:k{i}", str(i))
+    client = _named_client(redis_url, namespace)
+    try:
+        reads = DirectReads(client)
+        answers = await asyncio.gather(*(reads.mget([f"{namespace}:k{i}".encode()])
+                                         for i in range(20)))
+        assert answers == [[str(i).encode()] for i in range(20)]
+    finally:
+        await client.aclose()
+
+
+async def test_a_killed_connection_is_replaced_and_the_read_still_answers(
+        redis_url, redis_client, namespace):
+    redis_client.set(f"{namespace}:a", b"1")
+    key = [f"{namespace}:a".encode()]
+    client = _named_client(redis_url, namespace)
+    try:
+        reads = DirectReads(client)
+        assert await reads.mget(key) == [b"1"]
+        for conn in _connections(redis_client, namespace):
+            redis_client.client_kill_filter(_id=conn["id"])
+        assert await reads.mget(key) == [b"1"]  # through the ordinary client's reconnect
+        assert await reads.mget(key) == [b"1"]  # and over its own connection again
+        assert len(_connections(redis_client, namespace)) == 2
+    finally:
+        await client.aclose()
