@@ -48,10 +48,15 @@ class DirectReads:
         self._busy = True
         try:
             return await self._mget(keys)
-        except Exception:  # the ordinary client reconnects and retries
+        except BaseException as exc:
+            # A reply may still be on its way (a timeout, or a cancel): read by the
+            # next call it would answer other keys, so the connection goes (redis-py's
+            # read_response drops it too when cancelled mid-read; the send is ours).
             if self._conn is not None:
                 await self._conn.disconnect(nowait=True)
-            return await self._client.mget(keys)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: stop, as the ordinary client would
+            return await self._client.mget(keys)  # it reconnects and retries
         finally:
             self._busy = False
 

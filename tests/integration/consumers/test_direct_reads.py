@@ -69,3 +69,46 @@ async def test_a_killed_connection_is_replaced_and_the_read_still_answers(
         assert len(_connections(redis_client, namespace)) == 2
     finally:
         await client.aclose()
+
+
+_SPIN = """local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > tonumber(ARGV[1])
+return 1"""
+
+
+async def test_a_read_cancelled_before_its_reply_never_answers_the_next_one(
+        redis_url, redis_client, namespace):
+    """The cancelled read's reply would answer the next call's keys: its connection goes."""
+    redis_client.set(f"{namespace}:a", b"old")
+    redis_client.set(f"{namespace}:b", b"new")
+    client = _named_client(redis_url, namespace)
+    busy = redis.Redis.from_url(redis_url)
+    try:
+        reads = DirectReads(client)
+        assert await reads.mget([f"{namespace}:a".encode()]) == [b"old"]  # connected
+        spin = asyncio.create_task(asyncio.to_thread(busy.eval, _SPIN, 0, 1_500_000))
+        await _until_busy(redis_url)
+        read = asyncio.create_task(reads.mget([f"{namespace}:a".encode()]))
+        await asyncio.sleep(0.1)  # sent; Redis answers once the script is over
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+        await spin
+        assert await reads.mget([f"{namespace}:b".encode()]) == [b"new"]
+    finally:
+        busy.close()
+        await client.aclose()
+
+
+async def _until_busy(redis_url: str) -> None:
+    """Wait until Redis runs the spinning script: a PING is not answered at once."""
+    while True:
+        probe = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            await asyncio.wait_for(probe.ping(), 0.05)
+        except TimeoutError:
+            return
+        finally:
+            await probe.aclose()
+        await asyncio.sleep(0.01)
