@@ -31,7 +31,7 @@ from bridge.lag import LagMonitor
 from bridge.reaper import Reaper, default_bridge_name, new_bridge_id
 from bridge.relay import Relay
 from bridge.sources import Rotation
-from bridge.take import Fenced, Taker
+from bridge.take import Fenced, OutcomeUnknown, Taker
 from bridge.wake import Waker, wake_client_name
 from jobpipe import jobstatus, metrics
 from jobpipe.connections import check_redis_safety, redis_client
@@ -54,7 +54,7 @@ IDLE_CHECK_S = 0.05
 # While batches are in flight and the lists are empty, the longest wait for a
 # report before looking whether a push woke the bridge (a select, no Redis command).
 REPORT_SLICE_S = 0.001
-_ACK_AT_EXIT_FAILURES: tuple[type[Exception], ...] = (Fenced, *REDIS_FAILURES)
+_ACK_AT_EXIT_FAILURES: tuple[type[Exception], ...] = (Fenced, OutcomeUnknown, *REDIS_FAILURES)
 
 
 class Bridge:
@@ -87,6 +87,8 @@ class Bridge:
         self._inflight: dict[str, int] = defaultdict(int)
         self._ready_total = 0
         self._log_at: dict[str, float] = {}
+        # A take or ack may have run unseen: this id's lists are unknown until retired.
+        self._unsure = False
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -127,7 +129,9 @@ class Bridge:
     def _start(self) -> None:
         s = self.settings
         ns = s.namespace
-        self._client = redis_client(s.redis)
+        # Never re-run by redis-py: a take or ack whose reply was lost is
+        # OutcomeUnknown, settled by retiring this id (_step_safely).
+        self._client = redis_client(s.redis, at_most_once=True)
         check_redis_safety(self._client, s.redis)
         self._tracked = {spec.name: spec for spec in self.specs if spec.track_status}
         self._advance = self._client.register_script(ADVANCE_LUA)
@@ -189,9 +193,18 @@ class Bridge:
 
     def _step_safely(self, idle_wait_s: float) -> bool:
         try:
+            if self._unsure:  # before any take: the next ack would trim by a wrong count
+                self._retire_unsure()
             return self._step(idle_wait_s)
         except Fenced:
-            self._reincarnate()  # rebinding rouses every list
+            self._reincarnate("was presumed dead (missed heartbeats); its in-flight "
+                              "batches were returned to ready by another bridge")
+            return True
+        except OutcomeUnknown as exc:
+            log.warning("bridge %s: %s; its in-flight lists go back to ready once Redis "
+                        "answers", self.bridge_id, exc)
+            self._unsure = True
+            self._relay.poll(0.5)
             return True
         except REDIS_FAILURES as exc:
             if not is_transient(exc):
@@ -357,16 +370,27 @@ class Bridge:
                         lapsed)
         self._reaper.sweep()
 
-    def _reincarnate(self) -> None:
+    def _retire_unsure(self) -> None:
+        """After a take or ack of unknown outcome: return every list of this id to
+        ready and drop it from the owners sets (so a late script of it is fenced),
+        then go on under a new id. What Kafka has of the dropped batches becomes
+        duplicates. A failure here leaves the bridge unsure: tried again next step."""
+        self._reaper.retire()
+        self._unsure = False
+        self._reincarnate("took or acknowledged with an unknown outcome; it returned its "
+                          "in-flight lists to ready")
+
+    def _reincarnate(self, why: str) -> None:
+        """Drop every outstanding batch (its jobs are back in ready) and continue
+        under a new id; rebinding rouses every list."""
         dropped = self._acks.clear()
         for batch in dropped:
             batch.abandoned = True
             self._inflight[batch.source.queue] -= len(batch.items)
         old = self.bridge_id
         self.bridge_id = new_bridge_id(self.name)
-        log.warning("bridge %s was presumed dead (missed heartbeats); its %d in-flight batches "
-                    "were returned to ready by another bridge; continuing as %s",
-                    old, len(dropped), self.bridge_id)
+        log.warning("bridge %s %s (%d batches in flight); continuing as %s",
+                    old, why, len(dropped), self.bridge_id)
         self._reaper.bridge_id = self.bridge_id
         self._taker.bridge_id = self.bridge_id
         self._rotation.rebind(self.bridge_id)

@@ -20,6 +20,13 @@ another bridge has since put back or taken: its scripts answer "fenced", and
 it drops its outstanding batches (the reaper already returned them; what it
 produced meanwhile becomes duplicates, never losses).
 
+A take or ack whose reply was lost (the connection broke or timed out) may
+have run: a take that ran moved a batch the bridge does not know of, and acks
+trim by count, so the next ack would trim that batch's jobs instead of its own
+(lost), and an ack run twice trims a batch Kafka has not acknowledged. Neither
+is sent again: :class:`OutcomeUnknown` tells the bridge, which retires this id
+(its lists go back to ready) before it takes again, as after a fence.
+
 Every bridge script is flagged ``allow-oom`` (Redis >= 7): a Redis at
 ``maxmemory`` under noeviction refuses growing writes, but the bridge only
 moves jobs out of Redis, and it must keep doing so for the backlog to drain.
@@ -27,13 +34,15 @@ moves jobs out of Redis, and it must keep doing so for the backlog to drain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import redis
 
 from bridge.batch import Source
 from jobpipe import names
 from jobpipe.pipelined import run_script_calls
+from jobpipe.redis_failures import REDIS_FAILURES, may_have_run
 
 # One call takes from several ready lists of one queue (they share its hash
 # slot, or a shard's with shard_slots): a bridge woken by one push does not know
@@ -82,6 +91,22 @@ class Fenced(Exception):
     """This bridge id was presumed dead and its in-flight lists were returned."""
 
 
+class OutcomeUnknown(Exception):
+    """A take or ack may or may not have run: this id's in-flight lists are no
+    longer known (see the module docstring)."""
+
+
+@contextmanager
+def _outcome_known(what: str) -> Iterator[None]:
+    """Raise :class:`OutcomeUnknown` for a failure after which ``what`` may have run."""
+    try:
+        yield
+    except REDIS_FAILURES as exc:
+        if may_have_run(exc):
+            raise OutcomeUnknown(f"{what}: {exc}") from exc
+        raise
+
+
 class Taker:
     """The take and ack scripts, bound to one client and one bridge id."""
 
@@ -98,6 +123,7 @@ class Taker:
 
         Raises:
             Fenced: this bridge id lost its ownership.
+            OutcomeUnknown: the take may have run, its reply was lost.
         """
         q, slot, ns = sources[0].queue, sources[0].slot, self._ns
         keys = [names.inflight_owners_key(ns, q, slot), names.inflight_index_key(ns, q, slot)]
@@ -106,7 +132,8 @@ class Taker:
         tenant = sources[0].tenant if len(sources) == 1 else None
         if tenant:
             keys.append(names.tenants_key(ns, q))
-        taken = self._take(keys=keys, args=[self.bridge_id, n, tenant or ""])
+        with _outcome_known("take"):
+            taken = self._take(keys=keys, args=[self.bridge_id, n, tenant or ""])
         if taken is None:
             raise Fenced(self.bridge_id)
         return [list(items) for items in taken]
@@ -121,12 +148,14 @@ class Taker:
 
         Raises:
             Fenced: this bridge id lost its ownership.
+            OutcomeUnknown: the ack may have run (for some queues), its reply was lost.
         """
         by_slot: dict[tuple[str, int | None], list[tuple[Source, int, Sequence[bytes]]]] = {}
         for each in acks:
             by_slot.setdefault((each[0].queue, each[0].slot), []).append(each)
         calls = [self._ack_call(q, slot, group) for (q, slot), group in by_slot.items()]
-        results = run_script_calls(self._client, self._ack, calls)
+        with _outcome_known("ack"):
+            results = run_script_calls(self._client, self._ack, calls)
         if any(r == -1 for r in results):
             raise Fenced("ack refused")
 

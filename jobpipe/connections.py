@@ -15,7 +15,9 @@ import redis
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.retry import Retry
 
 from jobpipe.errors import ConfigError, UnsafeRedis
 from jobpipe.logs import RepeatFilter
@@ -43,8 +45,17 @@ def _redis_kwargs(settings: RedisSettings) -> dict[str, Any]:
     return kwargs
 
 
-def redis_client(settings: RedisSettings) -> redis.Redis[bytes]:
+def redis_client(settings: RedisSettings, *, at_most_once: bool = False) -> redis.Redis[bytes]:
     """A blocking Redis client (bytes in, bytes out).
+
+    ``at_most_once``: the client never sends a command again by itself. redis-py's
+    cluster client re-runs a command whose connection broke or timed out (up to
+    3 times, after refreshing its slot map), and a command whose reply was lost
+    may have run: a script that moves or trims by count would run twice. With
+    it, that failure reaches the caller, who knows what a re-run would do (the
+    bridge, :mod:`bridge.service`). ``MOVED`` and ``ASK`` are still followed:
+    a redirected command did not run. A single Redis's ``from_url`` client
+    re-runs nothing either way; the setting says so rather than rely on it.
 
     With ``redis.cluster`` it is redis-py's ``RedisCluster``, seeded from the URL.
     It is typed as ``Redis`` only until the stages are ported to clusters (their
@@ -52,11 +63,14 @@ def redis_client(settings: RedisSettings) -> redis.Redis[bytes]:
     docs/scaling.md); typing it ``Redis | RedisCluster`` makes mypy list what
     remains, e.g. the producer's use of ``connection_pool``.
     """
+    kwargs = _redis_kwargs(settings)
+    if at_most_once:
+        kwargs["retry"] = Retry(NoBackoff(), 0)
     if settings.cluster:
         cluster: redis.cluster.RedisCluster[bytes] = redis.cluster.RedisCluster.from_url(
-            settings.url, **_redis_kwargs(settings))
+            settings.url, **kwargs)
         return typing.cast("redis.Redis[bytes]", cluster)
-    return redis.Redis.from_url(settings.url, **_redis_kwargs(settings))
+    return redis.Redis.from_url(settings.url, **kwargs)
 
 
 class _RoutedCluster(redis.asyncio.cluster.RedisCluster):  # type: ignore[type-arg]

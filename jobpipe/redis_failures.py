@@ -53,6 +53,18 @@ def is_redis_down(exc: BaseException) -> bool:
     return isinstance(exc, REDIS_DOWN) and not isinstance(exc, REDIS_REFUSED)
 
 
+def may_have_run(exc: BaseException) -> bool:
+    """Whether a command that failed with ``exc`` may have run all the same: the
+    connection broke or timed out once the command may have been sent, so its
+    reply is lost, not its effect. An error Redis answered (``MOVED``,
+    ``CLUSTERDOWN``, ``READONLY``, ``LOADING``, ``OOM``, ``NOPERM``...) means it
+    did not run, though redis-py files ``LOADING`` and refused credentials
+    under ``ConnectionError``."""
+    answered = (*REDIS_REFUSED, redis.exceptions.BusyLoadingError)
+    return (isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError))
+            and not isinstance(exc, answered))
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Redis at ``maxmemory`` under ``noeviction`` refuses writes: full for now, not a bug.
 

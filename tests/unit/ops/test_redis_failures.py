@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.exceptions
 
-from jobpipe.redis_failures import is_redis_down, is_transient
+from jobpipe.redis_failures import is_redis_down, is_transient, may_have_run
 
 DOWN = [
     redis.exceptions.ConnectionError("Error 111 connecting to 10.1.2.3:6379. Refused."),
@@ -46,3 +46,13 @@ def test_a_refusal_is_not_down_and_not_transient(exc: Exception) -> None:
 def test_a_full_redis_is_transient_but_not_down() -> None:
     assert not is_redis_down(FULL)
     assert is_transient(FULL)
+
+
+@pytest.mark.parametrize("exc", DOWN[:2], ids=type)
+def test_a_broken_or_timed_out_connection_may_have_run_the_command(exc: Exception) -> None:
+    assert may_have_run(exc)
+
+
+@pytest.mark.parametrize("exc", [*DOWN[2:], *REFUSED, *REJECTED, FULL], ids=type)
+def test_an_error_redis_answered_means_the_command_did_not_run(exc: Exception) -> None:
+    assert not may_have_run(exc)
