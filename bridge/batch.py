@@ -76,7 +76,6 @@ class Batch:
     dead: list[DeadJob] = field(default_factory=list)
     retry: list[bytes] = field(default_factory=list)
     retry_at_s: float = 0.0
-    abandoned: bool = False
 
     def __post_init__(self) -> None:
         self.pending = len(self.items)

@@ -384,8 +384,7 @@ class Bridge:
         """Drop every outstanding batch (its jobs are back in ready) and continue
         under a new id; rebinding rouses every list."""
         dropped = self._acks.clear()
-        for batch in dropped:
-            batch.abandoned = True
+        for batch in dropped:  # late delivery reports reach batches nothing acks any more
             self._inflight[batch.source.queue] -= len(batch.items)
         old = self.bridge_id
         self.bridge_id = new_bridge_id(self.name)
