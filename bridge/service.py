@@ -89,6 +89,7 @@ class Bridge:
         self._log_at: dict[str, float] = {}
         # A take or ack may have run unseen: this id's lists are unknown until retired.
         self._unsure = False
+        self._unregistered = False  # a new id not yet announced (after a fence)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -195,6 +196,9 @@ class Bridge:
         try:
             if self._unsure:  # before any take: the next ack would trim by a wrong count
                 self._retire_unsure()
+            if self._unregistered:  # a new id, announced here: Redis may fail (then again)
+                self._reaper.register()
+                self._unregistered = False
             return self._step(idle_wait_s)
         except Fenced:
             self._reincarnate("was presumed dead (missed heartbeats); its in-flight "
@@ -393,7 +397,7 @@ class Bridge:
         self._reaper.bridge_id = self.bridge_id
         self._taker.bridge_id = self.bridge_id
         self._rotation.rebind(self.bridge_id)
-        self._reaper.register()
+        self._unregistered = True  # announced by _step_safely, where a failure is retried
 
     # --- observation -------------------------------------------------------------
 
