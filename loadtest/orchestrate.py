@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from redis.cluster import RedisCluster
 from rich.console import Console
 
 from jobpipe import names
@@ -86,13 +85,16 @@ def local_service_pids(settings: Any) -> dict[str, int]:
     local = ("127.0.0.1", "localhost", "::1")
     redis = urlsplit(settings.redis.url)
     redis_ports: dict[str, int] = {}
-    if settings.redis.cluster:  # every node the seed knows of
-        client = cast("RedisCluster[bytes]", redis_client(settings.redis))
-        try:
-            redis_ports = {f"redis-{node.port}": int(node.port)
-                           for node in client.get_nodes() if node.host in local}
+    if settings.redis.cluster:  # every node the cluster knows of (CLUSTER NODES)
+        client = redis_client(settings.redis)
+        try:  # not the client's slot map: a replica may not be in it yet
+            known: dict[str, Any] = cast(Any, client).execute_command("CLUSTER NODES")
         finally:
             client.close()
+        for address in known:
+            host, _, port = address.rpartition(":")
+            if host in local and port.isdigit():
+                redis_ports[f"redis-{port}"] = int(port)
     elif redis.hostname in local:
         redis_ports = {"redis": redis.port or 6379}
     kafka_ports = []
