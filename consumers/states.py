@@ -18,7 +18,7 @@ from typing import Any
 
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
-from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked
+from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked, split_advance
 from jobpipe.pipelined import run_script_calls_async
 from jobpipe.topology import QueueSpec
 
@@ -57,10 +57,11 @@ class JobStates:
         return bool(self._pending)
 
     async def flush(self) -> None:
-        """Write every pending change: one script call per queue, one round trip."""
+        """Write every pending change: script calls of at most
+        :data:`~jobpipe.jobstatus.ADVANCE_MAX_KEYS` keys per queue, one round trip."""
         pending, self._pending = self._pending, {}
-        calls = [advance_call(self._ns, self.tracked[queue], updates)
-                 for queue, updates in pending.items()]
+        calls = [part for queue, updates in pending.items()
+                 for part in split_advance(*advance_call(self._ns, self.tracked[queue], updates))]
         try:
             if calls:
                 await run_script_calls_async(self._client, self._advance, calls)

@@ -215,6 +215,38 @@ def advance_call(namespace: str, spec: QueueSpec,
     return keys, args
 
 
+# Keys per ADVANCE_LUA call at most: Redis runs a script to its end while every
+# other client waits (a producer's enqueue among them), and a call costs a few us
+# per key (docs/operations.md, status tracking cost), so a bridge or worker batch
+# of thousands of jobs goes as several calls of a few ms at most each.
+ADVANCE_MAX_KEYS = 500
+
+
+def split_advance(keys: list[str], args: list[str | int],
+                  most: int = ADVANCE_MAX_KEYS) -> list[tuple[list[str], list[str | int]]]:
+    """One :data:`ADVANCE_LUA` call's ``KEYS``/``ARGV`` as calls of at most ``most``
+    keys each, in order (a group split across calls is repeated with its share)."""
+    if len(keys) <= most:
+        return [(keys, args)]
+    calls: list[tuple[list[str], list[str | int]]] = []
+    part_keys: list[str] = []
+    part_args: list[str | int] = []
+    k = 0
+    for a in range(0, len(args), 5):
+        left, group = int(args[a]), args[a + 1 : a + 5]
+        while left:
+            take = min(left, most - len(part_keys))
+            part_keys += keys[k : k + take]
+            part_args += (take, *group)
+            k, left = k + take, left - take
+            if len(part_keys) == most:
+                calls.append((part_keys, part_args))
+                part_keys, part_args = [], []
+    if part_keys:
+        calls.append((part_keys, part_args))
+    return calls
+
+
 def advance_all_call(namespace: str, spec: QueueSpec, raws: Sequence[bytes], state: str,
                      at_ns: int | None = None) -> tuple[list[str], list[str | int]]:
     """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call moving every job of ``raws``
