@@ -36,7 +36,7 @@ from bridge.wake import Waker, wake_client_name
 from jobpipe import jobstatus, metrics
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
-from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call
+from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call, split_advance
 from jobpipe.pipelined import run_script_calls
 from jobpipe.redis_failures import REDIS_FAILURES, is_transient
 from jobpipe.settings import Settings
@@ -323,7 +323,8 @@ class Bridge:
             self._write_states(prefixes)
 
     def _write_states(self, prefixes: list[list[Batch]]) -> None:
-        """Jobs of queues with ``track_status`` are in Kafka now: one call per queue."""
+        """Jobs of queues with ``track_status`` are in Kafka now: script calls of at
+        most :data:`~jobpipe.jobstatus.ADVANCE_MAX_KEYS` keys, one round trip."""
         delivered: dict[str, list[bytes]] = {}
         for prefix in prefixes:
             if prefix[0].source.queue in self._tracked:
@@ -335,7 +336,7 @@ class Bridge:
             keys, args = advance_all_call(self.settings.namespace, self._tracked[q], raws,
                                           jobstatus.IN_KAFKA)
             if keys:
-                calls.append((keys, args))
+                calls += split_advance(keys, args)
         try:
             if calls:
                 run_script_calls(self._client, self._advance, calls)

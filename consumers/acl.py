@@ -26,8 +26,8 @@ _SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.A
 # marker and cancel-request reads, the start-up safety check, the heartbeat
 # (consumers.heartbeat).
 _DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "ping", "config|get",
-                    "smembers", "mget", "subscribe", "unsubscribe", "zadd", "zremrangebyscore",
-                    "zrem")
+                    "smembers", "smismember", "mget", "subscribe", "unsubscribe", "zadd",
+                    "zremrangebyscore", "zrem")
 
 
 def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
@@ -40,7 +40,7 @@ def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     if spec.fair:
         keys.append(names.tenant_ready_key(ns, q, "*"))
     if spec.track_status:
-        keys.append(names.job_status_key(ns, q, "*"))
+        keys += [names.job_status_key(ns, q, "*"), names.cancel_requests_key(ns, q)]
     return keys
 
 

@@ -4,7 +4,8 @@ Only queues with ``track_status``. Runners note each job's start, success or
 failure here; the flusher writes them all with one :data:`ADVANCE_LUA` call
 per queue, in one pipeline (the record and its forward-only rule live in
 :mod:`jobpipe.jobstatus`). Cancel requests are read in one call per queue per
-batch at admission (one ``MGET``), and for running jobs every :data:`CANCEL_POLL_S`.
+batch at admission (one ``SMISMEMBER``, plus an ``MGET`` of the few ids it
+names), and for running jobs every :data:`CANCEL_POLL_S`.
 
 Redis trouble here never stalls jobs or offsets: a write that fails is logged
 and dropped, a check that fails reads as "not cancelled".
@@ -17,7 +18,7 @@ from typing import Any
 
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
-from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked
+from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked, split_advance
 from jobpipe.pipelined import run_script_calls_async
 from jobpipe.topology import QueueSpec
 
@@ -56,10 +57,11 @@ class JobStates:
         return bool(self._pending)
 
     async def flush(self) -> None:
-        """Write every pending change: one script call per queue, one round trip."""
+        """Write every pending change: script calls of at most
+        :data:`~jobpipe.jobstatus.ADVANCE_MAX_KEYS` keys per queue, one round trip."""
         pending, self._pending = self._pending, {}
-        calls = [advance_call(self._ns, self.tracked[queue], updates)
-                 for queue, updates in pending.items()]
+        calls = [part for queue, updates in pending.items()
+                 for part in split_advance(*advance_call(self._ns, self.tracked[queue], updates))]
         try:
             if calls:
                 await run_script_calls_async(self._client, self._advance, calls)
@@ -67,12 +69,22 @@ class JobStates:
             self._trouble.note("writing job states", exc)
 
     async def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
-        """Which of ``job_ids`` (of a tracked queue) someone asked to cancel."""
+        """Which of ``job_ids`` (of a tracked queue) someone asked to cancel.
+
+        The queue's set of cancel requests names the candidates (one reply of
+        small integers, where an MGET carried every whole record back); only
+        their records are read, as the record decides (a replay drops the
+        request of an earlier generation from it)."""
         prefix = names.job_status_key(self._ns, queue, "")
-        keys = [prefix + job_id for job_id in job_ids]
-        try:  # one MGET: the keys share the queue's hash tag
-            records = await self._client.mget(keys)
+        try:
+            member = await self._client.smismember(
+                names.cancel_requests_key(self._ns, queue), list(job_ids))
+            candidates = [job_id for job_id, yes in zip(job_ids, member, strict=True) if yes]
+            # one MGET: the keys share the queue's hash tag
+            records = await self._client.mget([prefix + c for c in candidates]) \
+                if candidates else []
         except Exception as exc:
             self._trouble.note("reading cancel requests (running the jobs)", exc)
             return [False] * len(job_ids)
-        return [cancel_asked(record) for record in records]
+        asked = {c for c, record in zip(candidates, records, strict=True) if cancel_asked(record)}
+        return [job_id in asked for job_id in job_ids]

@@ -50,8 +50,8 @@ def producer_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
                  names.wake_key(ns, q, slot)]
     if spec.fair:
         keys += [names.tenants_key(ns, q), names.tenant_ready_key(ns, q, "*")]
-    if spec.track_status:  # the push script starts each job's state record
-        keys.append(names.job_status_key(ns, q, "*"))
+    if spec.track_status:  # the push script starts each job's state record; cancel()
+        keys += [names.job_status_key(ns, q, "*"), names.cancel_requests_key(ns, q)]
     return keys
 
 

@@ -20,7 +20,13 @@ earlier generation does not carry over to the replay.
 A cancel request is kept in the record's header: a job that has not started
 becomes ``cancelled`` at once and is skipped when it reaches a worker; a
 running one keeps ``running`` until its worker has stopped it (see
-``consumers/``).
+``consumers/``). The job's id also joins the queue's set of cancel requests
+(:func:`jobpipe.names.cancel_requests_key`), so a worker asks the set, one
+small ``SMISMEMBER`` per batch, and reads the records of the few ids in it,
+not the whole record of every job it admits. The set only narrows the search:
+the record decides (a replay drops an earlier generation's request from the
+record, not from the set). It lives at least as long as the records of its
+requests (each request extends its TTL to ``status_ttl_s``).
 """
 
 from __future__ import annotations
@@ -116,10 +122,13 @@ end
 return moved
 """.replace("SPAN", str(GENERATION_SPAN))
 
-# KEYS[1]: one record. ARGV: now_ns, FINAL_RANK, ttl_s, GENERATION_SPAN.
+# KEYS[1]: one record, KEYS[2]: its queue's set of cancel requests. ARGV: now_ns,
+# FINAL_RANK, ttl_s, GENERATION_SPAN, job id.
 # Reply: 'none' (no record), 'final' (already over), 'requested' (running: its
 # worker stops it), 'cancelled' (had not started: cancelled now). Final is
-# within the record's generation: the final rank of its generation.
+# within the record's generation: the final rank of its generation. Either
+# request also adds the id to the set, whose TTL never shrinks below ttl_s
+# (TTL -1: none yet), so it outlives every record holding a request.
 CANCEL_LUA = """
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 'none' end
@@ -127,6 +136,8 @@ local rank, rest = string.match(cur, '^(%d+)|%d*|(.*)$')
 local r, span = tonumber(rank), tonumber(ARGV[4])
 local final = r - r % span + tonumber(ARGV[2])
 if r >= final then return 'final' end
+redis.call('SADD', KEYS[2], ARGV[5])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
 local state, attempt = string.match(rest, '^([%a_]+)|(%d+)|')
 if state == 'running' then
   redis.call('SET', KEYS[1], rank .. '|' .. ARGV[1] .. '|' .. rest, 'KEEPTTL')
@@ -202,6 +213,38 @@ def advance_call(namespace: str, spec: QueueSpec,
         keys += members
         args += (len(members), *group)
     return keys, args
+
+
+# Keys per ADVANCE_LUA call at most: Redis runs a script to its end while every
+# other client waits (a producer's enqueue among them), and a call costs a few us
+# per key (docs/operations.md, status tracking cost), so a bridge or worker batch
+# of thousands of jobs goes as several calls of a few ms at most each.
+ADVANCE_MAX_KEYS = 500
+
+
+def split_advance(keys: list[str], args: list[str | int],
+                  most: int = ADVANCE_MAX_KEYS) -> list[tuple[list[str], list[str | int]]]:
+    """One :data:`ADVANCE_LUA` call's ``KEYS``/``ARGV`` as calls of at most ``most``
+    keys each, in order (a group split across calls is repeated with its share)."""
+    if len(keys) <= most:
+        return [(keys, args)]
+    calls: list[tuple[list[str], list[str | int]]] = []
+    part_keys: list[str] = []
+    part_args: list[str | int] = []
+    k = 0
+    for a in range(0, len(args), 5):
+        left, group = int(args[a]), args[a + 1 : a + 5]
+        while left:
+            take = min(left, most - len(part_keys))
+            part_keys += keys[k : k + take]
+            part_args += (take, *group)
+            k, left = k + take, left - take
+            if len(part_keys) == most:
+                calls.append((part_keys, part_args))
+                part_keys, part_args = [], []
+    if part_keys:
+        calls.append((part_keys, part_args))
+    return calls
 
 
 def advance_all_call(namespace: str, spec: QueueSpec, raws: Sequence[bytes], state: str,
@@ -344,10 +387,12 @@ async def lookup_async(redis: Any, settings: Settings, job_id: str) -> JobStatus
     return _found(job_id, specs, await pipe.execute()) if specs else None
 
 
-def _cancel_args(settings: Settings, status: JobStatus) -> tuple[list[str], list[int]]:
-    spec = settings.topology.get(status.queue)
-    key = names.job_status_key(settings.namespace, status.queue, status.job_id)
-    return [key], [time.time_ns(), FINAL_RANK, spec.status_ttl_s, GENERATION_SPAN]
+def _cancel_args(settings: Settings,
+                 status: JobStatus) -> tuple[list[str], list[int | str]]:
+    spec, ns = settings.topology.get(status.queue), settings.namespace
+    keys = [names.job_status_key(ns, status.queue, status.job_id),
+            names.cancel_requests_key(ns, status.queue)]
+    return keys, [time.time_ns(), FINAL_RANK, spec.status_ttl_s, GENERATION_SPAN, status.job_id]
 
 
 def cancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus | None]:

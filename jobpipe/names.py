@@ -212,6 +212,12 @@ def job_status_key(ns: str, queue: str, job_id: str) -> str:
     return f"{_q(ns, queue)}:job:{job_id}"
 
 
+def cancel_requests_key(ns: str, queue: str) -> str:
+    """Set of the ids of a tracking queue's jobs someone asked to cancel: a worker
+    checks a batch against it with one ``SMISMEMBER`` (``jobpipe.jobstatus``)."""
+    return f"{_q(ns, queue)}:cancels"
+
+
 # --- Redis: operator controls ---------------------------------------------------
 
 

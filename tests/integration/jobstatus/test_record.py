@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import redis
 
+from consumers.states import JobStates
 from ingest import Producer
 from ingest.intake import MULTI_MIN_JOBS
 from ingest.plan import PlanBuilder, QueueLayout
 from ingest.scripts import PUSH_LUA
 from jobpipe import jobstatus, names
+from jobpipe.connections import async_redis_client
 from jobpipe.jobstatus import ADVANCE_LUA, Update
 from jobpipe.settings import Settings
 from tests.conftest import MakeSettings
@@ -199,3 +201,45 @@ def test_a_big_enqueue_starts_every_record_too(redis_client: redis.Redis,
     status = jobstatus.lookup(redis_client, tracked, ids[-1])
     assert status is not None
     assert (status.state, status.attempt) == ("queued", 1)
+
+
+async def _worker_sees_cancel(settings: Settings, *job_ids: str) -> list[bool]:
+    """What a worker's admission check answers for ``job_ids`` of queue ``kept``."""
+    client = async_redis_client(settings.redis)
+    try:
+        states = JobStates(client, settings.namespace, [settings.topology.get("kept")])
+        return await states.cancel_requested("kept", list(job_ids))
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]
+
+
+async def test_the_worker_finds_cancel_requests_through_the_queue_set_and_the_record_decides(
+        redis_client: redis.Redis, tracked: Settings) -> None:
+    spec = tracked.topology.get("kept")
+    waiting, running, untouched = JOB, JOB[:-1] + "b", JOB[:-1] + "c"
+    for job_id in (waiting, running, untouched):
+        _advance(redis_client, tracked, Update(job_id, "in_kafka", 1, {}))
+    assert await _worker_sees_cancel(tracked, waiting, running, untouched) == [False] * 3
+    _advance(redis_client, tracked, Update(running, "running", 1, {}))
+    assert jobstatus.cancel(redis_client, tracked, waiting)[0] == "cancelled"
+    assert jobstatus.cancel(redis_client, tracked, running)[0] == "requested"
+    assert await _worker_sees_cancel(tracked, waiting, untouched, running) == [True, False, True]
+    # The set outlives every record holding a request: a later request (or a TTL
+    # already longer) never shortens it.
+    cancels = names.cancel_requests_key(tracked.namespace, "kept")
+    assert redis_client.smembers(cancels) == {waiting.encode(), running.encode()}
+    assert spec.status_ttl_s - 60 <= redis_client.ttl(cancels) <= spec.status_ttl_s
+    redis_client.expire(cancels, spec.status_ttl_s * 2)
+    _advance(redis_client, tracked, Update(untouched, "running", 1, {}))
+    assert jobstatus.cancel(redis_client, tracked, untouched)[0] == "requested"
+    assert redis_client.ttl(cancels) > spec.status_ttl_s
+    # A replay starts a generation without the earlier request: the id stays in
+    # the set, but its record says no, so the replayed job runs.
+    _advance(redis_client, tracked, Update(running, "failed", 1, {}))
+    _advance(redis_client, tracked, Update(running, "in_kafka", 1, {}, generation=1))
+    assert await _worker_sees_cancel(tracked, running, waiting) == [False, True]
+    # A request of a job already over changes nothing, nor joins the set.
+    finished = JOB[:-1] + "d"
+    _advance(redis_client, tracked, Update(finished, "succeeded", 1, {}))
+    assert jobstatus.cancel(redis_client, tracked, finished)[0] == "final"
+    assert not redis_client.sismember(cancels, finished)
