@@ -217,18 +217,19 @@ def pause_queue(client: redis.Redis, ns: str, queue: str) -> None:  # type: igno
     client.publish(names.control_channel(ns), _announce("pause", queue))
 
 
-def resume_queue(client: redis.Redis, ns: str, queue: str) -> None:  # type: ignore[type-arg]
-    """Resume ``queue`` on every worker."""
-    client.srem(names.paused_queues_key(ns), queue)  # flag first, as in pause_queue
-    _wake_bridges(client, ns, queue)
-    client.publish(names.control_channel(ns), _announce("resume", queue))
+def resume_queue(client: redis.Redis, ns: str, spec: QueueSpec) -> None:  # type: ignore[type-arg]
+    """Resume ``spec``'s queue on every worker."""
+    client.srem(names.paused_queues_key(ns), spec.name)  # flag first, as in pause_queue
+    _wake_bridges(client, ns, spec)
+    client.publish(names.control_channel(ns), _announce("resume", spec.name))
 
 
-def _wake_bridges(client: redis.Redis, ns: str, queue: str) -> None:  # type: ignore[type-arg]
-    """Raise the queue's bridge wake-up, as a push does: what waited in its lists
-    while paused is taken now, not after an idle bridge's longest wait. (A queue
-    with ``shard_slots`` has one per shard; the bridge's heartbeat rouses it.)"""
-    client.zadd(names.wake_key(ns, queue), {names.WAKE_MEMBER: 0})
+def _wake_bridges(client: redis.Redis, ns: str, spec: QueueSpec) -> None:  # type: ignore[type-arg]
+    """Raise the queue's bridge wake-ups, as a push does: what waited in its lists
+    while paused is taken now, not after an idle bridge's longest wait. A queue
+    with ``shard_slots`` has one per shard, each in its own slot: one call each."""
+    for slot in spec.slots:
+        client.zadd(names.wake_key(ns, spec.name, slot), {names.WAKE_MEMBER: 0})
 
 
 def pause_tenant(client: redis.Redis, ns: str, queue: str,  # type: ignore[type-arg]
@@ -274,7 +275,7 @@ def resume_tenant(client: redis.Redis, ns: str, spec: QueueSpec,  # type: ignore
         args: list[Any] = [tenant, len(jobs), fair, *([] if spec.fair else picks)]
         moved = int(script(keys=keys, args=args))
         if moved >= 0:
-            _wake_bridges(client, ns, spec.name)  # the bridge left the tenant's list alone
+            _wake_bridges(client, ns, spec)  # the bridge left the tenant's list alone
             client.publish(names.control_channel(ns), _announce("resume", spec.name, tenant))
             log.info("tenant %s of queue %s resumed, %d parked jobs re-injected", tenant,
                      spec.name, moved)

@@ -97,7 +97,7 @@ class Backend:
     def resume(self, spec: QueueSpec, tenant: str | None) -> str:
         with self._lock:
             if tenant is None:
-                resume_queue(self._redis, self.settings.namespace, spec.name)
+                resume_queue(self._redis, self.settings.namespace, spec)
                 return f"resumed queue {spec.name}"
             moved = resume_tenant(self._redis, self.settings.namespace, spec, tenant)
             return f"resumed tenant {tenant} of queue {spec.name}; {moved} parked job(s) back"

@@ -60,7 +60,7 @@ def resume(obj: CliContext, queue: str, tenant: str | None) -> None:
 
     with _controlling(obj, queue) as (settings, spec, client):
         if tenant is None:
-            resume_queue(client, settings.namespace, queue)
+            resume_queue(client, settings.namespace, spec)
             click.echo(f"resumed queue {queue}")
         else:
             moved = resume_tenant(client, settings.namespace, spec, tenant)

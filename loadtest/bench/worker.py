@@ -182,7 +182,7 @@ def run_jobpipe(base: Settings, jobs: int, processes: int) -> float:
         with running(children, "worker"):
             _wait_assigned(settings, processes, PARTITIONS)
             time.sleep(1.0)  # assignment callbacks run; first fetches fill the (paused) lanes
-            resume_queue(client, ns, QUEUE)
+            resume_queue(client, ns, spec)
             got = _reports(children, out, settings, timeout_s + EXIT_S)
         done = sum(r.jobs for r in got)
         if done < jobs:

@@ -47,6 +47,18 @@ def _announcements(pubsub, count: int, timeout_s: float = 5.0) -> list[dict]:
     return got
 
 
+@pytest.mark.parametrize("shard_slots", [False, True])
+def test_resume_raises_the_wake_up_of_every_shard(namespace, redis_client, shard_slots):
+    """A resumed queue's idle bridges wake at once: with ``shard_slots`` each
+    shard has its own wake-up, and each must be raised, not only ``{q}``'s."""
+    spec = QueueSpec("email", shards=4, shard_slots=shard_slots)
+    pause_queue(redis_client, namespace, "email")
+    resume_queue(redis_client, namespace, spec)
+    raised = [redis_client.zscore(names.wake_key(namespace, "email", slot), names.WAKE_MEMBER)
+              for slot in spec.slots]
+    assert raised == [0.0] * (4 if shard_slots else 1)
+
+
 async def test_queue_pause_and_resume_set_flags_and_announce(namespace, redis_client,
                                                              redis_url, redis_mode):
     async with _aclient(redis_url, redis_mode) as aclient:
@@ -57,7 +69,7 @@ async def test_queue_pause_and_resume_set_flags_and_announce(namespace, redis_cl
         await controls.refresh()
         assert controls.is_queue_paused("email")
         assert not controls.is_queue_paused("other")
-        resume_queue(redis_client, namespace, "email")
+        resume_queue(redis_client, namespace, QueueSpec("email"))
         await controls.refresh()
         assert not controls.is_queue_paused("email")
         assert _announcements(pubsub, 2) == [

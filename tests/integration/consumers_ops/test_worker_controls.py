@@ -12,6 +12,7 @@ from jobpipe import names
 from jobpipe.admin import apply_topics
 from jobpipe.envelope import decode, encode
 from jobpipe.settings import Settings
+from jobpipe.topology import QueueSpec
 from tests.integration.consumers_ops.conftest import make_job, produce, wait_for, worker_running
 from tests.redis_modes import BOTH_CLUSTER_SLOW
 
@@ -54,7 +55,7 @@ def test_queue_pause_stops_a_running_worker_and_resume_restarts_it(worker_settin
     _produce(worker_settings, second)
     assert not wait_for(lambda: any(j.id in executed for j in second), timeout_s=2.0)
 
-    resume_queue(redis_client, ns, "default")
+    resume_queue(redis_client, ns, QueueSpec("default"))
     assert wait_for(lambda: set(executed) >= {j.id for j in second})
 
 
