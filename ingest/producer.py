@@ -196,7 +196,7 @@ class Producer:
                 self._meters.rejected(plan.queue, "unreplicated")
                 raise
             except REDIS_DOWN as exc:
-                self._refused(plan, exc)
+                self._refused(exc, plan)
                 wait_s = attempts.after_down(time.monotonic())
                 if wait_s is None:
                     return self._give_up(plan, exc)
@@ -317,17 +317,18 @@ class Producer:
         try:
             self._replay()
         except REDIS_DOWN as exc:
-            if not is_redis_down(exc):  # refused: spooling more would hide it
-                raise connections.redis_access_error(self.settings.redis.url, exc) from None
+            self._refused(exc)  # refused: spooling more would hide it
             return False
         return self._spool is None or not self._spool.pending
 
-    def _refused(self, plan: PushPlan, exc: Exception) -> None:
-        """Redis refused who we are (a password rotated since the start, an ACL
-        changed): it answers the same way until someone fixes it, so one clear
-        line now instead of retrying until the deadline or spooling."""
+    def _refused(self, exc: Exception, plan: PushPlan | None = None) -> None:
+        """Raise when Redis refused who we are (a password rotated since the start,
+        an ACL changed): it answers the same way until someone fixes it, so one
+        clear line now instead of retrying until the deadline or spooling. A
+        refused ``plan`` counts as rejected."""
         if not is_redis_down(exc):
-            self._meters.rejected(plan.queue, "refused")
+            if plan is not None:
+                self._meters.rejected(plan.queue, "refused")
             raise connections.redis_access_error(self.settings.redis.url, exc) from None
 
     def _replay(self) -> int:
