@@ -127,6 +127,8 @@ class Fetcher:
         self._slot: MemberSlot | None = None
         if settings.worker.membership == "static" and settings.worker.instance_id is None:
             self._slot = claim(self._group)
+            log.info("static group member %r (slot %d of this host)", self._slot.name,
+                     self._slot.index)
         self._thread = threading.Thread(target=self._run, name="jobpipe-fetcher", daemon=True)
 
     # --- called from the loop ----------------------------------------------------------
