@@ -6,7 +6,12 @@ to it through thread-safe requests: offsets to store, topics to pause, and
 arbitrary calls (:meth:`Fetcher.call`). Rebalance callbacks run here too; a
 revoke waits (bounded) for the loop to finish the revoked partitions' jobs and
 stores what finished, then commits it synchronously. A consumer whose group
-membership stays stuck (see :mod:`consumers.group_health`) is replaced.
+membership stays stuck, or whose static member name another member took (see
+:mod:`consumers.group_health`), is replaced.
+
+The consumer is a static group member by default, named by
+``worker.instance_id`` or else by a slot it claims on this host
+(:mod:`consumers.member_name`), held from construction until the thread ends.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from consumers.first_fetch import FirstFetch
 from consumers.group_health import GuardedConsumer
 from consumers.heartbeat import worker_id
+from consumers.member_name import MemberSlot, claim
 from jobpipe import metrics, names
 from jobpipe.settings import Settings
 
@@ -115,6 +121,14 @@ class Fetcher:
         self.backlog_max = 4 * settings.worker.batch_max
         self._stop = threading.Event()
         self._closing = False
+        self._group = names.group_id(settings.namespace, "workers")
+        # Claimed here, on the caller's thread, so that a lock directory we may not
+        # use stops the worker with its one-line error before anything runs.
+        self._slot: MemberSlot | None = None
+        if settings.worker.membership == "static" and settings.worker.instance_id is None:
+            self._slot = claim(self._group)
+            log.info("static group member %r (slot %d of this host)", self._slot.name,
+                     self._slot.index)
         self._thread = threading.Thread(target=self._run, name="jobpipe-fetcher", daemon=True)
 
     # --- called from the loop ----------------------------------------------------------
@@ -152,12 +166,17 @@ class Fetcher:
     # --- the consumer thread -----------------------------------------------------------
 
     def _run(self) -> None:
-        worker = self._settings.worker
+        try:
+            self._consume()
+        finally:
+            if self._slot is not None:
+                self._slot.release()  # the consumer is closed: the next worker may have it
+
+    def _consume(self) -> None:
         self._guard = GuardedConsumer(
-            self._settings.kafka, worker.group_stuck_s,
-            names.group_id(self._settings.namespace, "workers"), self._topics, "worker",
-            on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._lost,
-            on_stats=self._on_stats, **self._consumer_conf())
+            self._settings.kafka, self._settings.worker.group_stuck_s, self._group,
+            self._topics, "worker", on_assign=self._assigned, on_revoke=self._revoked,
+            on_lost=self._lost, on_stats=self._on_stats, **self._consumer_conf())
         consumer = self._guard.consumer
         try:
             while not self._stop.is_set():
@@ -175,6 +194,9 @@ class Fetcher:
                     continue
                 msgs = fetch_available(consumer, self._settings.worker.batch_max, FETCH_WAIT_S,
                                        self._stop)
+                if self._guard.renew_if_name_taken(msgs):
+                    consumer = self._guard.consumer  # what came with the fence is re-read
+                    continue
                 seen = msgs
                 if msgs and all(_is_eof(m) for m in msgs):
                     msgs = []  # nothing for the loop to do
@@ -206,8 +228,9 @@ class Fetcher:
             "auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
             "enable.partition.eof": True,  # an empty partition says so (FirstFetch)
             "client.id": worker_id()}  # the id of its heartbeats (consumers.heartbeat)
-        if worker.instance_id is not None:
-            conf["group.instance.id"] = worker.instance_id
+        name = worker.instance_id if self._slot is None else self._slot.name
+        if name is not None:
+            conf["group.instance.id"] = name
         return conf
 
     def _service(self, consumer: Consumer) -> None:

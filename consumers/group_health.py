@@ -11,6 +11,13 @@ answers, the group gets half of ``stuck_after_s`` more to settle by itself
 (right after a thaw it usually does); a consumer still unsettled then is stuck,
 and its owner replaces it.
 
+A static member (``group.instance.id``) can also lose its name: when another
+consumer joins the group under the same name, the coordinator fences the
+older one, and librdkafka makes that a fatal error, after which the client
+is useless. Names claimed per host (:mod:`consumers.member_name`) collide
+only across hosts that share a hostname and not their /tmp; the member
+fenced then says so once and is replaced by a dynamic one.
+
 GroupHealth is pure (fed the parsed statistics JSON); GuardedConsumer is the
 consumer the worker's fetcher and the retry relay use, which does the rest.
 """
@@ -24,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from jobpipe import metrics
@@ -111,6 +118,22 @@ def is_stuck(kafka: KafkaSettings, health: GroupHealth, topic: str, who: str) ->
     return True
 
 
+# Broker errors that mean "another member holds this group.instance.id": the classic
+# coordinator fences the older holder; KIP-848's refuses the newcomer.
+_NAME_TAKEN_CODES = (KafkaError.FENCED_INSTANCE_ID, KafkaError.UNRELEASED_INSTANCE_ID)
+# A consumer reports a fatal error as code _FATAL with the cause in its text,
+# "Fatal error: <librdkafka's description of the cause>: ..." (the Python client
+# exposes no rd_kafka_fatal_error()); KafkaError(code).str() is that description.
+_NAME_TAKEN_TEXTS = tuple(f"Fatal error: {KafkaError(code).str()}:" for code in _NAME_TAKEN_CODES)
+
+
+def name_taken(err: KafkaError | None) -> bool:
+    """Whether a consumer error is the fatal one of a static member whose name another
+    member of the group holds."""
+    return (err is not None and err.code() == KafkaError._FATAL
+            and err.str().startswith(_NAME_TAKEN_TEXTS))
+
+
 class Generations:
     """Numbers the consumers an owner creates one after another, so the callbacks of
     a replaced one (its close revoking its old partitions) are ignored."""
@@ -136,11 +159,12 @@ Rebalance = Callable[[Consumer, list[TopicPartition]], None]
 
 
 class GuardedConsumer:
-    """One consumer-group member that replaces itself when its membership is stuck.
+    """One consumer-group member that replaces itself when its membership is stuck,
+    or when it is a static member whose name another member took.
 
     Create it on the thread that will use it (after any fork). ``consumer`` is
-    the current client; :meth:`renew_if_stuck`, called from the owner's poll
-    loop, swaps it for a fresh one when :func:`is_stuck` says so: the old
+    the current client; :meth:`renew_if_stuck` and :meth:`renew_if_name_taken`,
+    called from the owner's poll loop, swap it for a fresh one: the old
     assignment goes to ``on_lost`` first (its unfinished work is re-read), and
     the old client is closed on a side thread with its callbacks ignored.
 
@@ -150,7 +174,7 @@ class GuardedConsumer:
         who: the owner's name in logs and ``jobpipe_consumers_replaced_total``.
         on_assign, on_revoke, on_lost: rebalance callbacks.
         on_stats: also given each parsed statistics report (every 5 s).
-        conf: extra consumer properties.
+        conf: extra consumer properties (``group.instance.id`` for a static member).
     """
 
     def __init__(self, kafka: KafkaSettings, stuck_after_s: float, group: str,
@@ -163,6 +187,9 @@ class GuardedConsumer:
         self._on_stats = on_stats
         self._conf = conf
         self._generations = Generations()
+        # What the current client holds, as its callbacks said: a fenced client
+        # forgets its assignment without calling any of them.
+        self._held: dict[tuple[str, int], TopicPartition] = {}
         self.health = GroupHealth(stuck_after_s, time.monotonic())
         self.consumer = self._new()
 
@@ -170,12 +197,37 @@ class GuardedConsumer:
         """Replace the consumer if it is stuck; True when it was."""
         if not is_stuck(self._kafka, self.health, self._topics[0], self._who):
             return False
-        stuck = self.consumer
-        self._on_lost(stuck, stuck.assignment())
-        self.consumer = self._new()
-        threading.Thread(target=stuck.close, name="jobpipe-stuck-consumer-close",
-                         daemon=True).start()  # close() may block on its dead coordinator
+        self._replace()
         return True
+
+    def renew_if_name_taken(self, msgs: list[Message]) -> bool:
+        """Replace a static member whose name another member holds (``msgs``, just
+        consumed, carry the fatal error) by a dynamic one; True when it was.
+
+        The fenced client can commit nothing more: what it had not committed is
+        re-delivered to whoever gets those partitions (at-least-once). The new
+        member has no name to lose, so this happens (and is logged) once.
+        """
+        name = self._conf.get("group.instance.id")
+        if name is None or not any(name_taken(m.error()) for m in msgs):
+            return False
+        log.warning("%s: another member of group %s uses the static member name %r, so "
+                    "this one goes on with dynamic membership; give each worker its own "
+                    "worker.instance_id, or set worker.membership = \"dynamic\"",
+                    self._who, self._group, name)
+        del self._conf["group.instance.id"]
+        self._replace()
+        return True
+
+    def _replace(self) -> None:
+        """Swap the client for a fresh one: the old assignment is lost first (its
+        unfinished work is re-read), the old client closed on a side thread."""
+        old = self.consumer
+        lost, self._held = list(self._held.values()), {}
+        self._on_lost(old, lost)
+        self.consumer = self._new()
+        threading.Thread(target=old.close, name="jobpipe-replaced-consumer-close",
+                         daemon=True).start()  # close() may block on a dead coordinator
 
     def _new(self) -> Consumer:
         bind = self._generations.next()
@@ -183,9 +235,25 @@ class GuardedConsumer:
         consumer = Consumer(kafka_consumer_config(
             self._kafka, self._group,
             **{**self._conf, "statistics.interval.ms": 5000, "stats_cb": bind(self._stats)}))
-        consumer.subscribe(self._topics, on_assign=bind(self._on_assign),
-                           on_revoke=bind(self._on_revoke), on_lost=bind(self._on_lost))
+        consumer.subscribe(self._topics, on_assign=bind(self._assigned),
+                           on_revoke=bind(self._revoked), on_lost=bind(self._lost))
         return consumer
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._held.update({(tp.topic, tp.partition): tp for tp in partitions})
+        self._on_assign(consumer, partitions)
+
+    def _revoked(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_revoke(consumer, partitions)
+        self._forget(partitions)
+
+    def _lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._on_lost(consumer, partitions)
+        self._forget(partitions)
+
+    def _forget(self, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._held.pop((tp.topic, tp.partition), None)
 
     def _stats(self, raw: str) -> None:
         try:

@@ -43,6 +43,7 @@ DEFAULT_REDIS_PORT = 16379
 DEFAULT_KAFKA_PORT = 19092
 SAFETY_CRITICAL_KAFKA_KEYS = ("acks", "enable.idempotence")
 GROUP_PROTOCOLS = ("consumer", "classic")
+MEMBERSHIPS = ("static", "dynamic")
 # With group.protocol=consumer (KIP-848) the broker owns these; librdkafka refuses them.
 CLASSIC_ONLY_CONSUMER_KEYS = ("session.timeout.ms", "heartbeat.interval.ms",
                               "partition.assignment.strategy", "group.protocol.type")
@@ -227,12 +228,22 @@ class WorkerSettings:
         group_stuck_s: a consumer whose group membership has not settled for
             this long while the broker answers is replaced (a librdkafka client
             can stay stuck after its coordinator stopped answering for a while).
-        instance_id: static group membership (``group.instance.id``): a name
-            this worker keeps across restarts (a StatefulSet pod name), unique
-            in the group; ``--processes N`` children append ``-<index>``. Off
-            (``None``) by default: with KIP-848 a crashed static member's
-            partitions still wait for the session timeout, and a cleanly
-            stopped one's stay idle until it returns (docs/reliability.md).
+        membership: ``static`` (the default) or ``dynamic``. A static member
+            (``group.instance.id``) that crashes and restarts takes its
+            partitions straight back; a dynamic one waits for the dead member's
+            session (6 s) before any partition moves, restarted or not. The
+            trade-off: a static member that stops cleanly does not leave the
+            group, so its partitions idle for the session unless it returns
+            (scaling a fleet down pauses them 6 s). Without ``instance_id`` a
+            static worker claims a name of its own on its host,
+            ``<hostname>-<n>`` (:mod:`consumers.member_name`); should another
+            host of the same hostname pick the same name, the member fenced
+            goes on as a dynamic one and says so. ``dynamic``: no
+            ``group.instance.id``, every stop leaves the group at once.
+        instance_id: an explicit static member name, unique in the group and
+            kept across restarts (a StatefulSet pod name), instead of the
+            claimed one; ``--processes N`` children append ``-<index>``.
+            Implies static membership.
     """
 
     concurrency: int = 256
@@ -243,6 +254,7 @@ class WorkerSettings:
     commit_interval_s: float = 1.0
     control_interval_s: float = 1.0
     group_stuck_s: float = 60.0
+    membership: str = "static"
     instance_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -250,13 +262,20 @@ class WorkerSettings:
             raise ConfigError("worker.group_stuck_s: must be > 0")
         if self.concurrency < 1 or self.processes < 1 or self.batch_max < 1:
             raise ConfigError("worker: concurrency, processes and batch_max must be >= 1")
+        if self.membership not in MEMBERSHIPS:
+            raise ConfigError(f"worker.membership: must be 'static' or 'dynamic', not "
+                              f"{self.membership!r}")
         if self.instance_id is not None and not self.instance_id.strip():
             raise ConfigError("worker.instance_id: must not be empty (leave it unset for "
-                              "dynamic membership)")
+                              "a name claimed on the host)")
+        if self.instance_id is not None and self.membership == "dynamic":
+            raise ConfigError("worker.instance_id: a member name is static membership, but "
+                              "worker.membership is 'dynamic'; unset one of them")
 
     def process(self, index: int) -> WorkerSettings:
         """The settings of the ``index``-th of several worker processes: its own
-        static member name (``<instance_id>-<index>``), when membership is static."""
+        static member name (``<instance_id>-<index>``), when one is set (claimed
+        names differ by themselves)."""
         if self.instance_id is None:
             return self
         return replace(self, instance_id=f"{self.instance_id}-{index}")

@@ -106,8 +106,10 @@ def local_service_pids(settings: Any) -> dict[str, int]:
 
 
 def worker_env(settings: Settings, index: int) -> dict[str, str]:
-    """Worker ``index``'s own static member name, when the settings ask for static
-    membership (``worker.instance_id``): a restart then comes back as the same member."""
+    """Worker ``index``'s own static member name, when the settings give one
+    (``worker.instance_id``): a restart then comes back as the same member. Without
+    one a worker claims its name on this host (``consumers.member_name``), and a
+    restart claims the name its killed predecessor held: nothing to pass."""
     instance_id = settings.worker.process(index).instance_id
     return {} if instance_id is None else {"JOBPIPE_WORKER_INSTANCE_ID": instance_id}
 

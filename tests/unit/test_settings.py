@@ -292,10 +292,25 @@ def test_an_unknown_group_protocol_is_named() -> None:
 
 
 def test_each_worker_process_gets_its_own_static_member_name() -> None:
-    static = load_settings(environ={"JOBPIPE_WORKER_INSTANCE_ID": "pod-7"}).worker
-    dynamic = load_settings(environ={}).worker
-    assert static.process(2).instance_id == "pod-7-2"
-    assert dynamic.process(2).instance_id is None
+    named = load_settings(environ={"JOBPIPE_WORKER_INSTANCE_ID": "pod-7"}).worker
+    claimed = load_settings(environ={}).worker
+    assert named.process(2).instance_id == "pod-7-2"
+    assert claimed.process(2).instance_id is None  # each process claims its own
+
+
+def test_membership_is_static_by_default_and_dynamic_on_request() -> None:
+    assert load_settings(environ={}).worker.membership == "static"
+    dynamic = load_settings(environ={"JOBPIPE_WORKER_MEMBERSHIP": "dynamic"}).worker
+    assert (dynamic.membership, dynamic.instance_id) == ("dynamic", None)
+
+
+@pytest.mark.parametrize(("environ", "needle"), [
+    ({"JOBPIPE_WORKER_MEMBERSHIP": "sticky"}, "worker.membership: must be 'static' or 'dynamic'"),
+    ({"JOBPIPE_WORKER_MEMBERSHIP": "dynamic", "JOBPIPE_WORKER_INSTANCE_ID": "pod-7"},
+     "worker.instance_id: a member name is static membership"),
+])
+def test_a_wrong_membership_is_named(environ: dict[str, str], needle: str) -> None:
+    assert needle in one_line_error(None, environ=environ)
 
 
 def test_a_redis_cluster_is_chosen_by_a_setting_and_one_redis_stays_the_default() -> None:

@@ -1,7 +1,8 @@
 """A handler module for worker subprocess tests: records executions in Redis.
 
 ``REC_PREFIX`` (env) names the keys: ``<prefix>:started`` / ``<prefix>:done``
-(sets of job ids) and ``<prefix>:runs`` (hash id -> executions), in the Redis
+(sets of job ids), ``<prefix>:starts`` and ``<prefix>:runs`` (hashes id -> handler
+calls begun, ended), in the Redis
 at ``REC_REDIS_URL`` (env; set for the test process and its worker subprocesses).
 """
 
@@ -30,6 +31,7 @@ def record(ctx: JobContext, args: dict) -> None:
     prefix = os.environ["REC_PREFIX"]
     client = _redis()
     client.sadd(f"{prefix}:started", ctx.job_id)
+    client.hincrby(f"{prefix}:starts", ctx.job_id, 1)
     sleep_s = args.get("sleep_s", 0)
     if args.get("hold") and not client.exists(f"{prefix}:release"):
         sleep_s = 60  # held until the test kills this worker

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,33 +13,15 @@ from consumers import Worker
 from jobpipe import jobstatus, names
 from jobpipe.connections import kafka_consumer_config
 from tests.integration.consumers import recording_app
-from tests.integration.consumers.helpers import make_job, produce_jobs, setup_topics
+from tests.integration.consumers.helpers import (
+    make_job,
+    produce_jobs,
+    setup_topics,
+    start_worker,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def start_worker(settings, tmp_path: Path, prefix: str, concurrency: int = 8,
-                 queue_config: str = "", processes: int = 1) -> subprocess.Popen:
-    env = {**os.environ, "JOBPIPE_NAMESPACE": settings.namespace,
-           "JOBPIPE_REDIS_URL": settings.redis.url,
-           "JOBPIPE_KAFKA_BOOTSTRAP": settings.kafka.bootstrap, "REC_PREFIX": prefix}
-    config = tmp_path / "jobpipe.toml"
-    spec = settings.topology.get("default")
-    config.write_text(f"[queues.default]\npartitions = {spec.partitions}\n"
-                      "retry_tiers_s = [1, 2]\n" + queue_config)
-    env["JOBPIPE_CONFIG"] = str(config)
-    return subprocess.Popen([sys.executable, "-m", "jobpipe", "worker",
-                             "tests.integration.consumers.recording_app",
-                             "--concurrency", str(concurrency), "--processes", str(processes)],
-                            cwd=ROOT, env=env)
-
-
-def wait_for(condition, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def committed(settings, partitions: int) -> list[int]:

@@ -44,14 +44,15 @@ def _wait(condition, timeout_s: float, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("instance_id", [
-    pytest.param(None, id="dynamic"),
-    # Static membership: the new consumer must take over the same member name.
-    pytest.param("replace-test", id="static"),
+@pytest.mark.parametrize("worker", [
+    pytest.param({"membership": "dynamic"}, id="dynamic"),
+    # Static membership: the new consumer must take over the same member name,
+    # the one claimed on this host (the default) or one given.
+    pytest.param({}, id="static-claimed"),
+    pytest.param({"instance_id": "replace-test"}, id="static-named"),
 ])
 def test_a_stuck_consumer_is_replaced_and_its_partitions_fetched_again(
-        make_settings, kafka_cleanup, loop, instance_id):
-    worker = {} if instance_id is None else {"instance_id": instance_id}
+        make_settings, kafka_cleanup, loop, worker):
     settings: Settings = make_settings(queues={"default": {"partitions": 2}}, worker=worker)
     apply_topics(settings)
     topic = names.main_topic(settings.namespace, "default")

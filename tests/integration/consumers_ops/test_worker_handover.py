@@ -1,5 +1,7 @@
-"""A worker that stops leaves its group, and the one that stays takes its partitions
-(a second worker joins and stops, ROUNDS times).
+"""A worker that stops lets go of its partitions, and the one that stays takes them
+(a second worker joins and stops, ROUNDS times). A dynamic member leaves the group
+as it stops; a static one (the default) keeps its place until its session (6 s)
+lapses, which GROUP_SETTLES_S covers; one that never closed its consumer stays.
 
 Both workers re-read pause flags every millisecond, so a stopping one is
 nearly always inside a Redis command when its shutdown cancels its tasks:

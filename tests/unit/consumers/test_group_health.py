@@ -1,8 +1,16 @@
-"""When a consumer's group membership is suspect, read from librdkafka statistics."""
+"""When a consumer's group membership is suspect, read from librdkafka statistics;
+which consumer error says that another member took a static member's name."""
 
 from __future__ import annotations
 
-from consumers.group_health import GroupHealth
+from confluent_kafka import KafkaError
+
+from consumers.group_health import GroupHealth, name_taken
+
+# As librdkafka 2.16 reports a fence (seen against the dev stack's broker).
+FENCED = ("Fatal error: Broker: Static consumer fenced by other consumer with same "
+          "group.instance.id: OffsetCommit failed: Broker: Static consumer fenced by other "
+          "consumer with same group.instance.id")
 
 
 def _stats(state: str, join: str) -> dict:
@@ -70,3 +78,14 @@ def test_a_rebalance_shorter_than_the_limit_is_not_suspect():
     health.observe(_stats("up", "steady"), 50)
     health.observe(_stats("up", "wait-sync"), 100)
     assert not health.suspect(100)
+
+
+def test_a_fence_is_told_from_other_errors():
+    assert name_taken(KafkaError(KafkaError._FATAL, FENCED))
+    unreleased = "Fatal error: Broker: The instance ID is still used by another member in " \
+                 "the consumer group: ConsumerGroupHeartbeat fatal error: ..."
+    assert name_taken(KafkaError(KafkaError._FATAL, unreleased))  # KIP-848's refusal
+    assert not name_taken(None)
+    assert not name_taken(KafkaError(KafkaError._FATAL, "Fatal error: Broker: Group "
+                                     "authorization failed: ..."))
+    assert not name_taken(KafkaError(KafkaError.FENCED_INSTANCE_ID))  # not the fatal report
