@@ -207,9 +207,19 @@ def done_key(ns: str, queue: str, idempotency_key: str) -> str:
     return f"{_q(ns, queue)}:done:{idempotency_key}"
 
 
-def job_status_key(ns: str, queue: str, job_id: str) -> str:
-    """The state record of one job of a queue that tracks status."""
-    return f"{_q(ns, queue)}:job:{job_id}"
+# How many leading characters of a job id name its state hash: a UUIDv7's first
+# 40 bits of Unix milliseconds, so the jobs made in one 256 ms share a hash. A
+# batch's records are then read and written with one HMGET and one HSET, and a
+# hash expires whole (one TTL per hash, not per job); at 50,000 jobs/s a hash
+# holds ~13,000 records, small enough to free in a few ms when it expires. Ids
+# of other writers (any UUID) spread over hashes of a record or a few each.
+STATE_HASH_ID_CHARS = 11
+
+
+def job_states_key(ns: str, queue: str, job_id: str) -> str:
+    """The hash holding the state record of job ``job_id`` (field: the id) of a
+    queue that tracks status, with the records of the jobs made near it in time."""
+    return f"{_q(ns, queue)}:jobs:{job_id[:STATE_HASH_ID_CHARS]}"
 
 
 def cancel_requests_key(ns: str, queue: str) -> str:
