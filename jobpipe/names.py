@@ -28,7 +28,8 @@ Redis, per queue ``q`` in namespace ``ns`` (``{q}`` is ``{q.s<shard>}`` for the
     ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)   shard
     ns:{q}:unique:<key>            STR   unique-job window -> first job id           shard
     ns:{q}:done:<key>              STR   idempotency marker of a completed job
-    ns:{q}:job:<id>                STR   a tracked job's state record (jobpipe.jobstatus)
+    ns:{q}:jobs:<id[:11]>          HASH  tracked jobs' state records, id -> record,
+                                         one hash per 256 ms of ids (jobpipe.jobstatus)
     ns:{q}:paused-tenants          SET   paused tenants
     ns:{q}:parked:<tenant>         LIST  jobs of a paused tenant
     ns:{q}:rate[:<tenant>]         HASH  token bucket
