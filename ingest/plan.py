@@ -18,7 +18,8 @@ from jobpipe.routing import Routes
 from jobpipe.topology import QueueSpec
 
 Arg = bytes | str | int
-HEADER_ARGS = 4  # max_backlog, nb, tenant prefix, registry index
+HEADER_ARGS = 5  # max_backlog, nb, tenant prefix, registry index, records may exist
+RECORDS_MAY_EXIST = 4  # the header's index of that flag (PushPlan.may_have_run)
 # Jobs per LPUSH of a MULTI push: Redis parses one chunk while the next is framed.
 MULTI_CHUNK_JOBS = 4096
 _CRLF = b"\r\n"
@@ -84,6 +85,10 @@ class PushPlan:
         sent: with ``parts``: how many were answered; a retry (or the spool)
             goes on from there, so a part that was written is not written again.
         sent_uniques: with ``parts``: the unique ids the answered parts replied.
+        records_may_exist: the call may have run before (an attempt whose reply
+            was lost, or a spooled call): state records are then written only
+            where none exists, as a later stage may have moved them on. A
+            call's first attempt writes them blindly: its job ids are new.
     """
 
     queue: str
@@ -99,6 +104,16 @@ class PushPlan:
     backlog_lists: list[str] = field(default_factory=list)
     sent: int = 0
     sent_uniques: list[str] = field(default_factory=list)
+    records_may_exist: bool = False
+
+    def may_have_run(self) -> None:
+        """Note that this call (or a part of it) may have run: a retry or the
+        spool must not write a state record over one a later stage moved on."""
+        self.records_may_exist = True
+        for call in self.parts or [self]:
+            if call.args:
+                call.args[RECORDS_MAY_EXIST] = 1
+            call.records_may_exist = True
 
     def calls(self) -> list[PushPlan]:
         """The script calls still to make: the parts not answered yet, or this plan."""
@@ -113,8 +128,9 @@ class PushPlan:
 
         ``MULTI``, an ``LLEN`` per ready list to count, an ``LPUSH`` per list and
         chunk of :data:`MULTI_CHUNK_JOBS` jobs (consecutive LPUSHes keep the
-        list's order), an ``HSETNX hash id record`` per job of :attr:`records`
-        (one piece per chunk) and an ``EXPIRE`` per hash, the ``ZADD`` of
+        list's order), an ``HSET hash (id record)...`` per chunk of
+        :attr:`records` (``HSETNX`` per job when :attr:`records_may_exist`) and an
+        ``EXPIRE`` per hash, the ``ZADD`` of
         :attr:`wake`, ``EXEC``; one piece per
         command, made as it is written, so Redis parses a chunk while the next
         is framed. Framing here costs a
@@ -136,11 +152,14 @@ class PushPlan:
                 parts[1::3] = chunk
                 yield b"*%d\r\n$5\r\nLPUSH\r\n%s%s" % (len(chunk) + 2, head, b"".join(parts))
         for key, ttl_s, record, ids in self.records:
-            head = b"*4\r\n$6\r\nHSETNX\r\n" + _bulk(key.encode())
-            rest = b"\r\n" + _bulk(record.encode())
+            hkey, rest = _bulk(key.encode()), b"\r\n" + _bulk(record.encode())
+            nx = b"*4\r\n$6\r\nHSETNX\r\n" + hkey
             for start in range(0, len(ids), MULTI_CHUNK_JOBS):
-                yield b"".join(b"%s$%d\r\n%s%s" % (head, len(i), i, rest) for i in
-                               map(str.encode, ids[start : start + MULTI_CHUNK_JOBS]))
+                part = [i.encode() for i in ids[start : start + MULTI_CHUNK_JOBS]]
+                fields = b"".join(b"%s$%d\r\n%s%s" % (nx if self.records_may_exist else b"",
+                                                        len(i), i, rest) for i in part)
+                yield fields if self.records_may_exist else \
+                    b"*%d\r\n$4\r\nHSET\r\n%s%s" % (2 * len(part) + 2, hkey, fields)
             yield _command(b"EXPIRE", key.encode(), b"%d" % ttl_s)
         if self.wake is not None:
             yield _command(b"ZADD", self.wake.encode(), b"0",
@@ -152,7 +171,9 @@ class PushPlan:
         """How many replies :meth:`multi_commands` gets: MULTI, one per command, EXEC."""
         assert self.lists is not None
         pushes = sum(-(-len(jobs) // MULTI_CHUNK_JOBS) for _, jobs in self.lists)
-        records = sum(len(ids) + 1 for *_, ids in self.records)  # HSETNXs, EXPIRE
+        chunks = sum(len(ids) if self.records_may_exist else -(-len(ids) // MULTI_CHUNK_JOBS)
+                     for *_, ids in self.records)  # HSETNX a job or HSET a chunk
+        records = chunks + len(self.records)  # and an EXPIRE per hash
         return 2 + self.backlog_keys + pushes + records + (self.wake is not None)
 
     def multi_backlog(self, replies: list[Any]) -> int:
@@ -225,7 +246,7 @@ class PlanBuilder:
         self._nb = 0 if fair else len(self._keys)
         prefix = layout.routes.tenant_prefix if fair and max_backlog else ""
         self._head: list[Arg] = [max_backlog or 0, 0 if fair else len(self._keys), prefix,
-                                 registry]
+                                 registry, 0]
 
     def _key(self, key: str) -> int:
         index = self._index.get(key)

@@ -11,7 +11,8 @@ Call layout (built by :class:`ingest.plan.PlanBuilder`)::
     ARGV[1] max_backlog (0 = unbounded)   ARGV[2] nb
     ARGV[3] tenant-list key prefix of a fair queue ('' otherwise)
     ARGV[4] index in KEYS of the fair queue's tenant registry (0 otherwise)
-    ARGV[5..] operations, in order:
+    ARGV[5] 1: the call may have run before (state records may exist), else 0
+    ARGV[6..] operations, in order:
         L <key#> <n> <job>*n               LPUSH the n jobs (variadic, in order)
         T <key#> <n> <tenant> <job>*n      LPUSH to a tenant list + SADD registry
         Z <key#> <n> (<score_ms> <job>)*n  ZADD to the delayed set
@@ -22,10 +23,10 @@ Call layout (built by :class:`ingest.plan.PlanBuilder`)::
                                            the member is there, so nothing to AOF)
         S <key#> <ttl_s> <record> <n> <id>*n
                                            a new state record per job id in the
-                                           state hash (HMGET, then one HSET and
-                                           EXPIRE ttl; jobpipe.jobstatus), unless
-                                           the job was a unique duplicate or a
-                                           record exists
+                                           state hash (one HSET, then EXPIRE ttl;
+                                           jobpipe.jobstatus), unless the job was
+                                           a unique duplicate or, with ARGV[5]
+                                           set, a record exists (HMGET first)
 
 Reply: ``{0, backlog, unique...}`` where each ``unique`` is the id stored in
 that window (ours, or the first job's on a duplicate); ``{1, backlog}`` when
@@ -58,7 +59,8 @@ if max > 0 then
   if backlog >= max then return {{1, backlog}} end
 end
 local out = {{0, backlog}}
-local i, last_arg, skip, dup = 5, #ARGV, false, {{}}
+local i, last_arg, skip, dup, unsure = 6, #ARGV, false, {{}}, ARGV[5] == '1'
+local none = {{}}
 local function push(cmd, key, first, last, from)
   while first <= last do
     local e = math.min(first + {_CHUNK} - 1, last)
@@ -85,7 +87,7 @@ while i <= last_arg do
     local last, record, fields = i + 4 + tonumber(ARGV[i + 4]), ARGV[i + 3], {{}}
     for first = i + 5, last, {_CHUNK} do
       local e = math.min(first + {_CHUNK} - 1, last)
-      local have = redis.call('HMGET', key, unpack(ARGV, first, e))
+      local have = unsure and redis.call('HMGET', key, unpack(ARGV, first, e)) or none
       for j = first, e do
         if not have[j - first + 1] and not dup[ARGV[j]] then
           fields[#fields + 1] = ARGV[j]
