@@ -18,7 +18,7 @@ from typing import Any
 
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
-from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_calls, cancel_asked
+from jobpipe.jobstatus import ADVANCE_LUA, SameUpdate, Update, advance_calls, cancel_asked
 from jobpipe.pipelined import run_script_calls_async
 from jobpipe.topology import QueueSpec
 
@@ -42,9 +42,9 @@ class JobStates:
         self._ns = namespace
         self.tracked = {spec.name: spec for spec in specs if spec.track_status}
         self._advance = client.register_script(ADVANCE_LUA)
-        self._pending: dict[str, list[Update]] = {}
+        self._pending: dict[str, list[Update | SameUpdate]] = {}
 
-    def add(self, queue: str, update: Update) -> None:
+    def add(self, queue: str, update: Update | SameUpdate) -> None:
         """Note a state change of a tracked queue's job, for the next :meth:`flush`."""
         pending = self._pending.get(queue)
         if pending is None:

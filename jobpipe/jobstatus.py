@@ -66,8 +66,11 @@ def rank(state: str, attempt: int, generation: int = 0) -> int:
 
 def generation(meta: Mapping[str, str]) -> int:
     """A job's generation: how many times it was replayed from the DLQ (0: never)."""
+    count = meta.get(REPLAYS_META)
+    if count is None:  # the common case, one dict lookup
+        return 0
     try:
-        return max(0, int(meta.get(REPLAYS_META, "0")))
+        return max(0, int(count))
     except ValueError:  # a hand-made meta value: the job still runs, as generation 0
         return 0
 
@@ -221,6 +224,21 @@ class Update:
         return cls(job.id, state, job.attempt, fields or {}, generation(job.meta))
 
 
+@dataclass(frozen=True, slots=True)
+class SameUpdate:
+    """The same state change of several jobs, with no fields: a batch's successes
+    that keep no result, written without an :class:`Update` per job.
+
+    Attributes:
+        job_ids: the jobs, all of one ``attempt`` and ``generation``.
+    """
+
+    job_ids: Sequence[str]
+    state: str
+    attempt: int
+    generation: int = 0
+
+
 # Jobs per ADVANCE_LUA call at most: Redis runs a script to its end while every
 # other client waits (a producer's enqueue among them), so a bridge or worker
 # batch of thousands of jobs goes as several calls of a few ms at most each.
@@ -230,7 +248,7 @@ Call = tuple[list[str], list[str | int]]  # KEYS, ARGV of one ADVANCE_LUA call
 _Group = tuple[int, str]  # rank, body
 
 
-def advance_calls(namespace: str, spec: QueueSpec, updates: Iterable[Update],
+def advance_calls(namespace: str, spec: QueueSpec, updates: Iterable[Update | SameUpdate],
                   most: int = ADVANCE_MAX_JOBS) -> list[Call]:
     """The :data:`ADVANCE_LUA` calls writing ``updates`` (of one queue's jobs), in
     order, of at most ``most`` jobs each."""
@@ -240,12 +258,13 @@ def advance_calls(namespace: str, spec: QueueSpec, updates: Iterable[Update],
     # depends on state, attempt and generation only, so it is built once.
     plain: dict[tuple[str, int, int], _Group] = {}
     for up in updates:
-        if up.fields:
+        if isinstance(up, Update) and up.fields:
             group = _group(up.state, up.attempt, up.generation, now, up.fields)
         else:
             bare = (up.state, up.attempt, up.generation)
             group = plain.get(bare) or plain.setdefault(bare, _group(*bare, now, {}))
-        _add(hashes, names.job_states_key(namespace, spec.name, up.job_id), group, up.job_id)
+        for job_id in up.job_ids if isinstance(up, SameUpdate) else (up.job_id,):
+            _add(hashes, names.job_states_key(namespace, spec.name, job_id), group, job_id)
     return _calls(record_ttl_s(spec), hashes, most)
 
 

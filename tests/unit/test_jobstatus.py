@@ -73,3 +73,17 @@ def test_a_queue_keeping_results_keeps_its_records_for_the_longer_ttl() -> None:
     assert jobstatus.record_ttl_s(QueueSpec("q", track_status=True, status_ttl_s=100)) == 100
     assert jobstatus.record_ttl_s(QueueSpec("q", track_status=True, keep_results=True,
                                             status_ttl_s=100, result_ttl_s=300)) == 300
+
+
+def test_the_same_update_of_many_jobs_writes_what_one_update_per_job_would() -> None:
+    spec = QueueSpec("q", track_status=True)
+    ids = _ids(1_700_000_000_000, 5) + _ids(1_700_000_001_000, 3)
+    one_each = [jobstatus.Update(i, jobstatus.SUCCEEDED, 2, {}, 1) for i in ids]
+    many = [jobstatus.SameUpdate(ids, jobstatus.SUCCEEDED, 2, 1)]
+
+    def written(updates: list[jobstatus.Update] | list[jobstatus.SameUpdate]) -> list[object]:
+        return [(key, job_id, group[0]) for key, job_id, group
+                in _per_job(jobstatus.advance_calls("ns", spec, updates, most=3))]
+
+    assert written(many) == written(one_each)
+    assert {rank for *_, rank in written(many)} == {jobstatus.rank(jobstatus.SUCCEEDED, 2, 1)}
