@@ -95,55 +95,39 @@ def generation(meta: Mapping[str, str]) -> int:
 ADVANCE_LUA = """
 local ttl, a, moved = ARGV[1], 2, 0
 for b = 1, #KEYS do
-  local key, groups, ids = KEYS[b], tonumber(ARGV[a]), {}
-  local starts, p = {}, a + 1
-  for g = 1, groups do  -- every id of this hash, for one HMGET
-    starts[g] = p
-    for i = p + 3, p + 2 + tonumber(ARGV[p]) do ids[#ids + 1] = ARGV[i] end
-    p = p + 3 + tonumber(ARGV[p])
-  end
-  local ranks, cancels = {}, {}
-  for first = 1, #ids, 4000 do  -- unpack's stack limit
-    local last = math.min(first + 3999, #ids)
-    local records = redis.call('HMGET', key, unpack(ids, first, last))
-    for i = first, last do
-      local cur = records[i - first + 1]
-      if cur then
-        local x, c = string.match(cur, '^(%d+)|(%d*)|')
-        ranks[ids[i]], cancels[ids[i]] = tonumber(x), c
-      end
-    end
-  end
-  local out = {}
-  for g = 1, groups do
-    local q = starts[g]
-    local n, r, body = tonumber(ARGV[q]), tonumber(ARGV[q + 1]), ARGV[q + 2]
-    local head = ARGV[q + 1] .. '|'
+  local key, p, wrote = KEYS[b], a + 1, false
+  -- group by group: a later group reads what an earlier one wrote, so a job
+  -- named in two groups (states) moves to the higher rank only
+  for g = 1, tonumber(ARGV[a]) do
+    local n, r, body = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), ARGV[p + 2]
+    local head = ARGV[p + 1] .. '|'
     -- per group, not per job: where the group's generation starts, and the whole
     -- record of a job with no cancel request (the common case: no concatenation)
     local genstart, plain = math.floor(r / SPAN) * SPAN, head .. '|' .. body
-    for i = q + 3, q + 2 + n do
-      local id = ARGV[i]
-      local rank = ranks[id] or 0
-      if r > rank then
-        local cancel = cancels[id]
-        if cancel and cancel ~= '' and rank >= genstart then
-          out[id] = head .. cancel .. '|' .. body
-        else
-          out[id], cancels[id] = plain, nil
+    for first = p + 3, p + 2 + n, 2000 do  -- unpack's stack limit: 2 fields a job
+      local last = math.min(first + 1999, p + 2 + n)
+      local records = redis.call('HMGET', key, unpack(ARGV, first, last))
+      local fields, m = {}, 0
+      for i = first, last do
+        local cur, rank, cancel = records[i - first + 1], 0, ''
+        if cur then
+          local x, c = string.match(cur, '^(%d+)|(%d*)|')
+          rank, cancel = tonumber(x), c
         end
-        ranks[id] = r
+        if r > rank then
+          local record = plain
+          if cancel ~= '' and rank >= genstart then record = head .. cancel .. '|' .. body end
+          fields[m + 1], fields[m + 2], m = ARGV[i], record, m + 2
+        end
+      end
+      if m > 0 then
+        redis.call('HSET', key, unpack(fields, 1, m))
+        moved, wrote = moved + m / 2, true
       end
     end
+    p = p + 3 + n
   end
-  local fields, m = {}, 0
-  for id, record in pairs(out) do
-    fields[m + 1], fields[m + 2], m = id, record, m + 2
-    if m == 4000 then redis.call('HSET', key, unpack(fields, 1, m)); m = 0 end
-    moved = moved + 1
-  end
-  if m > 0 then redis.call('HSET', key, unpack(fields, 1, m)) end
-  if next(out) then redis.call('EXPIRE', key, ttl) end
+  if wrote then redis.call('EXPIRE', key, ttl) end
   a = p
 end
 return moved
