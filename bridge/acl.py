@@ -45,7 +45,7 @@ def bridge_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     if spec.fair:
         keys += [names.tenant_ready_key(ns, q, "*"), names.paused_tenants_key(ns, q)]
     if spec.track_status:
-        keys.append(names.job_status_key(ns, q, "*"))
+        keys.append(names.job_states_key(ns, q, "*"))
     return keys
 
 

@@ -36,7 +36,7 @@ from bridge.wake import Waker, wake_client_name
 from jobpipe import jobstatus, metrics
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
-from jobpipe.jobstatus import ADVANCE_LUA, advance_all_call, split_advance
+from jobpipe.jobstatus import ADVANCE_LUA, advance_all_calls
 from jobpipe.pipelined import run_script_calls
 from jobpipe.redis_failures import REDIS_FAILURES, is_transient
 from jobpipe.settings import Settings
@@ -324,7 +324,7 @@ class Bridge:
 
     def _write_states(self, prefixes: list[list[Batch]]) -> None:
         """Jobs of queues with ``track_status`` are in Kafka now: script calls of at
-        most :data:`~jobpipe.jobstatus.ADVANCE_MAX_KEYS` keys, one round trip."""
+        most :data:`~jobpipe.jobstatus.ADVANCE_MAX_JOBS` jobs, one round trip."""
         delivered: dict[str, list[bytes]] = {}
         for prefix in prefixes:
             if prefix[0].source.queue in self._tracked:
@@ -333,10 +333,8 @@ class Bridge:
                     raw for b in prefix for raw in b.items if raw not in dead)
         calls = []
         for q, raws in delivered.items():
-            keys, args = advance_all_call(self.settings.namespace, self._tracked[q], raws,
-                                          jobstatus.IN_KAFKA)
-            if keys:
-                calls += split_advance(keys, args)
+            calls += advance_all_calls(self.settings.namespace, self._tracked[q], raws,
+                                       jobstatus.IN_KAFKA)
         try:
             if calls:
                 run_script_calls(self._client, self._advance, calls)

@@ -26,7 +26,7 @@ _SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.A
 # marker and cancel-request reads, the start-up safety check, the heartbeat
 # (consumers.heartbeat).
 _DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "ping", "config|get",
-                    "smembers", "smismember", "mget", "subscribe", "unsubscribe", "zadd",
+                    "smembers", "smismember", "mget", "hget", "subscribe", "unsubscribe", "zadd",
                     "zremrangebyscore", "zrem")
 
 
@@ -40,7 +40,7 @@ def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     if spec.fair:
         keys.append(names.tenant_ready_key(ns, q, "*"))
     if spec.track_status:
-        keys += [names.job_status_key(ns, q, "*"), names.cancel_requests_key(ns, q)]
+        keys += [names.job_states_key(ns, q, "*"), names.cancel_requests_key(ns, q)]
     return keys
 
 

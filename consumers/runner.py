@@ -35,7 +35,7 @@ from consumers.retry.sink import FailureSink, MessageOrigin, error_record
 from consumers.states import CANCEL_POLL_S, JobStates
 from jobpipe import jobstatus, metrics, tracing
 from jobpipe.envelope import Job
-from jobpipe.jobstatus import Update
+from jobpipe.jobstatus import SameUpdate, Update
 
 log = logging.getLogger(__name__)
 
@@ -374,11 +374,20 @@ class Runner:
             if slot.item is item:
                 self._states.add(item.job.queue, Update.of(
                     item.job, jobstatus.RUNNING, {**running_on, "started_at": started_ns}))
+        done: dict[tuple[str, int, int], list[str]] = {}  # successes keeping no result
         for item in finished:
-            spec = tracked.get(item.job.queue)
-            if spec is not None:
-                self._states.add(spec.name, Update.of(item.job, jobstatus.SUCCEEDED,
+            job = item.job
+            spec = tracked.get(job.queue)
+            if spec is None:
+                continue
+            if spec.keep_results:
+                self._states.add(spec.name, Update.of(job, jobstatus.SUCCEEDED,
                                                       jobstatus.result_fields(spec, item.result)))
+            else:
+                done.setdefault((spec.name, job.attempt, jobstatus.generation(job.meta)),
+                                []).append(job.id)
+        for (queue, attempt, generation), job_ids in done.items():
+            self._states.add(queue, SameUpdate(job_ids, jobstatus.SUCCEEDED, attempt, generation))
         await self._states.flush()
 
 

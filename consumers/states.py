@@ -18,7 +18,7 @@ from typing import Any
 
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
-from jobpipe.jobstatus import ADVANCE_LUA, Update, advance_call, cancel_asked, split_advance
+from jobpipe.jobstatus import ADVANCE_LUA, SameUpdate, Update, advance_calls, cancel_asked
 from jobpipe.pipelined import run_script_calls_async
 from jobpipe.topology import QueueSpec
 
@@ -42,9 +42,9 @@ class JobStates:
         self._ns = namespace
         self.tracked = {spec.name: spec for spec in specs if spec.track_status}
         self._advance = client.register_script(ADVANCE_LUA)
-        self._pending: dict[str, list[Update]] = {}
+        self._pending: dict[str, list[Update | SameUpdate]] = {}
 
-    def add(self, queue: str, update: Update) -> None:
+    def add(self, queue: str, update: Update | SameUpdate) -> None:
         """Note a state change of a tracked queue's job, for the next :meth:`flush`."""
         pending = self._pending.get(queue)
         if pending is None:
@@ -58,10 +58,10 @@ class JobStates:
 
     async def flush(self) -> None:
         """Write every pending change: script calls of at most
-        :data:`~jobpipe.jobstatus.ADVANCE_MAX_KEYS` keys per queue, one round trip."""
+        :data:`~jobpipe.jobstatus.ADVANCE_MAX_JOBS` jobs per queue, one round trip."""
         pending, self._pending = self._pending, {}
-        calls = [part for queue, updates in pending.items()
-                 for part in split_advance(*advance_call(self._ns, self.tracked[queue], updates))]
+        calls = [call for queue, updates in pending.items()
+                 for call in advance_calls(self._ns, self.tracked[queue], updates)]
         try:
             if calls:
                 await run_script_calls_async(self._client, self._advance, calls)
@@ -72,19 +72,24 @@ class JobStates:
         """Which of ``job_ids`` (of a tracked queue) someone asked to cancel.
 
         The queue's set of cancel requests names the candidates (one reply of
-        small integers, where an MGET carried every whole record back); only
+        small integers, where reading every record carried it back); only
         their records are read, as the record decides (a replay drops the
         request of an earlier generation from it)."""
-        prefix = names.job_status_key(self._ns, queue, "")
         try:
             member = await self._client.smismember(
                 names.cancel_requests_key(self._ns, queue), list(job_ids))
             candidates = [job_id for job_id, yes in zip(job_ids, member, strict=True) if yes]
-            # one MGET: the keys share the queue's hash tag
-            records = await self._client.mget([prefix + c for c in candidates]) \
-                if candidates else []
+            records = await self._read(queue, candidates) if candidates else []
         except Exception as exc:
             self._trouble.note("reading cancel requests (running the jobs)", exc)
             return [False] * len(job_ids)
         asked = {c for c, record in zip(candidates, records, strict=True) if cancel_asked(record)}
         return [job_id in asked for job_id in job_ids]
+
+    async def _read(self, queue: str, job_ids: Sequence[str]) -> list[Any]:
+        """The records of ``job_ids``, in order: one ``HGET`` each, one round trip
+        (the few ids a cancel request names)."""
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(names.job_states_key(self._ns, queue, job_id), job_id)
+        return list(await pipe.execute())

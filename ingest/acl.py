@@ -32,8 +32,8 @@ from jobpipe.topology import QueueSpec, Topology
 # SHA (redis-py loads it once on NOSCRIPT), the MULTI/LLEN/LPUSH/ZADD(wake)/EXEC
 # fast path of plain batches (ingest.plan.PushPlan.multi_commands), and the
 # intake's health check.
-_DIRECT_COMMANDS = ("evalsha", "script|load", "multi", "llen", "lpush", "zadd", "exec",
-                    "ping")
+_DIRECT_COMMANDS = ("evalsha", "script|load", "multi", "llen", "lpush", "zadd", "hsetnx",
+                    "expire", "exec", "ping")
 
 
 def producer_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
@@ -51,7 +51,7 @@ def producer_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     if spec.fair:
         keys += [names.tenants_key(ns, q), names.tenant_ready_key(ns, q, "*")]
     if spec.track_status:  # the push script starts each job's state record; cancel()
-        keys += [names.job_status_key(ns, q, "*"), names.cancel_requests_key(ns, q)]
+        keys += [names.job_states_key(ns, q, "*"), names.cancel_requests_key(ns, q)]
     return keys
 
 
@@ -60,7 +60,7 @@ def producer_acl_rules(namespace: str, specs: Iterable[QueueSpec]) -> list[str]:
     specs = list(specs)
     commands = {*_DIRECT_COMMANDS, *PUSH_LUA_COMMANDS}
     if any(spec.track_status for spec in specs):  # status(), wait() and cancel()
-        commands |= {"get", *lua_commands(jobstatus.CANCEL_LUA)}
+        commands |= {"hget", *lua_commands(jobstatus.CANCEL_LUA)}
     patterns = [p for spec in specs for p in producer_key_patterns(namespace, spec)]
     return ["-@all", *(f"+{c}" for c in sorted(commands)), *(f"~{p}" for p in patterns)]
 

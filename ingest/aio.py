@@ -202,6 +202,7 @@ class AsyncProducer:
                 raise
             except REDIS_DOWN as exc:
                 self._refused(exc, plan)
+                plan.may_have_run()
                 wait_s = attempts.after_down(time.monotonic())
                 if wait_s is None:
                     return await self._give_up(plan, exc)

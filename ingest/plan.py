@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobpipe import names
+from jobpipe.jobstatus import record_ttl_s
 from jobpipe.routing import Routes
 from jobpipe.topology import QueueSpec
 
 Arg = bytes | str | int
-HEADER_ARGS = 4  # max_backlog, nb, tenant prefix, registry index
+HEADER_ARGS = 5  # max_backlog, nb, tenant prefix, registry index, records may exist
+RECORDS_MAY_EXIST = 4  # the header's index of that flag (PushPlan.may_have_run)
 # Jobs per LPUSH of a MULTI push: Redis parses one chunk while the next is framed.
 MULTI_CHUNK_JOBS = 4096
 _CRLF = b"\r\n"
 _MULTI = b"*1\r\n$5\r\nMULTI\r\n"
 _EXEC = b"*1\r\n$4\r\nEXEC\r\n"
-_SET = b"*6\r\n$3\r\nSET\r\n$%d\r\n%s%s%s"  # key length, key prefix, id, the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class PushPlan:
         backlog_keys: how many of ``keys`` are ready lists to count.
         wake: the queue's bridge wake-up key (:func:`jobpipe.names.wake_key`),
             raised after the pushes; ``None`` raises none.
-        records: ``(key prefix, ttl_s, record, ids)``: the state records the
+        records: ``(state hash, ttl_s, record, ids)``: the state records the
             pushes start (queues with ``track_status``), as the script's ``S``.
         parts: a queue with ``shard_slots``: one script call per hash slot, sent
             in order (``keys``/``args`` are then empty; see :class:`SlotsBuilder`).
@@ -84,6 +85,10 @@ class PushPlan:
         sent: with ``parts``: how many were answered; a retry (or the spool)
             goes on from there, so a part that was written is not written again.
         sent_uniques: with ``parts``: the unique ids the answered parts replied.
+        records_may_exist: the call may have run before (an attempt whose reply
+            was lost, or a spooled call): state records are then written only
+            where none exists, as a later stage may have moved them on. A
+            call's first attempt writes them blindly: its job ids are new.
     """
 
     queue: str
@@ -99,6 +104,16 @@ class PushPlan:
     backlog_lists: list[str] = field(default_factory=list)
     sent: int = 0
     sent_uniques: list[str] = field(default_factory=list)
+    records_may_exist: bool = False
+
+    def may_have_run(self) -> None:
+        """Note that this call (or a part of it) may have run: a retry or the
+        spool must not write a state record over one a later stage moved on."""
+        self.records_may_exist = True
+        for call in self.parts or [self]:
+            if call.args:
+                call.args[RECORDS_MAY_EXIST] = 1
+            call.records_may_exist = True
 
     def calls(self) -> list[PushPlan]:
         """The script calls still to make: the parts not answered yet, or this plan."""
@@ -113,8 +128,10 @@ class PushPlan:
 
         ``MULTI``, an ``LLEN`` per ready list to count, an ``LPUSH`` per list and
         chunk of :data:`MULTI_CHUNK_JOBS` jobs (consecutive LPUSHes keep the
-        list's order), a ``SET key record NX EX ttl`` per job of :attr:`records`
-        (one piece per chunk), the ``ZADD`` of :attr:`wake`, ``EXEC``; one piece per
+        list's order), an ``HSET hash (id record)...`` per chunk of
+        :attr:`records` (``HSETNX`` per job when :attr:`records_may_exist`) and an
+        ``EXPIRE`` per hash, the ``ZADD`` of
+        :attr:`wake`, ``EXEC``; one piece per
         command, made as it is written, so Redis parses a chunk while the next
         is framed. Framing here costs a
         dict lookup and a join per job (~130 ns for a 260-byte job), where
@@ -134,13 +151,16 @@ class PushPlan:
                 parts[0::3] = map(frames.__getitem__, map(len, chunk))
                 parts[1::3] = chunk
                 yield b"*%d\r\n$5\r\nLPUSH\r\n%s%s" % (len(chunk) + 2, head, b"".join(parts))
-        for prefix, ttl_s, record, ids in self.records:
-            pre = prefix.encode()
-            rest = b"\r\n" + _bulk(record.encode()) + b"$2\r\nNX\r\n$2\r\nEX\r\n" + \
-                _bulk(b"%d" % ttl_s)
+        for key, ttl_s, record, ids in self.records:
+            hkey, rest = _bulk(key.encode()), b"\r\n" + _bulk(record.encode())
+            nx = b"*4\r\n$6\r\nHSETNX\r\n" + hkey
             for start in range(0, len(ids), MULTI_CHUNK_JOBS):
-                yield b"".join(_SET % (len(pre) + len(i), pre, i, rest) for i in
-                               map(str.encode, ids[start : start + MULTI_CHUNK_JOBS]))
+                part = [i.encode() for i in ids[start : start + MULTI_CHUNK_JOBS]]
+                fields = b"".join(b"%s$%d\r\n%s%s" % (nx if self.records_may_exist else b"",
+                                                        len(i), i, rest) for i in part)
+                yield fields if self.records_may_exist else \
+                    b"*%d\r\n$4\r\nHSET\r\n%s%s" % (2 * len(part) + 2, hkey, fields)
+            yield _command(b"EXPIRE", key.encode(), b"%d" % ttl_s)
         if self.wake is not None:
             yield _command(b"ZADD", self.wake.encode(), b"0",
                            names.WAKE_MEMBER.encode()) + _EXEC
@@ -151,7 +171,9 @@ class PushPlan:
         """How many replies :meth:`multi_commands` gets: MULTI, one per command, EXEC."""
         assert self.lists is not None
         pushes = sum(-(-len(jobs) // MULTI_CHUNK_JOBS) for _, jobs in self.lists)
-        records = sum(len(ids) for *_, ids in self.records)
+        chunks = sum(len(ids) if self.records_may_exist else -(-len(ids) // MULTI_CHUNK_JOBS)
+                     for *_, ids in self.records)  # HSETNX a job or HSET a chunk
+        records = chunks + len(self.records)  # and an EXPIRE per hash
         return 2 + self.backlog_keys + pushes + records + (self.wake is not None)
 
     def multi_backlog(self, replies: list[Any]) -> int:
@@ -224,7 +246,7 @@ class PlanBuilder:
         self._nb = 0 if fair else len(self._keys)
         prefix = layout.routes.tenant_prefix if fair and max_backlog else ""
         self._head: list[Arg] = [max_backlog or 0, 0 if fair else len(self._keys), prefix,
-                                 registry]
+                                 registry, 0]
 
     def _key(self, key: str) -> int:
         index = self._index.get(key)
@@ -232,12 +254,6 @@ class PlanBuilder:
             self._keys.append(key)
             index = self._index[key] = len(self._keys)
         return index
-
-    def route_by(self, key: str) -> None:
-        """Name ``key`` in ``KEYS`` although no operation does: a Redis Cluster
-        routes the call by it (a call of state records alone, which name their
-        keys by prefix)."""
-        self._key(key)
 
     def push(self, key: str, jobs: list[bytes]) -> None:
         """LPUSH ``jobs`` (in order) onto a ready list."""
@@ -271,12 +287,17 @@ class PlanBuilder:
 
     def track(self, ids: list[str], record: str) -> None:
         """Start a state record for each job (queues with ``track_status``): ``record``
-        is the whole new record (:func:`jobpipe.jobstatus.new_record`)."""
+        is the whole new record (:func:`jobpipe.jobstatus.new_record`): one ``S``
+        per state hash the ids fall in (one, but at a 256 ms boundary)."""
         spec = self._layout.spec
-        prefix = names.job_status_key(self._layout.namespace, spec.name, "")
-        self._records += ("S", prefix, spec.status_ttl_s, record, len(ids), *ids)
-        if ids:
-            self._starts.append((prefix, spec.status_ttl_s, record, ids))
+        ttl_s = record_ttl_s(spec)
+        by_hash: dict[str, list[str]] = {}
+        for job_id in ids:
+            by_hash.setdefault(names.job_states_key(self._layout.namespace, spec.name, job_id),
+                               []).append(job_id)
+        for key, part in by_hash.items():
+            self._records += ("S", self._key(key), ttl_s, record, len(part), *part)
+            self._starts.append((key, ttl_s, record, part))
 
     def seal(self) -> None:
         """Close the open operation: the next job starts a new one."""
@@ -324,7 +345,6 @@ class SlotsBuilder:
         self._records = PlanBuilder(records, None)
         self._tracked = False
         self._queue = records.spec.name
-        self._namespace = records.namespace
         self._backlog_lists = ([key for level in records.routes.ready for key in level]
                                if max_backlog else [])
 
@@ -338,9 +358,7 @@ class SlotsBuilder:
 
     def track(self, ids: list[str], record: str) -> None:
         """As :meth:`PlanBuilder.track`, in the records' own call."""
-        if ids and not self._tracked:
-            self._records.route_by(names.job_status_key(self._namespace, self._queue, ids[0]))
-            self._tracked = True
+        self._tracked = self._tracked or bool(ids)
         self._records.track(ids, record)
 
     def build(self, ids: list[str]) -> PushPlan:

@@ -11,7 +11,8 @@ Call layout (built by :class:`ingest.plan.PlanBuilder`)::
     ARGV[1] max_backlog (0 = unbounded)   ARGV[2] nb
     ARGV[3] tenant-list key prefix of a fair queue ('' otherwise)
     ARGV[4] index in KEYS of the fair queue's tenant registry (0 otherwise)
-    ARGV[5..] operations, in order:
+    ARGV[5] 1: the call may have run before (state records may exist), else 0
+    ARGV[6..] operations, in order:
         L <key#> <n> <job>*n               LPUSH the n jobs (variadic, in order)
         T <key#> <n> <tenant> <job>*n      LPUSH to a tenant list + SADD registry
         Z <key#> <n> (<score_ms> <job>)*n  ZADD to the delayed set
@@ -20,11 +21,12 @@ Call layout (built by :class:`ingest.plan.PlanBuilder`)::
         W <key#>                           ZADD key 0 w: wake the queue's idle
                                            bridges (last; a no-op write while
                                            the member is there, so nothing to AOF)
-        S <prefix> <ttl_s> <record> <n> <id>*n
-                                           SET prefix + id record NX EX ttl: a new
-                                           state record per job id (jobpipe.jobstatus;
-                                           same hash tag), unless the job was a
-                                           unique duplicate or a record exists
+        S <key#> <ttl_s> <record> <n> <id>*n
+                                           a new state record per job id in the
+                                           state hash (one HSET, then EXPIRE ttl;
+                                           jobpipe.jobstatus), unless the job was
+                                           a unique duplicate or, with ARGV[5]
+                                           set, a record exists (HMGET first)
 
 Reply: ``{0, backlog, unique...}`` where each ``unique`` is the id stored in
 that window (ours, or the first job's on a duplicate); ``{1, backlog}`` when
@@ -57,11 +59,12 @@ if max > 0 then
   if backlog >= max then return {{1, backlog}} end
 end
 local out = {{0, backlog}}
-local i, last_arg, skip, dup = 5, #ARGV, false, {{}}
-local function push(cmd, key, first, last)
+local i, last_arg, skip, dup, unsure = 6, #ARGV, false, {{}}, ARGV[5] == '1'
+local none = {{}}
+local function push(cmd, key, first, last, from)
   while first <= last do
     local e = math.min(first + {_CHUNK} - 1, last)
-    redis.call(cmd, key, unpack(ARGV, first, e))
+    redis.call(cmd, key, unpack(from or ARGV, first, e))
     first = e + 1
   end
 end
@@ -81,13 +84,22 @@ while i <= last_arg do
     redis.call('ZADD', key, 0, 'w')
     i = i + 2
   elseif op == 'S' then
-    local n = tonumber(ARGV[i + 4])
-    for j = i + 5, i + 4 + n do
-      if not dup[ARGV[j]] then
-        redis.call('SET', ARGV[i + 1] .. ARGV[j], ARGV[i + 3], 'NX', 'EX', ARGV[i + 2])
+    local last, record, fields = i + 4 + tonumber(ARGV[i + 4]), ARGV[i + 3], {{}}
+    for first = i + 5, last, {_CHUNK} do
+      local e = math.min(first + {_CHUNK} - 1, last)
+      local have = unsure and redis.call('HMGET', key, unpack(ARGV, first, e)) or none
+      for j = first, e do
+        if not have[j - first + 1] and not dup[ARGV[j]] then
+          fields[#fields + 1] = ARGV[j]
+          fields[#fields + 1] = record
+        end
       end
     end
-    i = i + 5 + n
+    if #fields > 0 then
+      push('HSET', key, 1, #fields, fields)
+      redis.call('EXPIRE', key, ARGV[i + 2])
+    end
+    i = last + 1
   else
     local n = tonumber(ARGV[i + 2])
     if op == 'L' then
@@ -120,7 +132,8 @@ return out
 
 # Every Redis command PUSH_LUA calls: Redis checks each against the caller's ACL
 # (ingest.acl grants exactly these). A unit test keeps this in step with the script.
-PUSH_LUA_COMMANDS = ("llen", "smembers", "set", "get", "lpush", "sadd", "zadd")
+PUSH_LUA_COMMANDS = ("llen", "smembers", "set", "get", "lpush", "sadd", "zadd", "hmget",
+                     "hset", "expire")
 
 STATUS_OK = 0
 STATUS_FULL = 1

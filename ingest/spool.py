@@ -50,7 +50,10 @@ class Spool:
 
     def append(self, plan: PushPlan) -> None:
         """Write a plan's calls not made yet (one, or the parts left of a queue
-        with ``shard_slots``) durably (fsync) at the end of the spool."""
+        with ``shard_slots``) durably (fsync) at the end of the spool. A spooled
+        call may have run already (its reply was lost), so its re-sending writes
+        a state record only where none exists."""
+        plan.may_have_run()
         line = b"".join(
             orjson.dumps({"queue": call.queue, "keys": call.keys,
                           "args": [a.decode() if isinstance(a, bytes) else a for a in call.args],

@@ -16,6 +16,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 import redis.cluster
 from redis.backoff import NoBackoff
+from redis.connection import HiredisRespSerializer  # type: ignore[attr-defined]  # stubs lag
 from redis.crc import key_slot
 from redis.retry import Retry
 
@@ -98,7 +99,40 @@ def async_redis_client(settings: RedisSettings) -> redis.asyncio.Redis[bytes]:
     if settings.cluster:
         cluster = _RoutedCluster.from_url(settings.url, **_redis_kwargs(settings))
         return typing.cast("redis.asyncio.Redis[bytes]", cluster)
-    return redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
+    client = redis.asyncio.Redis.from_url(settings.url, **_redis_kwargs(settings))
+    pool = client.connection_pool  # no connection made yet: the class is chosen by the URL
+    pool.connection_class = _HIREDIS_PACKING.get(pool.connection_class, pool.connection_class)
+    return client
+
+
+class _HiredisPacking:
+    """Commands packed by hiredis, about 0.2 us an argument, where redis-py's
+    asyncio connections pack in Python at about 0.9 us (its blocking ones use
+    hiredis already): a worker's batch of done markers and job states passes
+    thousands of arguments, and ``pack_command`` was 12 % of a tracking worker's
+    Python time at 15,000 jobs/s (py-spy)."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return typing.cast("list[bytes]", self._packer.pack(*args))
+
+
+class _Connection(_HiredisPacking, redis.asyncio.Connection):
+    pass
+
+
+class _SSLConnection(_HiredisPacking, redis.asyncio.SSLConnection):
+    pass
+
+
+class _UnixConnection(_HiredisPacking, redis.asyncio.UnixDomainSocketConnection):
+    pass
+
+
+_HIREDIS_PACKING: dict[type[Any], type[Any]] = {
+    redis.asyncio.Connection: _Connection, redis.asyncio.SSLConnection: _SSLConnection,
+    redis.asyncio.UnixDomainSocketConnection: _UnixConnection}
 
 
 def is_cluster(client: object) -> bool:

@@ -1,7 +1,8 @@
 """A job's state, looked up by id: the record, its forward-only rule, lookup and cancel.
 
-Queues with ``track_status`` keep one Redis string per job
-(:func:`jobpipe.names.job_status_key`; its layout is above :data:`ADVANCE_LUA`).
+Queues with ``track_status`` keep one record per job, a field of a hash shared
+with the jobs made in the same 256 ms (:func:`jobpipe.names.job_states_key`; the
+layout is above :data:`ADVANCE_LUA`).
 Every stage writes it in batches with :data:`ADVANCE_LUA`, which moves a record
 only forward: each state has a rank ``attempt * 10 + stage`` (queued 1, in
 Kafka 2, running 3, retrying 4) and the final states (succeeded, failed,
@@ -26,7 +27,7 @@ small ``SMISMEMBER`` per batch, and reads the records of the few ids in it,
 not the whole record of every job it admits. The set only narrows the search:
 the record decides (a replay drops an earlier generation's request from the
 record, not from the set). It lives at least as long as the records of its
-requests (each request extends its TTL to ``status_ttl_s``).
+requests (each request extends its TTL to :func:`record_ttl_s`).
 """
 
 from __future__ import annotations
@@ -65,72 +66,82 @@ def rank(state: str, attempt: int, generation: int = 0) -> int:
 
 def generation(meta: Mapping[str, str]) -> int:
     """A job's generation: how many times it was replayed from the DLQ (0: never)."""
+    count = meta.get(REPLAYS_META)
+    if count is None:  # the common case, one dict lookup
+        return 0
     try:
-        return max(0, int(meta.get(REPLAYS_META, "0")))
+        return max(0, int(count))
     except ValueError:  # a hand-made meta value: the job still runs, as generation 0
         return 0
 
 
-# A record is one Redis string: ``<rank>|<cancel>|<state>|<attempt>|<at>|<details>``,
-# ``rank`` as text (ranks reach 15+ digits; Lua's doubles hold them exactly),
-# ``cancel`` the ns of a cancel request or empty, ``details`` the state's own
-# fields as a JSON object or empty. A string is one SET with its TTL where a
-# hash took HSET + EXPIRE (and EXISTS at push: SET NX), and each write replaces
-# the whole state, so no field of an older state lingers.
+# A record is one field of a hash (:func:`jobpipe.names.job_states_key`: the jobs
+# made in the same 256 ms share one), the job id its field name, its value
+# ``<rank>|<cancel>|<state>|<attempt>|<at>|<details>``, ``rank`` as text (ranks
+# reach 15+ digits; Lua's doubles hold them exactly), ``cancel`` the ns of a
+# cancel request or empty, ``details`` the state's own fields as a JSON object or
+# empty. Each write replaces the whole state, so no field of an older state
+# lingers. A batch's records cost one HMGET and one HSET per hash, where a key
+# per job cost a command per job, each with its own TTL to keep: a hash expires
+# whole, :func:`record_ttl_s` after its last write.
 #
-# KEYS: job records. ARGV: groups of five, each for the next n keys in order:
-# n, rank, ttl_s, final (1/0), body (:func:`record_body`). Jobs moving to the same
-# state at the same time share one body, so a batch passes a few arguments, not
-# several per job, and reads its records with one MGET, not a GET per job. A
-# record moves only to a higher rank and keeps its cancel request, unless the
-# new rank starts a later generation (a replay): that drops the earlier
-# generation's request. The TTL is set when the record is created, restarted
-# once it is final and when a replay's generation starts, not at every
-# step in between.
+# KEYS: the state hashes. ARGV[1]: ttl_s; then, for each key in order, its
+# number of groups and the groups, each: n, rank, body (:func:`record_body`),
+# then the n job ids. Jobs moving to the same state at the same time share one
+# group, so a batch passes a few arguments besides its ids. A record moves only
+# to a higher rank and keeps its cancel request, unless the new rank starts a
+# later generation (a replay): that drops the earlier generation's request. An
+# id named twice in one call moves at most to its higher rank.
 ADVANCE_LUA = """
-local a, k, moved = 1, 1, 0
-while a <= #ARGV do
-  local n, r, head = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 1] .. '|'
-  local ttl, final, body = ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  -- per group, not per job: where the group's generation starts, and the whole
-  -- record of a job with no cancel request (the common case: no concatenation)
-  local genstart, plain = math.floor(r / SPAN) * SPAN, head .. '|' .. body
-  for first = k, k + n - 1, 4000 do  -- one MGET per 4000 keys (unpack's stack limit)
-    local last = math.min(first + 3999, k + n - 1)
-    local records = redis.call('MGET', unpack(KEYS, first, last))
-    for i = first, last do
-      local cur, rank, cancel = records[i - first + 1], 0, ''
-      if cur then
-        local x, c = string.match(cur, '^(%d+)|(%d*)|')
-        rank, cancel = tonumber(x), c
-      end
-      if r > rank then
-        local newgen = rank < genstart
-        local record = plain
-        if cancel ~= '' and not newgen then record = head .. cancel .. '|' .. body end
-        if cur and final == '0' and not newgen then
-          redis.call('SET', KEYS[i], record, 'KEEPTTL')
-        else
-          redis.call('SET', KEYS[i], record, 'EX', ttl)
+local ttl, a, moved = ARGV[1], 2, 0
+for b = 1, #KEYS do
+  local key, p, wrote = KEYS[b], a + 1, false
+  -- group by group: a later group reads what an earlier one wrote, so a job
+  -- named in two groups (states) moves to the higher rank only
+  for g = 1, tonumber(ARGV[a]) do
+    local n, r, body = tonumber(ARGV[p]), tonumber(ARGV[p + 1]), ARGV[p + 2]
+    local head = ARGV[p + 1] .. '|'
+    -- per group, not per job: where the group's generation starts, and the whole
+    -- record of a job with no cancel request (the common case: no concatenation)
+    local genstart, plain = math.floor(r / SPAN) * SPAN, head .. '|' .. body
+    for first = p + 3, p + 2 + n, 2000 do  -- unpack's stack limit: 2 fields a job
+      local last = math.min(first + 1999, p + 2 + n)
+      local records = redis.call('HMGET', key, unpack(ARGV, first, last))
+      local fields, m = {}, 0
+      for i = first, last do
+        local cur, rank, cancel = records[i - first + 1], 0, ''
+        if cur then
+          local x, c = string.match(cur, '^(%d+)|(%d*)|')
+          rank, cancel = tonumber(x), c
         end
-        moved = moved + 1
+        if r > rank then
+          local record = plain
+          if cancel ~= '' and rank >= genstart then record = head .. cancel .. '|' .. body end
+          fields[m + 1], fields[m + 2], m = ARGV[i], record, m + 2
+        end
+      end
+      if m > 0 then
+        redis.call('HSET', key, unpack(fields, 1, m))
+        moved, wrote = moved + m / 2, true
       end
     end
+    p = p + 3 + n
   end
-  a, k = a + 5, k + n
+  if wrote then redis.call('EXPIRE', key, ttl) end
+  a = p
 end
 return moved
 """.replace("SPAN", str(GENERATION_SPAN))
 
-# KEYS[1]: one record, KEYS[2]: its queue's set of cancel requests. ARGV: now_ns,
-# FINAL_RANK, ttl_s, GENERATION_SPAN, job id.
+# KEYS[1]: the record's hash, KEYS[2]: its queue's set of cancel requests. ARGV:
+# now_ns, FINAL_RANK, ttl_s, GENERATION_SPAN, job id.
 # Reply: 'none' (no record), 'final' (already over), 'requested' (running: its
 # worker stops it), 'cancelled' (had not started: cancelled now). Final is
 # within the record's generation: the final rank of its generation. Either
 # request also adds the id to the set, whose TTL never shrinks below ttl_s
 # (TTL -1: none yet), so it outlives every record holding a request.
 CANCEL_LUA = """
-local cur = redis.call('GET', KEYS[1])
+local cur = redis.call('HGET', KEYS[1], ARGV[5])
 if not cur then return 'none' end
 local rank, rest = string.match(cur, '^(%d+)|%d*|(.*)$')
 local r, span = tonumber(rank), tonumber(ARGV[4])
@@ -138,16 +149,26 @@ local final = r - r % span + tonumber(ARGV[2])
 if r >= final then return 'final' end
 redis.call('SADD', KEYS[2], ARGV[5])
 if redis.call('TTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[2], ARGV[3]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
 local state, attempt = string.match(rest, '^([%a_]+)|(%d+)|')
 if state == 'running' then
-  redis.call('SET', KEYS[1], rank .. '|' .. ARGV[1] .. '|' .. rest, 'KEEPTTL')
+  redis.call('HSET', KEYS[1], ARGV[5], rank .. '|' .. ARGV[1] .. '|' .. rest)
   return 'requested'
 end
 -- as text: Redis turns a Lua number into a reply with 14 significant digits only
-redis.call('SET', KEYS[1], string.format('%d', final) .. '|' .. ARGV[1] .. '|cancelled|' ..
-           attempt .. '|' .. ARGV[1] .. '|', 'EX', ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[5], string.format('%d', final) .. '|' .. ARGV[1] ..
+           '|cancelled|' .. attempt .. '|' .. ARGV[1] .. '|')
 return 'cancelled'
 """
+
+
+def record_ttl_s(spec: QueueSpec) -> int:
+    """How long a queue's state hash is kept after its last write: every record
+    in it lives at least this long after its own last change. A queue that keeps
+    results keeps its records for the longer of ``status_ttl_s`` and
+    ``result_ttl_s``: a hash holds the records of many jobs and has one TTL."""
+    return max(spec.status_ttl_s, spec.result_ttl_s) if spec.keep_results else spec.status_ttl_s
+
 
 def record_body(state: str, attempt: int, at_ns: int, fields: Mapping[str, str | int]) -> str:
     """A record after its rank and cancel request: state, attempt, time, details."""
@@ -156,7 +177,7 @@ def record_body(state: str, attempt: int, at_ns: int, fields: Mapping[str, str |
 
 
 def cancel_asked(record: bytes | None) -> bool:
-    """Whether a record (``GET``/``MGET`` reply) holds a cancel request."""
+    """Whether a record (``HGET``/``HMGET`` reply) holds a cancel request."""
     return record is not None and record.split(b"|", 2)[1] != b""
 
 
@@ -187,107 +208,127 @@ class Update:
         return cls(job.id, state, job.attempt, fields or {}, generation(job.meta))
 
 
-def advance_call(namespace: str, spec: QueueSpec,
-                 updates: Iterable[Update]) -> tuple[list[str], list[str | int]]:
-    """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call for updates of one queue."""
-    now, prefix = time.time_ns(), names.job_status_key(namespace, spec.name, "")
-    groups: dict[tuple[int, int, int, str], list[str]] = {}
+@dataclass(frozen=True, slots=True)
+class SameUpdate:
+    """The same state change of several jobs, with no fields: a batch's successes
+    that keep no result, written without an :class:`Update` per job.
+
+    Attributes:
+        job_ids: the jobs, all of one ``attempt`` and ``generation``.
+    """
+
+    job_ids: Sequence[str]
+    state: str
+    attempt: int
+    generation: int = 0
+
+
+# Jobs per ADVANCE_LUA call at most: Redis runs a script to its end while every
+# other client waits (a producer's enqueue among them), so a bridge or worker
+# batch of thousands of jobs goes as several calls of a few ms at most each.
+ADVANCE_MAX_JOBS = 500
+
+Call = tuple[list[str], list[str | int]]  # KEYS, ARGV of one ADVANCE_LUA call
+_Group = tuple[int, str]  # rank, body
+
+
+def advance_calls(namespace: str, spec: QueueSpec, updates: Iterable[Update | SameUpdate],
+                  most: int = ADVANCE_MAX_JOBS) -> list[Call]:
+    """The :data:`ADVANCE_LUA` calls writing ``updates`` (of one queue's jobs), in
+    order, of at most ``most`` jobs each."""
+    now = time.time_ns()
+    hashes: dict[str, dict[_Group, list[str]]] = {}
     # Most updates carry no fields (a success keeping no result): their group
     # depends on state, attempt and generation only, so it is built once.
-    plain: dict[tuple[str, int, int], tuple[int, int, int, str]] = {}
+    plain: dict[tuple[str, int, int], _Group] = {}
     for up in updates:
-        if up.fields:
-            group = _group(spec, up.state, up.attempt, up.generation, now, up.fields)
+        if isinstance(up, Update) and up.fields:
+            group = _group(up.state, up.attempt, up.generation, now, up.fields)
         else:
             bare = (up.state, up.attempt, up.generation)
-            group = plain.get(bare) or plain.setdefault(bare, _group(spec, *bare, now, {}))
-        key = prefix + up.job_id
-        same = groups.get(group)
-        if same is None:
-            groups[group] = [key]
-        else:
-            same.append(key)
-    keys: list[str] = []
-    args: list[str | int] = []
-    for group, members in groups.items():
-        keys += members
-        args += (len(members), *group)
-    return keys, args
+            group = plain.get(bare) or plain.setdefault(bare, _group(*bare, now, {}))
+        for job_id in up.job_ids if isinstance(up, SameUpdate) else (up.job_id,):
+            _add(hashes, names.job_states_key(namespace, spec.name, job_id), group, job_id)
+    return _calls(record_ttl_s(spec), hashes, most)
 
 
-# Keys per ADVANCE_LUA call at most: Redis runs a script to its end while every
-# other client waits (a producer's enqueue among them), and a call costs a few us
-# per key (docs/operations.md, status tracking cost), so a bridge or worker batch
-# of thousands of jobs goes as several calls of a few ms at most each.
-ADVANCE_MAX_KEYS = 500
-
-
-def split_advance(keys: list[str], args: list[str | int],
-                  most: int = ADVANCE_MAX_KEYS) -> list[tuple[list[str], list[str | int]]]:
-    """One :data:`ADVANCE_LUA` call's ``KEYS``/``ARGV`` as calls of at most ``most``
-    keys each, in order (a group split across calls is repeated with its share)."""
-    if len(keys) <= most:
-        return [(keys, args)]
-    calls: list[tuple[list[str], list[str | int]]] = []
-    part_keys: list[str] = []
-    part_args: list[str | int] = []
-    k = 0
-    for a in range(0, len(args), 5):
-        left, group = int(args[a]), args[a + 1 : a + 5]
-        while left:
-            take = min(left, most - len(part_keys))
-            part_keys += keys[k : k + take]
-            part_args += (take, *group)
-            k, left = k + take, left - take
-            if len(part_keys) == most:
-                calls.append((part_keys, part_args))
-                part_keys, part_args = [], []
-    if part_keys:
-        calls.append((part_keys, part_args))
-    return calls
-
-
-def advance_all_call(namespace: str, spec: QueueSpec, raws: Sequence[bytes], state: str,
-                     at_ns: int | None = None) -> tuple[list[str], list[str | int]]:
-    """``KEYS``/``ARGV`` of one :data:`ADVANCE_LUA` call moving every job of ``raws``
-    (encoded jobs; attempt 1) to ``state`` as of ``at_ns`` (default: now) in its
-    generation, e.g. the bridge's ``in_kafka``. A replayed job can reach the bridge
-    again (parked while its tenant was paused, then resumed), so the generation is
-    read, but only from an envelope naming the replay counter: the others are read
-    by id alone."""
-    prefix = names.job_status_key(namespace, spec.name, "")
+def advance_all_calls(namespace: str, spec: QueueSpec, raws: Sequence[bytes], state: str,
+                      at_ns: int | None = None, most: int = ADVANCE_MAX_JOBS) -> list[Call]:
+    """The :data:`ADVANCE_LUA` calls moving every job of ``raws`` (encoded jobs;
+    attempt 1) to ``state`` as of ``at_ns`` (default: now) in its generation, e.g.
+    the bridge's ``in_kafka``. A replayed job can reach the bridge again (parked
+    while its tenant was paused, then resumed), so the generation is read, but
+    only from an envelope naming the replay counter: the others are read by id
+    alone."""
     now = time.time_ns() if at_ns is None else at_ns
-    by_generation: dict[int, list[str]] = {}
+    groups: dict[int, _Group] = {}
+    hashes: dict[str, dict[_Group, list[str]]] = {}
+    prefix = names.job_states_key(namespace, spec.name, "")
     for raw in raws:
         if (job_id := peek_id(raw)) is not None:
-            by_generation.setdefault(_raw_generation(raw), []).append(job_id)
+            gen = 0 if _REPLAYS_FIELD not in raw else _raw_generation(raw)
+            group = groups.get(gen) or groups.setdefault(gen, _group(state, 1, gen, now, {}))
+            _add(hashes, prefix + job_id[: names.STATE_HASH_ID_CHARS], group, job_id)
+    return _calls(record_ttl_s(spec), hashes, most)
+
+
+def _add(hashes: dict[str, dict[_Group, list[str]]], key: str, group: _Group,
+         job_id: str) -> None:
+    groups = hashes.get(key)
+    if groups is None:
+        hashes[key] = {group: [job_id]}
+        return
+    ids = groups.get(group)
+    if ids is None:
+        groups[group] = [job_id]
+    else:
+        ids.append(job_id)
+
+
+def _calls(ttl_s: int, hashes: dict[str, dict[_Group, list[str]]], most: int) -> list[Call]:
+    """``hashes`` (key, then group, then ids) as calls of at most ``most`` ids each;
+    a hash or group split across calls goes on in the next one."""
+    calls: list[Call] = []
     keys: list[str] = []
-    args: list[str | int] = []
-    for gen, ids in by_generation.items():
-        if ids:
-            keys += (prefix + job_id for job_id in ids)
-            args += (len(ids), *_group(spec, state, 1, gen, now, {}))
-    return keys, args
+    args: list[str | int] = [ttl_s]
+    room = most
+    for key, groups in hashes.items():
+        count_at, count = -1, 0
+        for (rank_, body), ids in groups.items():
+            start = 0
+            while start < len(ids):
+                if room == 0:
+                    calls.append((keys, args))
+                    keys, args, room, count_at = [], [ttl_s], most, -1
+                if count_at < 0:
+                    keys.append(key)
+                    count_at, count = len(args), 0
+                    args.append(0)
+                part = ids[start : start + room]
+                count += 1
+                args[count_at] = count
+                args += (len(part), rank_, body, *part)
+                start += len(part)
+                room -= len(part)
+    if keys:
+        calls.append((keys, args))
+    return calls
 
 
 _REPLAYS_FIELD = orjson.dumps(REPLAYS_META)  # as an envelope's meta names it
 
 
 def _raw_generation(raw: bytes) -> int:
-    if _REPLAYS_FIELD not in raw:  # the common case: a byte scan, no decode
-        return 0
     try:
         return generation(decode(raw).meta)
     except EnvelopeError:  # the bridge sends it on as it is; its record stays as it was
         return 0
 
 
-def _group(spec: QueueSpec, state: str, attempt: int, generation: int, now: int,
-           fields: Mapping[str, str | int]) -> tuple[int, int, int, str]:
-    """One argument group of :data:`ADVANCE_LUA` but its count: rank, ttl_s, final, body."""
-    keep = spec.result_ttl_s if "result" in fields else spec.status_ttl_s
-    return (rank(state, attempt, generation), keep, 1 if state in FINAL_STATES else 0,
-            record_body(state, attempt, now, fields))
+def _group(state: str, attempt: int, generation: int, now: int,
+           fields: Mapping[str, str | int]) -> _Group:
+    """One argument group of :data:`ADVANCE_LUA` but its ids: rank and body."""
+    return rank(state, attempt, generation), record_body(state, attempt, now, fields)
 
 
 def result_fields(spec: QueueSpec, value: Any) -> dict[str, str | int]:
@@ -348,7 +389,7 @@ class JobStatus:
 
     @classmethod
     def from_record(cls, job_id: str, queue: str, record: bytes) -> JobStatus:
-        """Read a record as Redis returned it (``GET``; layout above :data:`ADVANCE_LUA`)."""
+        """Read a record as Redis returned it (``HGET``; layout above :data:`ADVANCE_LUA`)."""
         _rank, cancel, state, attempt, at_ns, text = record.decode().split("|", 5)
         details: dict[str, Any] = orjson.loads(text) if text else {}
         if cancel:
@@ -361,7 +402,7 @@ def _reads(redis: Any, settings: Settings, job_id: str) -> tuple[list[QueueSpec]
     specs = [spec for spec in settings.topology.queues.values() if spec.track_status]
     pipe = redis.pipeline(transaction=False)
     for spec in specs:
-        pipe.get(names.job_status_key(settings.namespace, spec.name, job_id))
+        pipe.hget(names.job_states_key(settings.namespace, spec.name, job_id), job_id)
     return specs, pipe
 
 
@@ -375,7 +416,7 @@ def _found(job_id: str, specs: Sequence[QueueSpec], records: Sequence[Any]) -> J
 def lookup(redis: Any, settings: Settings, job_id: str) -> JobStatus | None:
     """The state of job ``job_id``, or ``None`` when no tracking queue knows it.
 
-    One pipeline of ``GET`` over the queues with ``track_status``.
+    One pipeline of ``HGET`` over the queues with ``track_status``.
     """
     specs, pipe = _reads(redis, settings, job_id)
     return _found(job_id, specs, pipe.execute()) if specs else None
@@ -390,9 +431,9 @@ async def lookup_async(redis: Any, settings: Settings, job_id: str) -> JobStatus
 def _cancel_args(settings: Settings,
                  status: JobStatus) -> tuple[list[str], list[int | str]]:
     spec, ns = settings.topology.get(status.queue), settings.namespace
-    keys = [names.job_status_key(ns, status.queue, status.job_id),
+    keys = [names.job_states_key(ns, status.queue, status.job_id),
             names.cancel_requests_key(ns, status.queue)]
-    return keys, [time.time_ns(), FINAL_RANK, spec.status_ttl_s, GENERATION_SPAN, status.job_id]
+    return keys, [time.time_ns(), FINAL_RANK, record_ttl_s(spec), GENERATION_SPAN, status.job_id]
 
 
 def cancel(redis: Any, settings: Settings, job_id: str) -> tuple[str, JobStatus | None]:

@@ -52,12 +52,14 @@ class QueueSpec:
         max_job_bytes: size cap of an encoded job.
         track_status: keep a state record per job (``jobpipe job ID``,
             cancellation); costs a Redis write per batch at each stage.
-        status_ttl_s: how long a job's state record is kept after its last change.
+        status_ttl_s: how long a job's state record is kept at least after its
+            last change (:func:`jobpipe.jobstatus.record_ttl_s`).
         keep_results: also keep a succeeded job's return value (needs
             ``track_status``).
         result_max_bytes: size cap of a kept result (JSON); a larger one is
             dropped and the record says so.
-        result_ttl_s: how long a kept result (and its record) stays.
+        result_ttl_s: how long a kept result (and its record) stays at least;
+            the queue's records are kept the longer of the two TTLs.
     """
 
     name: str

@@ -29,6 +29,7 @@ from jobpipe.connections import (
 from jobpipe.envelope import now_ns
 from jobpipe.errors import ConfigError, KafkaUnavailable
 from jobpipe.kafka_metadata import BrokerWatch, fetch_metadata
+from jobpipe.pipelined import run_script_calls
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
@@ -224,8 +225,8 @@ def _record_in_kafka(settings: Settings, spec: QueueSpec, acked: list[DlqRecord]
         return
     client = redis_client(settings.redis)
     try:
-        keys, args = jobstatus.advance_call(settings.namespace, spec, updates)
-        client.register_script(jobstatus.ADVANCE_LUA)(keys=keys, args=args)
+        run_script_calls(client, client.register_script(jobstatus.ADVANCE_LUA),
+                         jobstatus.advance_calls(settings.namespace, spec, updates))
     except Exception as exc:  # the jobs are replayed: a stale record must not undo that
         log.warning("replay: writing the replayed jobs' states failed: %s", exc)
     finally:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from jobpipe import jobstatus
+from jobpipe import jobstatus, names
 from jobpipe.envelope import Job
+from jobpipe.topology import QueueSpec
 
 
 def test_the_generation_is_the_replay_count_of_the_job() -> None:
@@ -22,21 +23,67 @@ def test_an_update_of_a_job_carries_its_attempt_and_generation() -> None:
     assert update.fields == {"worker": "w"}
 
 
-def _per_key(keys: list[str], args: list[str | int]) -> list[tuple[str, tuple[str | int, ...]]]:
-    """Each key of an ADVANCE_LUA call with the group (rank, ttl, final, body) it gets."""
-    out, k = [], 0
-    for a in range(0, len(args), 5):
-        n = int(args[a])
-        out += [(key, tuple(args[a + 1 : a + 5])) for key in keys[k : k + n]]
-        k += n
-    assert k == len(keys)
+def _per_job(calls: list[jobstatus.Call]) -> list[tuple[str, str, tuple[str | int, ...]]]:
+    """Each job of ADVANCE_LUA calls with its hash and the group (rank, body) it gets."""
+    out = []
+    for keys, args in calls:
+        a = 1
+        for key in keys:
+            groups, a = int(args[a]), a + 1
+            for _ in range(groups):
+                n = int(args[a])
+                out += [(key, str(job_id), tuple(args[a + 1 : a + 3]))
+                        for job_id in args[a + 3 : a + 3 + n]]
+                a += 3 + n
+        assert a == len(args)
     return out
 
 
-def test_a_big_advance_call_is_split_into_bounded_calls_keeping_each_key_its_group() -> None:
-    keys = [f"k{i}" for i in range(23)]
-    args: list[str | int] = [10, 11, 60, 0, "a", 1, 12, 60, 0, "b", 12, 13, 60, 1, "c"]
-    calls = jobstatus.split_advance(keys, args, most=4)
-    assert [len(k) for k, _ in calls] == [4, 4, 4, 4, 4, 3]
-    assert [pair for k, a in calls for pair in _per_key(k, a)] == _per_key(keys, args)
-    assert jobstatus.split_advance(keys, args, most=23) == [(keys, args)]
+def _ids(ms: int, n: int) -> list[str]:
+    """UUIDv7-shaped ids of millisecond ``ms``."""
+    stamp = f"{ms:012x}"
+    return [f"{stamp[:8]}-{stamp[8:]}-7000-8000-{i:012x}" for i in range(n)]
+
+
+def test_updates_go_by_state_hash_in_bounded_calls_each_job_keeping_its_group() -> None:
+    spec = QueueSpec("q", track_status=True)
+    # ids made 1 s apart fall in different hashes; three states
+    ids = _ids(1_700_000_000_000, 9) + _ids(1_700_000_001_000, 14)
+    states = [jobstatus.QUEUED, jobstatus.RUNNING, jobstatus.SUCCEEDED]
+    updates = [jobstatus.Update(i, states[n % 3], 1, {}) for n, i in enumerate(ids)]
+    calls = jobstatus.advance_calls("ns", spec, updates, most=4)
+    assert [sum(1 for _ in _per_job([c])) for c in calls] == [4, 4, 4, 4, 4, 3]
+    assert all(args[0] == spec.status_ttl_s for _, args in calls)
+    whole = _per_job(jobstatus.advance_calls("ns", spec, updates, most=100))
+    assert len(jobstatus.advance_calls("ns", spec, updates, most=100)) == 1
+    def where(jobs: list[tuple[str, str, tuple[str | int, ...]]]) -> list[tuple[str, str, int]]:
+        return sorted((key, job_id, int(group[0])) for key, job_id, group in jobs)  # not the time
+
+    assert where(_per_job(calls)) == where(whole)
+    assert {key for key, _, _ in whole} == {names.job_states_key("ns", "q", ids[0]),
+                                             names.job_states_key("ns", "q", ids[-1])}
+    assert names.job_states_key("ns", "q", ids[0]) != names.job_states_key("ns", "q", ids[-1])
+    for key, job_id, (rank, _body) in whole:
+        n = ids.index(job_id)
+        assert key == names.job_states_key("ns", "q", job_id)
+        assert rank == jobstatus.rank(states[n % 3], 1)
+
+
+def test_a_queue_keeping_results_keeps_its_records_for_the_longer_ttl() -> None:
+    assert jobstatus.record_ttl_s(QueueSpec("q", track_status=True, status_ttl_s=100)) == 100
+    assert jobstatus.record_ttl_s(QueueSpec("q", track_status=True, keep_results=True,
+                                            status_ttl_s=100, result_ttl_s=300)) == 300
+
+
+def test_the_same_update_of_many_jobs_writes_what_one_update_per_job_would() -> None:
+    spec = QueueSpec("q", track_status=True)
+    ids = _ids(1_700_000_000_000, 5) + _ids(1_700_000_001_000, 3)
+    one_each = [jobstatus.Update(i, jobstatus.SUCCEEDED, 2, {}, 1) for i in ids]
+    many = [jobstatus.SameUpdate(ids, jobstatus.SUCCEEDED, 2, 1)]
+
+    def written(updates: list[jobstatus.Update] | list[jobstatus.SameUpdate]) -> list[object]:
+        return [(key, job_id, group[0]) for key, job_id, group
+                in _per_job(jobstatus.advance_calls("ns", spec, updates, most=3))]
+
+    assert written(many) == written(one_each)
+    assert {rank for *_, rank in written(many)} == {jobstatus.rank(jobstatus.SUCCEEDED, 2, 1)}

@@ -238,7 +238,7 @@ def test_a_replayed_job_back_through_the_bridge_is_in_kafka_in_its_generation(
     # the replay's own state write was lost.
     spec = settings.topology.get("tracked")
     replayed = make_job("tracked", "add", [1], meta={jobstatus.REPLAYS_META: "1"})
-    keys, args = jobstatus.advance_call(settings.namespace, spec, [
+    [(keys, args)] = jobstatus.advance_calls(settings.namespace, spec, [
         jobstatus.Update(replayed.id, jobstatus.FAILED, 1, {"reason": "rejected"})])
     redis_client.eval(jobstatus.ADVANCE_LUA, len(keys), *keys, *args)
     raw = encode(replayed)
@@ -249,5 +249,6 @@ def test_a_replayed_job_back_through_the_bridge_is_in_kafka_in_its_generation(
         status = producer.status(job_id)
         assert status is not None
         assert (status.state, status.attempt) == ("in_kafka", 1)
-    record = redis_client.get(names.job_status_key(settings.namespace, "tracked", replayed.id))
+    record = redis_client.hget(names.job_states_key(settings.namespace, "tracked", replayed.id),
+                               replayed.id)
     assert record.startswith(b"%d|" % jobstatus.rank(jobstatus.IN_KAFKA, 1, generation=1))

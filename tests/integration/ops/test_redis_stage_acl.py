@@ -120,8 +120,8 @@ def test_bridge_and_worker_users_run_every_kind_of_job_of_their_queues(users, ka
     _refused(client, client.flushall, lambda: client.keys("*"),
              lambda: client.rpop(other), lambda: client.lpush(other, b"x"),
              lambda: client.get(names.done_key(ns, "default", "k")),
-             # its state script reads and writes records (GET/SET): only its queues'
-             lambda: client.get(names.job_status_key(ns, "other", "j")))
+             # its state script reads and writes records (HMGET/HSET): only its queues'
+             lambda: client.hmget(names.job_states_key(ns, "other", "j"), ["j"]))
     client.close()
 
     client = redis.Redis.from_url(worker.redis.url)

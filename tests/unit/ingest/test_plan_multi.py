@@ -92,12 +92,17 @@ def test_the_core_reads_a_multi_push_as_backlog_or_as_full_at_maxmemory() -> Non
 def test_the_state_records_of_tracked_jobs_are_set_in_the_same_transaction() -> None:
     ids = ["01a23779-5814-7ecf-9e5d-07efb34dd69a", "j\u00e9"]
     plan = PushPlan("q", [], [], ids, lists=[("ns:{q}:ready:0", [b"a", b"b"])],
-                    records=[("ns:{q}:job:", 86400, "1||queued|1|5|", ids)])
-    expected = ([[b"MULTI"], [b"LPUSH", b"ns:{q}:ready:0", b"a", b"b"]]
-                + [[b"SET", f"ns:{{q}}:job:{i}".encode(), b"1||queued|1|5|", b"NX", b"EX",
-                    b"86400"] for i in ids]
-                + [[b"EXEC"]])
-    wire = b"".join(plan.multi_commands())
-    assert _commands(wire) == expected
-    assert wire == b"".join(hiredis.pack_command(tuple(command)) for command in expected)
-    assert plan.multi_replies() == len(expected)
+                    records=[("ns:{q}:jobs:01a23779-58", 86400, "1||queued|1|5|", ids)])
+    key, record = b"ns:{q}:jobs:01a23779-58", b"1||queued|1|5|"
+    push = [[b"MULTI"], [b"LPUSH", b"ns:{q}:ready:0", b"a", b"b"]]
+    end = [[b"EXPIRE", key, b"86400"], [b"EXEC"]]
+    # A first attempt: the ids are new, one HSET sets every record.
+    fresh = [*push, [b"HSET", key, *(part for i in ids for part in (i.encode(), record))], *end]
+    # A call that may have run: a record a later stage moved on must stay as it is.
+    again = [*push, *([b"HSETNX", key, i.encode(), record] for i in ids), *end]
+    for expected in (fresh, again):
+        wire = b"".join(plan.multi_commands())
+        assert _commands(wire) == expected
+        assert wire == b"".join(hiredis.pack_command(tuple(command)) for command in expected)
+        assert plan.multi_replies() == len(expected)
+        plan.may_have_run()

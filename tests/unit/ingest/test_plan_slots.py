@@ -77,8 +77,8 @@ def test_delayed_and_unique_jobs_stay_in_their_shards_slot(intake):
 def test_state_records_go_first_in_a_call_on_the_queues_own_slot(intake):
     plan = intake.plan_many("tracked", "t", list(range(6)), JobOptions())
     records, *shards = plan.parts
-    # Records only (no wake), routed by the first record's key, on the queue's tag.
-    assert records.keys == [names.job_status_key("ns", "tracked", plan.ids[0])]
+    # Records only (no wake), in the state hash of the call's ids, on the queue's tag.
+    assert records.keys == [names.job_states_key("ns", "tracked", plan.ids[0])]
     assert "S" in records.args
     assert "W" not in records.args
     assert len(shards) == 3
