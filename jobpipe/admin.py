@@ -118,6 +118,6 @@ def member_partitions(admin: AdminClient, group: str, timeout_s: float = 5.0) ->
     did not answer."""
     try:
         desc = admin.describe_consumer_groups([group])[group].result(timeout=timeout_s)
-    except KafkaException:
+    except (KafkaException, TimeoutError):  # no coordinator yet, or no answer in time
         return []
     return [len(m.assignment.topic_partitions) for m in desc.members]

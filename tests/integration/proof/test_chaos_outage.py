@@ -8,7 +8,11 @@ import time
 from collections import defaultdict
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
+from jobpipe import names
+from jobpipe.admin import member_partitions
+from jobpipe.connections import kafka_admin_config
 from loadtest.dead_letters import read_dead_letters
 from loadtest.ledger import read_role
 from tests.integration.proof.harness import Figures
@@ -28,6 +32,13 @@ def _attempts(p) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
+def _relay_holds(p, partitions: int) -> bool:
+    """Whether the retry relay's group holds ``partitions`` tier partitions."""
+    admin = AdminClient(kafka_admin_config(p.settings.kafka))
+    return sum(member_partitions(admin, names.group_id(p.settings.namespace, "retry"))) \
+        == partitions
+
+
 def test_outage_shorter_than_the_retry_horizon_dead_letters_nothing(make_pipeline):
     jobs, outage_s = 500, 4.0
     tiers, max_attempts, jitter = [1, 2], 6, 0.5  # horizon: 1 + 2 + 2 + 2 + 2 = 9 s > outage
@@ -35,9 +46,14 @@ def test_outage_shorter_than_the_retry_horizon_dead_letters_nothing(make_pipelin
                              "retry_jitter": jitter})
     outage = p.root / "outage"
     outage.touch()
-    started = time.monotonic()
     p.start_bridge()
     p.start_worker()
+    # The jitter is read off the first retries' waits: the relay must be reading
+    # the tier topics before the jobs fail, or it finds them all due at once (its
+    # group joined 2.4 s late in one CI run: a spread of 0.17 s).
+    tier_partitions = len(tiers) * p.settings.topology.get("default").partitions
+    p.wait_for(lambda: _relay_holds(p, tier_partitions), 60, "the retry relay to join")
+    started = time.monotonic()
     p.produce(jobs, max_attempts=max_attempts)
     p.wait_for(lambda: len(_attempts(p)) == jobs, 60, "every job to fail once")
     time.sleep(max(0.0, outage_s - (time.monotonic() - started)))  # the outage lasts
