@@ -16,9 +16,12 @@ from pathlib import Path
 
 import orjson
 
-from ingest.plan import Arg, PushPlan
+from ingest.plan import RECORDS_MAY_EXIST, Arg, PushPlan
 
 log = logging.getLogger(__name__)
+# Lines carry "v": 2. A line without it was spooled before the push script took
+# its records flag (ARGV[5]) and kept state records in hashes: see _from_format_1.
+FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,7 @@ class Spool:
         a state record only where none exists."""
         plan.may_have_run()
         line = b"".join(
-            orjson.dumps({"queue": call.queue, "keys": call.keys,
+            orjson.dumps({"v": FORMAT, "queue": call.queue, "keys": call.keys,
                           "args": [a.decode() if isinstance(a, bytes) else a for a in call.args],
                           "jobs": len(call.ids)}) + b"\n"
             for call in plan.calls())
@@ -77,7 +80,8 @@ class Spool:
                 continue
             try:
                 obj = orjson.loads(line)
-                calls.append(SpooledCall(obj["queue"], obj["keys"], obj["args"], obj["jobs"]))
+                args = obj["args"] if obj.get("v") == FORMAT else _from_format_1(obj["args"])
+                calls.append(SpooledCall(obj["queue"], obj["keys"], args, obj["jobs"]))
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 log.warning("spool %s: skipping unreadable line %d", self.path, number)
         return calls
@@ -89,9 +93,24 @@ class Spool:
             self._pending = False
             return
         tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        body = b"".join(orjson.dumps({"queue": c.queue, "keys": c.keys, "args": c.args,
-                                      "jobs": c.jobs}) + b"\n" for c in calls)
+        body = b"".join(orjson.dumps({"v": FORMAT, "queue": c.queue, "keys": c.keys,
+                                      "args": c.args, "jobs": c.jobs}) + b"\n" for c in calls)
         tmp.write_bytes(body)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())
         tmp.replace(self.path)
+
+
+def _from_format_1(args: list[Arg]) -> list[Arg]:
+    """A call spooled by an earlier jobpipe, as the push script reads calls now: the
+    records flag is added (set: the call may have run), and the operations that
+    started state records in string keys (``S <key prefix ending :job:> ...``,
+    last before the wake-up ``W``) are dropped. Its jobs go; their records then
+    start at the bridge's ``in_kafka``."""
+    head, ops = args[:RECORDS_MAY_EXIST], args[RECORDS_MAY_EXIST:]
+    for j, op in enumerate(ops[:-1]):
+        if op == "S" and str(ops[j + 1]).endswith(":job:"):
+            wake = ops[-2:] if len(ops) >= 2 and ops[-2] == "W" else []
+            ops = ops[:j] + wake
+            break
+    return [*head, 1, *ops]

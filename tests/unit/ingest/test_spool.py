@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import orjson
+
 from ingest.plan import PushPlan
 from ingest.spool import Spool
 
 
 def _plan(n: int) -> PushPlan:
-    return PushPlan("q", ["k1"], [0, 0, "", 0, "L", 1, 1, b'{"key":null,"id":"%d"}' % n],
+    return PushPlan("q", ["k1"], [0, 0, "", 0, 0, "L", 1, 1, b'{"key":null,"id":"%d"}' % n],
                     [str(n)])
 
 
@@ -39,3 +41,25 @@ def test_a_torn_last_line_is_skipped(tmp_path, caplog):
         fh.write(b'{"queue":"q","ke')
     assert len(spool.read()) == 1
     assert "unreadable line 2" in caplog.text
+
+
+def test_a_spooled_call_is_sent_again_as_one_that_may_have_run(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append(_plan(1))
+    assert spool.read()[0].args[:6] == [0, 0, "", 0, 1, "L"]
+
+
+def test_a_call_spooled_by_an_earlier_jobpipe_is_read_in_the_scripts_layout(tmp_path):
+    # Before the records flag (a 4-argument header) and the state hashes: string
+    # records started by "S <key prefix> <ttl> <record> <n> <id>...", before "W".
+    job = '{"key":null,"id":"a"}'
+    tracked = [0, 0, "", 0, "L", 1, 1, job, "S", "ns:{q}:job:", 60, "1||queued|1|5|", 1, "a",
+               "W", 2]
+    plain = [0, 0, "", 0, "L", 1, 1, job, "W", 2]
+    path = tmp_path / "spool.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"queue": "q", "keys": ["k1", "w"], "args": a,
+                                            "jobs": 1}) + b"\n" for a in (tracked, plain)))
+    spool = Spool(path)
+    assert [c.args for c in spool.read()] == [[0, 0, "", 0, 1, "L", 1, 1, job, "W", 2]] * 2
+    spool.keep(spool.read())  # rewritten in the current format, read as it is
+    assert [c.args for c in spool.read()] == [[0, 0, "", 0, 1, "L", 1, 1, job, "W", 2]] * 2
