@@ -263,12 +263,11 @@ def advance_all_calls(namespace: str, spec: QueueSpec, raws: Sequence[bytes], st
     now = time.time_ns() if at_ns is None else at_ns
     groups: dict[int, _Group] = {}
     hashes: dict[str, dict[_Group, list[str]]] = {}
-    prefix = names.job_states_key(namespace, spec.name, "")
     for raw in raws:
         if (job_id := peek_id(raw)) is not None:
             gen = 0 if _REPLAYS_FIELD not in raw else _raw_generation(raw)
             group = groups.get(gen) or groups.setdefault(gen, _group(state, 1, gen, now, {}))
-            _add(hashes, prefix + job_id[: names.STATE_HASH_ID_CHARS], group, job_id)
+            _add(hashes, names.job_states_key(namespace, spec.name, job_id), group, job_id)
     return _calls(record_ttl_s(spec), hashes, most)
 
 
