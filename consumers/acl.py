@@ -23,11 +23,11 @@ from jobpipe.topology import QueueSpec
 _SCRIPTS = (control.PARK_LUA, idempotency._MARK, ratelimit.TAKE_LUA, jobstatus.ADVANCE_LUA)
 # Sent by the worker itself: scripts by SHA (by body when pipelined on a cluster,
 # jobpipe.pipelined), the pause flags' reads and their announcements (pub/sub),
-# marker and cancel-request reads, the start-up safety check, the heartbeat
+# marker, record and cancel-request reads, the start-up safety check, the heartbeat
 # (consumers.heartbeat).
 _DIRECT_COMMANDS = ("evalsha", "eval", "script|load", "ping", "config|get",
-                    "smembers", "smismember", "mget", "hget", "subscribe", "unsubscribe", "zadd",
-                    "zremrangebyscore", "zrem")
+                    "smembers", "smismember", "mget", "hget", "hmget", "subscribe",
+                    "unsubscribe", "zadd", "zremrangebyscore", "zrem")
 
 
 def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:

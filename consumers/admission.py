@@ -142,10 +142,11 @@ class Admission:
         return runnable
 
     async def _unseen(self, queue: str, items: list[Item]) -> list[Item]:
-        if items[0].lane.spec.idempotency_ttl_s <= 0:
+        spec = items[0].lane.spec
+        if spec.idempotency_ttl_s <= 0:
             return items
         try:
-            seen = await self._markers.seen(queue, [i.job.idempotency_key for i in items])
+            seen = await self._markers.seen(spec, [i.job for i in items])
         except Exception as exc:  # Redis trouble: run them (at-least-once beats stalling)
             self._trouble.note("idempotency check (running the batch unchecked)", exc)
             return items

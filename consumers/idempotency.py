@@ -1,10 +1,18 @@
 """Done markers: a completed job's idempotency key, so a redelivery is skipped.
 
-Markers are checked with one ``MGET`` per batch before running (over a
+Markers are checked with one round trip per batch before running (over a
 connection of its own, :mod:`jobpipe.direct_read`: every job waits for it) and
 written in one pipeline per batch after success (a Lua call per queue setting
 every key with the queue's TTL; keys of one queue share a hash tag, so this
 holds on Redis Cluster too). A queue with ``idempotency_ttl_s <= 0`` keeps no markers.
+
+A queue that tracks status writes a "succeeded" record for every job that
+succeeds, next to its marker and for at least as long when ``record_ttl_s``
+reaches ``idempotency_ttl_s``: there the record is the marker
+(:func:`records_are_markers`), read with one ``HMGET`` per state hash, and a job
+keyed by its id writes no marker of its own. Tracking then costs the marker's
+key, expiry and write less (docs/operations.md). A job with an explicit
+idempotency key (``idem``) shares it with other ids: it keeps its marker.
 """
 
 from __future__ import annotations
@@ -14,8 +22,11 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio
 
 from jobpipe import names
-from jobpipe.direct_read import DirectReads
+from jobpipe.direct_read import Command, DirectReads
+from jobpipe.envelope import Job
+from jobpipe.jobstatus import generation, record_ttl_s, succeeded_in
 from jobpipe.pipelined import run_script_calls_async
+from jobpipe.topology import QueueSpec
 
 _MARK = """
 local ttl = ARGV[1]
@@ -24,6 +35,13 @@ for i = 1, #KEYS do
 end
 return #KEYS
 """
+
+
+def records_are_markers(spec: QueueSpec) -> bool:
+    """Whether ``spec``'s state records stand in for the done markers of its jobs
+    keyed by id: each success writes one, kept at least as long as a marker."""
+    return (spec.track_status and spec.idempotency_ttl_s > 0
+            and record_ttl_s(spec) >= spec.idempotency_ttl_s)
 
 
 def _keys(ns: str, queue: str, keys: Sequence[str]) -> list[bytes]:
@@ -47,20 +65,48 @@ class DoneMarkers:
         self._mark = client.register_script(_MARK)
         self._reads = DirectReads(client)
 
-    async def seen(self, queue: str, keys: Sequence[str]) -> list[bool]:
-        """Which of ``keys`` (idempotency keys of ``queue``) are already done."""
-        if not keys:
-            return []
-        values = await self._reads.mget(_keys(self._ns, queue, keys))
-        return [v is not None for v in values]
+    async def seen(self, spec: QueueSpec, jobs: Sequence[Job]) -> list[bool]:
+        """Which of ``jobs`` (of queue ``spec``) are already done."""
+        if not jobs or spec.idempotency_ttl_s <= 0:
+            return [False] * len(jobs)
+        records = records_are_markers(spec)
+        by_hash: dict[str, list[int]] = {}  # state hash: the jobs it answers for
+        by_marker: list[int] = []
+        for i, job in enumerate(jobs):
+            if records and job.idem is None:
+                by_hash.setdefault(names.job_states_key(self._ns, spec.name, job.id),
+                                   []).append(i)
+            else:
+                by_marker.append(i)
+        commands: list[Command] = [("HMGET", key, *(jobs[i].id for i in at))
+                                   for key, at in by_hash.items()]
+        if by_marker:
+            commands.append(("MGET", *_keys(self._ns, spec.name,
+                                             [jobs[i].idempotency_key for i in by_marker])))
+        replies = await self._reads.execute(commands)
+        done = [False] * len(jobs)
+        for at, reply in zip(by_hash.values(), replies, strict=False):  # then the MGET's
+            for i, record in zip(at, reply, strict=True):
+                done[i] = succeeded_in(record, generation(jobs[i].meta))
+        if by_marker:
+            for i, value in zip(by_marker, replies[-1], strict=True):
+                done[i] = value is not None
+        return done
 
-    async def mark(self, by_queue: Iterable[tuple[str, int, Sequence[str]]]) -> None:
-        """Mark keys done: ``(queue, ttl_s, keys)`` triples, one round trip in all.
+    async def mark(self, by_queue: Iterable[tuple[QueueSpec, Sequence[Job]]]) -> None:
+        """Mark ``jobs`` done: ``(queue, jobs)`` pairs, one round trip in all; jobs
+        whose state record says so already (:func:`records_are_markers`) are left out.
 
         One script call per queue (:func:`jobpipe.pipelined.run_script_calls_async`).
         """
         ns = self._ns
-        calls = [(_keys(ns, queue, keys), [ttl_s]) for queue, ttl_s, keys in by_queue
-                 if ttl_s > 0 and keys]
+        calls = []
+        for spec, jobs in by_queue:
+            if spec.idempotency_ttl_s <= 0:
+                continue
+            records = records_are_markers(spec)
+            keys = [job.idempotency_key for job in jobs if not (records and job.idem is None)]
+            if keys:
+                calls.append((_keys(ns, spec.name, keys), [spec.idempotency_ttl_s]))
         if calls:
             await run_script_calls_async(self._client, self._mark, calls)

@@ -36,6 +36,7 @@ from consumers.states import CANCEL_POLL_S, JobStates
 from jobpipe import jobstatus, metrics, tracing
 from jobpipe.envelope import Job
 from jobpipe.jobstatus import SameUpdate, Update
+from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
 
@@ -393,15 +394,15 @@ class Runner:
 
 async def _mark(markers: DoneMarkers, finished: list[Item], trouble: RedisTrouble) -> None:
     """Write the done markers of ``finished``: one pipeline, per queue its TTL."""
-    by_queue: dict[str, tuple[int, list[str]]] = {}
+    by_queue: dict[str, tuple[QueueSpec, list[Job]]] = {}
     for item in finished:
         spec = item.lane.spec
         entry = by_queue.get(spec.name)
         if entry is None:
-            entry = by_queue[spec.name] = (spec.idempotency_ttl_s, [])
-        entry[1].append(item.job.idempotency_key)
+            entry = by_queue[spec.name] = (spec, [])
+        entry[1].append(item.job)
     try:
-        await markers.mark((q, ttl, keys) for q, (ttl, keys) in by_queue.items())
+        await markers.mark(by_queue.values())
     except Exception as exc:  # a redelivery may then run twice; never stall offsets
         trouble.note("writing done markers", exc)
 

@@ -26,9 +26,11 @@ import redis.asyncio
 
 from jobpipe.connections import is_cluster
 
+Command = Sequence[bytes | str]  # its name first, as str (a cluster client routes by it)
+
 
 class DirectReads:
-    """``MGET`` over a connection of its own.
+    """Reads (``MGET``, ``HMGET``) over a connection of its own.
 
     Args:
         client: the asyncio client whose pool (and settings) to use.
@@ -43,11 +45,16 @@ class DirectReads:
 
     async def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
         """The values of ``keys`` (``None`` where a key is missing)."""
+        replies = await self.execute([("MGET", *keys)])
+        return cast("list[bytes | None]", replies[0])
+
+    async def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """The replies of ``commands``, in order, sent in one round trip."""
         if not self._direct or self._busy:
-            return await self._client.mget(keys)
+            return await self._through_client(commands)
         self._busy = True
         try:
-            return await self._mget(keys)
+            return await self._execute(commands)
         except BaseException as exc:
             # A reply may still be on its way (a timeout, or a cancel): read by the
             # next call it would answer other keys, so the connection goes (redis-py's
@@ -56,11 +63,17 @@ class DirectReads:
                 await self._conn.disconnect(nowait=True)
             if not isinstance(exc, Exception):
                 raise  # cancelled: stop, as the ordinary client would
-            return await self._client.mget(keys)  # it reconnects and retries
+            return await self._through_client(commands)  # it reconnects and retries
         finally:
             self._busy = False
 
-    async def _mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
+    async def _through_client(self, commands: Sequence[Command]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return cast("list[Any]", await pipe.execute())
+
+    async def _execute(self, commands: Sequence[Command]) -> list[Any]:
         conn = self._conn
         if conn is None:
             conn = self._conn = await self._client.connection_pool.get_connection()
@@ -70,5 +83,5 @@ class DirectReads:
         async with asyncio.timeout(self._timeout_s):
             if not conn.is_connected:
                 await conn.connect()
-            await conn.send_packed_command(conn.pack_command(b"MGET", *keys), check_health=False)
-            return cast("list[bytes | None]", await conn.read_response())
+            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+            return [await conn.read_response() for _ in commands]

@@ -181,6 +181,19 @@ def cancel_asked(record: bytes | None) -> bool:
     return record is not None and record.split(b"|", 2)[1] != b""
 
 
+def succeeded_in(record: bytes | None, generation_: int) -> bool:
+    """Whether a record (``HGET``/``HMGET`` reply) says its job succeeded in
+    generation ``generation_`` or a later one: it then stands in for the job's
+    done marker (``consumers.idempotency``)."""
+    if record is None:
+        return False
+    head, _, state, _ = record.split(b"|", 3)
+    return state == _SUCCEEDED and int(head) >= rank(SUCCEEDED, 0, generation_)
+
+
+_SUCCEEDED = SUCCEEDED.encode()
+
+
 def new_record(state: str, at_ns: int, fields: Mapping[str, str | int]) -> str:
     """The whole record of a job just enqueued (attempt 1, no cancel request)."""
     return f"{rank(state, 1)}||{record_body(state, 1, at_ns, fields)}"

@@ -32,3 +32,19 @@ def test_a_kept_result_is_json_in_the_details_and_in_the_answer() -> None:
     status = jobstatus.JobStatus.from_record("j", "q", f"{jobstatus.FINAL_RANK}||{body}".encode())
     assert status.result == {"total": 3}
     assert status.to_json()["result"] == {"total": 3}
+
+
+def _record(state: str, attempt: int, generation: int) -> bytes:
+    rank = jobstatus.rank(state, attempt, generation)
+    return f"{rank}||{jobstatus.record_body(state, attempt, 5, {})}".encode()
+
+
+def test_only_a_success_of_the_jobs_generation_or_a_later_one_marks_it_done() -> None:
+    succeeded = _record(jobstatus.SUCCEEDED, 2, 1)
+    assert jobstatus.succeeded_in(succeeded, 1)
+    assert jobstatus.succeeded_in(succeeded, 0)  # a copy from before the replay
+    assert not jobstatus.succeeded_in(succeeded, 2)  # replayed again since
+    for state in (jobstatus.FAILED, jobstatus.CANCELLED, jobstatus.RUNNING,
+                  jobstatus.IN_KAFKA):
+        assert not jobstatus.succeeded_in(_record(state, 1, 0), 0), state
+    assert not jobstatus.succeeded_in(None, 0)

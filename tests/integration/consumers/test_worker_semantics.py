@@ -122,6 +122,33 @@ def test_duplicate_delivery_runs_the_handler_once(make_settings, redis_client, k
     assert runs == [job.id]
 
 
+@pytest.mark.parametrize(("options", "idem", "own_marker"), [
+    ({}, None, True),  # untracked: the done marker
+    ({"track_status": True}, None, False),  # tracked: the "succeeded" record is the marker
+    ({"track_status": True}, "once", True),  # an explicit key names more than this id
+    ({"track_status": True, "status_ttl_s": 60}, None, True),  # the record goes too soon
+], ids=["untracked", "record", "explicit-key", "short-record"])
+def test_a_duplicate_is_skipped_by_its_done_marker_or_its_record(
+        make_settings, redis_client, kafka_cleanup, options, idem, own_marker):
+    settings = make_settings(queues={"default": {"partitions": 1, **options}})
+    setup_topics(settings)
+    app = App("t")
+    runs: list[str] = []
+
+    @app.task
+    async def once(ctx: JobContext, args: dict) -> None:
+        runs.append(ctx.job_id)
+
+    job = make_job("default", "once", idem=idem)
+    produce_jobs(settings, [job])
+    assert Worker(settings, app).run_until_idle(60)
+    produce_jobs(settings, [job, job])  # delivered twice more (e.g. after crashes)
+    assert Worker(settings, app).run_until_idle(60)
+    assert runs == [job.id]
+    marker = names.done_key(settings.namespace, "default", job.idempotency_key)
+    assert redis_client.exists(marker) == own_marker
+
+
 def test_bad_input_is_dead_lettered_with_reason_while_valid_jobs_flow(make_settings,
                                                                       redis_client,
                                                                       kafka_cleanup):

@@ -19,6 +19,8 @@ from consumers.ratelimit import RateLimiter
 from consumers.states import JobStates
 from jobpipe import jobstatus, names
 from jobpipe.connections import async_redis_client
+from jobpipe.envelope import Job
+from jobpipe.ids import new_job_ids
 from jobpipe.jobstatus import Update
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
@@ -47,14 +49,20 @@ async def _first_commands_at_once(settings: Settings, specs: list[QueueSpec], ro
     try:
         await asyncio.gather(
             *(limiter.acquire(spec, "t") for spec in specs for _ in range(calls)),
-            *(markers.mark([(spec.name, 600, [f"k{round_}-{i}"])])
+            # Explicit idempotency keys: markers of their own (the queues track
+            # status); the jobs keyed by id are looked up in their state records.
+            *(markers.mark([(spec, [_job(spec, f"k{round_}-{i}")])])
               for spec in specs for i in range(calls)),
-            *(markers.seen(spec.name, ["k0"]) for spec in specs),
+            *(markers.seen(spec, [_job(spec, "k0"), _job(spec, None)]) for spec in specs),
             controls.refresh(),
             states.flush(),  # logs and drops a failed write: read back below
         )
     finally:
         await client.aclose()  # type: ignore[attr-defined]
+
+
+def _job(spec: QueueSpec, idem: str | None) -> Job:
+    return Job(id=new_job_ids(1)[0], queue=spec.name, task="t", idem=idem)
 
 
 @BOTH_CLUSTER_SLOW
