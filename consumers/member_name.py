@@ -20,6 +20,11 @@ the same name; the member fenced then falls back to dynamic membership
 
 A process forked by a handler inherits the open lock and keeps the slot while
 it lives: its worker's restart then claims another slot, a new name.
+
+A released slot's lock file is removed (by the process that claimed it, while
+it still holds the lock), so the directory does not fill with the files of
+groups long gone. A claimer that locked a file just removed sees that its path
+now names another file, or none, and tries again.
 """
 
 from __future__ import annotations
@@ -69,16 +74,20 @@ class MemberSlot:
         name: ``<hostname>-<n>``, the ``group.instance.id`` to use.
     """
 
-    __slots__ = ("_fd", "index", "name")
+    __slots__ = ("_fd", "_owner", "_path", "index", "name")
 
-    def __init__(self, index: int, name: str, fd: int) -> None:
-        self.index, self.name, self._fd = index, name, fd
+    def __init__(self, index: int, name: str, fd: int, path: Path) -> None:
+        self.index, self.name, self._fd, self._path = index, name, fd, path
+        self._owner = os.getpid()
 
     def release(self) -> None:
         """Free the slot for the next worker of this host (idempotent)."""
-        if self._fd >= 0:
-            os.close(self._fd)  # closing the only descriptor drops the flock
-            self._fd = -1
+        if self._fd < 0:
+            return
+        if os.getpid() == self._owner:  # not a forked child: its parent holds on
+            self._path.unlink(missing_ok=True)  # before the lock goes (see the module)
+        os.close(self._fd)  # closing the only descriptor drops the flock
+        self._fd = -1
 
     def __del__(self) -> None:  # an owner that never ran (a Fetcher never started)
         self.release()
@@ -103,12 +112,25 @@ def claim(group: str, directory: Path | None = None) -> MemberSlot:
     host = _UNSAFE.sub("_", socket.gethostname())
     n = 0
     while True:
-        fd = os.open(directory / f"{safe_group}.{n}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
-                     0o600)
+        path = directory / f"{safe_group}.{n}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:  # a live process holds it
             os.close(fd)
             n += 1
             continue
-        return MemberSlot(n, f"{host}-{n}", fd)
+        if not _names(path, fd):  # released and removed since we opened it: again
+            os.close(fd)
+            continue
+        return MemberSlot(n, f"{host}-{n}", fd, path)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        named = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

@@ -3,8 +3,9 @@
 Queues with ``track_status`` keep one record per job, a field of a hash shared
 with the jobs made in the same 256 ms (:func:`jobpipe.names.job_states_key`; the
 layout is above :data:`ADVANCE_LUA`).
-Every stage writes it in batches with :data:`ADVANCE_LUA`, which moves a record
-only forward: each state has a rank ``attempt * 10 + stage`` (queued 1, in
+The producer writes a job's first record as it pushes the job (``ingest/``);
+the bridge and the worker then write in batches with :data:`ADVANCE_LUA`, which
+moves a record only forward: each state has a rank ``attempt * 10 + stage`` (queued 1, in
 Kafka 2, running 3, retrying 4) and the final states (succeeded, failed,
 cancelled) outrank everything of their generation. At-least-once delivery can
 hand a worker a job again; its "running" then ranks below the "succeeded"

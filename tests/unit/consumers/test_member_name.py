@@ -42,10 +42,30 @@ def test_a_released_slot_is_claimed_again(tmp_path: Path) -> None:
 
 def test_groups_have_slots_of_their_own(tmp_path: Path) -> None:
     held = claim("a.workers", tmp_path)
-    assert claim("b.workers", tmp_path).index == 0
-    assert held.index == 0
+    other = claim("b.workers", tmp_path)
+    assert (held.index, other.index) == (0, 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.workers.0.lock",
                                                           "b.workers.0.lock"]
+
+
+def test_a_released_slot_leaves_no_lock_file_behind(tmp_path: Path) -> None:
+    first, second = claim("ns.workers", tmp_path), claim("ns.workers", tmp_path)
+    first.release()
+    assert [p.name for p in tmp_path.iterdir()] == ["ns.workers.1.lock"]
+    del second  # garbage: released too
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_forked_child_letting_go_leaves_its_parents_slot_held(tmp_path: Path) -> None:
+    held = claim("ns.workers", tmp_path)
+    pid = os.fork()
+    if pid == 0:  # the child (as a handler's subprocess would): release, then exit
+        held.release()
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert (tmp_path / "ns.workers.0.lock").exists()
+    assert claim("ns.workers", tmp_path).index == 1  # the parent still holds slot 0
+    held.release()
 
 
 def test_the_slot_of_a_process_killed_9_is_free_again(tmp_path: Path) -> None:
