@@ -3,17 +3,16 @@
 Each message is decoded once (orjson). Bad input never stops a partition: an
 undecodable envelope, an unknown task or a job on the wrong queue's topic goes
 to the DLQ with its reason code. Redeliveries of completed jobs are found with
-one ``MGET`` per queue per batch and skipped. Jobs of a paused tenant are
-parked in Redis. Jobs of a queue with ``track_status`` that someone asked
-to cancel are skipped (one call per queue per batch). Everything not
+one read per queue per batch and skipped: an ``MGET`` of done markers, or on a
+queue with ``track_status`` the batch's records, which also name the jobs someone
+asked to cancel (skipped too). Jobs of a paused tenant are parked in Redis. Everything not
 runnable is handed to ``settle`` (offset done) once it is safely elsewhere.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from confluent_kafka import KafkaError, Message
 
@@ -28,6 +27,7 @@ from consumers.retry.sink import FailureSink, MessageOrigin
 from consumers.states import JobStates
 from jobpipe.envelope import decode, encode
 from jobpipe.errors import EnvelopeError
+from jobpipe.jobstatus import cancel_asked
 from jobpipe.routing import tenant_or_default
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,19 @@ class Admission:
             if not items:
                 continue
             if self._states is not None and queue in self._states.tracked:
-                # Done markers and cancel requests are read together: one wait for
-                # Redis, not two.
-                seen, asked = await asyncio.gather(
-                    self._unseen(queue, items),
-                    self._states.cancel_requested(queue, [i.job.id for i in items]))
-                runnable.extend(self._not_cancelled(seen, {
-                    item.job.id for item, yes in zip(items, asked, strict=True) if yes}))
+                # One read says both which jobs are cancelled and (where the records
+                # stand in for done markers) which are done.
+                try:
+                    records = await self._states.records(queue, [i.job.id for i in items])
+                except Exception as exc:  # run them: at-least-once beats stalling
+                    self._trouble.note("reading job records (running the batch unchecked)",
+                                       exc)
+                    runnable.extend(items)
+                    continue
+                fresh = await self._unseen(queue, items, records)
+                runnable.extend(self._not_cancelled(fresh, {
+                    item.job.id for item, record in zip(items, records, strict=True)
+                    if cancel_asked(record)}))
             else:
                 runnable.extend(await self._unseen(queue, items))
         controls = self._controls
@@ -141,12 +147,13 @@ class Admission:
             runnable = await self._park_paused(controls, runnable)
         return runnable
 
-    async def _unseen(self, queue: str, items: list[Item]) -> list[Item]:
+    async def _unseen(self, queue: str, items: list[Item],
+                      records: Sequence[bytes | None] | None = None) -> list[Item]:
         spec = items[0].lane.spec
         if spec.idempotency_ttl_s <= 0:
             return items
         try:
-            seen = await self._markers.seen(spec, [i.job for i in items])
+            seen = await self._markers.seen(spec, [i.job for i in items], records)
         except Exception as exc:  # Redis trouble: run them (at-least-once beats stalling)
             self._trouble.note("idempotency check (running the batch unchecked)", exc)
             return items

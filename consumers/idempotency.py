@@ -9,8 +9,9 @@ holds on Redis Cluster too). A queue with ``idempotency_ttl_s <= 0`` keeps no ma
 A queue that tracks status writes a "succeeded" record for every job that
 succeeds, next to its marker and for at least as long when ``record_ttl_s``
 reaches ``idempotency_ttl_s``: there the record is the marker
-(:func:`records_are_markers`), read with one ``HMGET`` per state hash, and a job
-keyed by its id writes no marker of its own. Tracking then costs the marker's
+(:func:`records_are_markers`), read with the batch's records at admission (which
+also tell its cancel requests), and a job keyed by its id writes no marker of
+its own. Tracking then costs the marker's
 key, expiry and write less (docs/operations.md). A job with an explicit
 idempotency key (``idem``) shares it with other ids: it keeps its marker.
 """
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Sequence
 import redis.asyncio
 
 from jobpipe import names
-from jobpipe.direct_read import Command, DirectReads
+from jobpipe.direct_read import DirectReads
 from jobpipe.envelope import Job
 from jobpipe.jobstatus import generation, record_ttl_s, succeeded_in
 from jobpipe.pipelined import run_script_calls_async
@@ -65,31 +66,30 @@ class DoneMarkers:
         self._mark = client.register_script(_MARK)
         self._reads = DirectReads(client)
 
-    async def seen(self, spec: QueueSpec, jobs: Sequence[Job]) -> list[bool]:
-        """Which of ``jobs`` (of queue ``spec``) are already done."""
+    async def seen(self, spec: QueueSpec, jobs: Sequence[Job],
+                   records: Sequence[bytes | None] | None = None) -> list[bool]:
+        """Which of ``jobs`` (of queue ``spec``) are already done.
+
+        Args:
+            records: the jobs' state records, in order, where the queue tracks
+                status (``consumers.states.JobStates.records``).
+        """
         if not jobs or spec.idempotency_ttl_s <= 0:
             return [False] * len(jobs)
-        records = records_are_markers(spec)
-        by_hash: dict[str, list[int]] = {}  # state hash: the jobs it answers for
-        by_marker: list[int] = []
-        for i, job in enumerate(jobs):
-            if records and job.idem is None:
-                by_hash.setdefault(names.job_states_key(self._ns, spec.name, job.id),
-                                   []).append(i)
-            else:
-                by_marker.append(i)
-        commands: list[Command] = [("HMGET", key, *(jobs[i].id for i in at))
-                                   for key, at in by_hash.items()]
-        if by_marker:
-            commands.append(("MGET", *_keys(self._ns, spec.name,
-                                             [jobs[i].idempotency_key for i in by_marker])))
-        replies = await self._reads.execute(commands)
         done = [False] * len(jobs)
-        for at, reply in zip(by_hash.values(), replies, strict=False):  # then the MGET's
-            for i, record in zip(at, reply, strict=True):
-                done[i] = succeeded_in(record, generation(jobs[i].meta))
+        by_marker: list[int] = []
+        if records is not None and records_are_markers(spec):
+            for i, (job, record) in enumerate(zip(jobs, records, strict=True)):
+                if job.idem is not None:
+                    by_marker.append(i)
+                else:
+                    done[i] = succeeded_in(record, generation(job.meta))
+        else:
+            by_marker = list(range(len(jobs)))
         if by_marker:
-            for i, value in zip(by_marker, replies[-1], strict=True):
+            values = await self._reads.mget(
+                _keys(self._ns, spec.name, [jobs[i].idempotency_key for i in by_marker]))
+            for i, value in zip(by_marker, values, strict=True):
                 done[i] = value is not None
         return done
 

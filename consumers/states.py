@@ -3,9 +3,11 @@
 Only queues with ``track_status``. Runners note each job's start, success or
 failure here; the flusher writes them all with one :data:`ADVANCE_LUA` call
 per queue, in one pipeline (the record and its forward-only rule live in
-:mod:`jobpipe.jobstatus`). Cancel requests are read in one call per queue per
-batch at admission (one ``SMISMEMBER``, plus an ``MGET`` of the few ids it
-names), and for running jobs every :data:`CANCEL_POLL_S`.
+:mod:`jobpipe.jobstatus`). Admission reads a batch's records (:meth:`JobStates.records`,
+one ``HMGET`` per state hash over a connection of its own): they say which jobs
+someone asked to cancel and, where they stand in for done markers, which are
+done already. For running jobs, cancel requests are checked every
+:data:`CANCEL_POLL_S` (one ``SMISMEMBER``, plus an ``HGET`` of the few ids it names).
 
 Redis trouble here never stalls jobs or offsets: a write that fails is logged
 and dropped, a check that fails reads as "not cancelled".
@@ -14,10 +16,11 @@ and dropped, a check that fails reads as "not cancelled".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
+from jobpipe.direct_read import DirectReads
 from jobpipe.jobstatus import ADVANCE_LUA, SameUpdate, Update, advance_calls, cancel_asked
 from jobpipe.pipelined import run_script_calls_async
 from jobpipe.topology import QueueSpec
@@ -42,6 +45,7 @@ class JobStates:
         self._ns = namespace
         self.tracked = {spec.name: spec for spec in specs if spec.track_status}
         self._advance = client.register_script(ADVANCE_LUA)
+        self._reads = DirectReads(client)
         self._pending: dict[str, list[Update | SameUpdate]] = {}
 
     def add(self, queue: str, update: Update | SameUpdate) -> None:
@@ -67,6 +71,28 @@ class JobStates:
                 await run_script_calls_async(self._client, self._advance, calls)
         except Exception as exc:  # a lookup is then behind; never stall the jobs
             self._trouble.note("writing job states", exc)
+
+    async def records(self, queue: str, job_ids: Sequence[str]) -> list[bytes | None]:
+        """The records of ``job_ids`` (of a tracked queue), in order (``None``: no
+        record): one ``HMGET`` per state hash, in one round trip. Raises on Redis
+        trouble (the caller decides what an unknown record means)."""
+        by_hash: dict[str, list[int]] = {}
+        for i, job_id in enumerate(job_ids):
+            key = names.job_states_key(self._ns, queue, job_id)
+            at = by_hash.get(key)
+            if at is None:
+                by_hash[key] = [i]
+            else:
+                at.append(i)
+        replies = await self._reads.execute(
+            [("HMGET", key, *(job_ids[i] for i in at)) for key, at in by_hash.items()])
+        if len(by_hash) == 1:  # the usual batch: jobs made within 256 ms
+            return cast("list[bytes | None]", replies[0])
+        out: list[bytes | None] = [None] * len(job_ids)
+        for at, reply in zip(by_hash.values(), replies, strict=True):
+            for i, record in zip(at, reply, strict=True):
+                out[i] = record
+        return out
 
     async def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
         """Which of ``job_ids`` (of a tracked queue) someone asked to cancel.

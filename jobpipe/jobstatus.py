@@ -186,13 +186,13 @@ def succeeded_in(record: bytes | None, generation_: int) -> bool:
     """Whether a record (``HGET``/``HMGET`` reply) says its job succeeded in
     generation ``generation_`` or a later one: it then stands in for the job's
     done marker (``consumers.idempotency``)."""
-    if record is None:
+    if record is None or _SUCCEEDED not in record:  # most are not: no parsing
         return False
     head, _, state, _ = record.split(b"|", 3)
-    return state == _SUCCEEDED and int(head) >= rank(SUCCEEDED, 0, generation_)
+    return state == SUCCEEDED.encode() and int(head) >= rank(SUCCEEDED, 0, generation_)
 
 
-_SUCCEEDED = SUCCEEDED.encode()
+_SUCCEEDED = f"|{SUCCEEDED}|".encode()
 
 
 def new_record(state: str, at_ns: int, fields: Mapping[str, str | int]) -> str:
