@@ -6,7 +6,8 @@ after fork. A batch goes out in one ``produce_batch`` call (about three times
 the rate of a ``produce`` per job from Python); value = the envelope bytes
 untouched, key = :func:`~jobpipe.envelope.peek_key` (no decoding), topic = the
 main topic of the list's priority level. Each job's delivery report lands on
-its :class:`~bridge.batch.Batch`.
+its :class:`~bridge.batch.Batch`. The producer lingers ``bridge.linger_ms``;
+the bridge flushes the take of a trickle at once (:mod:`bridge.pace`).
 
 ``message.timeout.ms`` is 0 (infinite) unless configured: a broker outage
 must never time a job out into loss. librdkafka retries retriable errors

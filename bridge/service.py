@@ -28,6 +28,7 @@ from bridge.dead import encode_record
 from bridge.delayed import Promoter
 from bridge.fair import lag_allows
 from bridge.lag import LagMonitor
+from bridge.pace import Pace
 from bridge.reaper import Reaper, default_bridge_name, new_bridge_id
 from bridge.relay import Relay
 from bridge.sources import Rotation
@@ -54,6 +55,9 @@ IDLE_CHECK_S = 0.05
 # While batches are in flight and the lists are empty, the longest wait for a
 # report before looking whether a push woke the bridge (a select, no Redis command).
 REPORT_SLICE_S = 0.001
+# Longest wait for the reports of a trickle's take (bridge.pace), flushed at
+# once: while Kafka is slow or away the loop goes on after it.
+TRICKLE_FLUSH_S = 0.05
 _ACK_AT_EXIT_FAILURES: tuple[type[Exception], ...] = (Fenced, OutcomeUnknown, *REDIS_FAILURES)
 
 
@@ -152,6 +156,7 @@ class Bridge:
         self._promoter = Promoter(self._client, ns, self.specs)
         self._waker = Waker(self._client, ns, self.specs, wake_client_name(self.name))
         self._relay = Relay(s, s.bridge.log_interval_s)
+        self._pace = Pace()
         self._lag = LagMonitor(s, [q for q in self.specs if q.fair and q.max_kafka_lag],
                                lambda q: self._acked[q])
         self._lag.start()
@@ -240,7 +245,9 @@ class Bridge:
         # take left empty, and only a wake-up (or the like) rouses them.
         took = self._take() if self._rotation.may_hold_jobs else 0
         if took or len(self._acks):
-            if took:
+            if took and not self._pace.pouring:
+                self._relay.flush(TRICKLE_FLUSH_S)  # no linger for a trickle
+            elif took:
                 self._relay.poll(0)
             else:
                 self._wait_for_report()
@@ -254,7 +261,7 @@ class Bridge:
         """Take batches while the in-flight bound allows and a list may hold
         jobs; returns how many. Lists that gave full batches stay due, so at the
         bound the rest is taken after an ack."""
-        took = 0
+        took = jobs = 0
         while not self._stop.is_set():
             room = self.settings.bridge.max_batches_in_flight - len(self._acks)
             if room <= 0:
@@ -265,7 +272,10 @@ class Bridge:
             now = time.monotonic()
             for source, items in got:
                 self._send(Batch(source, items, now))
+                jobs += len(items)
             took += len(got)
+        if jobs:
+            self._pace.took(jobs, time.monotonic())
         return took
 
     def _lag_recheck_due(self, now: float) -> bool:
