@@ -104,24 +104,6 @@ def test_poison_job_is_dead_lettered_while_others_flow(make_settings, redis_clie
     assert [e["type"] for e in job.errors] == ["ValueError", "ValueError"]
 
 
-def test_duplicate_delivery_runs_the_handler_once(make_settings, redis_client, kafka_cleanup):
-    settings = make_settings()
-    setup_topics(settings)
-    app = App("t")
-    runs: list[str] = []
-
-    @app.task
-    async def once(ctx: JobContext, args: dict) -> None:
-        runs.append(ctx.job_id)
-
-    job = make_job("default", "once")
-    produce_jobs(settings, [job])
-    assert Worker(settings, app).run_until_idle(60)
-    produce_jobs(settings, [job])  # the same id delivered again (e.g. after a crash)
-    assert Worker(settings, app).run_until_idle(60)
-    assert runs == [job.id]
-
-
 @pytest.mark.parametrize(("options", "idem", "own_marker"), [
     ({}, None, True),  # untracked: the done marker
     ({"track_status": True}, None, False),  # tracked: the "succeeded" record is the marker
