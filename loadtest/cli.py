@@ -40,7 +40,7 @@ def _namespace() -> str:
               help="The queues keep a state record per job (to measure what it costs).")
 @click.option("--p99-target-ms", type=float, default=100.0, show_default=True)
 @click.option("--report-dir", type=click.Path(path_type=Path),
-              help="Default: reports/<timestamp>.")
+              help="A new or empty folder. Default: reports/<timestamp>.")
 @click.option("--kill", help="kill -9 and restart during the run: bridge, worker, kafka, "
               "redis; on a private Kafka of 3 brokers, kafka-broker (fail-over of the leader "
               "of the queue's partition 0); on a private Redis Cluster, redis-primary "
@@ -73,6 +73,10 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
         rates, step = tuple(parse_ramp(ramp)), step_s
     else:
         rates, step = ((rate if rate is not None else 2000.0),), duration_s
+    if report_dir is not None and report_dir.is_dir() and any(report_dir.iterdir()):
+        # Its ledger and interval files would be read again with this run's.
+        raise ConfigError(f"--report-dir {report_dir}: not empty (an earlier run's files "
+                          "would be counted with this one); give a new or empty folder")
     redis_port, kafka_port = parse_stack_ports(stack_ports) if stack_ports else (None, None)
     folder = report_dir or Path("reports") / time.strftime("%Y%m%d-%H%M%S")
     plan = RunPlan(

@@ -74,3 +74,17 @@ def test_the_cli_refuses_a_bad_kill_in_one_line(
     assert message in err
     assert err.count("\n") == 1
     assert not (tmp_path / "report").exists()  # refused before anything started
+
+
+def test_the_cli_refuses_a_report_folder_holding_an_earlier_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    earlier = tmp_path / "report"
+    (earlier / "ledger").mkdir(parents=True)
+    with pytest.raises(SystemExit) as stopped:
+        main(["loadtest", "--rate", "10", "--duration", "1", "--report-dir", str(earlier)])
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("jobpipe: error: --report-dir ")
+    assert "not empty" in err
+    assert err.count("\n") == 1
+    assert sorted(p.name for p in earlier.iterdir()) == ["ledger"]  # nothing started
