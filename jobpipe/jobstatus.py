@@ -186,13 +186,14 @@ def succeeded_in(record: bytes | None, generation_: int) -> bool:
     """Whether a record (``HGET``/``HMGET`` reply) says its job succeeded in
     generation ``generation_`` or a later one: it then stands in for the job's
     done marker (``consumers.idempotency``)."""
-    if record is None or _SUCCEEDED not in record:  # most are not: no parsing
+    if record is None or _SUCCEEDED_FIELD not in record:  # most are not: no parsing
         return False
     head, _, state, _ = record.split(b"|", 3)
-    return state == SUCCEEDED.encode() and int(head) >= rank(SUCCEEDED, 0, generation_)
+    return state == _SUCCEEDED and int(head) >= rank(SUCCEEDED, 0, generation_)
 
 
-_SUCCEEDED = f"|{SUCCEEDED}|".encode()
+_SUCCEEDED = SUCCEEDED.encode()
+_SUCCEEDED_FIELD = b"|" + _SUCCEEDED + b"|"
 
 
 def new_record(state: str, at_ns: int, fields: Mapping[str, str | int]) -> str:
