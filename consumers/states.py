@@ -21,7 +21,14 @@ from typing import Any, cast
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
 from jobpipe.direct_read import DirectReads
-from jobpipe.jobstatus import ADVANCE_LUA, SameUpdate, Update, advance_calls, cancel_asked
+from jobpipe.jobstatus import (
+    ADVANCE_LUA,
+    SameUpdate,
+    Update,
+    advance_calls,
+    by_state_hash,
+    cancel_asked,
+)
 from jobpipe.pipelined import run_script_calls_async
 from jobpipe.topology import QueueSpec
 
@@ -76,23 +83,15 @@ class JobStates:
         """The records of ``job_ids`` (of a tracked queue), in order (``None``: no
         record): one ``HMGET`` per state hash, in one round trip. Raises on Redis
         trouble (the caller decides what an unknown record means)."""
-        by_hash: dict[str, list[int]] = {}
-        for i, job_id in enumerate(job_ids):
-            key = names.job_states_key(self._ns, queue, job_id)
-            at = by_hash.get(key)
-            if at is None:
-                by_hash[key] = [i]
-            else:
-                at.append(i)
+        by_hash = by_state_hash(self._ns, queue, job_ids)
         replies = await self._reads.execute(
-            [("HMGET", key, *(job_ids[i] for i in at)) for key, at in by_hash.items()])
+            [("HMGET", key, *ids) for key, ids in by_hash.items()])
         if len(by_hash) == 1:  # the usual batch: jobs made within 256 ms
             return cast("list[bytes | None]", replies[0])
-        out: list[bytes | None] = [None] * len(job_ids)
-        for at, reply in zip(by_hash.values(), replies, strict=True):
-            for i, record in zip(at, reply, strict=True):
-                out[i] = record
-        return out
+        found: dict[str, bytes | None] = {}
+        for ids, reply in zip(by_hash.values(), replies, strict=True):
+            found.update(zip(ids, reply, strict=True))
+        return [found[job_id] for job_id in job_ids]
 
     async def cancel_requested(self, queue: str, job_ids: Sequence[str]) -> list[bool]:
         """Which of ``job_ids`` (of a tracked queue) someone asked to cancel.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobpipe import names
-from jobpipe.jobstatus import record_ttl_s
+from jobpipe.jobstatus import by_state_hash, record_ttl_s
 from jobpipe.routing import Routes
 from jobpipe.topology import QueueSpec
 
@@ -291,11 +291,7 @@ class PlanBuilder:
         per state hash the ids fall in (one, but at a 256 ms boundary)."""
         spec = self._layout.spec
         ttl_s = record_ttl_s(spec)
-        by_hash: dict[str, list[str]] = {}
-        for job_id in ids:
-            by_hash.setdefault(names.job_states_key(self._layout.namespace, spec.name, job_id),
-                               []).append(job_id)
-        for key, part in by_hash.items():
+        for key, part in by_state_hash(self._layout.namespace, spec.name, ids).items():
             self._records += ("S", self._key(key), ttl_s, record, len(part), *part)
             self._starts.append((key, ttl_s, record, part))
 

@@ -23,6 +23,7 @@ Wire fields (optional ones are omitted when empty, to keep jobs small):
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ from jobpipe.ids import new_job_ids
 
 _NULL_KEY_PREFIX = b'{"key":null'
 _KEY_PREFIX = b'{"key":"'
-_ID_FIELD = b',"id":"'
+# The first two fields as encode() writes them: key (null, or text without
+# escapes) and id (text without escapes), the id captured.
+_HEAD = re.compile(rb'\{"key":(?:null|"[^"\\]*"),"id":"([^"\\]*)"')
 # orjson reads JSON nested up to 1024 levels but writes only up to 254, so a job
 # nested deeper would decode and then fail to re-encode on its way to a retry
 # topic. decode() refuses it (the full check runs only past this many brackets).
@@ -200,24 +203,17 @@ def peek_id(raw: bytes) -> str | None:
     """A job's id without decoding the whole job (``None`` when it has none).
 
     :func:`encode` writes ``id`` right after ``key``: the fast path reads it
-    there. Escapes, other layouts and other writers' bytes fall back to a full
-    JSON parse (a nested object's ``"id"`` must never be taken for the job's).
+    there, with one regular-expression match (the bridge reads every tracked
+    job's id: one C call costs a third of the slices and tests it replaced).
+    Escapes, other layouts and other writers' bytes fall back to a full JSON
+    parse (a nested object's ``"id"`` must never be taken for the job's).
     """
-    start = -1
-    if raw.startswith(_NULL_KEY_PREFIX + _ID_FIELD):
-        start = len(_NULL_KEY_PREFIX) + len(_ID_FIELD)
-    elif raw.startswith(_KEY_PREFIX):
-        key_end = raw.find(b'"', len(_KEY_PREFIX))
-        if key_end > 0 and b"\\" not in raw[len(_KEY_PREFIX) : key_end] \
-                and raw.startswith(_ID_FIELD, key_end + 1):
-            start = key_end + 1 + len(_ID_FIELD)
-    if start > 0:
-        end = raw.find(b'"', start)
-        if end > 0 and b"\\" not in raw[start:end]:
-            try:
-                return raw[start:end].decode()
-            except UnicodeDecodeError:
-                pass
+    head = _HEAD.match(raw)
+    if head is not None:
+        try:
+            return head[1].decode()
+        except UnicodeDecodeError:
+            pass
     return _parsed_text(raw, "id")
 
 
@@ -235,7 +231,9 @@ def peek_key(raw: bytes) -> bytes | None:
         end = raw.find(b'"', len(_KEY_PREFIX))
         if end > 0:
             candidate = raw[len(_KEY_PREFIX) : end]
-            if b"\\" not in candidate:
+            # find, not ``in``: a bytes ``in`` first tries its operand as an int and
+            # clears the TypeError, twice the cost (CPython 3.11)
+            if candidate.find(b"\\") < 0:
                 return candidate
     key = _parsed_text(raw, "key")
     return None if key is None else key.encode()

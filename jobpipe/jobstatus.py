@@ -186,7 +186,8 @@ def succeeded_in(record: bytes | None, generation_: int) -> bool:
     """Whether a record (``HGET``/``HMGET`` reply) says its job succeeded in
     generation ``generation_`` or a later one: it then stands in for the job's
     done marker (``consumers.idempotency``)."""
-    if record is None or _SUCCEEDED_FIELD not in record:  # most are not: no parsing
+    # Most are not: no parsing. ``find``: a bytes ``in`` costs twice as much.
+    if record is None or record.find(_SUCCEEDED_FIELD) < 0:
         return False
     head, _, state, _ = record.split(b"|", 3)
     return state == _SUCCEEDED and int(head) >= rank(SUCCEEDED, 0, generation_)
@@ -262,8 +263,11 @@ def advance_calls(namespace: str, spec: QueueSpec, updates: Iterable[Update | Sa
         else:
             bare = (up.state, up.attempt, up.generation)
             group = plain.get(bare) or plain.setdefault(bare, _group(*bare, now, {}))
-        for job_id in up.job_ids if isinstance(up, SameUpdate) else (up.job_id,):
-            _add(hashes, names.job_states_key(namespace, spec.name, job_id), group, job_id)
+        if isinstance(up, SameUpdate):
+            for key, ids in by_state_hash(namespace, spec.name, up.job_ids).items():
+                _add(hashes, key, group, *ids)
+        else:
+            _add(hashes, names.job_states_key(namespace, spec.name, up.job_id), group, up.job_id)
     return _calls(record_ttl_s(spec), hashes, most)
 
 
@@ -276,27 +280,51 @@ def advance_all_calls(namespace: str, spec: QueueSpec, raws: Sequence[bytes], st
     only from an envelope naming the replay counter: the others are read by id
     alone."""
     now = time.time_ns() if at_ns is None else at_ns
-    groups: dict[int, _Group] = {}
     hashes: dict[str, dict[_Group, list[str]]] = {}
+    if b"".join(raws).find(_REPLAYS_FIELD) < 0:  # the usual batch: no replay, one group
+        ids = [job_id for raw in raws if (job_id := peek_id(raw)) is not None]
+        group = _group(state, 1, 0, now, {})
+        for key, part in by_state_hash(namespace, spec.name, ids).items():
+            hashes[key] = {group: part}
+        return _calls(record_ttl_s(spec), hashes, most)
+    groups: dict[int, _Group] = {}
     for raw in raws:
         if (job_id := peek_id(raw)) is not None:
-            gen = 0 if _REPLAYS_FIELD not in raw else _raw_generation(raw)
+            gen = 0 if raw.find(_REPLAYS_FIELD) < 0 else _raw_generation(raw)
             group = groups.get(gen) or groups.setdefault(gen, _group(state, 1, gen, now, {}))
             _add(hashes, names.job_states_key(namespace, spec.name, job_id), group, job_id)
     return _calls(record_ttl_s(spec), hashes, most)
 
 
+def by_state_hash(namespace: str, queue: str, job_ids: Iterable[str]) -> dict[str, list[str]]:
+    """``job_ids`` (of one queue) by the hash that holds their records, in order
+    within each. A batch's ids mostly share one hash, so each key is made once,
+    from the ids' first :data:`~jobpipe.names.STATE_HASH_ID_CHARS` characters
+    (all that :func:`~jobpipe.names.job_states_key` reads of an id)."""
+    cut = names.STATE_HASH_ID_CHARS
+    by_prefix: dict[str, list[str]] = {}
+    for job_id in job_ids:
+        prefix = job_id[:cut]
+        ids = by_prefix.get(prefix)
+        if ids is None:
+            by_prefix[prefix] = [job_id]
+        else:
+            ids.append(job_id)
+    return {names.job_states_key(namespace, queue, prefix): ids
+            for prefix, ids in by_prefix.items()}
+
+
 def _add(hashes: dict[str, dict[_Group, list[str]]], key: str, group: _Group,
-         job_id: str) -> None:
+         *job_ids: str) -> None:
     groups = hashes.get(key)
     if groups is None:
-        hashes[key] = {group: [job_id]}
+        hashes[key] = {group: [*job_ids]}
         return
     ids = groups.get(group)
     if ids is None:
-        groups[group] = [job_id]
+        groups[group] = [*job_ids]
     else:
-        ids.append(job_id)
+        ids += job_ids
 
 
 def _calls(ttl_s: int, hashes: dict[str, dict[_Group, list[str]]], most: int) -> list[Call]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobpipe import jobstatus, names
-from jobpipe.envelope import Job
+from jobpipe.envelope import Job, encode
 from jobpipe.topology import QueueSpec
 
 
@@ -87,3 +87,31 @@ def test_the_same_update_of_many_jobs_writes_what_one_update_per_job_would() -> 
 
     assert written(many) == written(one_each)
     assert {rank for *_, rank in written(many)} == {jobstatus.rank(jobstatus.SUCCEEDED, 2, 1)}
+
+
+def test_the_bridge_moves_a_batch_as_one_update_per_job_would() -> None:
+    spec = QueueSpec("q", track_status=True)
+    ids = _ids(1_700_000_000_000, 4) + _ids(1_700_000_001_000, 3)
+
+    def raw(job_id: str, replays: int) -> bytes:
+        meta = {"replays": str(replays)} if replays else {}
+        return encode(Job(id=job_id, queue="q", task="t", key="k" if replays else None,
+                          meta=meta))
+
+    def where(calls: list[jobstatus.Call]) -> list[tuple[str, str, int]]:
+        return sorted((key, job_id, int(group[0])) for key, job_id, group in _per_job(calls))
+
+    for replays in ([0] * 7, [0, 2, 0, 0, 0, 1, 0]):  # the usual batch, and one with replays
+        raws = [raw(i, r) for i, r in zip(ids, replays, strict=True)] + [b"not a job"]
+        each = [jobstatus.Update(i, jobstatus.IN_KAFKA, 1, {}, r)
+                for i, r in zip(ids, replays, strict=True)]
+        moved = jobstatus.advance_all_calls("ns", spec, raws, jobstatus.IN_KAFKA, most=3)
+        assert where(moved) == where(jobstatus.advance_calls("ns", spec, each))
+        assert len(moved) == 3
+
+
+def test_ids_go_by_the_hash_of_their_records_in_order() -> None:
+    ids = _ids(1_700_000_000_000, 3) + _ids(1_700_000_001_000, 2) + _ids(1_700_000_000_000, 1)
+    assert jobstatus.by_state_hash("ns", "q", ids) == {
+        names.job_states_key("ns", "q", ids[0]): [ids[0], ids[1], ids[2], ids[5]],
+        names.job_states_key("ns", "q", ids[3]): [ids[3], ids[4]]}

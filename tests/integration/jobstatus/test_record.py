@@ -219,6 +219,24 @@ def test_a_big_enqueue_starts_every_record_too(redis_client: redis.Redis,
     assert (status.state, status.attempt) == ("queued", 1)
 
 
+async def test_the_worker_reads_a_batch_s_records_in_order_across_state_hashes(
+        redis_client: redis.Redis, tracked: Settings) -> None:
+    later = "01a2377a" + JOB[8:]  # made ~1 s after JOB: a hash of its own
+    ids = [JOB, JOB[:-1] + "b", later, JOB[:-1] + "c"]
+    assert names.job_states_key(tracked.namespace, "kept", later) \
+        != names.job_states_key(tracked.namespace, "kept", JOB)
+    _advance(redis_client, tracked, Update(JOB, "in_kafka", 1, {}),
+             Update(later, "running", 1, {}), Update(ids[3], "succeeded", 1, {}))
+    client = async_redis_client(tracked.redis)
+    try:
+        states = JobStates(client, tracked.namespace, [tracked.topology.get("kept")])
+        records = await states.records("kept", ids)
+    finally:
+        await client.aclose()  # type: ignore[attr-defined]
+    assert [r and r.split(b"|")[2] for r in records] == [b"in_kafka", None, b"running",
+                                                         b"succeeded"]
+
+
 async def _worker_sees_cancel(settings: Settings, *job_ids: str) -> list[bool]:
     """What a worker's admission check answers for ``job_ids`` of queue ``kept``."""
     client = async_redis_client(settings.redis)
