@@ -21,7 +21,8 @@ def in_services(services, redis_url, redis_mode, tmp_path, monkeypatch):
 
 
 @BOTH_CLUSTER_SLOW
-def test_loadtest_writes_json_and_html_report_and_loses_nothing(in_services, tmp_path):
+def test_loadtest_writes_json_and_html_report_and_loses_nothing(in_services, redis_mode,
+                                                                tmp_path):
     report_dir = tmp_path / "report"
     main(["loadtest", "--rate", "2000", "--duration", "5", "--report-dir", str(report_dir),
           "--drain-timeout-s", "30"])
@@ -34,7 +35,13 @@ def test_loadtest_writes_json_and_html_report_and_loses_nothing(in_services, tmp
     assert "data:image/png;base64," in page
     # CPU per process: each process of the run, Redis and the broker, found by port.
     names = {p["name"] for p in report["cpu"]["run"]["processes"]}
-    assert {"producer-0", "bridge-0", "worker-0", "redis", "kafka-1", "runner"} <= names
+    assert {"producer-0", "bridge-0", "worker-0", "kafka-1", "runner"} <= names
+    redis_rows = {n for n in names if n.startswith("redis")}
+    if redis_mode == CLUSTER:  # a row per node, named by its port
+        assert len(redis_rows) >= 3
+        assert all(n[len("redis-"):].isdigit() for n in redis_rows)
+    else:
+        assert redis_rows == {"redis"}
     assert report["cpu"]["run"]["total"]["us_per_job"] > 0
     assert report["cpu"]["run"]["instrumentation"]["recording_us_per_job"] > 0
     assert "µs CPU per job" in page
