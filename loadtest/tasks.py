@@ -63,16 +63,27 @@ _state: _ProcessState | None = None
 _state_lock = threading.Lock()
 
 
+def _forget_state_after_fork() -> None:
+    # A forked child starts files of its own on its first job. Forgetting the
+    # parent's state here, not comparing os.getpid() per job, saves a system
+    # call on every job (the worker's hot path at saturation).
+    global _state, _state_lock
+    _state, _state_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_state_after_fork)
+
+
 def _process_state() -> _ProcessState | None:
     global _state
     state = _state
-    if state is not None and state.pid == os.getpid():
+    if state is not None:
         return state
     run_dir = os.environ.get(RUN_DIR_ENV)
     if not run_dir:
         return None
     with _state_lock:
-        if _state is None or _state.pid != os.getpid():
+        if _state is None:
             _state = _ProcessState(run_dir)
         return _state
 
