@@ -17,6 +17,10 @@ nothing, then one more job: the latency of a job into an idle pipeline.
   ``linger.ms=0``) and a consumer in another process, one topic, one
   partition; latency is ``produce()`` to the consumer's ``poll()`` returning it.
 
+The busy hour is the same command at Celery's own drain rate (``jobpipe bench
+worker`` measures it): ``--rate R --systems jobpipe,celery``, where the mean
+latency is the figure to compare (Celery's queue grows there, jobpipe's not).
+
 Each of ``--runs`` rounds (3) runs every system once, in turn; the summary
 is the median of the rounds. The machine may be shared: compare systems
 within a round, not with figures from another day.
@@ -82,6 +86,7 @@ class Figures:
     quiet: float
     jobs: int
     extra: dict[str, float]
+    mean: float  # the busy-hour figure: at a rate near saturation the tail sets it
 
 
 def open_loop(rate: int, seconds: float, send: Send) -> int:
@@ -146,7 +151,7 @@ def measure(client: redis.Redis[bytes], prefix: str, make_send: Callable[[str], 
                  "from_kafka_p50": percentile(after, 0.5),
                  "from_kafka_p99": percentile(after, 0.99)}
     return Figures(percentile(lat, 0.5), percentile(lat, 0.99), max(lat),
-                   (quiet[1] - quiet[0]) / 1e6, len(lat), extra)
+                   (quiet[1] - quiet[0]) / 1e6, len(lat), extra, statistics.fmean(lat))
 
 
 def idle_cores(pids: dict[str, int], seconds: float) -> dict[str, float]:
@@ -318,7 +323,7 @@ def run_kafka_floor(base: Settings, load: Load) -> Figures:
     if len(main) < sent or not lat[b"q"]:
         raise click.ClickException(f"the floor's consumer got {len(main)} of {sent} messages")
     return Figures(percentile(main, 0.5), percentile(main, 0.99), max(main), lat[b"q"][0],
-                   len(main), {})
+                   len(main), {}, statistics.fmean(main))
 
 
 def _median(rounds: list[Figures]) -> Figures:
@@ -327,14 +332,17 @@ def _median(rounds: list[Figures]) -> Figures:
     return Figures(med(f.p50 for f in rounds), med(f.p99 for f in rounds),
                    med(f.max for f in rounds), med(f.quiet for f in rounds),
                    int(med(f.jobs for f in rounds)),
-                   {k: med(f.extra[k] for f in rounds) for k in sorted(keys)})
+                   {k: med(f.extra[k] for f in rounds) for k in sorted(keys)},
+                   med(f.mean for f in rounds))
 
 
 def _row(name: str, f: Figures) -> str:
-    return f"{name:28} {f.p50:8.2f} {f.p99:8.2f} {f.max:8.2f} {f.quiet:12.2f} {f.jobs:7d}"
+    return (f"{name:28} {f.p50:8.2f} {f.p99:8.2f} {f.max:8.2f} {f.mean:9.2f} {f.quiet:12.2f} "
+            f"{f.jobs:7d}")
 
 
-HEADER = f"{'':28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'after quiet':>12} {'jobs':>7}"
+HEADER = (f"{'':28} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'mean ms':>9} "
+          f"{'after quiet':>12} {'jobs':>7}")
 LABELS = {"jobpipe": "jobpipe", "celery": "celery prefork (Redis)",
           "kafka": "bare Kafka floor"}
 
@@ -354,7 +362,8 @@ def report(results: dict[str, list[Figures]], load: Load, out: Path | None) -> N
             if other in medians:
                 o = medians[other]
                 click.echo(f"jobpipe / {LABELS[other]}: p50 {jp.p50 / o.p50:.2f}x, "
-                           f"p99 {jp.p99 / o.p99:.2f}x, after quiet {jp.quiet / o.quiet:.2f}x")
+                           f"p99 {jp.p99 / o.p99:.2f}x, mean {jp.mean / o.mean:.3f}x, "
+                           f"after quiet {jp.quiet / o.quiet:.2f}x")
         e = jp.extra
         if "to_kafka_p50" in e:
             click.echo(f"jobpipe split at the Kafka write (ms clock): enqueue -> Kafka p50 "
