@@ -14,10 +14,10 @@ def test_percentiles_are_nearest_rank() -> None:
 
 
 def test_the_summary_is_the_median_round_per_figure() -> None:
-    rounds = [Figures(1.0, 9.0, 20.0, 3.0, 100, {"a": 1.0, "b": 5.0}),
-              Figures(2.0, 4.0, 10.0, 1.0, 100, {"a": 3.0}),
-              Figures(3.0, 5.0, 30.0, 2.0, 100, {"a": 2.0})]
-    assert _median(rounds) == Figures(2.0, 5.0, 20.0, 2.0, 100, {"a": 2.0})
+    rounds = [Figures(1.0, 9.0, 20.0, 3.0, 100, {"a": 1.0, "b": 5.0}, 4.0),
+              Figures(2.0, 4.0, 10.0, 1.0, 100, {"a": 3.0}, 6.0),
+              Figures(3.0, 5.0, 30.0, 2.0, 100, {"a": 2.0}, 5.0)]
+    assert _median(rounds) == Figures(2.0, 5.0, 20.0, 2.0, 100, {"a": 2.0}, 5.0)
 
 
 def test_the_open_loop_sends_every_job_with_the_time_just_before() -> None:
