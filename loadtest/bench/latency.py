@@ -402,7 +402,7 @@ def report(results: dict[str, list[Figures]], load: Load, out: Path | None) -> N
 @click.pass_obj
 def latency(obj: CliContext, rate: int, duration_s: float, warmup_s: float, quiet_s: float,
             idle_cpu_s: float, runs: int, systems: str, json_out: Path | None) -> None:
-    """Latency at a low rate (p50/p99/max, one job after quiet): jobpipe, Celery, bare Kafka."""
+    """Latency at a rate (p50/p99/max/mean, one job after quiet): jobpipe, Celery, bare Kafka."""
     wanted = [s.strip() for s in systems.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(SYSTEMS))
     if unknown or not wanted:
