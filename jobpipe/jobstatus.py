@@ -280,19 +280,19 @@ def advance_all_calls(namespace: str, spec: QueueSpec, raws: Sequence[bytes], st
     only from an envelope naming the replay counter: the others are read by id
     alone."""
     now = time.time_ns() if at_ns is None else at_ns
+    by_generation: dict[int, list[str]] = {}
+    if b"".join(raws).find(_REPLAYS_FIELD) < 0:  # the usual batch: no replay, one search
+        by_generation[0] = [job_id for raw in raws if (job_id := peek_id(raw)) is not None]
+    else:
+        for raw in raws:
+            if (job_id := peek_id(raw)) is not None:
+                gen = 0 if raw.find(_REPLAYS_FIELD) < 0 else _raw_generation(raw)
+                by_generation.setdefault(gen, []).append(job_id)
     hashes: dict[str, dict[_Group, list[str]]] = {}
-    if b"".join(raws).find(_REPLAYS_FIELD) < 0:  # the usual batch: no replay, one group
-        ids = [job_id for raw in raws if (job_id := peek_id(raw)) is not None]
-        group = _group(state, 1, 0, now, {})
+    for gen, ids in by_generation.items():
+        group = _group(state, 1, gen, now, {})
         for key, part in by_state_hash(namespace, spec.name, ids).items():
-            hashes[key] = {group: part}
-        return _calls(record_ttl_s(spec), hashes, most)
-    groups: dict[int, _Group] = {}
-    for raw in raws:
-        if (job_id := peek_id(raw)) is not None:
-            gen = 0 if raw.find(_REPLAYS_FIELD) < 0 else _raw_generation(raw)
-            group = groups.get(gen) or groups.setdefault(gen, _group(state, 1, gen, now, {}))
-            _add(hashes, names.job_states_key(namespace, spec.name, job_id), group, job_id)
+            _add(hashes, key, group, *part)
     return _calls(record_ttl_s(spec), hashes, most)
 
 
