@@ -35,8 +35,8 @@ def worker_key_patterns(namespace: str, spec: QueueSpec) -> list[str]:
     ns, q = namespace, spec.name
     keys = [names.ready_key(ns, q, shard, level, own_slot=spec.shard_slots)
             for level in spec.levels for shard in range(spec.shards)]
-    keys += [names.done_key(ns, q, "*"), names.rate_key(ns, q), names.rate_key(ns, q, "*"),
-             names.tenants_key(ns, q), names.parked_key(ns, q, "*")]
+    keys += [names.done_key(ns, q, "*"), names.done_ids_key(ns, q, "*"), names.rate_key(ns, q),
+             names.rate_key(ns, q, "*"), names.tenants_key(ns, q), names.parked_key(ns, q, "*")]
     if spec.fair:
         keys.append(names.tenant_ready_key(ns, q, "*"))
     if spec.track_status:

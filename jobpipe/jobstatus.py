@@ -37,6 +37,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import orjson
@@ -298,20 +299,8 @@ def advance_all_calls(namespace: str, spec: QueueSpec, raws: Sequence[bytes], st
 
 def by_state_hash(namespace: str, queue: str, job_ids: Iterable[str]) -> dict[str, list[str]]:
     """``job_ids`` (of one queue) by the hash that holds their records, in order
-    within each. A batch's ids mostly share one hash, so each key is made once,
-    from the ids' first :data:`~jobpipe.names.STATE_HASH_ID_CHARS` characters
-    (all that :func:`~jobpipe.names.job_states_key` reads of an id)."""
-    cut = names.STATE_HASH_ID_CHARS
-    by_prefix: dict[str, list[str]] = {}
-    for job_id in job_ids:
-        prefix = job_id[:cut]
-        ids = by_prefix.get(prefix)
-        if ids is None:
-            by_prefix[prefix] = [job_id]
-        else:
-            ids.append(job_id)
-    return {names.job_states_key(namespace, queue, prefix): ids
-            for prefix, ids in by_prefix.items()}
+    within each (:func:`~jobpipe.names.by_id_hash`)."""
+    return names.by_id_hash(job_ids, partial(names.job_states_key, namespace, queue))
 
 
 def _add(hashes: dict[str, dict[_Group, list[str]]], key: str, group: _Group,

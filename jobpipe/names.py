@@ -27,7 +27,10 @@ Redis, per queue ``q`` in namespace ``ns`` (``{q}`` is ``{q.s<shard>}`` for the
     ns:{q}:inflight-owners         SET   bridge ids still allowed to write them      shard
     ns:{q}:dead                    LIST  jobs Kafka refused for good (with reason)   shard
     ns:{q}:unique:<key>            STR   unique-job window -> first job id           shard
-    ns:{q}:done:<key>              STR   idempotency marker of a completed job
+    ns:{q}:done:<key>              STR   done marker of a completed job with an
+                                         explicit idempotency key (``idem``)
+    ns:{q}:done-ids:<id[:11]>      HASH  done markers of completed jobs keyed by
+                                         their id, id -> 1, one hash per 256 ms of ids
     ns:{q}:jobs:<id[:11]>          HASH  tracked jobs' state records, id -> record,
                                          one hash per 256 ms of ids (jobpipe.jobstatus)
     ns:{q}:paused-tenants          SET   paused tenants
@@ -51,6 +54,7 @@ Kafka::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _TENANT = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
@@ -204,17 +208,42 @@ def unique_key(ns: str, queue: str, idempotency_key: str, slot: int | None = Non
 
 
 def done_key(ns: str, queue: str, idempotency_key: str) -> str:
-    """Marker set once a job completed, so a redelivery is skipped."""
+    """Marker set once a job with an explicit idempotency key completed, so a
+    redelivery is skipped (a job keyed by its id has its marker in
+    :func:`done_ids_key`)."""
     return f"{_q(ns, queue)}:done:{idempotency_key}"
 
 
-# How many leading characters of a job id name its state hash: a UUIDv7's first
-# 40 bits of Unix milliseconds, so the jobs made in one 256 ms share a hash. A
-# batch's records are then read and written with one HMGET and one HSET, and a
-# hash expires whole (one TTL per hash, not per job); at 50,000 jobs/s a hash
-# holds ~13,000 records, small enough to free in a few ms when it expires. Ids
-# of other writers (any UUID) spread over hashes of a record or a few each.
+# How many leading characters of a job id name its state hash (and its done
+# markers' hash): a UUIDv7's first 40 bits of Unix milliseconds, so the jobs made
+# in one 256 ms share a hash. A batch's records are then read and written with
+# one HMGET and one HSET, and a hash expires whole (one TTL per hash, not per
+# job); at 50,000 jobs/s a hash holds ~13,000 records, small enough to free in a
+# few ms when it expires. Ids of other writers (any UUID) spread over hashes of a
+# record or a few each.
 STATE_HASH_ID_CHARS = 11
+
+
+def done_ids_key(ns: str, queue: str, job_id: str) -> str:
+    """The hash holding the done marker of job ``job_id`` (field: the id), with
+    the markers of the jobs made near it in time (see :data:`STATE_HASH_ID_CHARS`)."""
+    return f"{_q(ns, queue)}:done-ids:{job_id[:STATE_HASH_ID_CHARS]}"
+
+
+def by_id_hash(job_ids: Iterable[str], key_of: Callable[[str], str]) -> dict[str, list[str]]:
+    """``job_ids`` by the hash ``key_of(id)`` names (:func:`job_states_key` or
+    :func:`done_ids_key`), in order within each. A batch's ids mostly share one
+    hash, so each key is made once, from the ids' first
+    :data:`STATE_HASH_ID_CHARS` characters (all that either key reads of an id)."""
+    by_prefix: dict[str, list[str]] = {}
+    for job_id in job_ids:
+        prefix = job_id[:STATE_HASH_ID_CHARS]
+        ids = by_prefix.get(prefix)
+        if ids is None:
+            by_prefix[prefix] = [job_id]
+        else:
+            ids.append(job_id)
+    return {key_of(prefix): ids for prefix, ids in by_prefix.items()}
 
 
 def job_states_key(ns: str, queue: str, job_id: str) -> str:

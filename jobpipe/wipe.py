@@ -19,8 +19,9 @@ UNLINK_CHUNK = 1000
 def delete_keys(client: redis.Redis[bytes], ns: str) -> int:
     """UNLINK every key of namespace ``ns``; returns how many.
 
-    A run leaves a done marker per job, so keys go a thousand per call, not one
-    round trip each (200,000 keys took minutes on a busy box).
+    A run may leave a key per job (explicit idempotency keys, unique windows),
+    so keys go a thousand per call, not one round trip each (200,000 keys took
+    minutes on a busy box).
     """
     chunk: list[bytes] = []
     deleted = 0
