@@ -152,7 +152,9 @@ def decode(raw: bytes) -> Job:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError("invalid_json", str(exc), raw) from exc
-    if (len(raw) > _MAX_ENCODABLE_DEPTH  # so many brackets need at least so many bytes
+    # A level opens and closes: so deep a job has at least twice as many bytes.
+    # Most jobs are shorter, and skip the two counts (0.65 us of a 4 us decode).
+    if (len(raw) > 2 * _MAX_ENCODABLE_DEPTH
             and raw.count(b"[") + raw.count(b"{") > _MAX_ENCODABLE_DEPTH):
         try:
             orjson.dumps(obj)

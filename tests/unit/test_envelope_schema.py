@@ -221,3 +221,22 @@ def test_the_queue_pattern_is_the_one_of_names(name: str, valid: bool) -> None:
 def test_the_tenant_pattern_is_the_one_of_names(tenant: str, valid: bool) -> None:
     assert names.is_valid_tenant(tenant) is valid
     assert (problems(_job(tenant=tenant)) == []) is valid
+
+
+@pytest.mark.parametrize(("args_depth", "refused"), [(253, False), (254, True)])
+def test_the_depth_limit_holds_at_its_edge_in_compact_bytes(args_depth: int,
+                                                            refused: bool) -> None:
+    # Compact bytes: the fewest a job so deep can have (the check is skipped below them).
+    envelope = _job(args=json.loads("[" * args_depth + "]" * args_depth))
+    raw = json.dumps(envelope, separators=(",", ":")).encode()
+    if refused:
+        with pytest.raises(EnvelopeError, match="nested deeper than 254"):
+            decode(raw)
+    else:
+        assert orjson.loads(encode(decode(raw))) == orjson.loads(raw)
+
+
+def test_the_fewest_bytes_nested_too_deep_are_refused_as_too_deep() -> None:
+    raw = b"[" * 255 + b"]" * 255  # 510 bytes: two per level, the least there can be
+    with pytest.raises(EnvelopeError, match="nested deeper than 254"):
+        decode(raw)
