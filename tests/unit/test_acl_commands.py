@@ -11,8 +11,9 @@ from jobpipe.cli import cli
 @pytest.mark.parametrize(("stage", "granted", "never"), [
     ("bridge", {"~shop:bridges", "~shop:{mail}:ready:0:0", "~shop:{mail}:inflight:*",
                 "+client|unblock", "+config|get"}, (":done", ":job:")),
-    ("worker", {"~shop:{mail}:done:*", "~shop:{mail}:done-ids:*", "~shop:{mail}:rate", "%R~shop:paused",
-                "&shop:control", "+subscribe", "~shop:workers", "+zadd"}, ("inflight", "bridges")),
+    ("worker", {"~shop:{mail}:done:*", "~shop:{mail}:done-ids:*", "~shop:{mail}:rate",
+                "%R~shop:paused", "&shop:control", "+subscribe", "~shop:workers", "+zadd"},
+     ("inflight", "bridges")),
 ])
 def test_the_command_grants_the_chosen_queues_only(tmp_path, stage: str, granted: set[str],
                                                   never: tuple[str, ...]) -> None:
