@@ -105,19 +105,10 @@ def record_job(ctx: JobContext, args: Any, started_ns: int, finished_ns: int) ->
 
 def _record(state: _ProcessState, ctx: JobContext, args: Any, started_ns: int,
             finished_ns: int) -> None:
-    enqueued_ns = ctx.enqueued_at_ns
-    stages = [("queued", started_ns - enqueued_ns), ("run", finished_ns - started_ns)]
-    kafka_ms = ctx.kafka_timestamp_ms
-    if kafka_ms is not None and kafka_ms > 0:
-        kafka_ns = kafka_ms * 1_000_000
-        stages.append(("redis", kafka_ns - enqueued_ns))
-        stages.append(("kafka", started_ns - kafka_ns))
     intended_ns = args.get("t") if isinstance(args, dict) else None
-    if isinstance(intended_ns, int):
-        stages.append(("e2e", finished_ns - intended_ns))
-    rec = state.recorder
-    rec.record_stages_ns(stages)
-    rec.count("done")
+    state.recorder.record_job_ns((ctx.enqueued_at_ns, started_ns, finished_ns,
+                                  ctx.kafka_timestamp_ms or 0,
+                                  intended_ns if type(intended_ns) is int else 0))
     state.ledger.record_one(ctx.job_id)
     if ctx.kafka_topic is not None and ctx.kafka_partition is not None:
         state.trace.ran(ctx.kafka_topic, ctx.kafka_partition, started_ns // 1_000_000)

@@ -89,3 +89,30 @@ def test_folded_histogram_equals_one_recorded_value_by_value():
     from loadtest.recording import decode_histogram, summarize
 
     assert summarize(decode_histogram(folded.encode().decode())) == summarize(direct)
+
+
+def test_a_jobs_times_give_the_stages_one_record_per_stage_gives():
+    t0 = 1_800_000_000_000_000_000
+    jobs = [  # enqueued, started, finished, kafka ms, intended
+        (t0, t0 + 7_000_000, t0 + 9_500_000, (t0 + 2_000_000) // 1_000_000, t0 - 1_000_000),
+        (t0, t0 + 3_000_000, t0 + 3_000_999, 0, 0),  # no Kafka time, no intended time
+        (t0, t0 - 500, t0 + 1_000, (t0 + 1_000_000) // 1_000_000, t0),  # clocks skewed
+    ]
+    bulk, each = StageRecorder("worker"), StageRecorder("worker")
+    for enqueued, started, finished, kafka_ms, intended in jobs:
+        bulk.record_job_ns((enqueued, started, finished, kafka_ms, intended))
+        each.record_ns("queued", started - enqueued)
+        each.record_ns("run", finished - started)
+        if kafka_ms:
+            each.record_ns("redis", kafka_ms * 1_000_000 - enqueued)
+            each.record_ns("kafka", started - kafka_ms * 1_000_000)
+        if intended:
+            each.record_ns("e2e", finished - intended)
+        each.count("done")
+    a, b = bulk.snapshot(), each.snapshot()
+    assert a is not None
+    assert b is not None
+    assert a["counts"] == b["counts"] == {"done": 3}
+    assert sorted(a["h"]) == ["e2e", "kafka", "queued", "redis", "run"]
+    assert a["h"] == b["h"]
+    assert bulk.snapshot() is None
