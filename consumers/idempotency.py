@@ -4,9 +4,9 @@ A job keyed by its id (no ``idem``) has its marker in a hash shared with the
 jobs made in the same 256 ms (:func:`jobpipe.names.done_ids_key`, the field is
 the id), like the state records: a batch's markers are one ``HSET`` and one
 ``EXPIRE``, refreshed by every write, so each marker lives at least the queue's
-``idempotency_ttl_s`` after its own write. One ``SET ... EX`` per job, as
-before, cost Redis 5-7 µs of CPU per job against 1.8-2.3 for a hash, in
-batches of 100-500 (docs/benchmarks.md). A job with an explicit idempotency key
+``idempotency_ttl_s`` after its own write. With one ``SET ... EX`` per job,
+as before, Redis used 13-14 µs of CPU per job at saturation, 9 with the hash
+(docs/benchmarks.md, "Done markers per hash"). A job with an explicit idempotency key
 shares it with other ids, made at any time: it keeps a key of its own
 (:func:`jobpipe.names.done_key`).
 
