@@ -68,11 +68,16 @@ def records_are_markers(spec: QueueSpec) -> bool:
             and record_ttl_s(spec) >= spec.idempotency_ttl_s)
 
 
-def _explicit_keys(ns: str, queue: str, jobs: Iterable[Job]) -> list[bytes]:
-    """The marker keys of jobs with an explicit idempotency key, as bytes:
-    redis-py packs bytes at half the cost of str."""
+def _explicit_keys(ns: str, queue: str, idems: Iterable[str]) -> list[bytes]:
+    """The marker keys of explicit idempotency keys, as bytes: redis-py packs
+    bytes at half the cost of str."""
     prefix = names.done_key(ns, queue, "")
-    return [(prefix + job.idem).encode() for job in jobs if job.idem is not None]
+    return [(prefix + idem).encode() for idem in idems]
+
+
+def _explicit(jobs: Iterable[Job]) -> list[str]:
+    """The explicit idempotency keys of ``jobs``, in order."""
+    return [job.idem for job in jobs if job.idem is not None]
 
 
 def _by_id_hash(ns: str, queue: str, job_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -124,9 +129,9 @@ class DoneMarkers:
         groups = _by_id_hash(self._ns, queue, [job.id for job in jobs if job.idem is None])
         commands: list[Command] = [("HMGET", key, *ids) for key, ids in groups.items()]
         keyed = list(groups.values())
-        explicit = [job.idem for job in jobs if job.idem is not None]
+        explicit = _explicit(jobs)
         if explicit:
-            commands.append(("MGET", *_explicit_keys(self._ns, queue, jobs)))
+            commands.append(("MGET", *_explicit_keys(self._ns, queue, explicit)))
             keyed.append(explicit)
         replies = await self._reads.execute(commands)
         done: set[str] = set()
@@ -155,7 +160,7 @@ class DoneMarkers:
                     keys.append(key)
                     args += (len(part), *part)
             args[1] = len(keys)
-            keys += _explicit_keys(ns, spec.name, jobs)
+            keys += _explicit_keys(ns, spec.name, _explicit(jobs))
             if keys:
                 calls.append((keys, args))
         if calls:

@@ -30,7 +30,7 @@ Command = Sequence[bytes | str]  # its name first, as str (a cluster client rout
 
 
 class DirectReads:
-    """Reads (``MGET``, ``HMGET``) over a connection of its own.
+    """Reads (``MGET``, ``HMGET``, sent with :meth:`execute`) over a connection of its own.
 
     Args:
         client: the asyncio client whose pool (and settings) to use.
@@ -42,11 +42,6 @@ class DirectReads:
         self._conn: Any = None
         self._timeout_s: float | None = None  # the client's socket timeout, per call
         self._busy = False
-
-    async def mget(self, keys: Sequence[bytes]) -> list[bytes | None]:
-        """The values of ``keys`` (``None`` where a key is missing)."""
-        replies = await self.execute([("MGET", *keys)])
-        return cast("list[bytes | None]", replies[0])
 
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
         """The replies of ``commands``, in order, sent in one round trip."""
