@@ -225,3 +225,21 @@ def test_a_task_ref_enqueues_through_either_producer(make_producer, make_setting
     assert [(j.id, j.queue, j.task, j.args, j.key) for j in jobs] == [
         (sync_id, "default", "send", {"n": 1}, "k"), (many_id, "default", "send", {"n": 2}, "k"),
         (async_id, "default", "send", {"n": 3}, "k")]
+
+
+async def test_a_push_after_a_script_flush_lands_once(make_producer, make_settings,
+                                                      redis_client, namespace):
+    # The push script goes as a bare EVALSHA; NOSCRIPT (a restart, a fail-over)
+    # ran nothing, and the call that loads the script pushes each job once.
+    from tests.integration.ingest.conftest import QUEUES
+
+    producer = make_producer()
+    producer.enqueue("default", "t", 0)
+    redis_client.script_flush()
+    ids = producer.enqueue_many("default", "t", [1, 2, 3])
+    redis_client.script_flush()
+    async with AsyncProducer(make_settings(queues=QUEUES)) as aio:
+        ids += await aio.enqueue_many("default", "t", [4, 5])
+    jobs = _all_ready(redis_client, namespace)
+    assert sorted(j.id for j in jobs if j.args) == sorted(ids)
+    assert sorted(j.args for j in jobs) == [0, 1, 2, 3, 4, 5]
