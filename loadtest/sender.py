@@ -7,6 +7,13 @@ its intended send time in ``args["t"]``. Each call is ``enqueue_many`` of the
 jobs due now (one round trip), so the ``enqueue`` stage is the duration of one
 such call; ``send_lag`` is how late each job left this process.
 
+A sender calls at most once per :data:`SEND_TICK_NS` tick, as a producer
+service flushing once a millisecond would; a job waits for its tick, and its
+end-to-end latency (from the intended send time) includes that wait. Calling
+as soon as one job was due made ~3,000 calls a second of ~7 jobs at 20,000
+jobs/s: the sender took whatever CPU the pipeline left, so its CPU per job
+measured the box's idle time rather than the jobs (docs/benchmarks.md).
+
 The backend is jobpipe's :class:`ingest.Producer` or, for the peer comparison,
 Celery (:mod:`loadtest.peers.celery_peer`).
 """
@@ -35,7 +42,7 @@ from loadtest.workload import HandlerTime, job_args, padding
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 2000
-IDLE_SLEEP_S = 0.001
+SEND_TICK_NS = 1_000_000
 # (queue, tenant, args list) -> accepted job ids
 SendFn = Callable[[str, str | None, list[dict[str, Any]]], list[str]]
 
@@ -73,9 +80,6 @@ def run_sender(plan: RunPlan, index: int, send: SendFn, role: str = "producer",
         while not share.finished:
             now_ns = time.time_ns()
             due = share.due_jobs((now_ns - start_ns) / 1e9, BATCH_MAX)
-            if not due:
-                time.sleep(IDLE_SLEEP_S)
-                continue
             batches: dict[tuple[str, str | None], list[dict[str, Any]]] = defaultdict(list)
             picks = tenants.pick(len(due))
             offsets = schedule.offsets_ns(due)
@@ -86,6 +90,9 @@ def run_sender(plan: RunPlan, index: int, send: SendFn, role: str = "producer",
                 batches[(queue, tenant)].append(job_args(intended_ns, pad, ms))
             for (queue, tenant), args_list in batches.items():
                 _send_batch(send, queue, tenant, args_list, recorder, ledger)
+            if len(due) < BATCH_MAX:  # caught up: the next call at the next tick
+                elapsed_ns = time.time_ns() - start_ns
+                time.sleep((SEND_TICK_NS - elapsed_ns % SEND_TICK_NS) / 1e9)
     finally:
         intervals.close()
 
