@@ -189,8 +189,9 @@ class BridgeSettings:
             wakes it at once (see :mod:`bridge.wake`), so this only bounds
             how long it sleeps with no work at all.
         linger_ms: Kafka producer batching delay while jobs pour in (above
-            about 2,000 a second): takes in quick succession share requests.
-            A trickle's take is flushed at once (:mod:`bridge.pace`).
+            about 2,000 a second): takes in quick succession share requests,
+            and the worker's fetches grow with them. A trickle's take is
+            flushed at once (:mod:`bridge.pace`).
         compression: Kafka producer compression codec.
         log_interval_s: repeated trouble (broker down) is logged once per interval.
     """
@@ -201,7 +202,7 @@ class BridgeSettings:
     heartbeat_timeout_s: float = 10.0
     delayed_interval_s: float = 0.02
     idle_wait_s: float = 1.0
-    linger_ms: float = 1.0
+    linger_ms: float = 3.0
     compression: str = "lz4"
     log_interval_s: float = 10.0
 
