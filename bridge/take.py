@@ -41,7 +41,7 @@ import redis
 
 from bridge.batch import Source
 from jobpipe import names
-from jobpipe.pipelined import run_script_calls
+from jobpipe.pipelined import run_script, run_script_calls
 from jobpipe.redis_failures import REDIS_FAILURES, may_have_run
 
 # One call takes from several ready lists of one queue (they share its hash
@@ -133,7 +133,7 @@ class Taker:
         if tenant:
             keys.append(names.tenants_key(ns, q))
         with _outcome_known("take"):
-            taken = self._take(keys=keys, args=[self.bridge_id, n, tenant or ""])
+            taken = run_script(self._client, self._take, keys, [self.bridge_id, n, tenant or ""])
         if taken is None:
             raise Fenced(self.bridge_id)
         return [list(items) for items in taken]

@@ -17,9 +17,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self
 
-import hiredis
 import redis.asyncio
 import redis.exceptions
 
@@ -34,6 +33,7 @@ from jobpipe import connections, jobstatus
 from jobpipe.errors import NotReplicated
 from jobpipe.jobstatus import JobStatus
 from jobpipe.options import JobOptions
+from jobpipe.pipelined import run_script_async
 from jobpipe.redact import redact_url
 from jobpipe.redis_failures import REDIS_DOWN, is_out_of_memory, is_redis_down
 from jobpipe.settings import Settings
@@ -63,7 +63,6 @@ class AsyncProducer:
         self._redis = client if client is not None else connections.async_redis_client(
             settings.redis)
         self._script = self._redis.register_script(PUSH_LUA)
-        self._direct = not connections.is_cluster(self._redis)  # see _run_script
         path = settings.ingest.spool_path
         self._spool = Spool(path) if path else None
         self._spool_lock = asyncio.Lock()
@@ -283,37 +282,11 @@ class AsyncProducer:
         if self.settings.redis.wait_replicas:
             return await self._call_confirmed(keys, args)
         try:
-            return parse_reply(await self._run_script(keys, args))
+            return parse_reply(await run_script_async(self._redis, self._script, keys, args))
         except redis.exceptions.ResponseError as exc:
             if is_out_of_memory(exc):  # at maxmemory: Redis itself is full
                 return PushReply(True, -1, [])
             raise
-
-    async def _run_script(self, keys: list[str], args: list[Any]) -> Any:
-        """The push script: one ``EVALSHA``, packed by hiredis and written on a
-        pooled connection, as :meth:`_multi` writes.
-
-        redis-py's script call wraps each command in a retry wrapper, event and
-        observability hooks, and packs each argument in Python: a 15-job push
-        cost ~195 us of CPU that way and ~95 this way (blocking client,
-        docs/benchmarks.md). A lost connection fails the call, as on
-        :meth:`_multi`, and :meth:`_send` decides what to send again. Through
-        redis-py's script only on a cluster, which routes it, and after NOSCRIPT
-        (nothing ran), which loads it.
-        """
-        if self._direct:
-            pool = self._redis.connection_pool
-            conn = await pool.get_connection()
-            try:
-                await conn.send_packed_command([hiredis.pack_command(
-                    ("EVALSHA", cast(Any, self._script).sha, len(keys), *keys, *args))],
-                    check_health=False)
-                return await conn.read_response()
-            except redis.exceptions.NoScriptError:
-                pass
-            finally:
-                await pool.release(conn)
-        return await self._script(keys=keys, args=args)
 
     async def _call_confirmed(self, keys: list[str], args: list[Any]) -> PushReply:
         """The push script, then ``WAIT``, on one connection to the keys' primary

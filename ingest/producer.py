@@ -13,9 +13,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self
 
-import hiredis
 import redis
 
 from ingest import replicas
@@ -29,6 +28,7 @@ from jobpipe import connections, jobstatus
 from jobpipe.errors import NotReplicated
 from jobpipe.jobstatus import JobStatus
 from jobpipe.options import JobOptions
+from jobpipe.pipelined import run_script
 from jobpipe.redact import redact_url
 from jobpipe.redis_failures import REDIS_DOWN, is_out_of_memory, is_redis_down
 from jobpipe.settings import Settings
@@ -58,7 +58,6 @@ class Producer:
         self._redis = client if client is not None else connections.redis_client(
             settings.redis)
         self._script = self._redis.register_script(PUSH_LUA)
-        self._direct = not connections.is_cluster(self._redis)  # see _run_script
         path = settings.ingest.spool_path
         self._spool = Spool(path) if path else None
         self._spool_lock = threading.Lock()
@@ -278,37 +277,11 @@ class Producer:
         if self.settings.redis.wait_replicas:
             return self._call_confirmed(keys, args)
         try:
-            return parse_reply(self._run_script(keys, args))
+            return parse_reply(run_script(self._redis, self._script, keys, args))
         except redis.exceptions.ResponseError as exc:
             if is_out_of_memory(exc):  # at maxmemory: Redis itself is full
                 return PushReply(True, -1, [])
             raise
-
-    def _run_script(self, keys: list[str], args: list[Any]) -> Any:
-        """The push script: one ``EVALSHA``, packed by hiredis and written on a
-        pooled connection, as :meth:`_multi` writes.
-
-        redis-py's script call wraps each command in a retry wrapper, event and
-        observability hooks, and packs each argument in Python: a 15-job push
-        cost ~195 us of CPU that way and ~95 this way (blocking client,
-        docs/benchmarks.md). A lost connection fails the call, as on
-        :meth:`_multi`, and :meth:`_send` decides what to send again. Through
-        redis-py's script only on a cluster, which routes it, and after NOSCRIPT
-        (nothing ran), which loads it.
-        """
-        if self._direct:
-            pool = self._redis.connection_pool
-            conn = pool.get_connection()
-            try:
-                conn.send_packed_command([hiredis.pack_command(
-                    ("EVALSHA", cast(Any, self._script).sha, len(keys), *keys, *args))],
-                    check_health=False)
-                return conn.read_response()
-            except redis.exceptions.NoScriptError:
-                pass
-            finally:
-                pool.release(conn)
-        return self._script(keys=keys, args=args)
 
     def _call_confirmed(self, keys: list[str], args: list[Any]) -> PushReply:
         """The push script, then ``WAIT``, on one connection to the keys' primary

@@ -12,6 +12,14 @@ again, as the calls that ran would run twice.
 A cluster pipeline may send its calls to several nodes and follows redirects
 itself, so on a cluster the script's body goes along (``EVAL``): a few hundred
 bytes more per call, and never NOSCRIPT.
+
+One call alone (:func:`run_script`) is a bare ``EVALSHA`` packed by hiredis and
+written on a pooled connection. redis-py's script call wraps each command in a
+retry wrapper and event and observability hooks, and packs each argument in
+Python: a producer's 15-job push took ~117 us of CPU that way and ~50-57 this
+way (blocking client), a one-field script ~103 and ~69 us on an asyncio client.
+It fails as redis-py's call does, minus its retries: a broken connection
+raises, and the caller (who knows whether a second run is safe) decides.
 """
 
 from __future__ import annotations
@@ -19,24 +27,66 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+import hiredis
 import redis.asyncio.cluster
 import redis.cluster
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
+from jobpipe.connections import is_cluster
+
 ScriptCall = tuple[Sequence[Any], Sequence[Any]]  # keys, args
+
+
+def run_script(client: Any, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    """``script(keys=keys, args=args)`` on a blocking client: a bare ``EVALSHA``
+    on a single Redis; through the script on a cluster (which routes it) and
+    after NOSCRIPT (nothing ran; the script loads itself)."""
+    if not is_cluster(client):
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([_evalsha(script, keys, args)], check_health=False)
+            return conn.read_response()
+        except NoScriptError:
+            pass
+        finally:
+            pool.release(conn)
+    return script(keys=keys, args=args)
+
+
+async def run_script_async(client: Any, script: AsyncScript, keys: Sequence[Any],
+                           args: Sequence[Any]) -> Any:
+    """:func:`run_script` on an asyncio client."""
+    if not is_cluster(client):
+        pool = client.connection_pool
+        conn = await pool.get_connection()
+        try:
+            await conn.send_packed_command([_evalsha(script, keys, args)], check_health=False)
+            return await conn.read_response()
+        except NoScriptError:
+            pass
+        finally:
+            await pool.release(conn)
+    return await script(keys=keys, args=args)
+
+
+def _evalsha(script: Script | AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+    packed: bytes = hiredis.pack_command(
+        ("EVALSHA", cast(Any, script).sha, len(keys), *keys, *args))
+    return packed
 
 
 def run_script_calls(client: Any, script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
     """Run ``script`` once per ``(keys, args)`` of ``calls`` in one round trip (a
     blocking client, plain or cluster); the results, in order.
 
-    One call is a plain ``EVALSHA`` (redis-py loads the script on NOSCRIPT). A
+    One call is :func:`run_script`. A
     failure other than NOSCRIPT raises the first one, as a pipeline does; the
     calls without one ran.
     """
     if len(calls) == 1:
-        return [script(keys=calls[0][0], args=calls[0][1])]
+        return [run_script(client, script, calls[0][0], calls[0][1])]
     pipe = client.pipeline(transaction=False)
     for keys, args in calls:
         _queue(pipe, script, keys, args)
@@ -50,7 +100,7 @@ async def run_script_calls_async(client: Any, script: AsyncScript,
                                  calls: Sequence[ScriptCall]) -> list[Any]:
     """:func:`run_script_calls` on an asyncio client."""
     if len(calls) == 1:
-        return [await script(keys=calls[0][0], args=calls[0][1])]
+        return [await run_script_async(client, script, calls[0][0], calls[0][1])]
     pipe = client.pipeline(transaction=False)
     for keys, args in calls:
         _queue(pipe, script, keys, args)

@@ -46,8 +46,9 @@ RULES: list[tuple[str, str]] = [
     (r"\basync_redis_client\b", "redis_client"),
     (r"\bcheck_redis_safety_async\b", "check_redis_safety"),
     (r"\bAsyncProducer\b", "Producer"),
-    # jobpipe.jobstatus and ingest.replicas name their asyncio twins with this suffix.
-    (r"\b(lookup|cancel|wait_for|primary_connection|refresh_slots)_async\b", r"\1"),
+    # jobpipe.jobstatus, jobpipe.pipelined and ingest.replicas name their asyncio
+    # twins with this suffix.
+    (r"\b(lookup|cancel|wait_for|primary_connection|refresh_slots|run_script)_async\b", r"\1"),
 ]
 
 
