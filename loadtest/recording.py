@@ -267,6 +267,10 @@ class IntervalLog:
         self.write_now()
 
     def _loop(self) -> None:
+        # numpy now, on this thread, while the process gets ready: imported by the
+        # first snapshot, its ~0.1 s of import held the GIL in the first second of
+        # every run, and that second's p99 was 61-160 ms (docs/benchmarks.md).
+        import numpy  # noqa: F401
         # Intervals end on whole multiples of interval_s of the wall clock, in
         # every process alike, so the runner's per-second buckets line up.
         while True:
