@@ -211,9 +211,9 @@ def histogram_of(values_us: ValuesUs) -> HdrHistogram:
     ``record_value`` is pure Python, well over a microsecond a value, and the
     recording of a busy second took tens of milliseconds.
     """
-    # numpy is imported here, not with the module: a worker imports this module
-    # with its app, and numpy's ~0.4 s (more on a loaded machine) delayed every
-    # worker start -- a restarted worker's way back -- before it could join.
+    # numpy is imported here, not with the module: the runner and the reports
+    # import this module too. Senders and workers import it when their interval
+    # log starts (IntervalLog), before the run.
     import numpy as np
 
     hist = new_histogram()
@@ -243,6 +243,12 @@ class IntervalLog:
 
     def __init__(self, run_dir: str | Path, recorder: StageRecorder,
                  interval_s: float = 1.0) -> None:
+        # numpy now, before the run: imported by the first snapshot, its import
+        # (~0.1 s, holding the GIL) stalled every sender and worker one second
+        # into the run (docs/benchmarks.md). Not on the writer's thread either: a
+        # worker forked by ``--processes`` mid-import would hang on numpy's lock.
+        import numpy  # noqa: F401
+
         folder = Path(run_dir) / INTERVALS_DIR
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{recorder.role}-{os.getpid()}.jsonl"
@@ -267,10 +273,6 @@ class IntervalLog:
         self.write_now()
 
     def _loop(self) -> None:
-        # numpy now, on this thread, while the process gets ready: imported by the
-        # first snapshot, its ~0.1 s of import held the GIL in the first second of
-        # every run, and that second's p99 was 61-160 ms (docs/benchmarks.md).
-        import numpy  # noqa: F401
         # Intervals end on whole multiples of interval_s of the wall clock, in
         # every process alike, so the runner's per-second buckets line up.
         while True:
