@@ -72,6 +72,8 @@ async def run_script_async(client: Any, script: AsyncScript, keys: Sequence[Any]
 
 
 def _evalsha(script: Script | AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+    """The call in RESP. hiredis takes ``str``, ``bytes``, ``int`` (exactly: not
+    ``bool``), ``float`` and ``memoryview``, as every caller passes."""
     packed: bytes = hiredis.pack_command(
         ("EVALSHA", cast(Any, script).sha, len(keys), *keys, *args))
     return packed

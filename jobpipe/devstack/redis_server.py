@@ -16,6 +16,7 @@ from jobpipe.errors import StackError
 
 AOF_REWRITE_MIN_SIZE = "1gb"  # see write_config
 
+
 @dataclass(frozen=True)
 class RedisConfig:
     """How the dev Redis runs.
