@@ -4,7 +4,8 @@ Measures, with 100-byte args, against one Redis (``--redis-url``, default the
 settings' one): single ``enqueue`` latency (HdrHistogram), ``enqueue_many``
 jobs/s from one process, the same as a ratio to ``redis-benchmark -P 100 -t
 lpush`` run here, HTTP intake jobs/s with batches of 100 and its p99 request
-latency, and Celery's ``apply_async`` rate as a ratio. Every key it writes is
+latency, Celery's ``apply_async`` rate as a ratio, and the CPU one
+``enqueue_many`` call of a few sizes costs this process and Redis. Every key it writes is
 deleted afterwards (its own namespace, and ``mylist``/the Celery queue in a
 spare database).
 """
@@ -80,6 +81,48 @@ def bench_enqueue_many(settings: Settings, batch: int, batches: int) -> float:
             busy_s += time.perf_counter() - start
             _cleanup(settings)
     return batch * batches / busy_s
+
+
+def _redis_cpu_s(client: redis.Redis[bytes]) -> float:
+    """CPU seconds the Redis server has used (main thread and children)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def bench_call_cpu(settings: Settings, sizes: list[int], calls: int) -> list[dict[str, Any]]:
+    """CPU per ``enqueue_many`` call of each size: this process's and Redis's.
+
+    The producer's cost is mostly per call, not per job, so a small call's
+    figure says what a producer sending many small batches pays. Redis's share
+    is the server's CPU over the calls: meaningful only when nothing else uses
+    that Redis meanwhile (``None`` on a cluster). Lists are emptied every 100
+    calls, outside the timing.
+    """
+    from ingest import Producer
+
+    client = None if settings.redis.cluster else redis_client(settings.redis)
+    rows = []
+    with Producer(settings) as producer:
+        for size in sizes:
+            args_list = [ARGS_100B] * size
+            for _ in range(100):  # warm up: connections, script cache, id buffer
+                producer.enqueue_many("default", "bench", args_list)
+            _cleanup(settings)
+            client_s = redis_s = 0.0
+            for done in range(0, calls, 100):
+                redis_before = _redis_cpu_s(client) if client is not None else 0.0
+                before = time.process_time()
+                for _ in range(min(100, calls - done)):
+                    producer.enqueue_many("default", "bench", args_list)
+                client_s += time.process_time() - before
+                if client is not None:
+                    redis_s += _redis_cpu_s(client) - redis_before
+                _cleanup(settings)
+            rows.append({"jobs": size, "client_us": client_s / calls * 1e6,
+                         "redis_us": redis_s / calls * 1e6 if client is not None else None})
+    if client is not None:
+        client.close()
+    return rows
 
 
 def bench_redis_benchmark(url: str, requests: int) -> float | None:
@@ -189,10 +232,12 @@ def bench_celery(url: str, count: int) -> float | None:
 
 
 def run_bench(settings: Settings, *, single: int, batch: int, batches: int,
-              redis_benchmark_n: int, http_s: float, celery_n: int) -> dict[str, Any]:
+              redis_benchmark_n: int, http_s: float, celery_n: int,
+              call_sizes: list[int], calls: int) -> dict[str, Any]:
     """Run every measurement once and return the figures."""
     hist = bench_enqueue(settings, single)
     many = bench_enqueue_many(settings, batch, batches)
+    call_cpu = bench_call_cpu(settings, call_sizes, calls) if calls > 0 else []
     lpush = bench_redis_benchmark(settings.redis.url, redis_benchmark_n)
     http_rate, http_p99_us = bench_http(settings, http_s, connections=8)
     celery = bench_celery(settings.redis.url, celery_n)
@@ -205,6 +250,7 @@ def run_bench(settings: Settings, *, single: int, batch: int, batches: int,
         "http_jobs_s": http_rate,
         "http_p99_us": http_p99_us,
         "celery_apply_async_s": celery,
+        "call_cpu": call_cpu,
     }
 
 
@@ -234,6 +280,15 @@ def _table(r: dict[str, Any]) -> Table:
                       f"{r['enqueue_many_jobs_s'] / r['celery_apply_async_s']:.0f}x, "
                       f"single enqueue = "
                       f"{1e6 / r['enqueue_p50_us'] / r['celery_apply_async_s']:.1f}x (p50)")
+    for row in r["call_cpu"]:
+        here, in_redis = row["client_us"], row["redis_us"]
+        if in_redis is None:  # a cluster: no one server's CPU to read
+            table.add_row(f"CPU per enqueue_many of {row['jobs']:,}", f"{here:.0f} µs here",
+                          f"{here / row['jobs']:.2f} µs per job (without Redis)")
+        else:
+            table.add_row(f"CPU per enqueue_many of {row['jobs']:,}",
+                          f"{here:.0f} µs here + {in_redis:.0f} µs Redis",
+                          f"{(here + in_redis) / row['jobs']:.2f} µs per job")
     return table
 
 
@@ -246,9 +301,14 @@ def _table(r: dict[str, Any]) -> Table:
               help="Requests for redis-benchmark.")
 @click.option("--http-s", default=5.0, show_default=True, help="Seconds of HTTP load.")
 @click.option("--celery-n", default=5_000, show_default=True, help="apply_async calls timed.")
+@click.option("--call-sizes", default="1,15,40,500", show_default=True,
+              help="Jobs per enqueue_many call whose CPU per call is measured.")
+@click.option("--calls", default=3_000, show_default=True,
+              help="enqueue_many calls per size for the CPU per call (0: skip).")
 @click.pass_obj
 def ingest(obj: CliContext, redis_url: str | None, single: int, batch: int, batches: int,
-           redis_benchmark_n: int, http_s: float, celery_n: int) -> None:
+           redis_benchmark_n: int, http_s: float, celery_n: int, call_sizes: str,
+           calls: int) -> None:
     """Enqueue latency and throughput, HTTP intake, vs redis-benchmark and Celery."""
     settings = obj.settings() if obj is not None else Settings()
     if redis_url:
@@ -256,6 +316,14 @@ def ingest(obj: CliContext, redis_url: str | None, single: int, batch: int, batc
     # Its own namespace and a plain queue, whatever the settings declare.
     settings = replace(settings, namespace=f"jpbench{os.getpid()}",
                        topology=Topology({"default": QueueSpec("default")}))
+    try:
+        sizes = [int(size) for size in call_sizes.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"not a comma-separated list of counts: {call_sizes!r}",
+                                 param_hint="--call-sizes") from None
+    if any(size < 1 for size in sizes):
+        raise click.BadParameter("each size must be at least 1", param_hint="--call-sizes")
     results = run_bench(settings, single=single, batch=batch, batches=batches,
-                        redis_benchmark_n=redis_benchmark_n, http_s=http_s, celery_n=celery_n)
+                        redis_benchmark_n=redis_benchmark_n, http_s=http_s, celery_n=celery_n,
+                        call_sizes=sizes, calls=calls)
     Console().print(_table(results))
