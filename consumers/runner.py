@@ -39,6 +39,11 @@ from jobpipe.jobstatus import SameUpdate, Update
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
+# Shortest time between two flushes of finished jobs. Nothing waits for a
+# flush but the offset commit and the done markers (a crash before it re-runs
+# the jobs, as before it), and at 1,000 jobs/s a flush per job cost more than
+# the jobs (docs/benchmarks.md).
+FLUSH_GAP_S = 0.005
 
 
 class Slot:
@@ -333,6 +338,10 @@ class Runner:
             await self._flush_event.wait()
             self._flush_event.clear()
             await self.flush()
+            # A flush (marker write, offsets, metrics) costs the same for one job
+            # as for many: while jobs trickle in one by one, gather what finishes
+            # in the next FLUSH_GAP_S instead of paying it per job.
+            await asyncio.sleep(FLUSH_GAP_S)
 
     async def flush(self) -> None:
         """Write done markers, complete offsets, record metrics, hand offsets over."""
