@@ -5,8 +5,9 @@ the lanes and run it: async handlers on the loop, sync ones on a thread pool.
 A no-op async handler completes without suspending, so one runner drains a
 batch with no per-job task, lock or wake-up. Finished jobs are accounted for
 in batches by the flusher, at most every ``FLUSH_GAP_S``: done markers in one
-pipeline, then contiguous offsets handed to the fetcher to store. A failed job's offset completes only
-after its retry or DLQ record is acknowledged by Kafka. Queues with
+pipeline, then contiguous offsets handed to the fetcher to store. A failed
+job's offset completes only after its retry or DLQ record is acknowledged by
+Kafka. Queues with
 ``track_status`` also have each job's state written by the flusher
 (:mod:`consumers.states`), and their running jobs can be cancelled.
 """
