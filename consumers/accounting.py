@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 from jobpipe import metrics
-from jobpipe.envelope import now_ns
 
 
 def observe_many(child: Any, values: Sequence[float]) -> None:
@@ -45,15 +44,19 @@ class BatchMetrics:
         return child
 
     def finished(self, queue: str, task: str, run_s: Sequence[float],
-                 enqueued_at_ns: Sequence[int]) -> None:
-        """Record successful jobs of one task: their run times and enqueue times."""
+                 enqueued_at_ns: Sequence[int], finished_ns: Sequence[int]) -> None:
+        """Record successful jobs of one task: run times, and enqueue to finish.
+
+        ``finished_ns`` is when each handler returned, not when its batch is
+        flushed, so end-to-end latency leaves out the flusher's gap.
+        """
         if not run_s:
             return
-        now = now_ns()
         self._child(metrics.JOBS_PROCESSED, queue, task).inc(len(run_s))
         observe_many(self._child(metrics.RUN_SECONDS, queue, task), run_s)
         observe_many(self._child(metrics.END_TO_END_SECONDS, queue),
-                     [max(0.0, (now - e) / 1e9) for e in enqueued_at_ns])
+                     [max(0.0, (f - e) / 1e9) for e, f in zip(enqueued_at_ns, finished_ns,
+                                                              strict=True)])
 
     def duplicates(self, queue: str, n: int) -> None:
         """Record skipped redeliveries of completed jobs."""

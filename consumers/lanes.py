@@ -43,8 +43,8 @@ class Lane:
 class Item:
     """One job on its way through the worker, with where it came from."""
 
-    __slots__ = ("job", "lane", "msg_key", "offset", "partition", "result", "run_s", "task",
-                 "timestamp_ms", "topic")
+    __slots__ = ("finished_ns", "job", "lane", "msg_key", "offset", "partition", "result",
+                 "run_s", "task", "timestamp_ms", "topic")
 
     def __init__(self, topic: str, partition: int, offset: int, msg_key: bytes | None,
                  job: Job, task: Task, lane: Lane, timestamp_ms: int | None = None) -> None:
@@ -57,6 +57,7 @@ class Item:
         self.task = task
         self.lane = lane
         self.run_s = 0.0
+        self.finished_ns = 0  # wall clock when the handler returned
         self.result: Any = None  # the handler's return value (kept by some queues)
 
 

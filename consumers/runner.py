@@ -4,12 +4,12 @@ Runners (``settings.worker.concurrency`` coroutines) take the next job from
 the lanes and run it: async handlers on the loop, sync ones on a thread pool.
 A no-op async handler completes without suspending, so one runner drains a
 batch with no per-job task, lock or wake-up. Finished jobs are accounted for
-in batches by the flusher, at most every ``FLUSH_GAP_S``: done markers in one
-pipeline, then contiguous offsets handed to the fetcher to store. A failed
-job's offset completes only after its retry or DLQ record is acknowledged by
-Kafka. Queues with
-``track_status`` also have each job's state written by the flusher
-(:mod:`consumers.states`), and their running jobs can be cancelled.
+in batches by the flusher, no more often than once per ``FLUSH_GAP_S``: done
+markers in one pipeline, then contiguous offsets handed to the fetcher to
+store. A failed job's offset completes only after its retry or DLQ record is
+acknowledged by Kafka. Queues with ``track_status`` also have each job's state
+written by the flusher (:mod:`consumers.states`), and their running jobs can
+be cancelled.
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ from jobpipe.jobstatus import SameUpdate, Update
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
-# Shortest time between two flushes of finished jobs. Nothing waits for a
-# flush but the offset commit and the done markers (a crash before it re-runs
-# the jobs, as before it), and at 1,000 jobs/s a flush per job cost more than
-# the jobs (docs/benchmarks.md).
+# Shortest time between two flushes of finished jobs. A flush (done markers,
+# tracked states, offsets, metrics) costs about the same for one job as for
+# many; while jobs trickle in, one flush per job was a third of the worker's
+# CPU at 1,000 jobs/s (docs/benchmarks.md). The price: jobs finished in the
+# last gap are not yet marked or committed, so a crash re-runs about
+# rate x (gap + one flush) of them, and a job shorter than the gap never shows
+# as running in its tracked state.
 FLUSH_GAP_S = 0.005
 
 
@@ -211,6 +214,7 @@ class Runner:
                 self._fail(item, exc)
         else:
             item.run_s = time.perf_counter() - started
+            item.finished_ns = time.time_ns()
             if slot.cancelled:  # it stopped early because it was asked to
                 self.cancelled(item)
             elif ctx._produced != ctx._delivered:
@@ -339,10 +343,7 @@ class Runner:
             await self._flush_event.wait()
             self._flush_event.clear()
             await self.flush()
-            # A flush (marker write, offsets, metrics) costs the same for one job
-            # as for many: while jobs trickle in one by one, gather what finishes
-            # in the next FLUSH_GAP_S instead of paying it per job.
-            await asyncio.sleep(FLUSH_GAP_S)
+            await asyncio.sleep(FLUSH_GAP_S)  # gather what finishes meanwhile
 
     async def flush(self) -> None:
         """Write done markers, complete offsets, record metrics, hand offsets over."""
@@ -373,7 +374,8 @@ class Runner:
                 complete(topic, partition, offset)
             for (queue, task), items in by_task.items():
                 self._stats.finished(queue, task, [i.run_s for i in items],
-                                     [i.job.enqueued_at for i in items])
+                                     [i.job.enqueued_at for i in items],
+                                     [i.finished_ns for i in items])
             self._store(self.tracker.take_committable())
 
     async def _write_states(self, finished: list[Item]) -> None:
