@@ -11,14 +11,22 @@ else 1), no automatic topic creation (topics come from the topology through
 :mod:`jobpipe.admin`, so a typo fails instead of creating a topic), no initial
 rebalance delay (a test's consumer joins at once), few threads and a small
 cleaner buffer (a 2-core machine), and logs kept one day in 128 MiB segments.
+
+The broker's JVM honours the variables of Kafka's own start scripts, read
+when it starts: ``KAFKA_JVM_PERFORMANCE_OPTS`` replaces the collector options
+(G1, 20 ms pause goal) and ``KAFKA_OPTS`` adds options, e.g.
+``KAFKA_OPTS=-Xlog:gc:file=gc.log``.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import shlex
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,6 +213,16 @@ class KafkaLayout:
                 "ssl.truststore.location": str(self.tls.ca)}
 
 
+DEFAULT_JVM_PERFORMANCE_OPTS = ("-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
+
+
+def jvm_options(environ: Mapping[str, str]) -> list[str]:
+    """The collector and extra JVM options, as Kafka's ``kafka-run-class.sh`` takes them."""
+    performance = environ.get("KAFKA_JVM_PERFORMANCE_OPTS")
+    return [*(shlex.split(performance) if performance else DEFAULT_JVM_PERFORMANCE_OPTS),
+            *shlex.split(environ.get("KAFKA_OPTS", ""))]
+
+
 class KafkaNode:
     """One combined broker+controller JVM, its files under ``home``."""
 
@@ -234,7 +252,7 @@ class KafkaNode:
 
     def _java_args(self, main: str, *args: str, heap: tuple[str, ...],
                    log4j: str) -> list[str]:
-        return [self.java, *heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        return [self.java, *heap, *jvm_options(os.environ),
                 "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.logs_dir}",
                 f"-Dlog4j2.configurationFile={self.home / log4j}",
                 "-cp", f"{self.libs_dir}/*", main, *args]
