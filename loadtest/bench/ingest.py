@@ -19,7 +19,8 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import click
@@ -83,46 +84,65 @@ def bench_enqueue_many(settings: Settings, batch: int, batches: int) -> float:
     return batch * batches / busy_s
 
 
+# enqueue_many calls of one size between two readings of Redis's CPU (and
+# emptyings of the list), and the calls that warm each size up.
+CALLS_PER_ROUND = 100
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """The CPU one ``enqueue_many`` call of ``jobs`` jobs costs."""
+
+    jobs: int
+    client_us: float  # this process
+    redis_us: float | None  # the Redis server; None on a cluster
+
+    @property
+    def label(self) -> str:
+        """Its row's name in the table."""
+        return f"CPU per enqueue_many of {self.jobs:,}"
+
+
 def _redis_cpu_s(client: redis.Redis[bytes]) -> float:
-    """CPU seconds the Redis server has used (main thread and children)."""
+    """CPU seconds the Redis server process has used: all its threads, no child."""
     info = client.info("cpu")
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def bench_call_cpu(settings: Settings, sizes: list[int], calls: int) -> list[dict[str, Any]]:
+def bench_call_cpu(settings: Settings, sizes: Sequence[int], calls: int) -> list[CallCost]:
     """CPU per ``enqueue_many`` call of each size: this process's and Redis's.
 
     The producer's cost is mostly per call, not per job, so a small call's
     figure says what a producer sending many small batches pays. Redis's share
     is the server's CPU over the calls: meaningful only when nothing else uses
-    that Redis meanwhile (``None`` on a cluster). Lists are emptied every 100
-    calls, outside the timing.
+    that Redis meanwhile (``None`` on a cluster). Lists are emptied every
+    ``CALLS_PER_ROUND`` calls, outside the timing.
     """
     from ingest import Producer
 
     client = None if settings.redis.cluster else redis_client(settings.redis)
-    rows = []
+    costs = []
     with Producer(settings) as producer:
         for size in sizes:
             args_list = [ARGS_100B] * size
-            for _ in range(100):  # warm up: connections, script cache, id buffer
+            for _ in range(CALLS_PER_ROUND):  # connections, script cache, id buffer
                 producer.enqueue_many("default", "bench", args_list)
             _cleanup(settings)
             client_s = redis_s = 0.0
-            for done in range(0, calls, 100):
+            for done in range(0, calls, CALLS_PER_ROUND):
                 redis_before = _redis_cpu_s(client) if client is not None else 0.0
                 before = time.process_time()
-                for _ in range(min(100, calls - done)):
+                for _ in range(min(CALLS_PER_ROUND, calls - done)):
                     producer.enqueue_many("default", "bench", args_list)
                 client_s += time.process_time() - before
                 if client is not None:
                     redis_s += _redis_cpu_s(client) - redis_before
                 _cleanup(settings)
-            rows.append({"jobs": size, "client_us": client_s / calls * 1e6,
-                         "redis_us": redis_s / calls * 1e6 if client is not None else None})
+            costs.append(CallCost(size, client_s / calls * 1e6,
+                                  redis_s / calls * 1e6 if client is not None else None))
     if client is not None:
         client.close()
-    return rows
+    return costs
 
 
 def bench_redis_benchmark(url: str, requests: int) -> float | None:
@@ -233,7 +253,7 @@ def bench_celery(url: str, count: int) -> float | None:
 
 def run_bench(settings: Settings, *, single: int, batch: int, batches: int,
               redis_benchmark_n: int, http_s: float, celery_n: int,
-              call_sizes: list[int], calls: int) -> dict[str, Any]:
+              call_sizes: Sequence[int], calls: int) -> dict[str, Any]:
     """Run every measurement once and return the figures."""
     hist = bench_enqueue(settings, single)
     many = bench_enqueue_many(settings, batch, batches)
@@ -280,16 +300,32 @@ def _table(r: dict[str, Any]) -> Table:
                       f"{r['enqueue_many_jobs_s'] / r['celery_apply_async_s']:.0f}x, "
                       f"single enqueue = "
                       f"{1e6 / r['enqueue_p50_us'] / r['celery_apply_async_s']:.1f}x (p50)")
-    for row in r["call_cpu"]:
-        here, in_redis = row["client_us"], row["redis_us"]
+    cost: CallCost
+    for cost in r["call_cpu"]:
+        here, in_redis = cost.client_us, cost.redis_us
         if in_redis is None:  # a cluster: no one server's CPU to read
-            table.add_row(f"CPU per enqueue_many of {row['jobs']:,}", f"{here:.0f} µs here",
-                          f"{here / row['jobs']:.2f} µs per job (without Redis)")
+            table.add_row(cost.label, f"{here:.0f} µs here",
+                          f"{here / cost.jobs:.2f} µs per job (without Redis)")
         else:
-            table.add_row(f"CPU per enqueue_many of {row['jobs']:,}",
-                          f"{here:.0f} µs here + {in_redis:.0f} µs Redis",
-                          f"{(here + in_redis) / row['jobs']:.2f} µs per job")
+            table.add_row(cost.label, f"{here:.0f} µs here + {in_redis:.0f} µs Redis",
+                          f"{(here + in_redis) / cost.jobs:.2f} µs per job")
     return table
+
+
+def parse_call_sizes(text: str) -> list[int]:
+    """``--call-sizes``: a comma-separated list of positive counts.
+
+    Raises:
+        click.BadParameter: anything else, named in one line.
+    """
+    try:
+        sizes = [int(size) for size in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"not a comma-separated list of counts: {text!r}",
+                                 param_hint="--call-sizes") from None
+    if any(size < 1 for size in sizes):
+        raise click.BadParameter("each size must be at least 1", param_hint="--call-sizes")
+    return sizes
 
 
 @click.command()
@@ -303,7 +339,7 @@ def _table(r: dict[str, Any]) -> Table:
 @click.option("--celery-n", default=5_000, show_default=True, help="apply_async calls timed.")
 @click.option("--call-sizes", default="1,15,40,500", show_default=True,
               help="Jobs per enqueue_many call whose CPU per call is measured.")
-@click.option("--calls", default=3_000, show_default=True,
+@click.option("--calls", type=click.IntRange(0), default=3_000, show_default=True,
               help="enqueue_many calls per size for the CPU per call (0: skip).")
 @click.pass_obj
 def ingest(obj: CliContext, redis_url: str | None, single: int, batch: int, batches: int,
@@ -316,13 +352,7 @@ def ingest(obj: CliContext, redis_url: str | None, single: int, batch: int, batc
     # Its own namespace and a plain queue, whatever the settings declare.
     settings = replace(settings, namespace=f"jpbench{os.getpid()}",
                        topology=Topology({"default": QueueSpec("default")}))
-    try:
-        sizes = [int(size) for size in call_sizes.split(",")]
-    except ValueError:
-        raise click.BadParameter(f"not a comma-separated list of counts: {call_sizes!r}",
-                                 param_hint="--call-sizes") from None
-    if any(size < 1 for size in sizes):
-        raise click.BadParameter("each size must be at least 1", param_hint="--call-sizes")
+    sizes = parse_call_sizes(call_sizes)
     results = run_bench(settings, single=single, batch=batch, batches=batches,
                         redis_benchmark_n=redis_benchmark_n, http_s=http_s, celery_n=celery_n,
                         call_sizes=sizes, calls=calls)
