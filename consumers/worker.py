@@ -12,7 +12,6 @@ what finished, close. A second signal exits at once.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -46,24 +45,11 @@ from consumers.states import JobStates
 from jobpipe import names
 from jobpipe.connections import async_redis_client, check_redis_at_start_async
 from jobpipe.errors import JobpipeError
+from jobpipe.gc_tuning import collect_young_less_often
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 IDLE_QUIET_S = 0.3  # run_until_idle: locally idle this long before asking the broker
-# Each job allocates ~10 container objects (args, Job, Item, JobContext,
-# coroutines...), so with CPython's default gen-0 threshold (700) the cyclic
-# collector ran every ~70 jobs and took ~15% of a no-op job's CPU. A process that
-# runs a worker collects young objects every this many allocations instead.
-GC_YOUNG_THRESHOLD = 20_000
-
-
-def _tune_gc() -> None:
-    """Raise the gen-0 collection threshold to GC_YOUNG_THRESHOLD (never lower it)."""
-    young, middle, old = gc.get_threshold()
-    if 0 < young < GC_YOUNG_THRESHOLD:
-        gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
-
-
 class Worker:
     """Runs an :class:`App`'s handlers on jobs of some queues.
 
@@ -89,7 +75,7 @@ class Worker:
 
     def run(self) -> None:
         """Run until SIGTERM, SIGINT or :meth:`stop`; returns after a clean shutdown."""
-        _tune_gc()
+        collect_young_less_often()
         uvloop.run(self._main(idle_timeout_s=None, signals=True))
 
     async def async_run(self) -> None:
@@ -100,7 +86,7 @@ class Worker:
     def run_until_idle(self, timeout_s: float = 60.0) -> bool:
         """Run until no job is waiting (group lag 0 on its topics), none is running and
         offsets are committed; ``False`` if that did not happen within ``timeout_s``."""
-        _tune_gc()
+        collect_young_less_often()
         return bool(uvloop.run(self._main(idle_timeout_s=timeout_s, signals=False)))
 
     def stop(self) -> None:
