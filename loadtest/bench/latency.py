@@ -399,9 +399,13 @@ def report(results: dict[str, list[Figures]], load: Load, out: Path | None) -> N
               help="Comma-separated subset of jobpipe,celery,kafka.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every round's figures here.")
+@click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the bridge's, workers' and Celery's logs here, a file per round "
+                   "(default: a temporary folder, removed).")
 @click.pass_obj
 def latency(obj: CliContext, rate: int, duration_s: float, warmup_s: float, quiet_s: float,
-            idle_cpu_s: float, runs: int, systems: str, json_out: Path | None) -> None:
+            idle_cpu_s: float, runs: int, systems: str, json_out: Path | None,
+            log_dir: Path | None) -> None:
     """Latency at a rate (p50/p99/max/mean, one job after quiet): jobpipe, Celery, bare Kafka."""
     wanted = [s.strip() for s in systems.split(",") if s.strip()]
     unknown = sorted(set(wanted) - set(SYSTEMS))
@@ -412,13 +416,14 @@ def latency(obj: CliContext, rate: int, duration_s: float, warmup_s: float, quie
     load = Load(rate, warmup_s, duration_s, quiet_s, idle_cpu_s)
     results: dict[str, list[Figures]] = {name: [] for name in wanted}
     with tempfile.TemporaryDirectory(prefix="jobpipe-bench-latency-") as tmp:
-        log_dir = Path(tmp)
+        logs = log_dir or Path(tmp)
+        logs.mkdir(parents=True, exist_ok=True)
         for i in range(runs):
             for name in wanted:
                 if name == "jobpipe":
-                    figures = run_jobpipe(settings, load, log_dir)
+                    figures = run_jobpipe(settings, load, logs)
                 elif name == "celery":
-                    figures = run_celery(settings, load, log_dir)
+                    figures = run_celery(settings, load, logs)
                 else:
                     figures = run_kafka_floor(settings, load)
                 results[name].append(figures)
