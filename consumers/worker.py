@@ -50,6 +50,8 @@ from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
 IDLE_QUIET_S = 0.3  # run_until_idle: locally idle this long before asking the broker
+
+
 class Worker:
     """Runs an :class:`App`'s handlers on jobs of some queues.
 

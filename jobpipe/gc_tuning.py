@@ -1,11 +1,12 @@
 """CPython's cyclic garbage collector, tuned for a long-running stage process.
 
 A full (generation 2) collection walks every tracked object. In a bridge
-serving 200 jobs/s that took 14-21 ms, once every ~40 s (a ``gc.callbacks``
+serving 200 jobs/s that took 14-23 ms, once every ~40 s (a ``gc.callbacks``
 probe, docs/benchmarks.md), and every job waiting meanwhile waited that long.
-Nearly all of those objects are made at start-up (modules, clients, settings)
-and live as long as the process, so a stage freezes them once it is set up:
-later full collections walk only what came after.
+Most of those objects are made before a stage serves (modules, settings, the
+app's handlers) and live as long as the process, so its command freezes them
+just before it starts the stage: later full collections walk only what came
+after.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ cleaner buffer (a 2-core machine), and logs kept one day in 128 MiB segments.
 The broker's JVM honours the variables of Kafka's own start scripts, read
 when it starts: ``KAFKA_JVM_PERFORMANCE_OPTS`` replaces the collector options
 (G1, 20 ms pause goal) and ``KAFKA_OPTS`` adds options, e.g.
-``KAFKA_OPTS=-Xlog:gc:file=gc.log``.
+``KAFKA_OPTS=-Xlog:gc:file=gc-%p.log`` (one file per JVM, in the working
+directory).
 """
 
 from __future__ import annotations

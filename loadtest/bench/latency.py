@@ -400,8 +400,8 @@ def report(results: dict[str, list[Figures]], load: Load, out: Path | None) -> N
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every round's figures here.")
 @click.option("--log-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the bridge's, workers' and Celery's logs here, a file per round "
-                   "(default: a temporary folder, removed).")
+              help="Keep the bridge's, workers' and Celery's logs here, a file per round, "
+                   "with each round's config (default: a temporary folder, removed).")
 @click.pass_obj
 def latency(obj: CliContext, rate: int, duration_s: float, warmup_s: float, quiet_s: float,
             idle_cpu_s: float, runs: int, systems: str, json_out: Path | None,
