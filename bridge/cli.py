@@ -11,7 +11,6 @@ import click
 
 from jobpipe.cli.acl import echo_setuser, user_and_queues
 from jobpipe.cli.context import CliContext, split_queues
-from jobpipe.gc_tuning import freeze_startup_objects
 from jobpipe.settings import Settings
 from jobpipe.supervisor import supervise
 
@@ -30,7 +29,6 @@ def run_one(settings: Settings, queues: list[str] | None, bridge_id: str | None)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    freeze_startup_objects()  # this process is the bridge's alone
     bridge.run()
 
 

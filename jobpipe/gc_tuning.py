@@ -4,9 +4,9 @@ A full (generation 2) collection walks every tracked object. In a bridge
 serving 200 jobs/s that took 14-23 ms, once every ~40 s (a ``gc.callbacks``
 probe, docs/benchmarks.md), and every job waiting meanwhile waited that long.
 Most of those objects are made before a stage serves (modules, settings, the
-app's handlers) and live as long as the process, so its command freezes them
-just before it starts the stage: later full collections walk only what came
-after.
+app's handlers) and live as long as the process, so the supervisor
+(:mod:`jobpipe.supervisor`) freezes them just before it runs the stage: later
+full collections walk only what came after.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """Run a stage as N forked processes, restarting any that dies of a transient failure.
 
 Bridges and workers share this: clients are created in the children only,
-after fork (librdkafka threads do not survive a fork), and Prometheus metrics
-switch to multiprocess mode before the first child starts.
+after fork (librdkafka threads do not survive a fork), Prometheus metrics
+switch to multiprocess mode before the first child starts, and each process
+that runs a stage freezes its start-up objects for the cyclic collector
+(:mod:`jobpipe.gc_tuning`).
 
 Why a child died decides what happens next. A permanent error (wrong
 settings, refused credentials, an unsafe Redis: a
@@ -27,6 +29,7 @@ from types import FrameType
 
 from jobpipe import metrics
 from jobpipe.errors import JobpipeError
+from jobpipe.gc_tuning import freeze_startup_objects
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ def _child_main(run_child: Callable[[int | None], None], index: int,
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     name = multiprocessing.current_process().name
+    freeze_startup_objects()
     try:
         run_child(index)
     except Exception as exc:
@@ -90,6 +94,7 @@ def supervise(role: str, processes: int, run_child: Callable[[int | None], None]
     if processes <= 1:
         if metrics_port is not None:
             metrics.serve_metrics(metrics_port)
+        freeze_startup_objects()
         run_child(None)
         return
     metrics.prepare_multiprocess()

@@ -10,7 +10,6 @@ import click
 
 from jobpipe.cli.acl import echo_setuser, user_and_queues
 from jobpipe.cli.context import CliContext, split_queues
-from jobpipe.gc_tuning import freeze_startup_objects
 from jobpipe.settings import Settings
 from jobpipe.supervisor import supervise
 
@@ -21,9 +20,7 @@ def run_one(settings: Settings, target: str, queues: list[str] | None) -> None:
     """Run one worker in this process until SIGTERM or SIGINT (a second one exits at once)."""
     from consumers import Worker, load_app
 
-    worker = Worker(settings, load_app(target), queues)
-    freeze_startup_objects()  # this process is the worker's alone
-    worker.run()
+    Worker(settings, load_app(target), queues).run()
 
 
 def run_workers(settings: Settings, target: str, queues: list[str] | None, processes: int,
