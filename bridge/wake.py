@@ -9,7 +9,8 @@ returns at once: a wake-up is never lost; at worst one take finds nothing.
 
 The wait also ends when the earliest delayed job is due (a delayed push raises
 the wake too, so an earlier one added meanwhile makes the bridge look again),
-and after ``longest_s`` (heartbeats). Redis checks blocking timeouts only
+and after ``longest_s`` (heartbeats). The due times are read in the same write
+as the wait starts (a ``ZRANGE`` per delayed set ahead of the ``BZPOPMIN``). Redis checks blocking timeouts only
 ``hz`` times a second (100 ms late at the default ``hz 10``), so the timeout is
 kept here, on the socket: when it passes, ``CLIENT UNBLOCK`` ends the wait.
 :meth:`Waker.interrupt` (a byte on a pipe: safe in a signal handler) ends it
@@ -31,6 +32,7 @@ import os
 import select
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.connection import AbstractConnection
@@ -53,6 +55,7 @@ class _Blocked:
     """One dedicated waiting connection: the wake keys of one slot, on their node."""
 
     keys: list[str]
+    delayed: list[str]  # the delayed sets of the same queues and slots: the same node
     node: redis.Redis[bytes]
     conn: AbstractConnection
     conn_id: int
@@ -77,19 +80,18 @@ class Waker:
                  name: str) -> None:
         self._client = client
         self._name = name
-        self._wake_groups = group_by_slot(client, [names.wake_key(ns, s.name, slot)
-                                                   for s in specs for slot in s.slots])
-        self._delayed_keys = [names.delayed_key(ns, s.name, slot)
-                              for s in specs for slot in s.slots]
+        self._delayed_of = {names.wake_key(ns, s.name, slot): names.delayed_key(ns, s.name, slot)
+                            for s in specs for slot in s.slots}
+        self._wake_groups = group_by_slot(client, list(self._delayed_of))
         self._blocked: list[_Blocked] = []
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
         os.set_blocking(self._pipe_w, False)
 
-    def next_due_ms(self) -> int | None:
-        """When the earliest delayed job of the queues is due (epoch ms), if any."""
+    def _due_ms(self, delayed_keys: list[str]) -> int | None:
+        """When the earliest job of ``delayed_keys`` is due (epoch ms), through the client."""
         pipe = self._client.pipeline(transaction=False)
-        for key in self._delayed_keys:
+        for key in delayed_keys:
             pipe.zrange(key, 0, 0, withscores=True)
         scores = [int(first[0][1]) for first in pipe.execute() if first]
         return min(scores) if scores else None
@@ -101,24 +103,48 @@ class Waker:
             True when a push woke it (there may be jobs to take), False when
             the time ran out (a delayed job may be due).
         """
-        timeout_s = longest_s
-        due_ms = self.next_due_ms()
-        if due_ms is not None:
-            timeout_s = min(timeout_s, (due_ms - time.time_ns() // 1_000_000) / 1000)
-        if timeout_s <= 0:
-            return False
         try:
-            blocked = self.arm(timeout_s)
-            waitables: list[_Blocked | int] = [*blocked, self._pipe_r]
-            ready, _, _ = select.select(waitables, [], [], timeout_s)
+            blocked = self._connections()
+            running = [key for each in blocked if each.armed for key in each.delayed]
+            fresh = [each for each in blocked if not each.armed]
+            scores = [self._arm_reading_due(each, longest_s) for each in fresh]
+            if running:  # armed while waiting for Kafka: their sets are read apart
+                scores.append(self._due_ms(running))
+            due_ms = min((s for s in scores if s is not None), default=None)
+            timeout_s = longest_s
+            if due_ms is not None:
+                timeout_s = min(timeout_s, (due_ms - time.time_ns() // 1_000_000) / 1000)
+            # A reply that came in with the ZRANGEs' is read already: its socket is quiet.
+            ready: list[_Blocked | int] = [each for each in fresh if each.conn.can_read(0)]
+            if not ready:
+                waitables: list[_Blocked | int] = [*blocked, self._pipe_r]
+                ready, _, _ = select.select(waitables, [], [], max(timeout_s, 0.0))
             for each in blocked:
                 if each not in ready:  # its wait ends with a nil reply
                     each.node.client_unblock(each.conn_id)
             woke = [self._reply(each) for each in blocked]
-            return any(woke)
+            return any(woke) and timeout_s > 0  # a due job first: promotion comes next
         except BaseException:
             self._drop()  # a half-read reply must not meet the next command
             raise
+
+    @staticmethod
+    def _arm_reading_due(each: _Blocked, longest_s: float) -> int | None:
+        """Start one wait, with the ``ZRANGE`` of each of its delayed sets in the same
+        write ahead of it; returns the earliest due time among them (epoch ms).
+
+        At a low rate every job ends in a wait: one round trip for both, not a
+        pipeline through the client and then the wait, cut the bridge's CPU
+        per job at 200 jobs/s (docs/benchmarks.md).
+        """
+        commands: list[tuple[str | float, ...]] = [
+            ("ZRANGE", key, 0, 0, "WITHSCORES") for key in each.delayed]
+        commands.append(("BZPOPMIN", *each.keys, longest_s + BACKSTOP_S))
+        packed: Any = each.conn.pack_commands(commands)  # bytes; typed as str in redis-py
+        each.conn.send_packed_command(packed)
+        each.armed = True
+        scores = [_first_score(each.conn.read_response()) for _ in each.delayed]
+        return min((s for s in scores if s is not None), default=None)
 
     def arm(self, longest_s: float) -> list[_Blocked]:
         """Start the waits that are not running yet; they run on while the bridge
@@ -158,7 +184,8 @@ class Waker:
             for keys in self._wake_groups:
                 node = node_client(self._client, keys[0])
                 conn = node.connection_pool.make_connection()
-                self._blocked.append(_Blocked(keys, node, conn, 0))  # so _drop closes it
+                delayed = [self._delayed_of[key] for key in keys]
+                self._blocked.append(_Blocked(keys, delayed, node, conn, 0))  # so _drop closes it
                 conn.connect()
                 conn.send_command("CLIENT", "SETNAME", self._name)
                 conn.read_response()
@@ -186,3 +213,12 @@ class Waker:
         if pipe_w >= 0:
             os.close(pipe_w)
             os.close(self._pipe_r)
+
+
+def _first_score(reply: object) -> int | None:
+    """The score of a raw ``ZRANGE key 0 0 WITHSCORES`` reply: ``[member, score]``
+    (RESP2) or ``[[member, score]]`` (RESP3); ``None`` for an empty set."""
+    if not isinstance(reply, list) or not reply:
+        return None
+    score = reply[0][1] if isinstance(reply[0], list) else reply[1]
+    return int(float(score))
