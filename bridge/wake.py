@@ -10,11 +10,14 @@ returns at once: a wake-up is never lost; at worst one take finds nothing.
 The wait also ends when the earliest delayed job is due (a delayed push raises
 the wake too, so an earlier one added meanwhile makes the bridge look again),
 and after ``longest_s`` (heartbeats). The due times are read in the same write
-as the wait starts (a ``ZRANGE`` per delayed set ahead of the ``BZPOPMIN``). Redis checks blocking timeouts only
-``hz`` times a second (100 ms late at the default ``hz 10``), so the timeout is
-kept here, on the socket: when it passes, ``CLIENT UNBLOCK`` ends the wait.
-:meth:`Waker.interrupt` (a byte on a pipe: safe in a signal handler) ends it
-too, so a bridge asked to stop does not sleep out its wait first.
+that starts the wait (a ``ZRANGE`` per delayed set ahead of the ``BZPOPMIN``).
+When a delayed job is due already, the wait is left running and the bridge
+promotes first; the next wait, or :meth:`Waker.woken`, reads it. Redis checks
+blocking timeouts only ``hz`` times a second (100 ms late at the default ``hz
+10``), so the timeout is kept here, on the socket: when it passes, ``CLIENT
+UNBLOCK`` ends the wait. :meth:`Waker.interrupt` (a byte on a pipe: safe in a
+signal handler) ends it too, so a bridge asked to stop does not sleep out its
+wait first.
 
 On a Redis Cluster one ``BZPOPMIN`` may only name keys of one slot, so the wake
 keys are grouped by slot (:func:`jobpipe.connections.group_by_slot`; a single
@@ -82,7 +85,8 @@ class Waker:
         self._name = name
         self._delayed_of = {names.wake_key(ns, s.name, slot): names.delayed_key(ns, s.name, slot)
                             for s in specs for slot in s.slots}
-        self._wake_groups = group_by_slot(client, list(self._delayed_of))
+        wake_keys = list(self._delayed_of)
+        self._wake_groups = group_by_slot(client, wake_keys)
         self._blocked: list[_Blocked] = []
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
@@ -93,8 +97,7 @@ class Waker:
         pipe = self._client.pipeline(transaction=False)
         for key in delayed_keys:
             pipe.zrange(key, 0, 0, withscores=True)
-        scores = [int(first[0][1]) for first in pipe.execute() if first]
-        return min(scores) if scores else None
+        return _earliest([int(first[0][1]) if first else None for first in pipe.execute()])
 
     def wait(self, longest_s: float) -> bool:
         """Block until a push wakes the bridge, a delayed job is due, or ``longest_s``.
@@ -110,20 +113,18 @@ class Waker:
             scores = [self._arm_reading_due(each, longest_s) for each in fresh]
             if running:  # armed while waiting for Kafka: their sets are read apart
                 scores.append(self._due_ms(running))
-            due_ms = min((s for s in scores if s is not None), default=None)
+            due_ms = _earliest(scores)
             timeout_s = longest_s
             if due_ms is not None:
                 timeout_s = min(timeout_s, (due_ms - time.time_ns() // 1_000_000) / 1000)
-            # A reply that came in with the ZRANGEs' is read already: its socket is quiet.
-            ready: list[_Blocked | int] = [each for each in fresh if each.conn.can_read(0)]
-            if not ready:
-                waitables: list[_Blocked | int] = [*blocked, self._pipe_r]
-                ready, _, _ = select.select(waitables, [], [], max(timeout_s, 0.0))
+            if timeout_s <= 0:
+                return False  # promotion first; the waits run on (no CLIENT UNBLOCK race)
+            ready = _ready(blocked, [self._pipe_r], timeout_s)
             for each in blocked:
                 if each not in ready:  # its wait ends with a nil reply
                     each.node.client_unblock(each.conn_id)
             woke = [self._reply(each) for each in blocked]
-            return any(woke) and timeout_s > 0  # a due job first: promotion comes next
+            return any(woke)
         except BaseException:
             self._drop()  # a half-read reply must not meet the next command
             raise
@@ -133,18 +134,17 @@ class Waker:
         """Start one wait, with the ``ZRANGE`` of each of its delayed sets in the same
         write ahead of it; returns the earliest due time among them (epoch ms).
 
-        At a low rate every job ends in a wait: one round trip for both, not a
-        pipeline through the client and then the wait, cut the bridge's CPU
-        per job at 200 jobs/s (docs/benchmarks.md).
+        At a low rate every job ends in a wait: one round trip for both instead
+        of a pipeline through the client and then the wait (a small saving, ~3%
+        of the bridge's CPU at 200 jobs/s in two pairs; docs/benchmarks.md).
         """
         commands: list[tuple[str | float, ...]] = [
             ("ZRANGE", key, 0, 0, "WITHSCORES") for key in each.delayed]
         commands.append(("BZPOPMIN", *each.keys, longest_s + BACKSTOP_S))
-        packed: Any = each.conn.pack_commands(commands)  # bytes; typed as str in redis-py
+        packed: Any = each.conn.pack_commands(commands)  # list[bytes]; the stubs say str
         each.conn.send_packed_command(packed)
         each.armed = True
-        scores = [_first_score(each.conn.read_response()) for _ in each.delayed]
-        return min((s for s in scores if s is not None), default=None)
+        return _earliest([_first_score(each.conn.read_response()) for _ in each.delayed])
 
     def arm(self, longest_s: float) -> list[_Blocked]:
         """Start the waits that are not running yet; they run on while the bridge
@@ -167,8 +167,8 @@ class Waker:
         if not armed:
             return False
         try:
-            ready, _, _ = select.select(armed, [], [], 0)
-            woke = [self._reply(each) for each in ready]
+            woke = [self._reply(each) for each in _ready(armed, [], 0.0)
+                    if isinstance(each, _Blocked)]
             return any(woke)
         except BaseException:
             self._drop()
@@ -222,3 +222,22 @@ def _first_score(reply: object) -> int | None:
         return None
     score = reply[0][1] if isinstance(reply[0], list) else reply[1]
     return int(float(score))
+
+
+def _ready(blocked: list[_Blocked], others: list[int],
+           timeout_s: float) -> list[_Blocked | int]:
+    """Which of ``blocked`` (and file descriptors ``others``) have a reply, waiting up
+    to ``timeout_s``. A reply that came in the same read as the ``ZRANGE`` replies
+    ahead of it is in the parser's buffer already and its socket is quiet, so the
+    buffers are looked at before ``select``."""
+    buffered: list[_Blocked | int] = [each for each in blocked if each.conn.can_read(0)]
+    if buffered:
+        return buffered
+    waitables: list[_Blocked | int] = [*blocked, *others]
+    ready, _, _ = select.select(waitables, [], [], timeout_s)
+    return ready
+
+
+def _earliest(scores: list[int | None]) -> int | None:
+    """The earliest of the due times found (epoch ms), ``None`` for none."""
+    return min((s for s in scores if s is not None), default=None)

@@ -65,14 +65,23 @@ def test_a_wake_up_raised_before_the_wait_ends_it_at_once(waker, settings, redis
     assert redis_client.zcard(names.wake_key(settings.namespace, queue)) == 0
 
 
-def test_a_wake_up_raised_during_the_wait_ends_it(waker, settings, redis_client):
+def test_a_wait_left_running_is_read_by_the_next_wait(waker, settings, redis_client):
     _wake(redis_client, settings, "other")
-    assert waker.wait(LONGEST_S)  # the wait's connection is open from here on
-    started = time.monotonic()
+    assert waker.wait(LONGEST_S)  # the wait's connections are open from here on
     waker.arm(LONGEST_S)  # as while waiting for Kafka: the next wait finds it running
     _wake(redis_client, settings, "default")
-    assert waker.wait(LONGEST_S)
-    assert time.monotonic() - started < WITHIN_S
+    woke, took_s = _timed_wait(waker)
+    assert woke
+    assert took_s < WITHIN_S
+
+
+def test_a_wait_left_running_still_ends_when_a_delayed_job_is_due(waker, settings,
+                                                                 redis_client):
+    waker.arm(LONGEST_S)  # its delayed sets are then read through the client
+    _delay(redis_client, settings, "other", 0.5)
+    woke, took_s = _timed_wait(waker)
+    assert not woke
+    assert 0.3 < took_s < WITHIN_S
 
 
 @pytest.mark.parametrize("queue", QUEUES)
@@ -83,12 +92,16 @@ def test_a_delayed_job_ends_the_wait_when_due(waker, settings, redis_client, que
     assert 0.3 < took_s < WITHIN_S
 
 
-def test_a_due_job_ends_the_wait_at_once_even_with_a_wake_up_waiting(waker, settings,
-                                                                     redis_client):
+def test_a_due_job_ends_the_wait_at_once_and_a_waiting_wake_up_is_kept(
+        waker, settings, redis_client):
     _delay(redis_client, settings, "default", -1.0)
     _wake(redis_client, settings, "other")
     woke, took_s = _timed_wait(waker)
     assert not woke  # False: the caller promotes first
+    assert took_s < WITHIN_S
+    redis_client.delete(names.delayed_key(settings.namespace, "default"))  # as promoted
+    woke, took_s = _timed_wait(waker)
+    assert woke  # the wake-up was not lost
     assert took_s < WITHIN_S
 
 
