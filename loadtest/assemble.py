@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from loadtest.aof import aof_section, steps_with_rewrites
 from loadtest.backlog_sampler import BacklogSeries
 from loadtest.recording import cdf_points, summarize
 from loadtest.run_plan import RunPlan
@@ -111,6 +112,16 @@ def assemble(plan: RunPlan, *, workers: Aggregate, producers: Aggregate,
                               plan.p99_target_ms, samples,
                               int(samples[-1][1]) if samples else None, lost)
     report["verdict"] = verdict.to_dict()
+    aof = aof_section(backlog.t_s, backlog.aof, backlog.produced) if backlog else None
+    if aof is not None:
+        report["redis_aof"] = aof
+        if plan.is_ramp:
+            bounds = [(step.start_s, step.end_s) for step in plan.schedule().steps]
+            steps = report["saturation"]["steps"]
+            for step, n in zip(steps, steps_with_rewrites(bounds, aof["rewrite_starts_s"]),
+                               strict=True):
+                step["aof_rewrites"] = n
+            aof["steps_offered_per_s"] = [s["offered_per_s"] for s in steps if s["aof_rewrites"]]
     return report
 
 

@@ -8,7 +8,8 @@ second, so it lags the truth by up to that long). A sample that fails (a
 broker being killed by the chaos schedule) is skipped, not fatal, and the next
 one uses fresh clients: an admin client can stay stuck after its broker was
 killed and restarted, which froze the backlog at its last value before the
-kill and made a drained run look undrained.
+kill and made a drained run look undrained. Each sample also reads Redis's
+AOF state (:mod:`loadtest.aof`); None where Redis does not say.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from jobpipe import names
+from jobpipe.connections import redis_client
 from jobpipe.settings import Settings
+from loadtest.aof import AofSample, read_aof
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +36,17 @@ class BacklogSeries:
     redis: list[int] = field(default_factory=list)
     kafka: list[int] = field(default_factory=list)
     produced: list[int] = field(default_factory=list)
+    aof: list[AofSample | None] = field(default_factory=list)
 
     def last(self) -> tuple[int, int]:
         """The latest (Redis, Kafka) backlog, (0, 0) before the first sample."""
         return (self.redis[-1], self.kafka[-1]) if self.t_s else (0, 0)
 
-    def to_dict(self) -> dict[str, list[float] | list[int]]:
+    def to_dict(self) -> dict[str, list[Any]]:
         """JSON-ready form."""
         return {"t_s": self.t_s, "redis": self.redis, "kafka": self.kafka,
-                "produced": self.produced}
+                "produced": self.produced,
+                "aof": [s.to_list() if s is not None else None for s in self.aof]}
 
 
 class BacklogSampler:
@@ -59,6 +65,7 @@ class BacklogSampler:
         self.interval_s = interval_s
         self._settings = settings
         self._collector = StatsCollector(settings, timeout_s=2.0)
+        self._redis = redis_client(settings.redis)
         self._group = names.group_id(settings.namespace, "workers")
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -76,11 +83,17 @@ class BacklogSampler:
         redis_jobs = sum(q.backlog for q in snap.queues)
         kafka_jobs = sum(q.group_lag(self._group) for q in snap.queues)
         produced = sum(q.produced_total for q in snap.queues)
+        try:
+            aof = read_aof(self._redis)
+        except Exception as exc:  # refused by an ACL, or Redis just went: no AOF figure
+            log.debug("AOF sample failed: %s", exc)
+            aof = None
         with self._lock:
             self.series.t_s.append(round(time.time() - self.start_s, 2))
             self.series.redis.append(redis_jobs)
             self.series.kafka.append(kafka_jobs)
             self.series.produced.append(produced)
+            self.series.aof.append(aof)
 
     def last(self) -> tuple[int, int]:
         """The latest (Redis, Kafka) backlog."""
@@ -92,6 +105,7 @@ class BacklogSampler:
         self._stop.set()
         self._thread.join(timeout=10)
         self._collector.close()
+        self._redis.close()
         return self.series
 
     def _renew(self) -> None:
@@ -100,6 +114,8 @@ class BacklogSampler:
 
         self._collector.close()
         self._collector = StatsCollector(self._settings, timeout_s=2.0)
+        self._redis.close()
+        self._redis = redis_client(self._settings.redis)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

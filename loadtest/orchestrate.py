@@ -24,6 +24,7 @@ from rich.console import Console
 from jobpipe import names
 from jobpipe.connections import redis_client
 from jobpipe.settings import Settings
+from loadtest.aof import aof_line
 from loadtest.assemble import assemble, peer_summary
 from loadtest.backlog_sampler import BacklogSampler
 from loadtest.chaos import ChaosMonkey, kill_offsets_s
@@ -235,5 +236,8 @@ def run_loadtest(plan: RunPlan, *, config_path: Path | None = None, command: str
     verdict = verdict_line(report)
     if verdict is not None:
         console.print(verdict)
+    aof = aof_line(report.get("redis_aof"))
+    if aof is not None:
+        console.print(aof, markup=False)
     console.print(f"report: {html_path} and {json_path}")
     return report

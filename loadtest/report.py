@@ -5,8 +5,9 @@ are both drawn from it, and ``jobpipe capacity --from-report`` reads it back.
 Its main keys: ``config`` (the plan), ``totals``, ``stages`` (per-stage
 percentiles in ms), ``ledger`` (accepted/executed/lost/duplicates by job id),
 ``series`` (per-second throughput and percentiles, backlog samples), ``cdf``,
-``saturation`` (ramps), ``chaos`` (kills, worker hand-overs), ``soak`` (RSS and fds), ``peers``
-(with ratios) and ``notes`` (how each figure was measured).
+``saturation`` (ramps), ``redis_aof`` (AOF bytes per job, rewrites and the steps
+they overlapped), ``chaos`` (kills, worker hand-overs), ``soak`` (RSS and fds),
+``peers`` (with ratios) and ``notes`` (how each figure was measured).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
+from loadtest.aof import aof_line
 from loadtest.cpu_report import cpu_rows
 from loadtest.plots import all_plots
 
@@ -137,6 +139,9 @@ def render_html(report: dict[str, Any]) -> str:
     if verdict:
         style = "" if verdict["kept_up"] else " class='bad'"
         parts.append(f"<p{style}>{html.escape(verdict['text'])}</p>")
+    aof = aof_line(report.get("redis_aof"))
+    if aof is not None:
+        parts.append(f"<p>{html.escape(aof)}</p>")
     parts.append("<h2>Summary</h2>" + _table_html(["", "value"], headline_rows(report)))
     parts.append("<h2>Latency per stage (ms)</h2>" + _table_html(
         ["stage", "count", "p50", "p95", "p99", "p99.9", "max"], stage_rows(report)))
