@@ -27,15 +27,25 @@ CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 TCP_LISTEN = "0A"
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of ``pid`` in seconds, or None when it is gone."""
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float | None:
+    """utime + stime of ``pid`` in seconds, or None when it is gone.
+
+    With ``reaped_children``, plus the CPU of the children it has waited for
+    (cutime + cstime): Redis forks a child for each AOF rewrite and RDB save,
+    and that child's CPU (seconds per rewrite on a big dataset) is Redis's
+    cost, counted once Redis reaps it.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()
-    # After the command name: state is field 3, utime 14 and stime 15 (1-based).
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
+    # After the command name: state is field 3, utime 14, stime 15, cutime 16
+    # and cstime 17 (1-based).
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS_PER_S
 
 
 def listening_inodes(port: int) -> set[str]:
@@ -111,14 +121,18 @@ class CpuSampler:
         pids: called at each sample; the current ``name -> PID`` of every
             process to measure (a name whose PID changed was restarted).
         start_s: wall-clock start of the run.
+        with_children: whether a name's reaped children count as its own
+            (see :func:`cpu_seconds`).
     """
 
     def __init__(self, pids: Callable[[], Mapping[str, int | None]], start_s: float,
-                 interval_s: float = 1.0) -> None:
+                 interval_s: float = 1.0,
+                 with_children: Callable[[str], bool] = lambda name: False) -> None:
         self.series = CpuSeries()
         self.start_s = start_s
         self.interval_s = interval_s
         self._pids = pids
+        self._with_children = with_children
         self._carried: dict[str, float] = {}   # CPU of a name's earlier PIDs
         self._last: dict[str, tuple[int, float]] = {}  # name -> (pid, its last CPU s)
         self._lock = threading.Lock()
@@ -132,7 +146,8 @@ class CpuSampler:
         now = round(time.time() - self.start_s, 3)
         values: dict[str, float | None] = {}
         for name, pid in self._pids().items():
-            used = cpu_seconds(pid) if pid is not None else None
+            used = (cpu_seconds(pid, reaped_children=self._with_children(name))
+                    if pid is not None else None)
             last = self._last.get(name)
             if last is not None and last[0] != pid:
                 self._carried[name] = self._carried.get(name, 0.0) + last[1]

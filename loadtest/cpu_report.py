@@ -58,7 +58,9 @@ def cpu_section(plan: RunPlan, series: CpuSeries, workers: Aggregate, producers:
         "run": window_section(series, workers, producers, 0, math.ceil(schedule.duration_s)),
         "note": "µs per job = the process's CPU over the window / jobs finished in it. "
                 "Compare runs that kept up (see the verdict): when the pipeline falls "
-                "behind, senders do more jobs than finish and their figure is inflated.",
+                "behind, senders do more jobs than finish and their figure is inflated. "
+                "Redis's figure includes its AOF-rewrite and RDB-save children, "
+                "counted when they finish.",
         "missing": missing,
         "samples": series.to_dict(),
     }

@@ -159,7 +159,8 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
             owned = stack_pids(stack.devstack) if stack.devstack is not None else services
             return {**fleet_pids(fleet), **owned, RUNNER: os.getpid()}
 
-        cpu = CpuSampler(measured, start_s)
+        # Redis's AOF rewrites and RDB saves run in forked children: its cost too.
+        cpu = CpuSampler(measured, start_s, with_children=lambda name: name.startswith("redis"))
         try:
             drained = drive(plan, fleet, watch, console, sampler=sampler, chaos=chaos,
                             phase="jobpipe", cpu=cpu)

@@ -2,6 +2,8 @@
 
 import os
 import socket
+import subprocess
+import sys
 import time
 
 from loadtest.cpu import (
@@ -75,3 +77,33 @@ def test_a_restarted_process_keeps_the_cpu_of_its_earlier_pid():
     series = sampler.stop()
     assert first is not None
     assert all(v is not None and v >= first for v in series.cpu_s["worker-0"][1:])
+
+
+def _burn_in_a_child(cpu_s: float) -> None:
+    """Run a child that spins for ``cpu_s`` of CPU, and wait for it (reap it)."""
+    subprocess.run([sys.executable, "-c",
+                    f"import time\nend = time.process_time() + {cpu_s}\n"
+                    "while time.process_time() < end: pass"], check=True)
+
+
+def test_reaped_children_count_only_when_asked():
+    own_before = cpu_seconds(os.getpid())
+    all_before = cpu_seconds(os.getpid(), reaped_children=True)
+    _burn_in_a_child(0.3)
+    own_after = cpu_seconds(os.getpid())
+    all_after = cpu_seconds(os.getpid(), reaped_children=True)
+    assert own_before is not None
+    assert all_before is not None
+    assert own_after is not None
+    assert all_after is not None
+    assert (all_after - all_before) - (own_after - own_before) >= 0.25  # the child's 0.3 s
+
+
+def test_the_sampler_counts_children_for_the_names_it_is_told():
+    sampler = CpuSampler(lambda: {"redis": os.getpid(), "worker-0": os.getpid()}, time.time(),
+                         interval_s=60, with_children=lambda name: name.startswith("redis"))
+    _burn_in_a_child(0.3)
+    series = sampler.stop()
+    redis_cpu = [v for v in series.cpu_s["redis"] if v is not None]
+    worker_cpu = [v for v in series.cpu_s["worker-0"] if v is not None]
+    assert (redis_cpu[-1] - redis_cpu[0]) - (worker_cpu[-1] - worker_cpu[0]) >= 0.25
