@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
@@ -59,6 +60,11 @@ class StatsCollector:
                        names.group_id(settings.namespace, "retry"))
         self._redis = redis_client(settings.redis)
         self._admin = AdminClient(kafka_admin_config(settings.kafka))
+
+    @property
+    def redis(self) -> redis.Redis[bytes]:
+        """The Redis client it reads with, for a caller sampling more of the same Redis."""
+        return self._redis
 
     def close(self) -> None:
         """Release the Redis connection."""

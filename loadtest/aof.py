@@ -1,12 +1,12 @@
 """Redis's append-only file during a run: the bytes it appended per job, and its rewrites.
 
 A rewrite forks Redis, and the child writes the whole dataset anew. While it
-runs, the pipeline's p99 rises for a second or more (docs/benchmarks.md). The
-rewrite comes back each time the file has grown by
-``auto-aof-rewrite-percentage`` past ``auto-aof-rewrite-min-size``, so a step
-missed during one is a miss the box will repeat at that rate. The report names
-the steps a rewrite overlapped. It also gives the AOF bytes per job, which
-tell how often the rewrite comes at any rate.
+runs, the pipeline's p99 rises for a second or more (docs/benchmarks.md).
+Redis starts one when the AOF is at least ``auto-aof-rewrite-min-size`` and
+has grown by ``auto-aof-rewrite-percentage`` of its size after the last
+rewrite, so a step missed during one is a miss the box will repeat as the
+file grows. The report names the steps a rewrite overlapped. It also gives
+the AOF bytes per job, which tell how often the rewrite comes at any rate.
 
 Sampled once a second with the backlog (:mod:`loadtest.backlog_sampler`), from
 ``INFO persistence`` (summed over the primaries of a Redis Cluster). The
@@ -15,7 +15,7 @@ functions below are pure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -31,15 +31,24 @@ class AofSample:
         size: ``aof_current_size``, bytes (the base and every incremental file).
         rewrites: ``aof_rewrites``, rewrites started since Redis started.
         rewriting: a rewrite was running at the time.
+        nodes: the cluster primaries summed (``host:port``, sorted, comma-separated;
+            empty for a single Redis). Two samples over different primaries (a
+            fail-over came between) are not compared: a promoted replica brings
+            its own counts.
     """
 
     size: int
     rewrites: int
     rewriting: bool
+    nodes: str = ""
 
-    def to_list(self) -> list[int]:
-        """JSON-ready form: ``[size, rewrites, rewriting]``."""
-        return [self.size, self.rewrites, int(self.rewriting)]
+    def to_list(self) -> list[int | str]:
+        """JSON-ready form: ``[size, rewrites, rewriting, nodes]``."""
+        return [self.size, self.rewrites, int(self.rewriting), self.nodes]
+
+    def comparable(self, later: AofSample) -> bool:
+        """Whether ``later`` counts on from this sample (same primaries, no restart)."""
+        return later.nodes == self.nodes and later.rewrites >= self.rewrites
 
 
 def read_aof(client: redis.Redis[bytes] | redis.RedisCluster[bytes]) -> AofSample | None:
@@ -48,10 +57,12 @@ def read_aof(client: redis.Redis[bytes] | redis.RedisCluster[bytes]) -> AofSampl
     Raises:
         redis.RedisError: Redis did not answer (or the ACL refuses ``INFO``).
     """
+    infos: list[Mapping[str, Any]]
+    nodes = ""
     if isinstance(client, redis.RedisCluster):
-        reply: Any = client.info("persistence", target_nodes=redis.RedisCluster.PRIMARIES)
-        infos = list(reply.values()) if all(isinstance(v, dict) for v in reply.values()) \
-            else [reply]
+        primaries = sorted(client.get_primaries(), key=lambda node: node.name)
+        infos = [client.info("persistence", target_nodes=node) for node in primaries]
+        nodes = ",".join(node.name for node in primaries)
     else:
         infos = [client.info("persistence")]
     if not infos or not all(info.get("aof_enabled") and "aof_rewrites" in info
@@ -59,23 +70,27 @@ def read_aof(client: redis.Redis[bytes] | redis.RedisCluster[bytes]) -> AofSampl
         return None  # AOF off, or a Redis older than 7.0 (no aof_rewrites)
     return AofSample(size=sum(int(info["aof_current_size"]) for info in infos),
                      rewrites=sum(int(info["aof_rewrites"]) for info in infos),
-                     rewriting=any(info["aof_rewrite_in_progress"] for info in infos))
+                     rewriting=any(info["aof_rewrite_in_progress"] for info in infos),
+                     nodes=nodes)
 
 
-def rewrite_starts(t_s: Sequence[float], samples: Sequence[AofSample | None]) -> list[float]:
-    """When rewrites started: for each, the time of the first sample that saw it.
+def rewrite_spans(t_s: Sequence[float],
+                  samples: Sequence[AofSample | None]) -> list[tuple[float, float]]:
+    """Each rewrite as ``(after, before)``: it ran somewhere within those times.
 
-    A rewrite started between that sample and the one before (a second apart).
+    It started after the last sample that had not counted it yet (which may be
+    several seconds before the first that did, when samples failed between),
+    and had ended by the first sample from then on that saw none running (or
+    the last sample, if it still ran).
     """
-    starts: list[float] = []
-    prev: AofSample | None = None
-    for t, sample in zip(t_s, samples, strict=True):
-        if sample is None:
+    readings = [(t, s) for t, s in zip(t_s, samples, strict=True) if s is not None]
+    spans: list[tuple[float, float]] = []
+    for i, ((t_prev, prev), (_, seen)) in enumerate(pairwise(readings)):
+        if not prev.comparable(seen) or seen.rewrites == prev.rewrites:
             continue
-        if prev is not None and sample.rewrites > prev.rewrites:
-            starts.extend([t] * (sample.rewrites - prev.rewrites))
-        prev = sample
-    return starts
+        ended = next((t for t, s in readings[i + 1:] if not s.rewriting), readings[-1][0])
+        spans.extend([(t_prev, ended)] * (seen.rewrites - prev.rewrites))
+    return spans
 
 
 def bytes_per_job(samples: Sequence[AofSample | None], produced: Sequence[int]) -> float | None:
@@ -89,7 +104,7 @@ def bytes_per_job(samples: Sequence[AofSample | None], produced: Sequence[int]) 
     appended = jobs = 0
     for (a, b), (pa, pb) in zip(pairwise(samples), pairwise(produced), strict=True):
         if (a is None or b is None or a.rewriting or b.rewriting or a.rewrites != b.rewrites
-                or b.size < a.size):
+                or a.nodes != b.nodes or b.size < a.size):
             continue
         appended += b.size - a.size
         jobs += pb - pa
@@ -98,22 +113,22 @@ def bytes_per_job(samples: Sequence[AofSample | None], produced: Sequence[int]) 
 
 def aof_section(t_s: Sequence[float], samples: Sequence[AofSample | None],
                 produced: Sequence[int]) -> dict[str, Any] | None:
-    """The report's ``redis_aof`` part; None when no sample says anything."""
+    """The report's ``redis_aof`` part; None when no sample says anything.
+
+    ``rewrites_s`` holds each rewrite's ``[after, before]`` (:func:`rewrite_spans`);
+    a ramp's report adds ``steps_offered_per_s``, the steps they overlapped.
+    """
     if not any(s is not None for s in samples):
         return None
     per_job = bytes_per_job(samples, produced)
     return {"bytes_per_job": round(per_job, 1) if per_job is not None else None,
-            "rewrite_starts_s": rewrite_starts(t_s, samples)}
+            "rewrites_s": [list(span) for span in rewrite_spans(t_s, samples)]}
 
 
 def steps_with_rewrites(step_bounds: Sequence[tuple[float, float]],
-                        starts: Sequence[float]) -> list[int]:
-    """How many rewrites each step overlapped, by when they were first seen.
-
-    A rewrite seen at ``t`` started within the second before it, and runs about
-    a second or more (more on a larger dataset): taken as ``t - 1`` to ``t + 1``.
-    """
-    return [sum(1 for t in starts if t - 1.0 < end and t + 1.0 > begin)
+                        spans: Sequence[Sequence[float]]) -> list[int]:
+    """How many rewrites each ``(begin, end)`` step overlapped."""
+    return [sum(1 for after, before in spans if after < end and before > begin)
             for begin, end in step_bounds]
 
 
@@ -121,15 +136,15 @@ def aof_line(section: dict[str, Any] | None) -> str | None:
     """One line for the terminal and the HTML report."""
     if section is None:
         return None
-    starts = section["rewrite_starts_s"]
+    spans = section["rewrites_s"]
     per_job = section["bytes_per_job"]
     size = f"{per_job:,.0f} bytes appended per job" if per_job is not None else \
         "no bytes per job (no sample pair without a rewrite)"
-    if not starts:
+    if not spans:
         return f"Redis AOF: {size}; no rewrite during the run."
-    at = ", ".join(f"{t:.0f}" for t in starts)
+    at = ", ".join(f"{after:.0f}-{before:.0f}" for after, before in spans)
     steps = section.get("steps_offered_per_s")
     during = (" during the steps of " + ", ".join(f"{r:,.0f}" for r in steps) + " jobs/s"
               if steps else "")
-    return (f"Redis AOF: {size}; {len(starts)} rewrite(s), first seen at t = {at} s{during}. "
+    return (f"Redis AOF: {size}; {len(spans)} rewrite(s), running within t = {at} s{during}. "
             "The p99 rises while one runs, and it comes back as the file grows.")

@@ -112,13 +112,14 @@ def assemble(plan: RunPlan, *, workers: Aggregate, producers: Aggregate,
                               plan.p99_target_ms, samples,
                               int(samples[-1][1]) if samples else None, lost)
     report["verdict"] = verdict.to_dict()
-    aof = aof_section(backlog.t_s, backlog.aof, backlog.produced) if backlog else None
+    aof = (aof_section(backlog.t_s, backlog.aof, backlog.produced)
+           if backlog is not None else None)
     if aof is not None:
         report["redis_aof"] = aof
         if plan.is_ramp:
             bounds = [(step.start_s, step.end_s) for step in plan.schedule().steps]
             steps = report["saturation"]["steps"]
-            for step, n in zip(steps, steps_with_rewrites(bounds, aof["rewrite_starts_s"]),
+            for step, n in zip(steps, steps_with_rewrites(bounds, aof["rewrites_s"]),
                                strict=True):
                 step["aof_rewrites"] = n
             aof["steps_offered_per_s"] = [s["offered_per_s"] for s in steps if s["aof_rewrites"]]

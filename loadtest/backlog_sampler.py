@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobpipe import names
-from jobpipe.connections import redis_client
 from jobpipe.settings import Settings
 from loadtest.aof import AofSample, read_aof
 
@@ -65,7 +64,6 @@ class BacklogSampler:
         self.interval_s = interval_s
         self._settings = settings
         self._collector = StatsCollector(settings, timeout_s=2.0)
-        self._redis = redis_client(settings.redis)
         self._group = names.group_id(settings.namespace, "workers")
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -84,7 +82,7 @@ class BacklogSampler:
         kafka_jobs = sum(q.group_lag(self._group) for q in snap.queues)
         produced = sum(q.produced_total for q in snap.queues)
         try:
-            aof = read_aof(self._redis)
+            aof = read_aof(self._collector.redis)
         except Exception as exc:  # refused by an ACL, or Redis just went: no AOF figure
             log.debug("AOF sample failed: %s", exc)
             aof = None
@@ -105,7 +103,6 @@ class BacklogSampler:
         self._stop.set()
         self._thread.join(timeout=10)
         self._collector.close()
-        self._redis.close()
         return self.series
 
     def _renew(self) -> None:
@@ -114,8 +111,6 @@ class BacklogSampler:
 
         self._collector.close()
         self._collector = StatsCollector(self._settings, timeout_s=2.0)
-        self._redis.close()
-        self._redis = redis_client(self._settings.redis)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

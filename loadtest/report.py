@@ -5,9 +5,10 @@ are both drawn from it, and ``jobpipe capacity --from-report`` reads it back.
 Its main keys: ``config`` (the plan), ``totals``, ``stages`` (per-stage
 percentiles in ms), ``ledger`` (accepted/executed/lost/duplicates by job id),
 ``series`` (per-second throughput and percentiles, backlog samples), ``cdf``,
-``saturation`` (ramps), ``redis_aof`` (AOF bytes per job, rewrites and the steps
-they overlapped), ``chaos`` (kills, worker hand-overs), ``soak`` (RSS and fds),
-``peers`` (with ratios) and ``notes`` (how each figure was measured).
+``saturation`` (ramps), ``redis_aof`` (AOF bytes per job, each rewrite's span,
+and for a ramp ``steps_offered_per_s``, the steps they overlapped), ``chaos``
+(kills, worker hand-overs), ``soak`` (RSS and fds), ``peers`` (with ratios) and
+``notes`` (how each figure was measured).
 """
 
 from __future__ import annotations

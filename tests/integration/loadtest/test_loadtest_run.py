@@ -45,6 +45,9 @@ def test_loadtest_writes_json_and_html_report_and_loses_nothing(in_services, red
     assert report["cpu"]["run"]["total"]["us_per_job"] > 0
     assert report["cpu"]["run"]["instrumentation"]["recording_us_per_job"] > 0
     assert "µs CPU per job" in page
+    # The AOF's growth per job (the test Redis runs with appendonly yes).
+    assert report["redis_aof"]["bytes_per_job"] > 0
+    assert "Redis AOF: " in page
     # The verdict is one of the two plain sentences, and the page shows it.
     assert report["verdict"]["text"].startswith(("kept up:", "not sustained:"))
     assert report["verdict"]["text"] in page
