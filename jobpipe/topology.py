@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from jobpipe import names
 from jobpipe.errors import ConfigError
 
+# How long a completed job's done marker is kept, unless the queue says.
+DEFAULT_IDEMPOTENCY_TTL_S = 86_400
+
 
 @dataclass(frozen=True, slots=True)
 class QueueSpec:
@@ -79,7 +82,7 @@ class QueueSpec:
     rate_limit_per_s: float | None = None
     tenant_rate_limit_per_s: float | None = None
     timeout_s: float | None = 300.0
-    idempotency_ttl_s: int = 86_400
+    idempotency_ttl_s: int = DEFAULT_IDEMPOTENCY_TTL_S
     max_job_bytes: int = 262_144
     track_status: bool = False
     status_ttl_s: int = 86_400

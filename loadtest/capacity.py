@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from jobpipe.errors import ConfigError
+from jobpipe.topology import DEFAULT_IDEMPOTENCY_TTL_S
 
 # Defaults (jobs/s per process, one core each) used when no report is given;
 # see docs/benchmarks/loadtest.md for where they come from.
@@ -30,6 +31,13 @@ DEFAULT_PARTITION_PER_S = 5_000.0
 DEFAULT_BROKER_BYTES_PER_S = 60_000_000.0
 DEFAULT_REPLICATION = 3
 DEFAULT_JOB_BYTES = 300
+# Redis memory per done marker (a field of a 256 ms hash; used_memory over
+# 385k and 838k markers: 97 B) and AOF bytes appended per job (pushed, taken,
+# marked done: 600 B). Both from docs/benchmarks.md, "AOF bytes per job".
+DEFAULT_MARKER_BYTES = 97.0
+DEFAULT_AOF_BYTES_PER_JOB = 600.0
+# The memory of one Redis primary a plan may fill, when not given.
+DEFAULT_PRIMARY_MEMORY_GB = 16.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +52,8 @@ class Measured:
         job_bytes: size of one encoded job.
         replication: Kafka replication factor.
         p99_floor_ms: the lowest p99 measured (at light load), if known.
+        marker_bytes: Redis memory one done marker takes.
+        aof_bytes_per_job: AOF bytes Redis appends per job.
         source: where the figures came from (a report folder or ``defaults``).
         redis_source: where ``redis_shard_per_s`` came from (a scale-out bench
             JSON, ``--redis-primary-per-s``, or the default estimate).
@@ -58,12 +68,15 @@ class Measured:
     job_bytes: int = DEFAULT_JOB_BYTES
     replication: int = DEFAULT_REPLICATION
     p99_floor_ms: float | None = None
+    marker_bytes: float = DEFAULT_MARKER_BYTES
+    aof_bytes_per_job: float = DEFAULT_AOF_BYTES_PER_JOB
     source: str = "defaults"
     redis_source: str = "default estimate"
 
     def __post_init__(self) -> None:
         for name in ("bridge_per_s", "worker_per_s", "producer_per_s", "redis_shard_per_s",
-                     "partition_per_s", "broker_bytes_per_s"):
+                     "partition_per_s", "broker_bytes_per_s", "marker_bytes",
+                     "aof_bytes_per_job"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"capacity: {name} must be > 0")
 
@@ -75,6 +88,11 @@ class Plan:
     Attributes:
         target_per_s, p99_ms, headroom: the request.
         producers, bridges, workers, partitions, redis_shards, kafka_brokers: counts.
+        marker_memory_gb: Redis memory the done markers fill at the target rate
+            (target x idempotency TTL x bytes per marker). A queue's markers
+            all live on the primary of its ``{q}`` slot, ``shard_slots`` or not.
+        aof_mb_per_s: what Redis appends to its AOF at the target rate, all
+            primaries together.
         assumptions: every figure the counts rest on, one line each.
         warnings: where the plan may not hold (e.g. the p99 target is below
             what was ever measured).
@@ -89,6 +107,8 @@ class Plan:
     partitions: int
     redis_shards: int
     kafka_brokers: int
+    marker_memory_gb: float
+    aof_mb_per_s: float
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -96,7 +116,8 @@ class Plan:
         """JSON-ready form."""
         return {k: getattr(self, k) for k in (
             "target_per_s", "p99_ms", "headroom", "producers", "bridges", "workers",
-            "partitions", "redis_shards", "kafka_brokers", "assumptions", "warnings")}
+            "partitions", "redis_shards", "kafka_brokers", "marker_memory_gb",
+            "aof_mb_per_s", "assumptions", "warnings")}
 
 
 def parse_target(text: str) -> float:
@@ -125,16 +146,25 @@ def _units(target: float, per_unit: float, utilization: float) -> int:
 
 
 def plan_capacity(target_per_s: float, p99_ms: float, measured: Measured,
-                  headroom: float = 0.4) -> Plan:
+                  headroom: float = 0.4, *,
+                  idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S,
+                  primary_memory_gb: float = DEFAULT_PRIMARY_MEMORY_GB) -> Plan:
     """Size every piece for ``target_per_s`` jobs/s with ``headroom`` spare.
 
+    The done markers' memory is reported, and warned of when one queue's would
+    fill more than ``primary_memory_gb`` at that headroom: more primaries do
+    not help there, a shorter ``idempotency_ttl_s`` does.
+
     Raises:
-        ConfigError: headroom outside [0, 1) or a non-positive target.
+        ConfigError: headroom outside [0, 1), a non-positive target, a negative
+            TTL or a non-positive memory.
     """
     if not 0 <= headroom < 1:
         raise ConfigError("--headroom must be in [0, 1), e.g. 0.4 for 40 % spare")
     if target_per_s <= 0 or p99_ms <= 0:
         raise ConfigError("--target and --p99-ms must be > 0")
+    if idempotency_ttl_s < 0 or primary_memory_gb <= 0:
+        raise ConfigError("--idempotency-ttl-s must be >= 0 and --primary-memory-gb > 0")
     use = 1 - headroom
     producers = _units(target_per_s, measured.producer_per_s, use)
     bridges = _units(target_per_s, measured.bridge_per_s, use)
@@ -147,6 +177,8 @@ def plan_capacity(target_per_s: float, p99_ms: float, measured: Measured,
     write_bytes_per_s = target_per_s * measured.job_bytes * measured.replication
     brokers = max(measured.replication,
                   _units(write_bytes_per_s, measured.broker_bytes_per_s, use))
+    marker_gb = target_per_s * idempotency_ttl_s * measured.marker_bytes / 1e9
+    aof_mb_per_s = target_per_s * measured.aof_bytes_per_job / 1e6
     assumptions = [
         f"figures from: {measured.source}",
         f"headroom {headroom:.0%}: every piece planned at <= {use:.0%} of its measured rate",
@@ -158,16 +190,27 @@ def plan_capacity(target_per_s: float, p99_ms: float, measured: Measured,
         f"(from {measured.redis_source})",
         f"one Kafka broker: {measured.broker_bytes_per_s / 1e6:,.0f} MB/s written, "
         f"jobs of {measured.job_bytes} bytes, replication {measured.replication}",
+        f"done markers kept {idempotency_ttl_s:,.0f} s (the queue's idempotency_ttl_s), "
+        f"{measured.marker_bytes:,.0f} bytes of Redis memory each (a job keyed by its "
+        f"id; an explicit idempotency key is a key of its own, and more)",
+        f"Redis appends {measured.aof_bytes_per_job:,.0f} bytes of AOF per job",
     ]
     warnings: list[str] = []
     if measured.p99_floor_ms is not None and measured.p99_floor_ms > p99_ms:
         warnings.append(f"p99 target {p99_ms:g} ms is below the lowest p99 ever measured "
                         f"({measured.p99_floor_ms:,.1f} ms): more processes will not get there")
+    if marker_gb > primary_memory_gb * use:
+        warnings.append(
+            f"done markers fill {marker_gb:,.1f} GB at this rate, all on the primary of the "
+            f"queue's slot (over {use:.0%} of a {primary_memory_gb:g} GB primary): lower the "
+            f"queue's idempotency_ttl_s (it must outlast any redelivery of a job that ran) "
+            f"or spread the load over more queues")
     if measured.source == "defaults":
         warnings.append("no report given: run `jobpipe loadtest --ramp ...` on your hardware "
                         "and pass --from-report for figures you can trust")
     return Plan(target_per_s, p99_ms, headroom, producers, bridges, workers, partitions,
-                redis_shards, brokers, assumptions, warnings)
+                redis_shards, brokers, round(marker_gb, 2), round(aof_mb_per_s, 2),
+                assumptions, warnings)
 
 
 def measured_from_report(report: dict[str, object], folder: str) -> Measured:
@@ -191,12 +234,16 @@ def measured_from_report(report: dict[str, object], folder: str) -> Measured:
         if isinstance(saturation, dict) and saturation.get("sustained_per_s"):
             rate = float(saturation["sustained_per_s"])
         p99_floor = report.get("p99_floor_ms")
+        aof = report.get("redis_aof")
+        aof_per_job = aof.get("bytes_per_job") if isinstance(aof, dict) else None
         return Measured(
             bridge_per_s=rate / int(config["bridges"]),
             worker_per_s=rate / int(config["workers"]),
             producer_per_s=rate / int(config["producers"]),
             job_bytes=int(totals.get("job_bytes", DEFAULT_JOB_BYTES)),
             p99_floor_ms=float(p99_floor) if isinstance(p99_floor, int | float) else None,
+            aof_bytes_per_job=(float(aof_per_job) if isinstance(aof_per_job, int | float)
+                               and aof_per_job > 0 else DEFAULT_AOF_BYTES_PER_JOB),
             source=f"report {folder} ({rate:,.0f} jobs/s sustained)",
         )
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:

@@ -13,6 +13,7 @@ import click
 
 from jobpipe.cli.context import CliContext
 from jobpipe.errors import ConfigError
+from jobpipe.topology import DEFAULT_IDEMPOTENCY_TTL_S
 
 
 def _namespace() -> str:
@@ -105,9 +106,17 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
               help="A `jobpipe bench scaleout --json` file: its per-primary intake rate.")
 @click.option("--redis-primary-per-s", type=float,
               help="Jobs/s one Redis primary carries, measured (overrides --from-scaleout).")
+@click.option("--idempotency-ttl-s", type=click.FloatRange(min=0),
+              default=DEFAULT_IDEMPOTENCY_TTL_S, show_default=True,
+              help="How long the queue keeps done markers (its idempotency_ttl_s).")
+@click.option("--primary-memory-gb", type=click.FloatRange(min=0, min_open=True),
+              default=16.0, show_default=True,
+              help="Memory of one Redis primary, for the done markers' warning.")
 def capacity(target: str, p99_ms: float, headroom: float, from_report: Path | None,
-             from_scaleout: Path | None, redis_primary_per_s: float | None) -> None:
-    """Plan bridges, workers, partitions, Redis shards and Kafka brokers for a target."""
+             from_scaleout: Path | None, redis_primary_per_s: float | None,
+             idempotency_ttl_s: float, primary_memory_gb: float) -> None:
+    """Plan bridges, workers, partitions, Redis shards and Kafka brokers for a target,
+    and the Redis memory and AOF traffic that come with it."""
     from rich.console import Console
     from rich.table import Table
 
@@ -138,11 +147,13 @@ def capacity(target: str, p99_ms: float, headroom: float, from_report: Path | No
         measured = with_redis_primary(
             measured, redis_primary_from_scaleout(bench, str(from_scaleout)),
             f"bench scaleout {from_scaleout}")
-    plan = plan_capacity(parse_target(target), p99_ms, measured, headroom)
+    plan = plan_capacity(parse_target(target), p99_ms, measured, headroom,
+                         idempotency_ttl_s=idempotency_ttl_s,
+                         primary_memory_gb=primary_memory_gb)
     console = Console()
     table = Table(title=f"capacity for {plan.target_per_s:,.0f} jobs/s, p99 <= {p99_ms:g} ms")
     table.add_column("piece")
-    table.add_column("count", justify="right")
+    table.add_column("plan", justify="right")
     for label, value in (("producer processes", plan.producers),
                          ("bridge processes", plan.bridges),
                          ("worker processes", plan.workers),
@@ -150,6 +161,8 @@ def capacity(target: str, p99_ms: float, headroom: float, from_report: Path | No
                          ("Redis shards (primaries)", plan.redis_shards),
                          ("Kafka brokers", plan.kafka_brokers)):
         table.add_row(label, f"{value:,}")
+    table.add_row("Redis memory, done markers", f"{plan.marker_memory_gb:,.1f} GB")
+    table.add_row("Redis AOF written", f"{plan.aof_mb_per_s:,.1f} MB/s")
     console.print(table)
     console.print("[bold]assumptions[/]")
     for line in plan.assumptions:

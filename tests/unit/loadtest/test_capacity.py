@@ -77,3 +77,30 @@ def test_the_per_primary_rate_is_read_from_the_scaleout_json():
         redis_primary_from_scaleout({"ratio": 1.2}, "f.json")
     with pytest.raises(ConfigError, match="must be > 0"):
         with_redis_primary(Measured(), 0, "--redis-primary-per-s")
+
+
+def test_the_done_markers_memory_and_the_aof_traffic_come_with_the_plan():
+    # 1,000 jobs/s kept a day at 97 B a marker: 8.4 GB; 600 B of AOF a job: 0.6 MB/s.
+    plan = plan_capacity(1_000, 50, Measured(), headroom=0.4)
+    assert plan.marker_memory_gb == 8.38
+    assert plan.aof_mb_per_s == 0.6
+    assert not any("done markers fill" in w for w in plan.warnings)  # under 60 % of 16 GB
+    crowded = plan_capacity(50_000, 50, Measured(), headroom=0.4)
+    assert crowded.marker_memory_gb == 419.04
+    assert any("done markers fill 419.0 GB" in w and "idempotency_ttl_s" in w
+               for w in crowded.warnings)
+    # A TTL that covers the redelivery window, not a day, fits one primary.
+    short = plan_capacity(50_000, 50, Measured(), headroom=0.4, idempotency_ttl_s=600)
+    assert short.marker_memory_gb == 2.91
+    assert not any("done markers fill" in w for w in short.warnings)
+    assert plan_capacity(50_000, 50, Measured(), idempotency_ttl_s=0).marker_memory_gb == 0
+    with pytest.raises(ConfigError, match="idempotency-ttl-s"):
+        plan_capacity(1_000, 50, Measured(), idempotency_ttl_s=-1)
+
+
+def test_the_aof_bytes_per_job_come_from_a_report_that_has_them():
+    report = {"config": {"bridges": 1, "workers": 1, "producers": 1},
+              "totals": {"throughput_per_s": 10_000}, "redis_aof": {"bytes_per_job": 613.4}}
+    assert measured_from_report(report, "r").aof_bytes_per_job == 613.4
+    report["redis_aof"] = {"bytes_per_job": None}  # every sample pair had a rewrite
+    assert measured_from_report(report, "r").aof_bytes_per_job == Measured().aof_bytes_per_job
