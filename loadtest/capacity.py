@@ -33,7 +33,8 @@ DEFAULT_REPLICATION = 3
 DEFAULT_JOB_BYTES = 300
 # Redis memory per done marker (a field of a 256 ms hash; used_memory over
 # 385k and 838k markers: 97 B) and AOF bytes appended per job (pushed, taken,
-# marked done: 600 B). Both from docs/benchmarks.md, "AOF bytes per job".
+# marked done: 600 B with the load test's jobs, about twice a job's bytes plus
+# 50). Both from docs/benchmarks.md, "AOF bytes per job".
 DEFAULT_MARKER_BYTES = 97.0
 DEFAULT_AOF_BYTES_PER_JOB = 600.0
 # The memory of one Redis primary a plan may fill, when not given.
@@ -88,9 +89,11 @@ class Plan:
     Attributes:
         target_per_s, p99_ms, headroom: the request.
         producers, bridges, workers, partitions, redis_shards, kafka_brokers: counts.
-        marker_memory_gb: Redis memory the done markers fill at the target rate
-            (target x idempotency TTL x bytes per marker). A queue's markers
-            all live on the primary of its ``{q}`` slot, ``shard_slots`` or not.
+        marker_memory_gb: Redis memory the done markers fill at the target rate,
+            at least (target x idempotency TTL x bytes per marker; a retry
+            marks later). A queue's markers all live on the primary of its
+            ``{q}`` slot, ``shard_slots`` or not. A queue with ``track_status``
+            also keeps a state record per job there, not counted here.
         aof_mb_per_s: what Redis appends to its AOF at the target rate, all
             primaries together.
         assumptions: every figure the counts rest on, one line each.
@@ -192,7 +195,8 @@ def plan_capacity(target_per_s: float, p99_ms: float, measured: Measured,
         f"jobs of {measured.job_bytes} bytes, replication {measured.replication}",
         f"done markers kept {idempotency_ttl_s:,.0f} s (the queue's idempotency_ttl_s), "
         f"{measured.marker_bytes:,.0f} bytes of Redis memory each (a job keyed by its "
-        f"id; an explicit idempotency key is a key of its own, and more)",
+        f"id; an explicit idempotency key is a key of its own, and more; a queue with "
+        f"track_status keeps a state record per job besides, not counted)",
         f"Redis appends {measured.aof_bytes_per_job:,.0f} bytes of AOF per job",
     ]
     warnings: list[str] = []

@@ -14,6 +14,7 @@ import click
 from jobpipe.cli.context import CliContext
 from jobpipe.errors import ConfigError
 from jobpipe.topology import DEFAULT_IDEMPOTENCY_TTL_S
+from loadtest.capacity import DEFAULT_PRIMARY_MEMORY_GB
 
 
 def _namespace() -> str:
@@ -108,10 +109,12 @@ def loadtest(obj: CliContext, rate: float | None, ramp: str | None, step_s: floa
               help="Jobs/s one Redis primary carries, measured (overrides --from-scaleout).")
 @click.option("--idempotency-ttl-s", type=click.FloatRange(min=0),
               default=DEFAULT_IDEMPOTENCY_TTL_S, show_default=True,
-              help="How long the queue keeps done markers (its idempotency_ttl_s).")
+              help="Seconds the queue keeps done markers (its idempotency_ttl_s; "
+                   "0 = no markers).")
 @click.option("--primary-memory-gb", type=click.FloatRange(min=0, min_open=True),
-              default=16.0, show_default=True,
-              help="Memory of one Redis primary, for the done markers' warning.")
+              default=DEFAULT_PRIMARY_MEMORY_GB, show_default=True,
+              help="Memory of one Redis primary: a warning when one queue's done markers "
+                   "would fill more than (1 - headroom) of it.")
 def capacity(target: str, p99_ms: float, headroom: float, from_report: Path | None,
              from_scaleout: Path | None, redis_primary_per_s: float | None,
              idempotency_ttl_s: float, primary_memory_gb: float) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest.capacity import Measured, plan_capacity
+from loadtest.capacity import DEFAULT_PRIMARY_MEMORY_GB, Measured, plan_capacity
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "scaling.md"
 ROWS = {"producer processes": "producers", "bridge processes": "bridges",
@@ -44,3 +44,17 @@ def test_the_per_unit_figures_are_the_planner_defaults():
         assert re.search(rf"{phrase} {value:,.0f} jobs/s", text), phrase
     assert f"a broker {m.broker_bytes_per_s / 1e6:g} MB/s" in text
     assert f"{m.job_bytes}-byte jobs at replication {m.replication}" in text
+
+
+def test_the_done_markers_and_aof_figures_are_the_planners():
+    text = " ".join(DOC.read_text().split())
+    m = Measured()
+    day = plan_capacity(50_000, 50, m, headroom=0.4)
+    ten_minutes = plan_capacity(50_000, 50, m, headroom=0.4, idempotency_ttl_s=600)
+    assert f"about {m.marker_bytes:g} bytes of Redis memory" in text
+    assert f"a day of markers is at least {day.marker_memory_gb:,.0f} GB" in text
+    assert f"(`--primary-memory-gb`, {DEFAULT_PRIMARY_MEMORY_GB:g} by default)" in text
+    assert f"10 minutes of markers at 50,000 jobs/s is {ten_minutes.marker_memory_gb:.1f} GB" \
+        in text
+    assert f"The AOF grows {m.aof_bytes_per_job:g} bytes per job" in text
+    assert f"{day.aof_mb_per_s:g} MB/s at 50,000 jobs/s" in text
