@@ -48,6 +48,13 @@ def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float | None:
     return ticks / CLOCK_TICKS_PER_S
 
 
+def counts_reaped_children(name: str) -> bool:
+    """Whether the process named ``name`` is charged its reaped children's CPU:
+    Redis (``redis``, ``redis-<port>``), whose AOF rewrites and RDB saves run in
+    forked children. Not the runner, which reaps the stages the chaos kills."""
+    return name == "redis" or name.startswith("redis-")
+
+
 def listening_inodes(port: int) -> set[str]:
     """Socket inodes listening on TCP ``port`` (IPv4 or IPv6)."""
     inodes: set[str] = set()

@@ -28,7 +28,7 @@ from loadtest.aof import aof_line
 from loadtest.assemble import assemble, peer_summary
 from loadtest.backlog_sampler import BacklogSampler
 from loadtest.chaos import ChaosMonkey, kill_offsets_s
-from loadtest.cpu import CpuSampler, service_pids
+from loadtest.cpu import CpuSampler, counts_reaped_children, service_pids
 from loadtest.cpu_report import RUNNER, cpu_section
 from loadtest.drive import Watch, child_env, drive
 from loadtest.failover import summarize_handovers, worker_handovers
@@ -159,8 +159,7 @@ def run_jobpipe(plan: RunPlan, stack: RunStack, console: Console, command: str,
             owned = stack_pids(stack.devstack) if stack.devstack is not None else services
             return {**fleet_pids(fleet), **owned, RUNNER: os.getpid()}
 
-        # Redis's AOF rewrites and RDB saves run in forked children: its cost too.
-        cpu = CpuSampler(measured, start_s, with_children=lambda name: name.startswith("redis"))
+        cpu = CpuSampler(measured, start_s, with_children=counts_reaped_children)
         try:
             drained = drive(plan, fleet, watch, console, sampler=sampler, chaos=chaos,
                             phase="jobpipe", cpu=cpu)

@@ -9,6 +9,7 @@ import time
 from loadtest.cpu import (
     CpuSampler,
     CpuSeries,
+    counts_reaped_children,
     cpu_seconds,
     listening_pid,
     total_row,
@@ -101,9 +102,16 @@ def test_reaped_children_count_only_when_asked():
 
 def test_the_sampler_counts_children_for_the_names_it_is_told():
     sampler = CpuSampler(lambda: {"redis": os.getpid(), "worker-0": os.getpid()}, time.time(),
-                         interval_s=60, with_children=lambda name: name.startswith("redis"))
+                         interval_s=60, with_children=counts_reaped_children)
     _burn_in_a_child(0.3)
     series = sampler.stop()
     redis_cpu = [v for v in series.cpu_s["redis"] if v is not None]
     worker_cpu = [v for v in series.cpu_s["worker-0"] if v is not None]
     assert (redis_cpu[-1] - redis_cpu[0]) - (worker_cpu[-1] - worker_cpu[0]) >= 0.25
+
+
+def test_only_redis_is_charged_its_children():
+    assert counts_reaped_children("redis")
+    assert counts_reaped_children("redis-7001")
+    assert not counts_reaped_children("runner")
+    assert not counts_reaped_children("worker-0")
