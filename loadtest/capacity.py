@@ -31,10 +31,12 @@ DEFAULT_PARTITION_PER_S = 5_000.0
 DEFAULT_BROKER_BYTES_PER_S = 60_000_000.0
 DEFAULT_REPLICATION = 3
 DEFAULT_JOB_BYTES = 300
-# Redis memory per done marker (a field of a 256 ms hash; used_memory over
-# 385k and 838k markers: 97 B) and AOF bytes appended per job (pushed, taken,
-# marked done: 600 B with the load test's jobs, about twice a job's bytes plus
-# 50). Both from docs/benchmarks.md, "AOF bytes per job".
+# Redis memory per done marker (a field of a 256 ms hash: 97 B at 30,000
+# jobs/s, 41 B at 200 where the hash stays a listpack; the high-rate figure, the
+# safe side; scripts/bench_done_markers.py) and AOF bytes appended per job
+# (pushed, taken, marked done: 600 B with the load test's jobs, about twice a
+# job's bytes plus 50; scripts/aof_composition.py). docs/benchmarks.md, "AOF
+# bytes per job".
 DEFAULT_MARKER_BYTES = 97.0
 DEFAULT_AOF_BYTES_PER_JOB = 600.0
 # The memory of one Redis primary a plan may fill, when not given.
