@@ -17,7 +17,13 @@ TIMEOUT_S = 5.0
 
 
 def group_caught_up(consumer: Consumer, topics: list[str]) -> bool:
-    """Whether ``consumer``'s group committed every partition of ``topics`` to its end."""
+    """Whether ``consumer``'s group committed every partition of ``topics`` to its end.
+
+    ``consumer`` must fetch nothing: a watermark query waits behind a fetch in
+    flight on the same connection, which the broker holds for up to
+    ``fetch.wait.max.ms`` (500 ms) when there is nothing new; on the worker's
+    own consumer that was half a second per partition, per check.
+    """
     if not topics:
         return True
     metadata = consumer.list_topics(timeout=TIMEOUT_S)
@@ -33,19 +39,23 @@ def group_caught_up(consumer: Consumer, topics: list[str]) -> bool:
 
 def caught_up(consumer: Consumer, settings: Settings, main_topics: list[str],
               retry_topics: list[str]) -> bool:
-    """Commit stored offsets, then check the worker group (and the retry group)."""
+    """Commit ``consumer``'s stored offsets, then check the worker group (and the
+    retry group), each through a probe that joins no group and fetches nothing."""
     try:
         consumer.commit(asynchronous=False)
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError._NO_OFFSET:
             raise
-    if not group_caught_up(consumer, main_topics):
-        return False
-    if not retry_topics:
+    return all(_probe_caught_up(settings, role, topics)
+               for role, topics in (("workers", main_topics), ("retry", retry_topics)))
+
+
+def _probe_caught_up(settings: Settings, role: str, topics: list[str]) -> bool:
+    if not topics:
         return True
-    probe = Consumer(kafka_consumer_config(
-        settings.kafka, names.group_id(settings.namespace, "retry")))
+    probe = Consumer(kafka_consumer_config(settings.kafka, names.group_id(settings.namespace, role),
+                                           **{"enable.auto.commit": False}))
     try:
-        return group_caught_up(probe, retry_topics)
+        return group_caught_up(probe, topics)
     finally:
         probe.close()
