@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from jobpipe.devstack import class_archive
 from jobpipe.devstack.certs import TlsFiles
 from jobpipe.devstack.ports import port_answers, port_is_free
 from jobpipe.devstack.processes import OwnedProcess
@@ -260,12 +261,30 @@ class KafkaNode:
         """``server.log`` and ``broker.out`` live here."""
         return self.home / "logs"
 
-    def _java_args(self, main: str, *args: str, heap: tuple[str, ...],
-                   log4j: str) -> list[str]:
-        return [self.java, *heap, *jvm_options(os.environ),
+    @property
+    def written_archive(self) -> Path:
+        """Where this node's JVM writes a class archive as it exits (see class_archive)."""
+        return self.home / class_archive.WRITTEN_NAME
+
+    def adopt_archive(self) -> None:
+        """Share the class archive this node's JVM wrote at its exit (it must be gone)."""
+        class_archive.adopt(self.written_archive, self._archive, self.java, self._classpath)
+
+    @property
+    def _archive(self) -> Path:
+        return class_archive.archive_path(self.libs_dir, self.java)
+
+    @property
+    def _classpath(self) -> str:
+        return f"{self.libs_dir}/*"
+
+    def _java_args(self, main: str, *args: str, heap: tuple[str, ...], log4j: str,
+                   archive: list[str]) -> list[str]:
+        # The archive's options come before the user's, so KAFKA_OPTS can override them.
+        return [self.java, *heap, *archive, *jvm_options(os.environ),
                 "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.logs_dir}",
                 f"-Dlog4j2.configurationFile={self.home / log4j}",
-                "-cp", f"{self.libs_dir}/*", main, *args]
+                "-cp", self._classpath, main, *args]
 
     def prepare(self, cluster_id: str) -> subprocess.Popen[bytes] | None:
         """Write the config files and, the first time only, start formatting storage.
@@ -282,7 +301,8 @@ class KafkaNode:
             return None
         args = self._java_args("kafka.tools.StorageTool", "format", "-g", "-t", cluster_id,
                                "-c", str(self.properties_path), heap=("-Xmx256m",),
-                               log4j="tools-log4j2.properties")
+                               log4j="tools-log4j2.properties",
+                               archive=class_archive.jvm_options(self._archive, None))
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
 
@@ -296,9 +316,12 @@ class KafkaNode:
             if not port_is_free(port):
                 raise StackError(f"kafka-{self.node}: port {port} is in use by another "
                                  "process; pick another with --kafka-port")
+        self.adopt_archive()  # one its last run left, if any
         args = self._java_args("kafka.Kafka", str(self.properties_path),
                                heap=("-Xms256m", f"-Xmx{self.layout.heap}",),
-                               log4j="log4j2.properties")
+                               log4j="log4j2.properties",
+                               archive=class_archive.jvm_options(self._archive,
+                                                                 self.written_archive))
         self.process.spawn(args, self.logs_dir / "broker.out",
                            match=[("kafka.Kafka", str(self.properties_path))])
 

@@ -158,7 +158,18 @@ class KafkaCluster:
 
     def stop(self, node: int, timeout_s: float = 30.0) -> bool:
         """SIGTERM a node (clean shutdown), SIGKILL after ``timeout_s``."""
-        return self.nodes[node].process.stop(timeout_s)
+        stopped = self.nodes[node].process.stop(timeout_s)
+        self.adopt_class_archives()
+        return stopped
+
+    def adopt_class_archives(self) -> None:
+        """Share a class archive a stopped node wrote as it exited (see class_archive);
+        call it once the nodes are gone."""
+        written = [n for n in self.nodes.values() if n.written_archive.exists()]
+        if written:
+            self.ensure_jars()  # the archive's place and name follow the jars
+            for each in written:
+                each.adopt_archive()
 
     def kill(self, node: int) -> bool:
         """SIGKILL a node: it recovers its log on the next start."""

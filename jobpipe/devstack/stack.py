@@ -272,6 +272,7 @@ class DevStack:
             redis = [p for p in owned if not p.name.startswith("kafka")]
             stopped = [p.name for p in kafka if p.alive]
             stop_all(kafka, timeout_s)
+            self.kafka.adopt_class_archives()
             stopped += [p.name for p in redis if p.alive]
             stop_all(redis, timeout_s)
         return stopped
