@@ -24,16 +24,8 @@ import time
 from pathlib import Path
 
 from jobpipe.devstack import DevStack, class_archive
-from jobpipe.devstack.kafka_jars import ensure_kafka_jars
+from jobpipe.devstack.kafka_jars import ensure_kafka_jars, linked_jars
 from jobpipe.devstack.ports import free_port, free_port_block
-
-
-def _linked_jars(into: Path) -> Path:
-    libs = into / "libs"
-    libs.mkdir(parents=True)
-    for jar in ensure_kafka_jars().iterdir():
-        (libs / jar.name).symlink_to(jar)
-    return libs
 
 
 def one_round(root: Path, libs: Path | None, properties: dict[str, str]) -> list[str]:
@@ -64,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     properties = dict(p.split("=", 1) for p in args.property)
     with tempfile.TemporaryDirectory(prefix="kafka-restart-") as tmp:
-        libs = _linked_jars(Path(tmp)) if args.fresh_archive else None
+        libs = linked_jars(Path(tmp)) if args.fresh_archive else None
         for n in range(1, args.rounds + 1):
             figures = one_round(Path(tmp) / f"round{n}", libs, properties)
             print(f"round {n}: " + ", ".join(figures), flush=True)

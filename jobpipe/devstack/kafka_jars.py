@@ -91,3 +91,13 @@ def _last_error(log_path: Path) -> str:
 
 if __name__ == "__main__":  # scripts/bootstrap prefetches with `python -m`
     print(ensure_kafka_jars())
+
+
+def linked_jars(into: Path) -> Path:
+    """``into/libs``: links to the shared jars, a jar directory whose class archive
+    (:mod:`jobpipe.devstack.class_archive`) is its own, for measuring and testing."""
+    libs = into / "libs"
+    libs.mkdir(parents=True)
+    for jar in ensure_kafka_jars().iterdir():
+        (libs / jar.name).symlink_to(jar)
+    return libs

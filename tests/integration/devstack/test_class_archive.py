@@ -12,17 +12,9 @@ from pathlib import Path
 import pytest
 
 from jobpipe.devstack import DevStack, class_archive, free_port, free_port_block
-from jobpipe.devstack.kafka_jars import ensure_kafka_jars
+from jobpipe.devstack.kafka_jars import linked_jars
 
 pytestmark = pytest.mark.integration
-
-
-def _linked_jars(into: Path) -> Path:
-    libs = into / "libs"
-    libs.mkdir(parents=True)
-    for jar in ensure_kafka_jars().iterdir():
-        (libs / jar.name).symlink_to(jar)
-    return libs
 
 
 def _cmdline(pid: int | None) -> str:
@@ -31,7 +23,7 @@ def _cmdline(pid: int | None) -> str:
 
 
 def test_a_written_archive_is_shared_and_a_truncated_or_extra_one_deleted(tmp_path):
-    libs = _linked_jars(tmp_path)
+    libs = linked_jars(tmp_path)
     classpath = f"{libs}/*"
     archive = class_archive.archive_path(libs, "java")
     written = tmp_path / "node" / class_archive.WRITTEN_NAME
@@ -59,7 +51,7 @@ def test_a_written_archive_is_shared_and_a_truncated_or_extra_one_deleted(tmp_pa
 
 
 def test_a_node_started_without_an_archive_writes_one_the_next_start_reads(tmp_path):
-    libs = _linked_jars(tmp_path)
+    libs = linked_jars(tmp_path)
     archive = class_archive.archive_path(libs, "java")
     stack = DevStack(tmp_path / "stack", redis_port=free_port(), kafka_port=free_port_block(2),
                      libs_dir=libs, kafka_heap="512m")
