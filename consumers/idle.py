@@ -10,7 +10,7 @@ from __future__ import annotations
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from jobpipe import names
-from jobpipe.connections import kafka_consumer_config
+from jobpipe.connections import kafka_common_config
 from jobpipe.settings import Settings
 
 TIMEOUT_S = 5.0
@@ -51,10 +51,15 @@ def caught_up(consumer: Consumer, settings: Settings, main_topics: list[str],
 
 
 def _probe_caught_up(settings: Settings, role: str, topics: list[str]) -> bool:
+    """:func:`group_caught_up` of group ``role`` through a consumer of its own.
+
+    Only the connection settings are the stages': the probe never subscribes,
+    so it sends no join, heartbeat or leave, and commits nothing.
+    """
     if not topics:
         return True
-    probe = Consumer(kafka_consumer_config(settings.kafka, names.group_id(settings.namespace, role),
-                                           **{"enable.auto.commit": False}))
+    probe = Consumer({**kafka_common_config(settings.kafka), "enable.auto.commit": False,
+                      "group.id": names.group_id(settings.namespace, role)})
     try:
         return group_caught_up(probe, topics)
     finally:

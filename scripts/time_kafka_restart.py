@@ -7,8 +7,8 @@ after a clean stop.
 Each round starts a private one-node stack (``DevStack`` on free loopback ports
 in a temporary directory, as the tests' private stacks are), times
 ``start_kafka`` three times (first start, after ``kill_kafka``, after
-``stop_kafka``) and stops it by PID. Each figure says whether the JVM read the
-broker's class archive (:mod:`jobpipe.devstack.class_archive`).
+``stop_kafka``) and stops it by PID. Each figure says whether the broker's
+class archive (:mod:`jobpipe.devstack.class_archive`) was there to read.
 ``--fresh-archive`` gives the runs a jar directory of their own (links to the
 shared jars), so they start with no archive and write their own.
 ``--property`` overrides a ``server.properties`` entry, to compare against
@@ -19,11 +19,13 @@ Kafka's own defaults (the dev stack's broker session:
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
 from jobpipe.devstack import DevStack, class_archive
+from jobpipe.devstack.kafka_broker import jvm_options
 from jobpipe.devstack.kafka_jars import ensure_kafka_jars, linked_jars
 from jobpipe.devstack.ports import free_port, free_port_block
 
@@ -32,7 +34,8 @@ def one_round(root: Path, libs: Path | None, properties: dict[str, str]) -> list
     """``name seconds (archive or none)`` for each of the three starts."""
     stack = DevStack(root, redis_port=free_port(), kafka_port=free_port_block(2),
                      libs_dir=libs, kafka_heap="512m", kafka_extra_properties=properties)
-    archive = class_archive.archive_path(libs or ensure_kafka_jars(), "java")
+    archive = class_archive.archive_path(libs or ensure_kafka_jars(), "java",
+                                         jvm_options(os.environ))
     figures = []
     try:
         for name, before in (("first start", None), ("after kill -9", stack.kill_kafka),

@@ -8,36 +8,53 @@ times starts without and with one).
 Java 17 writes such an archive when a JVM started with
 ``-XX:ArchiveClassesAtExit`` exits by itself; a stopped node (SIGTERM) does,
 taking about 4 s longer to stop. So a node started while there is no archive
-writes one into its own directory, and :func:`adopt` moves it to the shared
-cache once that JVM is gone, if Java can map it: a JVM killed while writing
-leaves a file it cannot (and a truncated archive crashes every JVM that maps
-it), which is deleted. The archive sits next to the jars
-it was made from, and its name holds the Java binary it was made by; a JVM
-that still cannot use it says so in its log and starts without it.
+writes one into its own directory, with a note of where it is to go and how
+its JVM ran, and :func:`adopt` moves it there once that JVM is gone, if Java
+started with the same options maps it: a JVM killed while writing leaves a
+file it cannot, and a truncated archive crashes every JVM that maps it, so an
+unchecked one is never shared. Adopting never raises: a node without an
+archive only starts slower.
+
+An archive fits one Java binary, one set of jars and one set of JVM options
+(the collector decides how the archived classes are laid out), so its name is
+a digest of all three, in the folder above the jars.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 WRITTEN_NAME = "classes.jsa"  # in a node's directory, written as its JVM exits
+_NOTE_NAME = "classes.json"  # beside it: where it goes, and how its JVM ran
+_CHECK_TIMEOUT_S = 60.0
 
 
-def archive_path(libs_dir: Path, java: str) -> Path:
-    """The shared archive for the jars in ``libs_dir`` and the binary ``java``."""
+def archive_path(libs_dir: Path, java: str, options: Sequence[str]) -> Path:
+    """The shared archive for the jars in ``libs_dir``, the binary ``java`` and the
+    JVM ``options`` (the user's collector and extra options)."""
     binary = Path(os.path.realpath(shutil.which(java) or java))
-    try:
-        stamp = f"{binary}:{binary.stat().st_mtime_ns}"
-    except OSError:
-        stamp = str(binary)
-    return libs_dir.parent / f"classes-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}.jsa"
+    parts = [str(binary), *options, str(libs_dir.resolve())]
+    for path in (binary, *sorted(libs_dir.glob("*.jar"))):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+    return libs_dir.parent / f"classes-{digest}.jsa"
 
 
-def jvm_options(archive: Path, written: Path | None) -> list[str]:
+def archive_options(archive: Path, written: Path | None) -> list[str]:
     """Read ``archive`` when there is one; else write one to ``written`` at exit
     (``None``: a short-lived tool, whose classes are not the broker's)."""
     if archive.exists():
@@ -48,21 +65,53 @@ def jvm_options(archive: Path, written: Path | None) -> list[str]:
     return [f"-XX:ArchiveClassesAtExit={written}", "-Xlog:cds=off"]
 
 
-def adopt(written: Path, archive: Path, java: str, classpath: str) -> None:
-    """Make ``written`` (left by a JVM that is gone) the shared ``archive``, if Java
-    maps it; otherwise, or when there already is an archive, delete it."""
-    if not written.exists():
-        return
-    if not archive.exists():
-        # A truncated archive crashes the JVM that maps it, even without -Xshare:on.
-        check = subprocess.run([java, f"-XX:SharedArchiveFile={written}", "-Xshare:on",
-                                "-XX:ErrorFile=/dev/null", "-XX:-CreateCoredumpOnCrash",
-                                "-cp", classpath, "-version"],
-                               stdin=subprocess.DEVNULL, capture_output=True, check=False)
-        if check.returncode == 0:
-            # Copied next to the archive first: the node's directory may be on another
-            # file system, and a rename there is atomic (a start sees all or nothing).
-            staged = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
-            shutil.copyfile(written, staged)
-            os.replace(staged, archive)
-    written.unlink(missing_ok=True)
+def note_writer(written: Path, archive: Path, java: str, options: Sequence[str],
+                classpath: str) -> None:
+    """Record, beside ``written``, what :func:`adopt` needs once its JVM is gone."""
+    written.with_name(_NOTE_NAME).write_text(json.dumps(
+        {"archive": str(archive), "java": java, "options": list(options),
+         "classpath": classpath}))
+
+
+def adopt(written: Path) -> None:
+    """Make ``written`` (left by a JVM that is gone) the shared archive its note
+    names, if Java maps it; delete it in every case. Never raises."""
+    note = written.with_name(_NOTE_NAME)
+    try:
+        if written.exists():
+            target = json.loads(note.read_text())
+            archive = Path(target["archive"])
+            if not archive.exists() and _maps(written, target):
+                _publish(written, archive)
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError) as exc:
+        log.warning("class archive %s not shared (%s); the broker starts without one",
+                    written, exc)
+    finally:
+        written.unlink(missing_ok=True)
+        note.unlink(missing_ok=True)
+
+
+def _maps(written: Path, target: dict[str, Any]) -> bool:
+    """Whether a JVM run as the writer was maps ``written`` (-Xshare:on fails
+    rather than starting without it)."""
+    args = [str(target["java"]), *map(str, target["options"]),
+            f"-XX:SharedArchiveFile={written}", "-Xshare:on",
+            "-XX:ErrorFile=/dev/null", "-XX:-CreateCoredumpOnCrash",
+            "-cp", str(target["classpath"]), "-version"]
+    check = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                           timeout=_CHECK_TIMEOUT_S)
+    return check.returncode == 0
+
+
+def _publish(written: Path, archive: Path) -> None:
+    """Copy next to the archive, then rename: the node's directory may be on another
+    file system, and a rename is atomic (a start sees all of it or nothing)."""
+    staged = archive.with_name(f"{archive.name}.{os.getpid()}.tmp")
+    try:
+        with written.open("rb") as src, staged.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(staged, archive)
+    finally:
+        staged.unlink(missing_ok=True)

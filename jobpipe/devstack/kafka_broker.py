@@ -83,8 +83,8 @@ CONSUMER_GROUP_PROPERTIES = {
 }
 # A node restarted after kill -9 may register again only once its controller
 # has given up on the old registration's session. Kafka's 9 s (heartbeats every
-# 2 s) made such a restart take 13-14 s instead of 5 on the build box; 3 s is
-# the wait now, and also how soon one of three nodes that died is fenced.
+# 2 s) made such a restart take 14.5 s on the build box, 7 s with 3 s; that is
+# also how soon one of three nodes that died is fenced.
 BROKER_SESSION_PROPERTIES = {
     "broker.session.timeout.ms": "3000",
     "broker.heartbeat.interval.ms": "500",
@@ -268,11 +268,23 @@ class KafkaNode:
 
     def adopt_archive(self) -> None:
         """Share the class archive this node's JVM wrote at its exit (it must be gone)."""
-        class_archive.adopt(self.written_archive, self._archive, self.java, self._classpath)
+        class_archive.adopt(self.written_archive)
 
-    @property
-    def _archive(self) -> Path:
-        return class_archive.archive_path(self.libs_dir, self.java)
+    def _archive_options(self, write: bool) -> list[str]:
+        """Read the shared class archive, or (``write``) write one at exit; none when
+        the user's own options already choose a class-data archive."""
+        user = jvm_options(os.environ)
+        if any("SharedArchiveFile" in o or "ArchiveClassesAtExit" in o or o.startswith("-Xshare")
+               for o in user):
+            return []
+        archive = class_archive.archive_path(self.libs_dir, self.java, user)
+        if not write:
+            return class_archive.archive_options(archive, None)
+        options = class_archive.archive_options(archive, self.written_archive)
+        if not archive.exists():
+            class_archive.note_writer(self.written_archive, archive, self.java, user,
+                                      self._classpath)
+        return options
 
     @property
     def _classpath(self) -> str:
@@ -280,7 +292,6 @@ class KafkaNode:
 
     def _java_args(self, main: str, *args: str, heap: tuple[str, ...], log4j: str,
                    archive: list[str]) -> list[str]:
-        # The archive's options come before the user's, so KAFKA_OPTS can override them.
         return [self.java, *heap, *archive, *jvm_options(os.environ),
                 "-Djava.awt.headless=true", f"-Dkafka.logs.dir={self.logs_dir}",
                 f"-Dlog4j2.configurationFile={self.home / log4j}",
@@ -302,7 +313,7 @@ class KafkaNode:
         args = self._java_args("kafka.tools.StorageTool", "format", "-g", "-t", cluster_id,
                                "-c", str(self.properties_path), heap=("-Xmx256m",),
                                log4j="tools-log4j2.properties",
-                               archive=class_archive.jvm_options(self._archive, None))
+                               archive=self._archive_options(write=False))
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
 
@@ -320,8 +331,7 @@ class KafkaNode:
         args = self._java_args("kafka.Kafka", str(self.properties_path),
                                heap=("-Xms256m", f"-Xmx{self.layout.heap}",),
                                log4j="log4j2.properties",
-                               archive=class_archive.jvm_options(self._archive,
-                                                                 self.written_archive))
+                               archive=self._archive_options(write=True))
         self.process.spawn(args, self.logs_dir / "broker.out",
                            match=[("kafka.Kafka", str(self.properties_path))])
 

@@ -34,7 +34,8 @@ def java_failure(output: str) -> str:
 
 
 # Longest wait for the survivors to lead a killed node's partitions before it is
-# started again anyway: Kafka's 9 s broker session, and slack for a loaded machine.
+# started again anyway: the broker session (3 s in the dev stack, 9 s in Kafka's
+# defaults; kafka_broker.BROKER_SESSION_PROPERTIES), and slack for a loaded machine.
 # (A partition whose only in-sync replica was the killed node waits for it.)
 MOVE_TIMEOUT_S = 30.0
 
@@ -159,17 +160,14 @@ class KafkaCluster:
     def stop(self, node: int, timeout_s: float = 30.0) -> bool:
         """SIGTERM a node (clean shutdown), SIGKILL after ``timeout_s``."""
         stopped = self.nodes[node].process.stop(timeout_s)
-        self.adopt_class_archives()
+        self.nodes[node].adopt_archive()
         return stopped
 
     def adopt_class_archives(self) -> None:
-        """Share a class archive a stopped node wrote as it exited (see class_archive);
-        call it once the nodes are gone."""
-        written = [n for n in self.nodes.values() if n.written_archive.exists()]
-        if written:
-            self.ensure_jars()  # the archive's place and name follow the jars
-            for each in written:
-                each.adopt_archive()
+        """Share a class archive the nodes wrote as they exited (see class_archive);
+        call it once every node is gone."""
+        for each in self.nodes.values():
+            each.adopt_archive()
 
     def kill(self, node: int) -> bool:
         """SIGKILL a node: it recovers its log on the next start."""
@@ -214,9 +212,9 @@ class KafkaCluster:
         """SIGKILL ``node``, wait until the others lead every partition it led,
         start it again, and wait until every partition's replicas are all in sync.
 
-        The controller moves leaders once the dead node's session lapses (Kafka's
-        ``broker.session.timeout.ms``, 9 s by default), so the first wait takes
-        about that long.
+        The controller moves leaders once the dead node's session lapses
+        (``broker.session.timeout.ms``: 3 s in the dev stack, 9 s in Kafka's
+        defaults), so the first wait takes about that long.
 
         Raises:
             StackError: the node did not start again in time.

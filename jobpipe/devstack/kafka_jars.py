@@ -89,10 +89,6 @@ def _last_error(log_path: Path) -> str:
     return (errors or lines or ["no output"])[0][:300]
 
 
-if __name__ == "__main__":  # scripts/bootstrap prefetches with `python -m`
-    print(ensure_kafka_jars())
-
-
 def linked_jars(into: Path) -> Path:
     """``into/libs``: links to the shared jars, a jar directory whose class archive
     (:mod:`jobpipe.devstack.class_archive`) is its own, for measuring and testing."""
@@ -101,3 +97,8 @@ def linked_jars(into: Path) -> Path:
     for jar in ensure_kafka_jars().iterdir():
         (libs / jar.name).symlink_to(jar)
     return libs
+
+
+if __name__ == "__main__":  # scripts/bootstrap prefetches with `python -m`
+    print(ensure_kafka_jars())
+
