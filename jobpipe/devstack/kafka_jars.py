@@ -101,4 +101,3 @@ def linked_jars(into: Path) -> Path:
 
 if __name__ == "__main__":  # scripts/bootstrap prefetches with `python -m`
     print(ensure_kafka_jars())
-
