@@ -10,10 +10,10 @@ as before, Redis used 13-14 µs of CPU per job at saturation, 9 with the hash
 shares it with other ids, made at any time: it keeps a key of its own
 (:func:`jobpipe.names.done_key`).
 
-Markers are checked with one round trip per batch before running (over a
-connection of its own, :mod:`jobpipe.direct_read`: every job waits for it) and
-written in one pipeline per batch after success (a Lua call per queue; keys of
-one queue share a hash tag, so this holds on Redis Cluster too). A queue with
+Markers are checked with one round trip per batch before running (every job
+waits for it) and written in one round trip per batch after success (a Lua call
+per queue; keys of one queue share a hash tag, so this holds on Redis Cluster
+too), both over a connection of their own (:mod:`jobpipe.direct_calls`). A queue with
 ``idempotency_ttl_s <= 0`` keeps no markers.
 
 A queue that tracks status writes a "succeeded" record for every job that
@@ -32,7 +32,7 @@ from functools import partial
 import redis.asyncio
 
 from jobpipe import names
-from jobpipe.direct_read import Command, DirectReads
+from jobpipe.direct_calls import Command, DirectCalls
 from jobpipe.envelope import Job
 from jobpipe.jobstatus import generation, record_ttl_s, succeeded_in
 from jobpipe.pipelined import run_script_calls_async
@@ -96,7 +96,7 @@ class DoneMarkers:
         self._client = client
         self._ns = namespace
         self._mark = client.register_script(_MARK)
-        self._reads = DirectReads(client)
+        self._direct = DirectCalls(client)
 
     async def seen(self, spec: QueueSpec, jobs: Sequence[Job],
                    records: Sequence[bytes | None] | None = None) -> list[bool]:
@@ -133,7 +133,7 @@ class DoneMarkers:
         if explicit:
             commands.append(("MGET", *_explicit_keys(self._ns, queue, explicit)))
             keyed.append(explicit)
-        replies = await self._reads.execute(commands)
+        replies = await self._direct.execute(commands)
         done: set[str] = set()
         for keys, values in zip(keyed, replies, strict=True):
             done.update(key for key, value in zip(keys, values, strict=True) if value is not None)
@@ -143,7 +143,8 @@ class DoneMarkers:
         """Mark ``jobs`` done: ``(queue, jobs)`` pairs, one round trip in all; jobs
         whose state record says so already (:func:`records_are_markers`) are left out.
 
-        One script call per queue (:func:`jobpipe.pipelined.run_script_calls_async`).
+        One script call per queue (:func:`jobpipe.pipelined.run_script_calls_async`),
+        over the connection the markers are read on.
         """
         ns = self._ns
         calls = []
@@ -164,4 +165,5 @@ class DoneMarkers:
             if keys:
                 calls.append((keys, args))
         if calls:
-            await run_script_calls_async(self._client, self._mark, calls)
+            # Over the read's connection: a mark run twice sets what it set.
+            await run_script_calls_async(self._client, self._mark, calls, self._direct)

@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from consumers.redis_trouble import RedisTrouble
 from jobpipe import names
-from jobpipe.direct_read import DirectReads
+from jobpipe.direct_calls import DirectCalls
 from jobpipe.jobstatus import (
     ADVANCE_LUA,
     SameUpdate,
@@ -52,7 +52,7 @@ class JobStates:
         self._ns = namespace
         self.tracked = {spec.name: spec for spec in specs if spec.track_status}
         self._advance = client.register_script(ADVANCE_LUA)
-        self._reads = DirectReads(client)
+        self._direct = DirectCalls(client)
         self._pending: dict[str, list[Update | SameUpdate]] = {}
 
     def add(self, queue: str, update: Update | SameUpdate) -> None:
@@ -84,7 +84,7 @@ class JobStates:
         record): one ``HMGET`` per state hash, in one round trip. Raises on Redis
         trouble (the caller decides what an unknown record means)."""
         by_hash = by_state_hash(self._ns, queue, job_ids)
-        replies = await self._reads.execute(
+        replies = await self._direct.execute(
             [("HMGET", key, *ids) for key, ids in by_hash.items()])
         if len(by_hash) == 1:  # the usual batch: jobs made within 256 ms
             return cast("list[bytes | None]", replies[0])

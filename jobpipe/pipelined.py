@@ -25,7 +25,7 @@ raises, and the caller (who knows whether a second run is safe) decides.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import hiredis
 import redis.asyncio.cluster
@@ -34,6 +34,9 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import NoScriptError
 
 from jobpipe.connections import is_cluster
+
+if TYPE_CHECKING:
+    from jobpipe.direct_calls import DirectCalls
 
 ScriptCall = tuple[Sequence[Any], Sequence[Any]]  # keys, args
 
@@ -74,9 +77,13 @@ async def run_script_async(client: Any, script: AsyncScript, keys: Sequence[Any]
 def _evalsha(script: Script | AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
     """The call in RESP. hiredis takes ``str``, ``bytes``, ``int`` (exactly: not
     ``bool``), ``float`` and ``memoryview``, as every caller passes."""
-    packed: bytes = hiredis.pack_command(
-        ("EVALSHA", cast(Any, script).sha, len(keys), *keys, *args))
+    packed: bytes = hiredis.pack_command(_evalsha_command(script, keys, args))
     return packed
+
+
+def _evalsha_command(script: Script | AsyncScript, keys: Sequence[Any],
+                     args: Sequence[Any]) -> tuple[Any, ...]:
+    return ("EVALSHA", cast(Any, script).sha, len(keys), *keys, *args)
 
 
 def run_script_calls(client: Any, script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
@@ -98,9 +105,20 @@ def run_script_calls(client: Any, script: Script, calls: Sequence[ScriptCall]) -
     return results
 
 
-async def run_script_calls_async(client: Any, script: AsyncScript,
-                                 calls: Sequence[ScriptCall]) -> list[Any]:
-    """:func:`run_script_calls` on an asyncio client."""
+async def run_script_calls_async(client: Any, script: AsyncScript, calls: Sequence[ScriptCall],
+                                 direct: DirectCalls | None = None) -> list[Any]:
+    """:func:`run_script_calls` on an asyncio client.
+
+    Args:
+        direct: on a single Redis, send the calls over its connection instead
+            (:mod:`jobpipe.direct_calls`); only for a script that may run twice.
+    """
+    if direct is not None and not is_cluster(client):
+        replies = await direct.execute(
+            [_evalsha_command(script, keys, args) for keys, args in calls], raise_on_error=False)
+        for i in _not_run(replies):
+            replies[i] = await script(keys=calls[i][0], args=calls[i][1])
+        return replies
     if len(calls) == 1:
         return [await run_script_async(client, script, calls[0][0], calls[0][1])]
     pipe = client.pipeline(transaction=False)
