@@ -38,6 +38,7 @@ from jobpipe import jobstatus, metrics
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
 from jobpipe.jobstatus import ADVANCE_LUA, advance_all_calls
+from jobpipe.kept_connection import KeptConnection
 from jobpipe.pipelined import run_script_calls
 from jobpipe.redis_failures import REDIS_FAILURES, is_transient
 from jobpipe.settings import Settings
@@ -150,7 +151,10 @@ class Bridge:
             log.info("bridge %s: recovering earlier incarnations %s", self.name, earlier)
         self._reaper.claim_lapsed()
         self._reaper.sweep()
-        self._taker = Taker(self._client, self.bridge_id, ns)
+        # The take, ack and state scripts of every batch: on one kept connection,
+        # at a low rate one of each per job (jobpipe/kept_connection.py).
+        self._kept = KeptConnection(self._client)
+        self._taker = Taker(self._client, self.bridge_id, ns, self._kept)
         self._rotation = Rotation(self._client, ns, self.specs, self.bridge_id,
                                   s.bridge.batch_size)
         self._promoter = Promoter(self._client, ns, self.specs)
@@ -347,7 +351,7 @@ class Bridge:
                                        jobstatus.IN_KAFKA)
         try:
             if calls:
-                run_script_calls(self._client, self._advance, calls)
+                run_script_calls(self._client, self._advance, calls, self._kept)
         except REDIS_FAILURES as exc:
             if not is_transient(exc):
                 raise

@@ -41,6 +41,7 @@ import redis
 
 from bridge.batch import Source
 from jobpipe import names
+from jobpipe.kept_connection import KeptConnection
 from jobpipe.pipelined import run_script, run_script_calls
 from jobpipe.redis_failures import REDIS_FAILURES, may_have_run
 
@@ -110,8 +111,10 @@ def _outcome_known(what: str) -> Iterator[None]:
 class Taker:
     """The take and ack scripts, bound to one client and one bridge id."""
 
-    def __init__(self, client: redis.Redis[bytes], bridge_id: str, ns: str) -> None:
+    def __init__(self, client: redis.Redis[bytes], bridge_id: str, ns: str,
+                 kept: KeptConnection | None = None) -> None:
         self._client = client
+        self._kept = kept  # the connection the bridge's calls go on (else a pooled one)
         self.bridge_id = bridge_id
         self._ns = ns
         self._take = client.register_script(_TAKE)
@@ -133,7 +136,8 @@ class Taker:
         if tenant:
             keys.append(names.tenants_key(ns, q))
         with _outcome_known("take"):
-            taken = run_script(self._client, self._take, keys, [self.bridge_id, n, tenant or ""])
+            taken = run_script(self._client, self._take, keys, [self.bridge_id, n, tenant or ""],
+                               self._kept)
         if taken is None:
             raise Fenced(self.bridge_id)
         return [list(items) for items in taken]
@@ -155,7 +159,7 @@ class Taker:
             by_slot.setdefault((each[0].queue, each[0].slot), []).append(each)
         calls = [self._ack_call(q, slot, group) for (q, slot), group in by_slot.items()]
         with _outcome_known("ack"):
-            results = run_script_calls(self._client, self._ack, calls)
+            results = run_script_calls(self._client, self._ack, calls, self._kept)
         if any(r == -1 for r in results):
             raise Fenced("ack refused")
 

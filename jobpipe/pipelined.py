@@ -14,10 +14,12 @@ itself, so on a cluster the script's body goes along (``EVAL``): a few hundred
 bytes more per call, and never NOSCRIPT.
 
 One call alone (:func:`run_script`) is a bare ``EVALSHA`` packed by hiredis and
-written on a pooled connection. redis-py's script call wraps each command in a
-retry wrapper and event and observability hooks, and packs each argument in
-Python: a producer's 15-job push took ~117 us of CPU that way and ~50-57 this
-way (blocking client), a one-field script ~103 and ~69 us on an asyncio client.
+written on a pooled connection, or on one the caller keeps
+(:mod:`jobpipe.kept_connection`, :mod:`jobpipe.direct_calls`). redis-py's
+script call wraps each command in a retry wrapper and event and observability
+hooks, and packs each argument in Python: a producer's 15-job push took ~117 us
+of CPU that way and ~50-57 this way (blocking client), a one-field script ~103
+and ~69 us on an asyncio client.
 It fails as redis-py's call does, minus its retries: a broken connection
 raises, and the caller (who knows whether a second run is safe) decides.
 """
@@ -31,9 +33,10 @@ import hiredis
 import redis.asyncio.cluster
 import redis.cluster
 from redis.commands.core import AsyncScript, Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from jobpipe.connections import is_cluster
+from jobpipe.kept_connection import KeptConnection, pooled
 
 if TYPE_CHECKING:
     from jobpipe.direct_calls import DirectCalls
@@ -41,20 +44,22 @@ if TYPE_CHECKING:
 ScriptCall = tuple[Sequence[Any], Sequence[Any]]  # keys, args
 
 
-def run_script(client: Any, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+def run_script(client: Any, script: Script, keys: Sequence[Any], args: Sequence[Any],
+               kept: KeptConnection | None = None) -> Any:
     """``script(keys=keys, args=args)`` on a blocking client: a bare ``EVALSHA``
     on a single Redis; through the script on a cluster (which routes it) and
-    after NOSCRIPT (nothing ran; the script loads itself)."""
+    after NOSCRIPT (nothing ran; the script loads itself).
+
+    Args:
+        kept: on a single Redis, send on this connection rather than a pooled one.
+    """
     if not is_cluster(client):
-        pool = client.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_packed_command([_evalsha(script, keys, args)], check_health=False)
-            return conn.read_response()
-        except NoScriptError:
-            pass
-        finally:
-            pool.release(conn)
+        with kept.connection() if kept else pooled(client.connection_pool) as conn:
+            try:
+                conn.send_packed_command([_evalsha(script, keys, args)], check_health=False)
+                return conn.read_response()
+            except NoScriptError:
+                pass
     return script(keys=keys, args=args)
 
 
@@ -86,20 +91,31 @@ def _evalsha_command(script: Script | AsyncScript, keys: Sequence[Any],
     return ("EVALSHA", cast(Any, script).sha, len(keys), *keys, *args)
 
 
-def run_script_calls(client: Any, script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
+def run_script_calls(client: Any, script: Script, calls: Sequence[ScriptCall],
+                     kept: KeptConnection | None = None) -> list[Any]:
     """Run ``script`` once per ``(keys, args)`` of ``calls`` in one round trip (a
     blocking client, plain or cluster); the results, in order.
 
     One call is :func:`run_script`. A
     failure other than NOSCRIPT raises the first one, as a pipeline does; the
     calls without one ran.
+
+    Args:
+        kept: on a single Redis, send on this connection rather than a pipeline's.
     """
     if len(calls) == 1:
-        return [run_script(client, script, calls[0][0], calls[0][1])]
-    pipe = client.pipeline(transaction=False)
-    for keys, args in calls:
-        _queue(pipe, script, keys, args)
-    results: list[Any] = pipe.execute(raise_on_error=False)
+        return [run_script(client, script, calls[0][0], calls[0][1], kept)]
+    results: list[Any]
+    if kept is not None and not is_cluster(client):
+        with kept.connection() as conn:
+            conn.send_packed_command([_evalsha(script, keys, args) for keys, args in calls],
+                                     check_health=False)
+            results = [_reply_or_error(conn) for _ in calls]
+    else:
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            _queue(pipe, script, keys, args)
+        results = pipe.execute(raise_on_error=False)
     for i in _not_run(results):
         results[i] = script(keys=calls[i][0], args=calls[i][1])
     return results
@@ -128,6 +144,15 @@ async def run_script_calls_async(client: Any, script: AsyncScript, calls: Sequen
     for i in _not_run(results):
         results[i] = await script(keys=calls[i][0], args=calls[i][1])
     return results
+
+
+def _reply_or_error(conn: Any) -> Any:
+    """The next reply on ``conn``; an error reply returned, not raised, so every
+    reply of the round trip is read."""
+    try:
+        return conn.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 def _queue(pipe: Any, script: Script | AsyncScript, keys: Sequence[Any],
