@@ -1,17 +1,13 @@
 """Calls on a job's way through a worker, over one connection kept for them.
 
 A worker reads its done markers once per batch and writes them once per flush:
-at a low rate, each once per job. Measured on a 2-core box with 5 ms between
-calls (a worker at 200 jobs/s), one ``EVALSHA`` cost this much CPU (uvloop;
-docs/benchmarks.md, "The worker's own round trips"):
-
-- ~465 us through redis-py's client: a pool checkout and release (each under
-  a lock), a retry wrapper, observability hooks and a timeout per call;
-- ~360 us over a redis-py connection kept out of the pool, its
-  ``send_packed_command`` and ``read_response`` (their stream reader, parser
-  and timeout);
-- ~150-200 us written on that connection's transport and parsed here by a
-  ``hiredis.Reader``, one watchdog timer per connection instead of one per call.
+at a low rate, each once per job. On a 2-core box with 5 ms between calls (a
+worker at 200 jobs/s), one ``EVALSHA`` cost 404 us of CPU through redis-py's
+pool (a checkout and release, each under a lock, a retry wrapper, observability
+hooks, a timeout, a stream reader and parser) and 209 us this way; a
+redis-py connection kept out of the pool, as before, cost ~360 us
+(``scripts/redis_call_cost.py``; docs/benchmarks.md, "The worker's own round
+trips").
 
 So :class:`DirectCalls` lets redis-py open and set up one connection (TLS,
 credentials, database, client name), takes it out of the pool for good, and then

@@ -2,10 +2,10 @@
 
 A bridge sends a take and an ack script per batch: at a low rate, per job.
 redis-py's pool wraps each checkout and release in a lock, a health check and
-observability hooks. Measured on a 2-core box with 5 ms between calls (a bridge
-at 200 jobs/s), one ``EVALSHA`` cost ~260-325 us of CPU through the pool and
-~165-210 us on a kept connection (docs/benchmarks.md, "The bridge's kept
-connection").
+observability hooks. On a 2-core box with 5 ms between calls (a bridge at 200
+jobs/s), one ``EVALSHA`` cost 365 us of CPU through the pool and 275 us on a
+kept connection (``scripts/redis_call_cost.py``; docs/benchmarks.md, "The
+worker's own round trips, and the bridge's kept connection").
 
 The kept connection serves the thread that made it, one call at a time; any
 other thread, or a call made while it is in use, gets a pooled one. Before
