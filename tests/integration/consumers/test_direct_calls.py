@@ -170,7 +170,9 @@ async def test_a_call_unanswered_past_the_socket_timeout_gives_up_its_connection
         calls = DirectCalls(client)
         assert await mget(calls, [f"{namespace}:a".encode()]) == [b"1"]
         before = {c["id"] for c in _connections(redis_client, namespace)}
-        spin = asyncio.create_task(asyncio.to_thread(busy.eval, _SPIN, 0, 1_000_000))
+        # Busy for 3 s: the watchdog (0.3 s) and then the client (0.3 s more, no
+        # retry of a timed-out read) give up long before, even on a loaded box.
+        spin = asyncio.create_task(asyncio.to_thread(busy.eval, _SPIN, 0, 3_000_000))
         await _until_busy(redis_url)
         with pytest.raises(redis.RedisError):  # the client times out as well
             await mget(calls, [f"{namespace}:a".encode()])
