@@ -2,10 +2,10 @@
 
 A worker reads its done markers once per batch and writes them once per flush:
 at a low rate, each once per job. On a 2-core box with 5 ms between calls (a
-worker at 200 jobs/s), one ``EVALSHA`` cost 404 us of CPU through redis-py's
+worker at 200 jobs/s), one ``EVALSHA`` cost 456 us of CPU through redis-py's
 pool (a checkout and release, each under a lock, a retry wrapper, observability
-hooks, a timeout, a stream reader and parser) and 209 us this way; a
-redis-py connection kept out of the pool, as before, cost ~360 us
+hooks, a timeout, a stream reader and parser), 359 us on a redis-py connection
+kept out of the pool (as before), and 228 us this way
 (``scripts/redis_call_cost.py``; docs/benchmarks.md, "The worker's own round
 trips").
 

@@ -3,7 +3,7 @@
 A bridge sends a take and an ack script per batch: at a low rate, per job.
 redis-py's pool wraps each checkout and release in a lock, a health check and
 observability hooks. On a 2-core box with 5 ms between calls (a bridge at 200
-jobs/s), one ``EVALSHA`` cost 365 us of CPU through the pool and 275 us on a
+jobs/s), one ``EVALSHA`` cost 313 us of CPU through the pool and 254 us on a
 kept connection (``scripts/redis_call_cost.py``; docs/benchmarks.md, "The
 worker's own round trips, and the bridge's kept connection").
 

@@ -9,6 +9,10 @@ a stage at 200 jobs/s; 0: back to back), and prints the process CPU
 (``time.process_time``) per call, median of the rounds:
 
 - ``async pool``: :func:`jobpipe.pipelined.run_script_async`, a pooled connection;
+- ``async kept``: a redis-py connection kept out of the pool, written and read
+  through its ``send_packed_command`` and ``read_response`` under one
+  ``asyncio.timeout`` per call (the worker's done-marker reads before
+  ``DirectCalls``, as ``DirectReads`` sent them);
 - ``async direct``: :class:`jobpipe.direct_calls.DirectCalls` (the worker's
   done markers);
 - ``sync pool``: :func:`jobpipe.pipelined.run_script`, a pooled connection;
@@ -57,15 +61,28 @@ def _sync_round(url: str, calls: int, gap_s: float, kept: bool) -> float:
         client.close()
 
 
-async def _async_round(url: str, calls: int, gap_s: float, direct: bool) -> float:
+async def _async_round(url: str, calls: int, gap_s: float, way: str) -> float:
     client = redis.asyncio.Redis.from_url(url, socket_timeout=5)
     try:
         script = client.register_script(_MARK)
-        line = DirectCalls(client)
         call: Callable[[str], Awaitable[object]]
-        if direct:
+        if way == "direct":
+            line = DirectCalls(client)
+
             def call(arg: str) -> Awaitable[object]:
                 return run_script_calls_async(client, script, [([_KEY], [arg])], line)
+        elif way == "kept":
+            sha = script.sha  # type: ignore[attr-defined]  # stubs omit it
+            await client.script_load(_MARK)  # type: ignore[no-untyped-call]
+            conn = await client.connection_pool.get_connection()
+            conn.socket_timeout = None  # bounded per call below, as DirectReads did
+
+            async def call(arg: str) -> object:
+                async with asyncio.timeout(5):
+                    await conn.send_packed_command(
+                        conn.pack_commands([("EVALSHA", sha, 1, _KEY, arg)]),
+                        check_health=False)
+                    return await conn.read_response()
         else:
             def call(arg: str) -> Awaitable[object]:
                 return run_script_async(client, script, [_KEY], [arg])
@@ -91,8 +108,9 @@ def main() -> None:
     url = os.environ.get("JOBPIPE_REDIS_URL", "redis://127.0.0.1:6379/0")
     gap_s = opts.gap_ms / 1000
     ways: dict[str, Callable[[], float]] = {
-        "async pool": lambda: uvloop.run(_async_round(url, opts.calls, gap_s, False)),
-        "async direct": lambda: uvloop.run(_async_round(url, opts.calls, gap_s, True)),
+        "async pool": lambda: uvloop.run(_async_round(url, opts.calls, gap_s, "pool")),
+        "async kept": lambda: uvloop.run(_async_round(url, opts.calls, gap_s, "kept")),
+        "async direct": lambda: uvloop.run(_async_round(url, opts.calls, gap_s, "direct")),
         "sync pool": lambda: _sync_round(url, opts.calls, gap_s, False),
         "sync kept": lambda: _sync_round(url, opts.calls, gap_s, True),
     }
