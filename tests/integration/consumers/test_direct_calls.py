@@ -8,6 +8,8 @@ import asyncio
 import pytest
 import redis
 import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from jobpipe.direct_calls import DirectCalls
 
@@ -163,15 +165,16 @@ async def test_a_call_unanswered_past_the_socket_timeout_gives_up_its_connection
     connection (the call then goes through the client), and the next call opens a
     new one."""
     redis_client.set(f"{namespace}:a", b"1")
+    # No retries: the client's own answer must not wait the spin out either.
     client = redis.asyncio.Redis.from_url(redis_url, client_name=namespace,
-                                          socket_timeout=0.3)
+                                          socket_timeout=0.3, retry=Retry(NoBackoff(), 0))
     busy = redis.Redis.from_url(redis_url)
     try:
         calls = DirectCalls(client)
         assert await mget(calls, [f"{namespace}:a".encode()]) == [b"1"]
         before = {c["id"] for c in _connections(redis_client, namespace)}
-        # Busy for 3 s: the watchdog (0.3 s) and then the client (0.3 s more, no
-        # retry of a timed-out read) give up long before, even on a loaded box.
+        # Busy for 3 s: the watchdog (0.3 s) and then the client (0.3 s more) give
+        # up long before, even on a loaded box.
         spin = asyncio.create_task(asyncio.to_thread(busy.eval, _SPIN, 0, 3_000_000))
         await _until_busy(redis_url)
         with pytest.raises(redis.RedisError):  # the client times out as well
