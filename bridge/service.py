@@ -90,6 +90,7 @@ class Bridge:
         self._acked: dict[str, int] = defaultdict(int)
         self._sent: dict[str, int] = defaultdict(int)
         self._inflight: dict[str, int] = defaultdict(int)
+        self._child = metrics.LabelChildren()  # a few metric updates per batch
         self._ready_total = 0
         self._log_at: dict[str, float] = {}
         # A take or ack may have run unseen: this id's lists are unknown until retired.
@@ -311,8 +312,9 @@ class Bridge:
         self._acks.add(batch)
         self._sent[q] += n
         self._inflight[q] += n
-        metrics.BRIDGE_BATCH_SIZE.labels(q).observe(n)
-        metrics.BRIDGE_INFLIGHT.labels(q).set(self._inflight[q])
+        child = self._child
+        child(metrics.BRIDGE_BATCH_SIZE, q).observe(n)
+        child(metrics.BRIDGE_INFLIGHT, q).set(self._inflight[q])
         self._relay.send(batch)
 
     def _settle_and_ack(self, now: float) -> None:
@@ -362,11 +364,12 @@ class Bridge:
         n = len(batch.items)
         self._acked[q] += n
         self._inflight[q] -= n
-        metrics.BRIDGE_INFLIGHT.labels(q).set(self._inflight[q])
-        metrics.JOBS_BRIDGED.labels(q).inc(n - len(batch.dead))
-        metrics.PRODUCE_SECONDS.labels(q).observe(now - batch.started_s)
+        child = self._child
+        child(metrics.BRIDGE_INFLIGHT, q).set(self._inflight[q])
+        child(metrics.JOBS_BRIDGED, q).inc(n - len(batch.dead))
+        child(metrics.PRODUCE_SECONDS, q).observe(now - batch.started_s)
         for dead in batch.dead:
-            metrics.BRIDGE_DEAD.labels(q, dead.reason).inc()
+            child(metrics.BRIDGE_DEAD, q, dead.reason).inc()
             log.error("job moved to the dead list of %s: %s (%s)", q, dead.reason, dead.error)
 
     def _lag_allows(self, spec: QueueSpec) -> bool:

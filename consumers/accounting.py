@@ -31,17 +31,10 @@ def observe_many(child: Any, values: Sequence[float]) -> None:
 
 
 class BatchMetrics:
-    """Caches label children and records whole batches."""
+    """Records whole batches, on label children looked up once."""
 
     def __init__(self) -> None:
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+        self._child = metrics.LabelChildren()
 
     def finished(self, queue: str, task: str, run_s: Sequence[float],
                  enqueued_at_ns: Sequence[int], finished_ns: Sequence[int]) -> None:

@@ -358,8 +358,12 @@ class Runner:
             if self._states is not None:
                 writes.append(self._write_states(finished))
             # Markers and states go out together: one wait for Redis, not two (each
-            # logs its own failure and never raises).
-            await asyncio.gather(*writes)
+            # logs its own failure and never raises). A lone write is awaited as
+            # it is: gather would wrap it in a Task, a loop step more per flush.
+            if len(writes) == 1:
+                await writes[0]
+            elif writes:
+                await asyncio.gather(*writes)
             complete = self.tracker.complete
             by_task: dict[tuple[str, str], list[Item]] = {}
             for item in finished:
