@@ -17,7 +17,9 @@ archive only starts slower.
 
 An archive fits one Java binary, one set of jars and one set of JVM options
 (the collector decides how the archived classes are laid out), so its name is
-a digest of all three, in the folder above the jars.
+a digest of all three, in the folder above the jars. A Java update or other
+options leave the old archive behind (~50 MB), so a start marks the archive it
+maps as used, and deletes those of the folder unused for :data:`STALE_AFTER_S`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,8 @@ log = logging.getLogger(__name__)
 WRITTEN_NAME = "classes.jsa"  # in a node's directory, written as its JVM exits
 _NOTE_NAME = "classes.json"  # beside it: where it goes, and how its JVM ran
 _CHECK_TIMEOUT_S = 60.0
+# An archive no start has mapped for this long belongs to a Java or options gone by.
+STALE_AFTER_S = 30 * 24 * 3600.0
 
 
 def archive_path(libs_dir: Path, java: str, options: Sequence[str]) -> Path:
@@ -56,8 +61,11 @@ def archive_path(libs_dir: Path, java: str, options: Sequence[str]) -> Path:
 
 def archive_options(archive: Path, written: Path | None) -> list[str]:
     """Read ``archive`` when there is one; else write one to ``written`` at exit
-    (``None``: a short-lived tool, whose classes are not the broker's)."""
-    if archive.exists():
+    (``None``: a short-lived tool, whose classes are not the broker's). Either
+    way, the other archives of its folder that are stale are deleted."""
+    used = _mark_used(archive)
+    prune_stale(archive)
+    if used:
         return [f"-XX:SharedArchiveFile={archive}"]
     if written is None:
         return []
@@ -115,3 +123,36 @@ def _publish(written: Path, archive: Path) -> None:
         os.replace(staged, archive)
     finally:
         staged.unlink(missing_ok=True)
+
+
+def _mark_used(archive: Path) -> bool:
+    """Set ``archive``'s modification time to now, if it exists: the time it was
+    last used, which :func:`prune_stale` reads. Whether it exists."""
+    try:
+        os.utime(archive)
+    except OSError:
+        return archive.exists()  # exists but read-only to us: used all the same
+    return True
+
+
+def prune_stale(keep: Path, now: float | None = None) -> list[Path]:
+    """Delete the archives beside ``keep`` (and copies a crash left half-published)
+    that were last used :data:`STALE_AFTER_S` ago or more; never ``keep``.
+    Returns what was deleted. Never raises: a file left is only disk space."""
+    cutoff = (time.time() if now is None else now) - STALE_AFTER_S
+    deleted = []
+    try:
+        candidates = [*keep.parent.glob("classes-*.jsa"), *keep.parent.glob("classes-*.jsa.*.tmp")]
+    except OSError:
+        return []
+    for path in candidates:
+        try:
+            if path.name != keep.name and path.stat().st_mtime < cutoff:
+                path.unlink()
+                deleted.append(path)
+        except OSError:
+            continue  # gone meanwhile (another start pruned it), or not ours to delete
+    if deleted:
+        log.info("deleted %d class archive(s) unused for %d days: %s", len(deleted),
+                 STALE_AFTER_S // 86400, ", ".join(p.name for p in deleted))
+    return deleted
