@@ -31,9 +31,9 @@ from bridge.lag import LagMonitor
 from bridge.pace import Pace
 from bridge.reaper import Reaper, default_bridge_name, new_bridge_id
 from bridge.relay import Relay
-from bridge.sources import Rotation
+from bridge.sources import Rotation, Taken
 from bridge.take import Fenced, OutcomeUnknown, Taker
-from bridge.wake import Waker, wake_client_name
+from bridge.wake import NOT_SENT, Waker, wake_client_name
 from jobpipe import jobstatus, metrics
 from jobpipe.connections import check_redis_safety, redis_client
 from jobpipe.errors import ConfigError
@@ -96,6 +96,7 @@ class Bridge:
         # A take or ack may have run unseen: this id's lists are unknown until retired.
         self._unsure = False
         self._unregistered = False  # a new id not yet announced (after a fence)
+        self._ahead: Taken = []  # what the take sent ahead of the last wait took, unsent
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -248,7 +249,7 @@ class Bridge:
             self._relay.restart()
         # Waiting for reports takes nothing: the rotation knows which lists a
         # take left empty, and only a wake-up (or the like) rouses them.
-        took = self._take() if self._rotation.may_hold_jobs else 0
+        took = self._take() if self._ahead or self._rotation.may_hold_jobs else 0
         if took or len(self._acks):
             if took and not self._pace.pouring:
                 self._relay.flush(TRICKLE_FLUSH_S)  # no linger for a trickle
@@ -260,13 +261,20 @@ class Bridge:
             return True
         self._relay.poll(0)  # error callbacks
         self._wait_for_work(now, idle_wait_s)
-        return False
+        return bool(self._ahead)
 
     def _take(self) -> int:
         """Take batches while the in-flight bound allows and a list may hold
         jobs; returns how many. Lists that gave full batches stay due, so at the
         bound the rest is taken after an ack."""
         took = jobs = 0
+        ahead, self._ahead = self._ahead, []
+        if ahead:
+            now = time.monotonic()
+            for source, items in ahead:
+                self._send(Batch(source, items, now))
+                jobs += len(items)
+            took += len(ahead)
         while not self._stop.is_set():
             room = self.settings.bridge.max_batches_in_flight - len(self._acks)
             if room <= 0:
@@ -302,9 +310,18 @@ class Bridge:
         held_since = self._rotation.held_since
         if held_since is not None:
             longest_s = min(longest_s, held_since + LAG_RECHECK_S - now)
-        if not self._waker.wait(max(longest_s, 0.0)):
+        room = self.settings.bridge.max_batches_in_flight  # nothing is in flight
+        planned = self._rotation.planned_take(room)
+        ahead = None if planned is None else self._taker.take_command(
+            planned, self.settings.bridge.batch_size)
+        if not self._waker.wait(max(longest_s, 0.0), ahead):
             self._next_promote = time.monotonic()  # a delayed job may be due now
         self._rotation.rouse()
+        reply = self._waker.ahead_reply
+        if planned is not None and reply is not NOT_SENT:
+            taken = self._taker.taken_ahead(reply)
+            if taken is not None:  # sent by the next _take, before any other take
+                self._ahead = self._rotation.took_ahead(planned, taken)
 
     def _send(self, batch: Batch) -> None:
         q = batch.source.queue
@@ -403,6 +420,7 @@ class Bridge:
     def _reincarnate(self, why: str) -> None:
         """Drop every outstanding batch (its jobs are back in ready) and continue
         under a new id; rebinding rouses every list."""
+        self._ahead = []  # taken under the old id: back in ready already
         dropped = self._acks.clear()
         for batch in dropped:  # late delivery reports reach batches nothing acks any more
             self._inflight[batch.source.queue] -= len(batch.items)

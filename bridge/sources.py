@@ -155,14 +155,39 @@ class Rotation:
         self.empty_streak += 1
         return []
 
+    def planned_take(self, room: int) -> list[Source] | None:
+        """The lists a take sent ahead of the idle wait takes from (:mod:`bridge.wake`):
+        those of the only slot, as after :meth:`rouse`. ``None`` unless the bridge
+        has one slot and it is a plain queue's: with more, or a fair queue, what
+        to take is chosen once the bridge is awake."""
+        if len(self._slots) != 1 or not isinstance(self._slots[0], ListsSlot):
+            return None
+        slot = self._slots[0]
+        count = len(slot.sources)
+        return [slot.sources[(slot.cursor + i) % count] for i in range(min(count, room))]
+
+    def took_ahead(self, sources: list[Source], taken: list[list[bytes]]) -> Taken:
+        """Account for a take of :meth:`planned_take`'s ``sources`` made ahead, after
+        the wake-up that ended the wait roused the lists."""
+        slot = self._slots[0]
+        assert isinstance(slot, ListsSlot)
+        index = {id(source): i for i, source in enumerate(slot.sources)}  # planned's own
+        got = self._took(slot, [index[id(source)] for source in sources], taken)
+        if got:
+            self.empty_streak = 0
+        return got
+
     def _take_lists(self, slot: ListsSlot, take: TakeLists, room: int) -> Taken:
         count = len(slot.sources)
         order = [(slot.cursor + i) % count for i in range(count)]
         picked = [i for i in order if slot.maybe[i]][:room]
         if not picked:
             return []
-        slot.cursor = (picked[-1] + 1) % count
-        taken = take([slot.sources[i] for i in picked], self._batch_size)
+        return self._took(slot, picked, take([slot.sources[i] for i in picked],
+                                             self._batch_size))
+
+    def _took(self, slot: ListsSlot, picked: list[int], taken: list[list[bytes]]) -> Taken:
+        slot.cursor = (picked[-1] + 1) % len(slot.sources)
         got = []
         for i, items in zip(picked, taken, strict=True):
             slot.maybe[i] = len(items) >= self._batch_size  # less: the list was emptied

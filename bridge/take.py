@@ -36,13 +36,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import redis
+from redis.exceptions import NoScriptError
 
 from bridge.batch import Source
 from jobpipe import names
 from jobpipe.kept_connection import KeptConnection
-from jobpipe.pipelined import run_script, run_script_calls
+from jobpipe.pipelined import evalsha_command, run_script, run_script_calls
 from jobpipe.redis_failures import REDIS_FAILURES, may_have_run
 
 # One call takes from several ready lists of one queue (they share its hash
@@ -128,6 +130,31 @@ class Taker:
             Fenced: this bridge id lost its ownership.
             OutcomeUnknown: the take may have run, its reply was lost.
         """
+        keys, args = self._take_call(sources, n)
+        with _outcome_known("take"):
+            taken = run_script(self._client, self._take, keys, args, self._kept)
+        return self._taken(taken)
+
+    def take_command(self, sources: Sequence[Source], n: int) -> tuple[Any, ...]:
+        """The ``EVALSHA`` of :meth:`take_lists`, for a connection of its own to
+        send (the idle wait's, :mod:`bridge.wake`); read its reply with :meth:`taken_ahead`."""
+        return evalsha_command(self._take, *self._take_call(sources, n))
+
+    def taken_ahead(self, reply: Any) -> list[list[bytes]] | None:
+        """What a :meth:`take_command` sent elsewhere took, as :meth:`take_lists`
+        returns it; ``None`` when it did not run (Redis had lost the script).
+
+        Raises:
+            Fenced: this bridge id lost its ownership.
+            ResponseError: Redis refused it, as :meth:`take_lists` raises it.
+        """
+        if isinstance(reply, NoScriptError):
+            return None
+        if isinstance(reply, Exception):
+            raise reply
+        return self._taken(reply)
+
+    def _take_call(self, sources: Sequence[Source], n: int) -> tuple[list[str], list[Any]]:
         q, slot, ns = sources[0].queue, sources[0].slot, self._ns
         keys = [names.inflight_owners_key(ns, q, slot), names.inflight_index_key(ns, q, slot)]
         for source in sources:
@@ -135,12 +162,12 @@ class Taker:
         tenant = sources[0].tenant if len(sources) == 1 else None
         if tenant:
             keys.append(names.tenants_key(ns, q))
-        with _outcome_known("take"):
-            taken = run_script(self._client, self._take, keys, [self.bridge_id, n, tenant or ""],
-                               self._kept)
-        if taken is None:
+        return keys, [self.bridge_id, n, tenant or ""]
+
+    def _taken(self, reply: Any) -> list[list[bytes]]:
+        if reply is None:
             raise Fenced(self.bridge_id)
-        return [list(items) for items in taken]
+        return [list(items) for items in reply]
 
     def ack(self, acks: Sequence[tuple[Source, int, Sequence[bytes]]]) -> None:
         """Remove the ``n`` oldest in-flight jobs of each ``(source, n, dead_records)``,

@@ -19,6 +19,15 @@ UNBLOCK`` ends the wait. :meth:`Waker.interrupt` (a byte on a pipe: safe in a
 signal handler) ends it too, so a bridge asked to stop does not sleep out its
 wait first.
 
+A bridge of one plain queue sends its take script in the same write, behind
+the ``BZPOPMIN`` (``ahead``): Redis runs it the moment the wait ends, so a job
+that wakes the bridge is taken in the wake-up's own round trip instead of one
+more (~0.3 ms at a low rate, docs/benchmarks.md). Takes must reach Redis in the
+order the bridge learns of them (acks trim in-flight lists by count), so
+:meth:`Waker.wait` reads the reply of a take sent ahead before it returns,
+whatever ends the wait; a wait whose connection fails with one unread raises
+:class:`~bridge.take.OutcomeUnknown`, as a take on any connection would.
+
 On a Redis Cluster one ``BZPOPMIN`` may only name keys of one slot, so the wake
 keys are grouped by slot (:func:`jobpipe.connections.group_by_slot`; a single
 Redis is one group) and the bridge blocks on one connection per group, each to
@@ -37,15 +46,24 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import hiredis
 import redis
 from redis.connection import AbstractConnection
+from redis.exceptions import ResponseError
 
+from bridge.take import OutcomeUnknown
 from jobpipe import names
 from jobpipe.connections import group_by_slot, node_client
+from jobpipe.redis_failures import may_have_run
 from jobpipe.topology import QueueSpec
 
 # Redis's own timeout only backs up ours (a lost CLIENT UNBLOCK must not block forever).
 BACKSTOP_S = 5.0
+# An unblock that found no wait is tried again this often, this long (_end_wait).
+UNBLOCK_RETRY_S = 0.0005
+UNBLOCK_TRIES_S = 1.0
+# What :attr:`Waker.ahead_reply` holds when no command was sent ahead, or none answered.
+NOT_SENT: Any = object()
 
 
 def wake_client_name(bridge_name: str) -> str:
@@ -63,6 +81,7 @@ class _Blocked:
     conn: AbstractConnection
     conn_id: int
     armed: bool = False  # a BZPOPMIN is outstanding on it
+    ahead: bool = False  # a command sent behind it is outstanding too
 
     def fileno(self) -> int:
         return int(self.conn._sock.fileno())  # type: ignore[attr-defined]
@@ -88,6 +107,9 @@ class Waker:
         wake_keys = list(self._delayed_of)
         self._wake_groups = group_by_slot(client, wake_keys)
         self._blocked: list[_Blocked] = []
+        # The reply of the command the last wait sent ahead (an error reply as its
+        # exception), else NOT_SENT; read by the caller once the wait returned.
+        self.ahead_reply: Any = NOT_SENT
         self._pipe_r, self._pipe_w = os.pipe()
         os.set_blocking(self._pipe_r, False)
         os.set_blocking(self._pipe_w, False)
@@ -99,51 +121,76 @@ class Waker:
             pipe.zrange(key, 0, 0, withscores=True)
         return _earliest([int(first[0][1]) if first else None for first in pipe.execute()])
 
-    def wait(self, longest_s: float) -> bool:
+    def wait(self, longest_s: float, ahead: tuple[Any, ...] | None = None) -> bool:
         """Block until a push wakes the bridge, a delayed job is due, or ``longest_s``.
+
+        Args:
+            ahead: a command to run the moment the wait ends (the take script),
+                sent in the wait's own write, or behind a wait already running.
+                Sent only when there is one wait (so the command's keys live on
+                its node); its reply is in :attr:`ahead_reply` when this returns.
 
         Returns:
             True when a push woke it (there may be jobs to take), False when
             the time ran out (a delayed job may be due).
+
+        Raises:
+            OutcomeUnknown: the connection failed with the reply to ``ahead`` unread.
         """
+        self.ahead_reply = NOT_SENT
         try:
             blocked = self._connections()
             running = [key for each in blocked if each.armed for key in each.delayed]
             fresh = [each for each in blocked if not each.armed]
-            scores = [self._arm_reading_due(each, longest_s) for each in fresh]
+            if len(blocked) != 1:
+                ahead = None
+            scores = [self._arm_reading_due(each, longest_s, ahead) for each in fresh]
             if running:  # armed while waiting for Kafka: their sets are read apart
+                if ahead is not None:  # behind its BZPOPMIN: Redis runs it as that ends
+                    _send_ahead(blocked[0], ahead)
                 scores.append(self._due_ms(running))
             due_ms = _earliest(scores)
             timeout_s = longest_s
             if due_ms is not None:
                 timeout_s = min(timeout_s, (due_ms - time.time_ns() // 1_000_000) / 1000)
-            if timeout_s <= 0:
-                return False  # promotion first; the waits run on (no CLIENT UNBLOCK race)
-            ready = _ready(blocked, [self._pipe_r], timeout_s)
+            if timeout_s <= 0 and ahead is None:
+                return False  # promotion first; the waits run on
+            # A take sent ahead is read before the bridge takes again, so its wait
+            # is ended now rather than left running (_end_wait).
+            ready = _ready(blocked, [self._pipe_r], max(timeout_s, 0.0))
             for each in blocked:
                 if each not in ready:  # its wait ends with a nil reply
-                    each.node.client_unblock(each.conn_id)
+                    _end_wait(each)
             woke = [self._reply(each) for each in blocked]
             return any(woke)
-        except BaseException:
+        except BaseException as exc:
+            unread = any(each.ahead for each in self._blocked)
             self._drop()  # a half-read reply must not meet the next command
+            if unread and may_have_run(exc):
+                raise OutcomeUnknown(f"the take sent ahead of the wait: {exc}") from exc
             raise
 
     @staticmethod
-    def _arm_reading_due(each: _Blocked, longest_s: float) -> int | None:
+    def _arm_reading_due(each: _Blocked, longest_s: float,
+                         ahead: tuple[Any, ...] | None) -> int | None:
         """Start one wait, with the ``ZRANGE`` of each of its delayed sets in the same
-        write ahead of it; returns the earliest due time among them (epoch ms).
+        write ahead of it (and ``ahead`` behind it); returns the earliest due time
+        among them (epoch ms).
 
         At a low rate every job ends in a wait: one round trip for both instead
         of a pipeline through the client and then the wait (a small saving, ~3%
         of the bridge's CPU at 200 jobs/s in two pairs; docs/benchmarks.md).
         """
-        commands: list[tuple[str | float, ...]] = [
+        commands: list[tuple[Any, ...]] = [
             ("ZRANGE", key, 0, 0, "WITHSCORES") for key in each.delayed]
         commands.append(("BZPOPMIN", *each.keys, longest_s + BACKSTOP_S))
-        packed: Any = each.conn.pack_commands(commands)  # list[bytes]; the stubs say str
+        if ahead is not None:
+            commands.append(ahead)
+        # hiredis packs in C: redis-py's pack_commands encodes each argument in
+        # Python, ~60 calls a job here once the take rode along (cProfile).
+        packed: Any = [b"".join([hiredis.pack_command(c) for c in commands])]  # stubs: str
+        each.armed, each.ahead = True, ahead is not None  # set first: a send may fail half done
         each.conn.send_packed_command(packed)
-        each.armed = True
         return _earliest([_first_score(each.conn.read_response()) for _ in each.delayed])
 
     def arm(self, longest_s: float) -> list[_Blocked]:
@@ -174,10 +221,17 @@ class Waker:
             self._drop()
             raise
 
-    @staticmethod
-    def _reply(each: _Blocked) -> bool:
+    def _reply(self, each: _Blocked) -> bool:
+        """Read the end of ``each``'s wait (and the reply of what was sent ahead)."""
+        woke = each.conn.read_response() is not None
         each.armed = False
-        return each.conn.read_response() is not None
+        if each.ahead:
+            try:
+                self.ahead_reply = each.conn.read_response()
+            except ResponseError as exc:  # read whole: the connection stays in step
+                self.ahead_reply = exc
+            each.ahead = False
+        return woke
 
     def _connections(self) -> list[_Blocked]:
         if not self._blocked:
@@ -213,6 +267,28 @@ class Waker:
         if pipe_w >= 0:
             os.close(pipe_w)
             os.close(self._pipe_r)
+
+
+def _send_ahead(each: _Blocked, ahead: tuple[Any, ...]) -> None:
+    """Send ``ahead`` behind the BZPOPMIN already running on ``each``."""
+    each.ahead = True  # set first: a send may fail half done
+    each.conn.send_packed_command([hiredis.pack_command(ahead)])
+
+
+def _end_wait(each: _Blocked) -> None:
+    """``CLIENT UNBLOCK`` the wait of ``each``, which then answers nil.
+
+    Redis may not have read its ``BZPOPMIN`` yet: a write over ~16 kB (many
+    keys) is read in parts, and a wait sent a moment ago may still be on its
+    way. An unblock then ends nothing and the wait would run its full time, so
+    it is tried again until it ends the wait, or the wait answered by itself
+    (a push came), for at most :data:`UNBLOCK_TRIES_S`.
+    """
+    deadline = time.monotonic() + UNBLOCK_TRIES_S
+    while not each.node.client_unblock(each.conn_id):
+        if each.conn.can_read(0) or time.monotonic() >= deadline:
+            return
+        time.sleep(UNBLOCK_RETRY_S)
 
 
 def _first_score(reply: object) -> int | None:

@@ -82,12 +82,13 @@ async def run_script_async(client: Any, script: AsyncScript, keys: Sequence[Any]
 def _evalsha(script: Script | AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
     """The call in RESP. hiredis takes ``str``, ``bytes``, ``int`` (exactly: not
     ``bool``), ``float`` and ``memoryview``, as every caller passes."""
-    packed: bytes = hiredis.pack_command(_evalsha_command(script, keys, args))
+    packed: bytes = hiredis.pack_command(evalsha_command(script, keys, args))
     return packed
 
 
-def _evalsha_command(script: Script | AsyncScript, keys: Sequence[Any],
-                     args: Sequence[Any]) -> tuple[Any, ...]:
+def evalsha_command(script: Script | AsyncScript, keys: Sequence[Any],
+                    args: Sequence[Any]) -> tuple[Any, ...]:
+    """The arguments of an ``EVALSHA`` of ``script`` (never loads it)."""
     return ("EVALSHA", cast(Any, script).sha, len(keys), *keys, *args)
 
 
@@ -131,7 +132,7 @@ async def run_script_calls_async(client: Any, script: AsyncScript, calls: Sequen
     """
     if direct is not None and not is_cluster(client):
         replies = await direct.execute(
-            [_evalsha_command(script, keys, args) for keys, args in calls], raise_on_error=False)
+            [evalsha_command(script, keys, args) for keys, args in calls], raise_on_error=False)
         for i in _not_run(replies):
             replies[i] = await script(keys=calls[i][0], args=calls[i][1])
         return replies

@@ -1,0 +1,238 @@
+"""The take sent ahead of the idle wait (bridge.wake, bridge.service).
+
+A bridge of one plain queue sends its take script behind the wait's
+``BZPOPMIN``: Redis runs it as the wait ends, so a job that wakes the bridge is
+taken in that round trip. These tests hold the mechanism to what a take on the
+bridge's own connection promises: what it took is known before any other take,
+a fence still fences, a lost reply is an unknown outcome, a lost script takes
+nothing, and a bridge woken by pushes takes no job twice and loses none.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from bridge import Bridge
+from bridge.reaper import Reaper
+from bridge.sources import ready_sources
+from bridge.take import Fenced, OutcomeUnknown, Taker
+from bridge.wake import NOT_SENT, Waker
+from jobpipe import names
+from jobpipe.admin import apply_topics
+from jobpipe.connections import node_client
+from jobpipe.settings import Settings
+from tests.integration.bridge.jobs import consume, fill, id_counts
+from tests.redis_modes import BOTH
+
+pytestmark = [pytest.mark.integration, BOTH]
+BRIDGE = "ahead.0001"
+BATCH = 10
+LONGEST_S = 10.0
+WITHIN_S = 2.0  # five times shorter than a wait that nothing ends
+WAIT_NAME = "ahead-test"
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings(queues={"q": {"partitions": 1}})
+
+
+@pytest.fixture
+def waker(settings: Settings, redis_client) -> Iterator[Waker]:
+    w = Waker(redis_client, settings.namespace, settings.topology.select(["q"]), WAIT_NAME)
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def taker(settings: Settings, redis_client) -> Taker:
+    ns = settings.namespace
+    Reaper(redis_client, ns, [("q", None)], BRIDGE, timeout_s=30.0).register()
+    t = Taker(redis_client, BRIDGE, ns)
+    t.take_lists(_sources(settings), BATCH)  # loads the script, as a bridge's first take does
+    return t
+
+
+def _sources(settings: Settings):
+    spec = settings.topology.get("q")
+    return ready_sources(settings.namespace, spec, BRIDGE)[0]
+
+
+def _wake(client, settings: Settings) -> None:
+    client.zadd(names.wake_key(settings.namespace, "q"), {names.WAKE_MEMBER: 0})
+
+
+def _ahead(taker: Taker, settings: Settings) -> tuple:
+    return taker.take_command(_sources(settings), BATCH)
+
+
+def _inflight(client, settings: Settings) -> int:
+    return sum(client.llen(source.inflight) for source in _sources(settings))
+
+
+def test_a_job_that_wakes_the_wait_comes_back_taken(waker, taker, settings, redis_client):
+    ids = fill(redis_client, settings, "q", 3)
+    _wake(redis_client, settings)
+    started = time.monotonic()
+    assert waker.wait(LONGEST_S, _ahead(taker, settings))
+    assert time.monotonic() - started < WITHIN_S
+    taken = taker.taken_ahead(waker.ahead_reply)
+    assert taken is not None
+    assert sum(len(items) for items in taken) == 3
+    assert _inflight(redis_client, settings) == 3  # in this bridge's in-flight list
+    assert sum(redis_client.llen(s.key) for s in _sources(settings)) == 0
+    assert len(ids) == 3
+
+
+def test_a_wait_nothing_ends_reads_its_empty_take_and_the_next_wait_works(
+        waker, taker, settings, redis_client):
+    assert not waker.wait(0.3, _ahead(taker, settings))
+    assert taker.taken_ahead(waker.ahead_reply) == [[] for _ in _sources(settings)]
+    fill(redis_client, settings, "q", 1)
+    _wake(redis_client, settings)
+    assert waker.wait(LONGEST_S, _ahead(taker, settings))  # the connection is in step
+    taken = taker.taken_ahead(waker.ahead_reply)
+    assert taken is not None
+    assert sum(len(items) for items in taken) == 1
+
+
+def test_a_due_delayed_job_ends_the_wait_with_the_take_read_not_left_running(
+        waker, taker, settings, redis_client):
+    due_ms = time.time_ns() // 1_000_000 - 1000
+    redis_client.zadd(names.delayed_key(settings.namespace, "q"), {b"job": due_ms})
+    started = time.monotonic()
+    assert not waker.wait(LONGEST_S, _ahead(taker, settings))
+    assert time.monotonic() - started < WITHIN_S
+    assert waker.ahead_reply is not NOT_SENT  # read before the bridge takes again
+    assert taker.taken_ahead(waker.ahead_reply) is not None
+
+
+def test_a_take_goes_behind_a_wait_left_running(waker, taker, settings, redis_client):
+    waker.arm(LONGEST_S)  # as while waiting for Kafka's reports
+    fill(redis_client, settings, "q", 2)
+    _wake(redis_client, settings)
+    assert waker.wait(LONGEST_S, _ahead(taker, settings))
+    taken = taker.taken_ahead(waker.ahead_reply)
+    assert taken is not None
+    assert sum(len(items) for items in taken) == 2
+
+
+def test_a_wait_left_running_is_ended_for_a_due_job_with_its_take_read(
+        waker, taker, settings, redis_client):
+    waker.arm(LONGEST_S)
+    due_ms = time.time_ns() // 1_000_000 - 1000
+    redis_client.zadd(names.delayed_key(settings.namespace, "q"), {b"job": due_ms})
+    fill(redis_client, settings, "q", 1)  # no wake-up: only the take finds it
+    started = time.monotonic()
+    assert not waker.wait(LONGEST_S, _ahead(taker, settings))
+    assert time.monotonic() - started < WITHIN_S
+    taken = taker.taken_ahead(waker.ahead_reply)
+    assert taken is not None
+    assert sum(len(items) for items in taken) == 1
+
+
+def test_a_fenced_bridge_takes_nothing_ahead(waker, taker, settings, redis_client):
+    fill(redis_client, settings, "q", 2)
+    redis_client.srem(names.inflight_owners_key(settings.namespace, "q"), BRIDGE)
+    _wake(redis_client, settings)
+    assert waker.wait(LONGEST_S, _ahead(taker, settings))
+    with pytest.raises(Fenced):
+        taker.taken_ahead(waker.ahead_reply)
+    assert _inflight(redis_client, settings) == 0
+
+
+def test_a_lost_script_takes_nothing_and_says_so(waker, taker, settings, redis_client):
+    fill(redis_client, settings, "q", 2)
+    node_client(redis_client, names.wake_key(settings.namespace, "q")).script_flush()
+    _wake(redis_client, settings)
+    assert waker.wait(LONGEST_S, _ahead(taker, settings))
+    assert taker.taken_ahead(waker.ahead_reply) is None  # NOSCRIPT: the bridge takes itself
+    assert _inflight(redis_client, settings) == 0
+    assert taker.take_lists(_sources(settings), BATCH) is not None  # which loads it again
+    assert _inflight(redis_client, settings) == 2
+
+
+def test_a_wait_whose_connection_dies_with_the_take_unread_is_an_unknown_outcome(
+        waker, taker, settings, redis_client):
+    node = node_client(redis_client, names.wake_key(settings.namespace, "q"))
+    outcome: list[BaseException] = []
+
+    def waiting() -> None:
+        try:
+            waker.wait(LONGEST_S, _ahead(taker, settings))
+        except BaseException as exc:  # the test looks at what it was
+            outcome.append(exc)
+
+    thread = threading.Thread(target=waiting, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WITHIN_S
+    while not any(c["name"] == WAIT_NAME and c["cmd"] == "bzpopmin"
+                  for c in node.client_list()):
+        assert time.monotonic() < deadline, "the wait never blocked"
+        time.sleep(0.01)
+    node.client_kill_filter(_type="normal", skipme=True,
+                            _id=next(int(c["id"]) for c in node.client_list()
+                                     if c["name"] == WAIT_NAME))
+    thread.join(WITHIN_S)
+    assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], OutcomeUnknown), outcome
+
+
+def test_a_bridge_woken_job_by_job_takes_each_ahead_once(make_settings, redis_client,
+                                                        kafka_cleanup):
+    # No heartbeat in the test's time: a heartbeat rouses the lists for a take of its own.
+    settings = make_settings(queues={"q": {"partitions": 1}},
+                             bridge={"batch_size": BATCH, "heartbeat_interval_s": 30.0,
+                                     "heartbeat_timeout_s": 90.0})
+    apply_topics(settings)
+    bridge = Bridge(settings, bridge_id="ahead")
+    calls: list[int] = []
+    started = bridge._start
+
+    def counting_start() -> None:  # count the takes made on the bridge's own connection
+        started()
+        real = bridge._taker.take_lists
+
+        def take_lists(sources, n):
+            calls.append(n)
+            return real(sources, n)
+
+        bridge._taker.take_lists = take_lists  # type: ignore[method-assign]
+
+    bridge._start = counting_start  # type: ignore[method-assign]
+    runner = threading.Thread(target=bridge.run, daemon=True)
+    runner.start()
+    ids: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not calls:  # the start's take: then the bridge waits
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        at_idle = len(calls)
+        for _ in range(10):  # each once the last is acknowledged: the bridge is idle
+            ids += fill(redis_client, settings, "q", 1)
+            _wake(redis_client, settings)  # as the push script does
+            while bridge.acked_jobs.get("q", 0) < len(ids):
+                assert time.monotonic() < deadline, "a job was never acknowledged"
+                time.sleep(0.01)
+    finally:
+        bridge.stop()
+        runner.join(30)
+    messages = consume(settings, [names.main_topic(settings.namespace, "q", 0)], expect=len(ids))
+    counts = id_counts(messages)
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1
+    assert len(calls) == at_idle  # every job was taken ahead of a wait
+    assert _inflight_left(redis_client, settings) == 0
+
+
+def _inflight_left(client, settings: Settings) -> int:
+    pattern = names.inflight_pattern(settings.namespace, "q")
+    return sum(client.llen(key) for key in client.scan_iter(match=pattern, count=1000))
