@@ -420,7 +420,7 @@ class Bridge:
     def _reincarnate(self, why: str) -> None:
         """Drop every outstanding batch (its jobs are back in ready) and continue
         under a new id; rebinding rouses every list."""
-        self._ahead = []  # taken under the old id: back in ready already
+        self._ahead = []  # taken under the old id: its retire, or whoever fenced it, returns it
         dropped = self._acks.clear()
         for batch in dropped:  # late delivery reports reach batches nothing acks any more
             self._inflight[batch.source.queue] -= len(batch.items)

@@ -12,7 +12,8 @@ the wake too, so an earlier one added meanwhile makes the bridge look again),
 and after ``longest_s`` (heartbeats). The due times are read in the same write
 that starts the wait (a ``ZRANGE`` per delayed set ahead of the ``BZPOPMIN``).
 When a delayed job is due already, the wait is left running and the bridge
-promotes first; the next wait, or :meth:`Waker.woken`, reads it. Redis checks
+promotes first; the next wait, or :meth:`Waker.woken`, reads it (unless a take
+rides behind it, below: that wait is ended and read at once). Redis checks
 blocking timeouts only ``hz`` times a second (100 ms late at the default ``hz
 10``), so the timeout is kept here, on the socket: when it passes, ``CLIENT
 UNBLOCK`` ends the wait. :meth:`Waker.interrupt` (a byte on a pipe: safe in a
@@ -25,8 +26,8 @@ that wakes the bridge is taken in the wake-up's own round trip instead of one
 more (~0.3 ms at a low rate, docs/benchmarks.md). Takes must reach Redis in the
 order the bridge learns of them (acks trim in-flight lists by count), so
 :meth:`Waker.wait` reads the reply of a take sent ahead before it returns,
-whatever ends the wait; a wait whose connection fails with one unread raises
-:class:`~bridge.take.OutcomeUnknown`, as a take on any connection would.
+whatever ends the wait. A wait that fails in any way once the take was sent
+raises :class:`~bridge.take.OutcomeUnknown`: the take may have run.
 
 On a Redis Cluster one ``BZPOPMIN`` may only name keys of one slot, so the wake
 keys are grouped by slot (:func:`jobpipe.connections.group_by_slot`; a single
@@ -54,7 +55,6 @@ from redis.exceptions import ResponseError
 from bridge.take import OutcomeUnknown
 from jobpipe import names
 from jobpipe.connections import group_by_slot, node_client
-from jobpipe.redis_failures import may_have_run
 from jobpipe.topology import QueueSpec
 
 # Redis's own timeout only backs up ours (a lost CLIENT UNBLOCK must not block forever).
@@ -135,7 +135,7 @@ class Waker:
             the time ran out (a delayed job may be due).
 
         Raises:
-            OutcomeUnknown: the connection failed with the reply to ``ahead`` unread.
+            OutcomeUnknown: anything failed once ``ahead`` was sent, before its reply was read.
         """
         self.ahead_reply = NOT_SENT
         try:
@@ -146,9 +146,9 @@ class Waker:
                 ahead = None
             scores = [self._arm_reading_due(each, longest_s, ahead) for each in fresh]
             if running:  # armed while waiting for Kafka: their sets are read apart
+                scores.append(self._due_ms(running))
                 if ahead is not None:  # behind its BZPOPMIN: Redis runs it as that ends
                     _send_ahead(blocked[0], ahead)
-                scores.append(self._due_ms(running))
             due_ms = _earliest(scores)
             timeout_s = longest_s
             if due_ms is not None:
@@ -166,7 +166,7 @@ class Waker:
         except BaseException as exc:
             unread = any(each.ahead for each in self._blocked)
             self._drop()  # a half-read reply must not meet the next command
-            if unread and may_have_run(exc):
+            if unread:  # sent: whatever failed since, the take may have run
                 raise OutcomeUnknown(f"the take sent ahead of the wait: {exc}") from exc
             raise
 

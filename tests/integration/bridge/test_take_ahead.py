@@ -113,14 +113,32 @@ def test_a_due_delayed_job_ends_the_wait_with_the_take_read_not_left_running(
     assert taker.taken_ahead(waker.ahead_reply) is not None
 
 
-def test_a_take_goes_behind_a_wait_left_running(waker, taker, settings, redis_client):
+def test_a_take_queued_behind_a_blocked_wait_runs_when_a_push_ends_it(
+        waker, taker, settings, redis_client):
+    node = node_client(redis_client, names.wake_key(settings.namespace, "q"))
     waker.arm(LONGEST_S)  # as while waiting for Kafka's reports
+    woke: list[bool] = []
+    thread = threading.Thread(target=lambda: woke.append(
+        waker.wait(LONGEST_S, _ahead(taker, settings))), daemon=True)
+    thread.start()
+    # The take waits in Redis's query buffer, behind the blocked BZPOPMIN.
+    _until(lambda: any(c["name"] == WAIT_NAME and c["cmd"] == "bzpopmin"
+                       and int(c["qbuf"]) > 0 for c in node.client_list()),
+           "the take never queued behind the blocked wait")
     fill(redis_client, settings, "q", 2)
     _wake(redis_client, settings)
-    assert waker.wait(LONGEST_S, _ahead(taker, settings))
+    thread.join(WITHIN_S)
+    assert woke == [True]
     taken = taker.taken_ahead(waker.ahead_reply)
     assert taken is not None
     assert sum(len(items) for items in taken) == 2
+
+
+def _until(condition, what: str) -> None:
+    deadline = time.monotonic() + WITHIN_S
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
 
 
 def test_a_wait_left_running_is_ended_for_a_due_job_with_its_take_read(
@@ -171,11 +189,8 @@ def test_a_wait_whose_connection_dies_with_the_take_unread_is_an_unknown_outcome
 
     thread = threading.Thread(target=waiting, daemon=True)
     thread.start()
-    deadline = time.monotonic() + WITHIN_S
-    while not any(c["name"] == WAIT_NAME and c["cmd"] == "bzpopmin"
-                  for c in node.client_list()):
-        assert time.monotonic() < deadline, "the wait never blocked"
-        time.sleep(0.01)
+    _until(lambda: any(c["name"] == WAIT_NAME and c["cmd"] == "bzpopmin"
+                       for c in node.client_list()), "the wait never blocked")
     node.client_kill_filter(_type="normal", skipme=True,
                             _id=next(int(c["id"]) for c in node.client_list()
                                      if c["name"] == WAIT_NAME))
