@@ -11,6 +11,7 @@ import redis
 
 from jobpipe.kept_connection import KeptConnection
 from jobpipe.pipelined import run_script, run_script_calls
+from tests.integration.client_list import assert_all_closed, connections_named
 
 pytestmark = pytest.mark.integration
 
@@ -19,10 +20,6 @@ _GET = "return redis.call('GET', KEYS[1])"
 
 def _named_client(redis_url: str, name: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url, client_name=name, socket_timeout=5.0)
-
-
-def _connections(redis_client: redis.Redis, name: str) -> list[dict[str, str]]:
-    return [c for c in redis_client.client_list() if c.get("name") == name]
 
 
 def _client_id(kept: KeptConnection) -> int:
@@ -44,10 +41,10 @@ def test_calls_of_the_owner_thread_go_on_one_connection(redis_url, redis_client,
                                     kept) == [b"v"] * 3
         # The kept connection is out of the pool: a call through the client opens another.
         assert client.get(f"{namespace}:s") == b"v"
-        assert len(_connections(redis_client, namespace)) == 2
+        assert len(connections_named(redis_client, namespace)) == 2
     finally:
         client.close()
-    assert _connections(redis_client, namespace) == []  # closed with the client
+    assert_all_closed(redis_client, namespace)  # closed with the client
 
 
 def test_another_thread_or_a_nested_call_gets_a_pooled_connection(redis_url, namespace):

@@ -12,6 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from jobpipe.direct_calls import DirectCalls
+from tests.integration.client_list import assert_all_closed, connections_named
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +27,6 @@ async def mget(reads: DirectCalls, keys: list[bytes]) -> list[bytes | None]:
     return (await reads.execute([("MGET", *keys)]))[0]
 
 
-def _connections(redis_client: redis.Redis, name: str) -> list[dict[str, str]]:
-    return [c for c in redis_client.client_list() if c.get("name") == name]
-
-
 async def test_reads_values_and_missing_keys_over_a_connection_of_its_own(
         redis_url, redis_client, namespace):
     redis_client.set(f"{namespace}:a", b"1")
@@ -42,10 +39,10 @@ async def test_reads_values_and_missing_keys_over_a_connection_of_its_own(
         assert await mget(reads, keys) == [b"1", None, b"3"]
         assert await mget(reads, keys) == await client.mget(keys)
         # The pooled connection and the reads' own: the reads did not use the pool's.
-        assert len(_connections(redis_client, namespace)) == 2
+        assert len(connections_named(redis_client, namespace)) == 2
     finally:
         await client.aclose()
-    assert _connections(redis_client, namespace) == []  # closed with the client
+    assert_all_closed(redis_client, namespace)  # closed with the client
 
 
 async def test_reads_at_once_each_get_their_own_answer(redis_url, redis_client, namespace):
@@ -69,11 +66,11 @@ async def test_a_killed_connection_is_replaced_and_the_read_still_answers(
     try:
         reads = DirectCalls(client)
         assert await mget(reads, key) == [b"1"]
-        for conn in _connections(redis_client, namespace):
+        for conn in connections_named(redis_client, namespace):
             redis_client.client_kill_filter(_id=conn["id"])
         assert await mget(reads, key) == [b"1"]  # through the ordinary client's reconnect
         assert await mget(reads, key) == [b"1"]  # and over its own connection again
-        assert len(_connections(redis_client, namespace)) == 2
+        assert len(connections_named(redis_client, namespace)) == 2
     finally:
         await client.aclose()
 
@@ -139,7 +136,7 @@ async def test_an_error_reply_is_raised_once_every_reply_is_read(
         assert isinstance(failed, redis.ResponseError)
         assert await mget(calls, [f"{namespace}:s".encode()]) == [b"1"]
         # One connection of its own the whole time: the error replies cost it nothing.
-        assert len(_connections(redis_client, namespace)) == 1
+        assert len(connections_named(redis_client, namespace)) == 1
     finally:
         await client.aclose()
 
@@ -154,7 +151,7 @@ async def test_writes_and_scripts_go_over_the_same_connection(
                                     ("EVAL", "return redis.call('HGET', KEYS[1], 'f')", 1, key)]
                                    ) == [1, 1, b"1"]
         assert redis_client.hget(key, "f") == b"1"
-        assert len(_connections(redis_client, namespace)) == 1
+        assert len(connections_named(redis_client, namespace)) == 1
     finally:
         await client.aclose()
 
@@ -172,7 +169,7 @@ async def test_a_call_unanswered_past_the_socket_timeout_gives_up_its_connection
     try:
         calls = DirectCalls(client)
         assert await mget(calls, [f"{namespace}:a".encode()]) == [b"1"]
-        before = {c["id"] for c in _connections(redis_client, namespace)}
+        before = {c["id"] for c in connections_named(redis_client, namespace)}
         # Busy for 3 s: the watchdog (0.3 s) and then the client (0.3 s more) give
         # up long before, even on a loaded box.
         spin = asyncio.create_task(asyncio.to_thread(busy.eval, _SPIN, 0, 3_000_000))
@@ -181,7 +178,7 @@ async def test_a_call_unanswered_past_the_socket_timeout_gives_up_its_connection
             await mget(calls, [f"{namespace}:a".encode()])
         await spin
         assert await mget(calls, [f"{namespace}:a".encode()]) == [b"1"]
-        after = {c["id"] for c in _connections(redis_client, namespace)}
+        after = {c["id"] for c in connections_named(redis_client, namespace)}
         assert before
         assert not before & after
     finally:
