@@ -13,6 +13,10 @@ broker is unreachable the reports stop, the in-flight bound is reached and takin
 buffers, nothing times out (``message.timeout.ms=0``), and the loop resumes by
 itself when Kafka answers. SIGTERM (via :meth:`Bridge.stop`): stop taking,
 wait for the outstanding reports, acknowledge, return anything left to ready.
+
+At a low rate each job is taken in the write of the idle wait it ends (the
+take sent ahead, :mod:`bridge.wake`), and its ack rides in the write of the
+next one: a trickle of jobs costs the bridge one round trip to Redis a job.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
 
 from bridge.backlog import measure_backlog, publish_backlog
 from bridge.batch import AckOrder, Batch, Source
@@ -45,6 +51,9 @@ from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
 log = logging.getLogger(__name__)
+
+# What an ack script call acknowledges: per in-flight list, (list, jobs, dead records).
+Acks = list[tuple[Source, int, list[bytes]]]
 
 MAX_BATCH_SIZE = 5000  # Lua unpack() limit is ~8000 values per call
 BACKLOG_INTERVAL_S = 1.0
@@ -97,6 +106,8 @@ class Bridge:
         self._unsure = False
         self._unregistered = False  # a new id not yet announced (after a fence)
         self._ahead: Taken = []  # what the take sent ahead of the last wait took, unsent
+        # Settled batches (out of _acks) whose ack rides in the next idle wait's write.
+        self._riding: tuple[Acks, list[list[Batch]]] | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -161,6 +172,9 @@ class Bridge:
                                   s.bridge.batch_size)
         self._promoter = Promoter(self._client, ns, self.specs)
         self._waker = Waker(self._client, ns, self.specs, wake_client_name(self.name))
+        # The ack rides with the wait where the take does (one queue, one slot), but
+        # for queues with track_status: their states follow the ack at once.
+        self._acks_ride = not self._tracked and self._rotation.planned_take(1) is not None
         self._relay = Relay(s, s.bridge.log_interval_s)
         self._pace = Pace()
         self._lag = LagMonitor(s, [q for q in self.specs if q.fair and q.max_kafka_lag],
@@ -175,6 +189,7 @@ class Bridge:
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout_s
         try:
+            self._ack_riding()
             while len(self._acks) and time.monotonic() < deadline:
                 self._relay.poll(0.05)
                 self._settle_and_ack(time.monotonic())
@@ -251,13 +266,14 @@ class Bridge:
         # take left empty, and only a wake-up (or the like) rouses them.
         took = self._take() if self._ahead or self._rotation.may_hold_jobs else 0
         if took or len(self._acks):
-            if took and not self._pace.pouring:
+            trickle = bool(took) and not self._pace.pouring
+            if trickle:
                 self._relay.flush(TRICKLE_FLUSH_S)  # no linger for a trickle
             elif took:
                 self._relay.poll(0)
             else:
                 self._wait_for_report()
-            self._settle_and_ack(time.monotonic())
+            self._settle_and_ack(time.monotonic(), ride=trickle)
             return True
         self._relay.poll(0)  # error callbacks
         self._wait_for_work(now, idle_wait_s)
@@ -275,8 +291,15 @@ class Bridge:
                 self._send(Batch(source, items, now))
                 jobs += len(items)
             took += len(ahead)
+        riding = sum(len(prefix) for prefix in self._riding[1]) if self._riding else 0
         while not self._stop.is_set():
-            room = self.settings.bridge.max_batches_in_flight - len(self._acks)
+            room = self.settings.bridge.max_batches_in_flight - len(self._acks) - riding
+            if room <= 0 and riding and self._rotation.may_hold_jobs:
+                # Acks waiting for an idle wait hold the bound while there are jobs
+                # to take: the wait would be long, so they go on their own.
+                self._ack_riding()
+                riding = 0
+                continue
             if room <= 0:
                 break
             got = self._rotation.take_next(self._taker.take_lists, self._lag_allows, room)
@@ -314,7 +337,9 @@ class Bridge:
         planned = self._rotation.planned_take(room)
         ahead = None if planned is None else self._taker.take_command(
             planned, self.settings.bridge.batch_size)
-        if not self._waker.wait(max(longest_s, 0.0), ahead):
+        first = None if self._riding is None else (
+            self._taker.ack_command(self._riding[0]), self._rode)
+        if not self._waker.wait(max(longest_s, 0.0), ahead, first):
             self._next_promote = time.monotonic()  # a delayed job may be due now
         self._rotation.rouse()
         reply = self._waker.ahead_reply
@@ -334,28 +359,58 @@ class Bridge:
         child(metrics.BRIDGE_INFLIGHT, q).set(self._inflight[q])
         self._relay.send(batch)
 
-    def _settle_and_ack(self, now: float) -> None:
+    def _settle_and_ack(self, now: float, ride: bool = False) -> None:
+        """Acknowledge the batches Kafka has; with ``ride``, in the next idle wait's
+        write where it can (a trickle: the bridge waits next)."""
+        self._ack_riding()
         for batch in self._acks:
             self._relay.settle(batch)
             self._relay.resend_due(batch, now)
         prefixes = self._acks.ackable()
         if not prefixes:
             return
-        acks = []
+        acks: Acks = []
         for prefix in prefixes:
             source: Source = prefix[0].source
             dead = [encode_record(d, source.key) for b in prefix for d in b.dead]
             acks.append((source, sum(len(b.items) for b in prefix), dead))
+        if ride and self._acks_ride:
+            for prefix in prefixes:
+                self._acks.remove(prefix)
+            self._riding = (acks, prefixes)
+            return
         self._taker.ack(acks)
         for prefix in prefixes:
             self._acks.remove(prefix)
+        self._record_acks(prefixes, now)
+
+    def _ack_riding(self) -> None:
+        """Send the ack waiting for an idle wait on its own (kept on a failure
+        before it was sent; dropped by :meth:`_reincarnate`)."""
+        if self._riding is not None:
+            self._taker.ack(self._riding[0])
+            prefixes, self._riding = self._riding[1], None
+            self._record_acks(prefixes, time.monotonic())
+
+    def _rode(self, reply: Any) -> None:
+        """Read the reply of the ack sent first in the idle wait's write
+        (:data:`~bridge.wake.NOT_SENT`: not sent, so sent now on its own)."""
+        if reply is NOT_SENT or not self._taker.acked_ahead(reply):
+            self._ack_riding()
+        elif self._riding is not None:
+            prefixes, self._riding = self._riding[1], None
+            self._record_acks(prefixes, time.monotonic())
+
+    def _record_acks(self, prefixes: Sequence[list[Batch]], now: float) -> None:
+        """Bookkeeping for batches Redis acknowledged (out of :attr:`_acks` already)."""
+        for prefix in prefixes:
             for batch in prefix:
                 self._record_ack(batch, now)
         self._relay.healthy()
         if self._tracked:  # after the bookkeeping: a refusal here stops the bridge
             self._write_states(prefixes)
 
-    def _write_states(self, prefixes: list[list[Batch]]) -> None:
+    def _write_states(self, prefixes: Sequence[list[Batch]]) -> None:
         """Jobs of queues with ``track_status`` are in Kafka now: script calls of at
         most :data:`~jobpipe.jobstatus.ADVANCE_MAX_JOBS` jobs, one round trip."""
         delivered: dict[str, list[bytes]] = {}
@@ -422,6 +477,9 @@ class Bridge:
         under a new id; rebinding rouses every list."""
         self._ahead = []  # taken under the old id: its retire, or whoever fenced it, returns it
         dropped = self._acks.clear()
+        if self._riding is not None:
+            dropped += [batch for prefix in self._riding[1] for batch in prefix]
+            self._riding = None
         for batch in dropped:  # late delivery reports reach batches nothing acks any more
             self._inflight[batch.source.queue] -= len(batch.items)
         old = self.bridge_id
@@ -441,7 +499,7 @@ class Bridge:
         self._ready_total = sum(states["ready"] for states in backlog.values())
 
     def _idle(self) -> bool:
-        if len(self._acks) or self._rotation.empty_streak < 1:
+        if len(self._acks) or self._riding or self._rotation.empty_streak < 1:
             return False
         self._publish_backlog()
         return self._ready_total == 0 and self._promoter.due_count() == 0

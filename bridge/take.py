@@ -190,6 +190,31 @@ class Taker:
         if any(r == -1 for r in results):
             raise Fenced("ack refused")
 
+    def ack_command(self, acks: Sequence[tuple[Source, int, Sequence[bytes]]]
+                    ) -> tuple[Any, ...]:
+        """The ``EVALSHA`` of :meth:`ack` for lists of one queue and slot, for a
+        connection of its own to send (the idle wait's); read its reply with
+        :meth:`acked_ahead`."""
+        q, slot = acks[0][0].queue, acks[0][0].slot
+        assert all((s.queue, s.slot) == (q, slot) for s, _, _ in acks), "one script call"
+        return evalsha_command(self._ack, *self._ack_call(q, slot, acks))
+
+    def acked_ahead(self, reply: Any) -> bool:
+        """Whether an :meth:`ack_command` sent elsewhere ran; ``False`` when Redis had
+        lost the script (nothing ran: ack again with :meth:`ack`).
+
+        Raises:
+            Fenced: this bridge id lost its ownership.
+            ResponseError: Redis refused it, as :meth:`ack` raises it.
+        """
+        if isinstance(reply, NoScriptError):
+            return False
+        if isinstance(reply, Exception):
+            raise reply
+        if reply == -1:
+            raise Fenced("ack refused")
+        return True
+
     def _ack_call(self, q: str, slot: int | None,
                   acks: Sequence[tuple[Source, int, Sequence[bytes]]]
                   ) -> tuple[list[str], list[str | int | bytes]]:

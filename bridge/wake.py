@@ -29,6 +29,12 @@ order the bridge learns of them (acks trim in-flight lists by count), so
 whatever ends the wait. A wait that fails in any way once the take was sent
 raises :class:`~bridge.take.OutcomeUnknown`: the take may have run.
 
+The same bridge sends the ack of what Kafka just took first in that write
+(``first``): at a low rate every job ends in an idle wait, so its ack costs
+no round trip of its own. Its reply is read with the due times, before the
+wait blocks, and handed to the bridge at once; until then a failure is an
+unknown outcome too.
+
 On a Redis Cluster one ``BZPOPMIN`` may only name keys of one slot, so the wake
 keys are grouped by slot (:func:`jobpipe.connections.group_by_slot`; a single
 Redis is one group) and the bridge blocks on one connection per group, each to
@@ -44,6 +50,7 @@ import contextlib
 import os
 import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +59,7 @@ import redis
 from redis.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
-from bridge.take import OutcomeUnknown
+from bridge.take import Fenced, OutcomeUnknown
 from jobpipe import names
 from jobpipe.connections import group_by_slot, node_client
 from jobpipe.topology import QueueSpec
@@ -62,8 +69,12 @@ BACKSTOP_S = 5.0
 # An unblock that found no wait is tried again this often, this long (_end_wait).
 UNBLOCK_RETRY_S = 0.0005
 UNBLOCK_TRIES_S = 1.0
-# What :attr:`Waker.ahead_reply` holds when no command was sent ahead, or none answered.
+# What :attr:`Waker.ahead_reply` holds when no command was sent ahead, or none answered;
+# and what a ``first`` command's reader gets when it could not be sent.
 NOT_SENT: Any = object()
+# A command to send first in a wait's write, and what reads its reply (an error
+# reply as its exception, NOT_SENT when it was not sent) before the wait blocks.
+First = tuple[tuple[Any, ...], Callable[[Any], None]]
 
 
 def wake_client_name(bridge_name: str) -> str:
@@ -82,6 +93,7 @@ class _Blocked:
     conn_id: int
     armed: bool = False  # a BZPOPMIN is outstanding on it
     ahead: bool = False  # a command sent behind it is outstanding too
+    first: bool = False  # a command sent ahead of it is unread
 
     def fileno(self) -> int:
         return int(self.conn._sock.fileno())  # type: ignore[attr-defined]
@@ -121,7 +133,8 @@ class Waker:
             pipe.zrange(key, 0, 0, withscores=True)
         return _earliest([int(first[0][1]) if first else None for first in pipe.execute()])
 
-    def wait(self, longest_s: float, ahead: tuple[Any, ...] | None = None) -> bool:
+    def wait(self, longest_s: float, ahead: tuple[Any, ...] | None = None,
+             first: First | None = None) -> bool:
         """Block until a push wakes the bridge, a delayed job is due, or ``longest_s``.
 
         Args:
@@ -129,13 +142,19 @@ class Waker:
                 sent in the wait's own write, or behind a wait already running.
                 Sent only when there is one wait (so the command's keys live on
                 its node); its reply is in :attr:`ahead_reply` when this returns.
+            first: a command to run before the wait starts (the ack script) and
+                its reader, called once its reply is read, before the wait
+                blocks. Sent only in the write of a new single wait (so its keys
+                live on that node); else the reader gets :data:`NOT_SENT` first.
 
         Returns:
             True when a push woke it (there may be jobs to take), False when
             the time ran out (a delayed job may be due).
 
         Raises:
-            OutcomeUnknown: anything failed once ``ahead`` was sent, before its reply was read.
+            OutcomeUnknown: anything failed once ``ahead`` or ``first`` was sent,
+                before its reply was read.
+            Fenced: as ``first``'s reader raised it (what was sent ahead is fenced too).
         """
         self.ahead_reply = NOT_SENT
         try:
@@ -144,7 +163,10 @@ class Waker:
             fresh = [each for each in blocked if not each.armed]
             if len(blocked) != 1:
                 ahead = None
-            scores = [self._arm_reading_due(each, longest_s, ahead) for each in fresh]
+            if first is not None and (len(blocked) != 1 or running):
+                first[1](NOT_SENT)
+                first = None
+            scores = [self._arm_reading_due(each, longest_s, ahead, first) for each in fresh]
             if running:  # armed while waiting for Kafka: their sets are read apart
                 scores.append(self._due_ms(running))
                 if ahead is not None:  # behind its BZPOPMIN: Redis runs it as that ends
@@ -164,33 +186,41 @@ class Waker:
             woke = [self._reply(each) for each in blocked]
             return any(woke)
         except BaseException as exc:
-            unread = any(each.ahead for each in self._blocked)
+            unread = any(each.ahead or each.first for each in self._blocked)
             self._drop()  # a half-read reply must not meet the next command
-            if unread:  # sent: whatever failed since, the take may have run
-                raise OutcomeUnknown(f"the take sent ahead of the wait: {exc}") from exc
+            # Sent: whatever failed since, the script may have run. A fenced
+            # bridge's scripts all answer "fenced": nothing ran.
+            if unread and not isinstance(exc, Fenced):
+                raise OutcomeUnknown(f"a script sent with the wait: {exc}") from exc
             raise
 
     @staticmethod
-    def _arm_reading_due(each: _Blocked, longest_s: float,
-                         ahead: tuple[Any, ...] | None) -> int | None:
-        """Start one wait, with the ``ZRANGE`` of each of its delayed sets in the same
-        write ahead of it (and ``ahead`` behind it); returns the earliest due time
-        among them (epoch ms).
+    def _arm_reading_due(each: _Blocked, longest_s: float, ahead: tuple[Any, ...] | None,
+                         first: First | None) -> int | None:
+        """Start one wait, with ``first`` and the ``ZRANGE`` of each of its delayed
+        sets in the same write ahead of it (and ``ahead`` behind it); hands
+        ``first``'s reply to its reader and returns the earliest due time among
+        the sets (epoch ms).
 
         At a low rate every job ends in a wait: one round trip for both instead
         of a pipeline through the client and then the wait (a small saving, ~3%
         of the bridge's CPU at 200 jobs/s in two pairs; docs/benchmarks.md).
         """
-        commands: list[tuple[Any, ...]] = [
-            ("ZRANGE", key, 0, 0, "WITHSCORES") for key in each.delayed]
+        commands: list[tuple[Any, ...]] = [] if first is None else [first[0]]
+        commands += [("ZRANGE", key, 0, 0, "WITHSCORES") for key in each.delayed]
         commands.append(("BZPOPMIN", *each.keys, longest_s + BACKSTOP_S))
         if ahead is not None:
             commands.append(ahead)
         # hiredis packs in C: redis-py's pack_commands encodes each argument in
         # Python, ~60 calls a job here once the take rode along (cProfile).
         packed: Any = [b"".join([hiredis.pack_command(c) for c in commands])]  # stubs: str
-        each.armed, each.ahead = True, ahead is not None  # set first: a send may fail half done
+        # Set first: a send may fail half done.
+        each.armed, each.ahead, each.first = True, ahead is not None, first is not None
         each.conn.send_packed_command(packed)
+        if first is not None:
+            reply = _reply_or_error(each.conn)
+            each.first = False
+            first[1](reply)
         return _earliest([_first_score(each.conn.read_response()) for _ in each.delayed])
 
     def arm(self, longest_s: float) -> list[_Blocked]:
@@ -226,10 +256,7 @@ class Waker:
         woke = each.conn.read_response() is not None
         each.armed = False
         if each.ahead:
-            try:
-                self.ahead_reply = each.conn.read_response()
-            except ResponseError as exc:  # read whole: the connection stays in step
-                self.ahead_reply = exc
+            self.ahead_reply = _reply_or_error(each.conn)
             each.ahead = False
         return woke
 
@@ -289,6 +316,15 @@ def _end_wait(each: _Blocked) -> None:
         if each.conn.can_read(0) or time.monotonic() >= deadline:
             return
         time.sleep(UNBLOCK_RETRY_S)
+
+
+def _reply_or_error(conn: AbstractConnection) -> Any:
+    """The next reply on ``conn``, an error reply as its exception (read whole:
+    the connection stays in step)."""
+    try:
+        return conn.read_response()
+    except ResponseError as exc:
+        return exc
 
 
 def _first_score(reply: object) -> int | None:

@@ -6,6 +6,9 @@ taken in that round trip. These tests hold the mechanism to what a take on the
 bridge's own connection promises: what it took is known before any other take,
 a fence still fences, a lost reply is an unknown outcome, a lost script takes
 nothing, and a bridge woken by pushes takes no job twice and loses none.
+
+The ack of what Kafka took rides first in the same write; the tests hold it to
+what an ack on the bridge's own connection promises, in the same ways.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -56,7 +60,8 @@ def taker(settings: Settings, redis_client) -> Taker:
     ns = settings.namespace
     Reaper(redis_client, ns, [("q", None)], BRIDGE, timeout_s=30.0).register()
     t = Taker(redis_client, BRIDGE, ns)
-    t.take_lists(_sources(settings), BATCH)  # loads the script, as a bridge's first take does
+    # Loads both scripts, as a bridge's first take and ack on its own connection do.
+    t.ack(_taken_acks(t, settings, redis_client, 1))
     return t
 
 
@@ -200,8 +205,97 @@ def test_a_wait_whose_connection_dies_with_the_take_unread_is_an_unknown_outcome
     assert isinstance(outcome[0], OutcomeUnknown), outcome
 
 
-def test_a_bridge_woken_job_by_job_takes_each_ahead_once(make_settings, redis_client,
-                                                        kafka_cleanup):
+def _taken_acks(taker: Taker, settings: Settings, client, n: int) -> list:
+    """Take ``n`` fresh jobs on the taker's own connection: the acks of all of them."""
+    fill(client, settings, "q", n)
+    sources = _sources(settings)
+    taken = taker.take_lists(sources, BATCH)
+    return [(source, len(items), []) for source, items in zip(sources, taken, strict=True)
+            if items]
+
+
+def test_an_ack_sent_first_runs_and_is_read_before_the_wait_blocks(
+        waker, taker, settings, redis_client):
+    acks = _taken_acks(taker, settings, redis_client, 3)
+    assert _inflight(redis_client, settings) == 3
+    seen: list[tuple[Any, int]] = []  # (reply, in flight) as the reader got it
+    first = (taker.ack_command(acks),
+             lambda reply: seen.append((reply, _inflight(redis_client, settings))))
+    assert not waker.wait(0.3, _ahead(taker, settings), first)  # nothing ends it
+    assert len(seen) == 1
+    reply, inflight = seen[0]
+    assert taker.acked_ahead(reply)
+    assert inflight == 0  # trimmed before the reader ran, so before the wait returned
+    assert taker.taken_ahead(waker.ahead_reply) == [[] for _ in _sources(settings)]
+
+
+def test_an_ack_is_not_sent_behind_a_wait_already_running(
+        waker, taker, settings, redis_client):
+    acks = _taken_acks(taker, settings, redis_client, 2)
+    waker.arm(LONGEST_S)  # as while waiting for Kafka's reports
+    seen: list[Any] = []
+    first = (taker.ack_command(acks), seen.append)
+    _wake(redis_client, settings)
+    assert waker.wait(LONGEST_S, None, first)
+    assert seen == [NOT_SENT]  # the bridge acknowledges on its own connection
+    assert _inflight(redis_client, settings) == 2
+    taker.ack(acks)
+    assert _inflight(redis_client, settings) == 0
+
+
+def test_a_fenced_bridge_acks_nothing_first_and_the_wait_says_fenced(
+        waker, taker, settings, redis_client):
+    acks = _taken_acks(taker, settings, redis_client, 2)
+    redis_client.srem(names.inflight_owners_key(settings.namespace, "q"), BRIDGE)
+    with pytest.raises(Fenced):  # not an unknown outcome: a fenced script never runs
+        waker.wait(LONGEST_S, _ahead(taker, settings), (taker.ack_command(acks),
+                                                        taker.acked_ahead))
+    assert _inflight(redis_client, settings) == 2  # the reaper's to return
+
+
+def test_a_lost_ack_script_acks_nothing_and_says_so(waker, taker, settings, redis_client):
+    acks = _taken_acks(taker, settings, redis_client, 2)
+    node_client(redis_client, names.wake_key(settings.namespace, "q")).script_flush()
+    seen: list[bool] = []
+    first = (taker.ack_command(acks), lambda reply: seen.append(taker.acked_ahead(reply)))
+    assert not waker.wait(0.3, None, first)
+    assert seen == [False]  # NOSCRIPT: the bridge acks itself
+    assert _inflight(redis_client, settings) == 2
+    taker.ack(acks)  # which loads it again
+    assert _inflight(redis_client, settings) == 0
+
+
+def test_a_wait_whose_connection_dies_with_the_ack_unread_is_an_unknown_outcome(
+        waker, taker, settings, redis_client):
+    acks = _taken_acks(taker, settings, redis_client, 2)
+    node = node_client(redis_client, names.wake_key(settings.namespace, "q"))
+    outcome: list[BaseException] = []
+
+    def waiting() -> None:
+        try:
+            waker.wait(LONGEST_S, None, (taker.ack_command(acks), taker.acked_ahead))
+        except BaseException as exc:  # the test looks at what it was
+            outcome.append(exc)
+
+    node.execute_command("CLIENT", "PAUSE", int(LONGEST_S * 1000), "WRITE")  # holds scripts
+    try:
+        thread = threading.Thread(target=waiting, daemon=True)
+        thread.start()
+        _until(lambda: any(c["name"] == WAIT_NAME and c["cmd"] == "evalsha"
+                           for c in node.client_list()), "the ack was never held")
+        node.client_kill_filter(_type="normal", skipme=True,
+                                _id=next(int(c["id"]) for c in node.client_list()
+                                         if c["name"] == WAIT_NAME))
+        thread.join(WITHIN_S)
+    finally:
+        node.execute_command("CLIENT", "UNPAUSE")
+    assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], OutcomeUnknown), outcome
+
+
+def test_a_bridge_woken_job_by_job_takes_each_ahead_once_and_acks_in_the_next_wait(
+        make_settings, redis_client, kafka_cleanup):
     # No heartbeat in the test's time: a heartbeat rouses the lists for a take of its own.
     settings = make_settings(queues={"q": {"partitions": 1}},
                              bridge={"batch_size": BATCH, "heartbeat_interval_s": 30.0,
@@ -209,7 +303,8 @@ def test_a_bridge_woken_job_by_job_takes_each_ahead_once(make_settings, redis_cl
     apply_topics(settings)
     bridge = Bridge(settings, bridge_id="ahead")
     calls: list[int] = []
-    started = bridge._start
+    rode: list[Any] = []  # the replies of acks sent first in a wait's write
+    started, real_rode = bridge._start, bridge._rode
 
     def counting_start() -> None:  # count the takes made on the bridge's own connection
         started()
@@ -220,6 +315,13 @@ def test_a_bridge_woken_job_by_job_takes_each_ahead_once(make_settings, redis_cl
             return real(sources, n)
 
         bridge._taker.take_lists = take_lists  # type: ignore[method-assign]
+
+    def counting_rode(reply: Any) -> None:
+        if reply is not NOT_SENT:
+            rode.append(reply)
+        real_rode(reply)
+
+    bridge._rode = counting_rode  # type: ignore[method-assign]
 
     bridge._start = counting_start  # type: ignore[method-assign]
     runner = threading.Thread(target=bridge.run, daemon=True)
@@ -245,9 +347,41 @@ def test_a_bridge_woken_job_by_job_takes_each_ahead_once(make_settings, redis_cl
     assert set(counts) == set(ids)
     assert max(counts.values()) == 1
     assert len(calls) == at_idle  # every job was taken ahead of a wait
+    # An ack rides when Kafka's report came within the trickle's flush (50 ms),
+    # else the bridge sends it on its own: of ten reports, one at least is that quick.
+    assert rode
+    assert all(reply == 1 for reply in rode)
     assert _inflight_left(redis_client, settings) == 0
 
 
 def _inflight_left(client, settings: Settings) -> int:
     pattern = names.inflight_pattern(settings.namespace, "q")
     return sum(client.llen(key) for key in client.scan_iter(match=pattern, count=1000))
+
+
+def test_acks_waiting_for_a_wait_do_not_hold_a_backlog_back(make_settings, redis_client,
+                                                          kafka_cleanup):
+    # One batch in flight, waits that only a push ends: a settled batch whose ack
+    # waited for the next wait filled the bound, and the bridge waited (10 s a batch).
+    settings = make_settings(queues={"q": {"partitions": 1}},
+                             bridge={"batch_size": 2, "max_batches_in_flight": 1,
+                                     "idle_wait_s": LONGEST_S, "heartbeat_interval_s": 30.0,
+                                     "heartbeat_timeout_s": 90.0})
+    apply_topics(settings)
+    ids = fill(redis_client, settings, "q", 20)
+    _wake(redis_client, settings)
+    bridge = Bridge(settings, bridge_id="backlog")
+    runner = threading.Thread(target=bridge.run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 3 * LONGEST_S  # ten batches: 100 s if each waited
+        while bridge.acked_jobs.get("q", 0) < len(ids):
+            assert time.monotonic() < deadline, f"acked {bridge.acked_jobs} of {len(ids)}"
+            time.sleep(0.01)
+    finally:
+        bridge.stop()
+        runner.join(30)
+    counts = id_counts(consume(settings, [names.main_topic(settings.namespace, "q", 0)],
+                               expect=len(ids)))
+    assert set(counts) == set(ids)
+    assert _inflight_left(redis_client, settings) == 0
