@@ -148,11 +148,7 @@ class Taker:
             Fenced: this bridge id lost its ownership.
             ResponseError: Redis refused it, as :meth:`take_lists` raises it.
         """
-        if isinstance(reply, NoScriptError):
-            return None
-        if isinstance(reply, Exception):
-            raise reply
-        return self._taken(reply)
+        return self._taken(reply) if _ran(reply) else None
 
     def _take_call(self, sources: Sequence[Source], n: int) -> tuple[list[str], list[Any]]:
         q, slot, ns = sources[0].queue, sources[0].slot, self._ns
@@ -207,10 +203,8 @@ class Taker:
             Fenced: this bridge id lost its ownership.
             ResponseError: Redis refused it, as :meth:`ack` raises it.
         """
-        if isinstance(reply, NoScriptError):
+        if not _ran(reply):
             return False
-        if isinstance(reply, Exception):
-            raise reply
         if reply == -1:
             raise Fenced("ack refused")
         return True
@@ -224,3 +218,13 @@ class Taker:
         for _, _, dead_records in acks:
             args += dead_records
         return keys, args
+
+
+def _ran(reply: Any) -> bool:
+    """Whether a script sent on another connection ran: ``False`` for a lost
+    script (``NOSCRIPT``: nothing ran); any other error reply is raised."""
+    if isinstance(reply, NoScriptError):
+        return False
+    if isinstance(reply, Exception):
+        raise reply
+    return True

@@ -183,26 +183,34 @@ def test_a_lost_script_takes_nothing_and_says_so(waker, taker, settings, redis_c
 
 def test_a_wait_whose_connection_dies_with_the_take_unread_is_an_unknown_outcome(
         waker, taker, settings, redis_client):
-    node = node_client(redis_client, names.wake_key(settings.namespace, "q"))
+    outcome = _outcome_of_a_killed_wait(
+        waker, node_client(redis_client, names.wake_key(settings.namespace, "q")),
+        lambda: waker.wait(LONGEST_S, _ahead(taker, settings)), "bzpopmin")
+    assert isinstance(outcome, OutcomeUnknown), outcome
+
+
+def _outcome_of_a_killed_wait(waker: Waker, node, wait, killed_in: str) -> BaseException:
+    """Run ``wait`` in a thread, kill its connection once Redis shows it in the
+    command ``killed_in``, and return what the wait raised."""
     outcome: list[BaseException] = []
 
     def waiting() -> None:
         try:
-            waker.wait(LONGEST_S, _ahead(taker, settings))
+            wait()
         except BaseException as exc:  # the test looks at what it was
             outcome.append(exc)
 
     thread = threading.Thread(target=waiting, daemon=True)
     thread.start()
-    _until(lambda: any(c["name"] == WAIT_NAME and c["cmd"] == "bzpopmin"
-                       for c in node.client_list()), "the wait never blocked")
+    _until(lambda: any(c["name"] == WAIT_NAME and c["cmd"] == killed_in
+                       for c in node.client_list()), f"the wait never reached {killed_in}")
     node.client_kill_filter(_type="normal", skipme=True,
                             _id=next(int(c["id"]) for c in node.client_list()
                                      if c["name"] == WAIT_NAME))
     thread.join(WITHIN_S)
     assert not thread.is_alive()
     assert len(outcome) == 1
-    assert isinstance(outcome[0], OutcomeUnknown), outcome
+    return outcome[0]
 
 
 def _taken_acks(taker: Taker, settings: Settings, client, n: int) -> list:
@@ -269,29 +277,15 @@ def test_a_wait_whose_connection_dies_with_the_ack_unread_is_an_unknown_outcome(
         waker, taker, settings, redis_client):
     acks = _taken_acks(taker, settings, redis_client, 2)
     node = node_client(redis_client, names.wake_key(settings.namespace, "q"))
-    outcome: list[BaseException] = []
-
-    def waiting() -> None:
-        try:
-            waker.wait(LONGEST_S, None, (taker.ack_command(acks), taker.acked_ahead))
-        except BaseException as exc:  # the test looks at what it was
-            outcome.append(exc)
-
     node.execute_command("CLIENT", "PAUSE", int(LONGEST_S * 1000), "WRITE")  # holds scripts
     try:
-        thread = threading.Thread(target=waiting, daemon=True)
-        thread.start()
-        _until(lambda: any(c["name"] == WAIT_NAME and c["cmd"] == "evalsha"
-                           for c in node.client_list()), "the ack was never held")
-        node.client_kill_filter(_type="normal", skipme=True,
-                                _id=next(int(c["id"]) for c in node.client_list()
-                                         if c["name"] == WAIT_NAME))
-        thread.join(WITHIN_S)
+        outcome = _outcome_of_a_killed_wait(
+            waker, node,
+            lambda: waker.wait(LONGEST_S, None, (taker.ack_command(acks), taker.acked_ahead)),
+            "evalsha")
     finally:
         node.execute_command("CLIENT", "UNPAUSE")
-    assert not thread.is_alive()
-    assert len(outcome) == 1
-    assert isinstance(outcome[0], OutcomeUnknown), outcome
+    assert isinstance(outcome, OutcomeUnknown), outcome
 
 
 def test_a_bridge_woken_job_by_job_takes_each_ahead_once_and_acks_in_the_next_wait(
