@@ -189,16 +189,19 @@ class Bridge:
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.shutdown_timeout_s
         try:
-            self._ack_riding()
-            while len(self._acks) and time.monotonic() < deadline:
-                self._relay.poll(0.05)
-                self._settle_and_ack(time.monotonic())
+            # After a take or ack of unknown outcome an ack may trim jobs that are
+            # not its own: the retire below returns every in-flight job instead.
+            if not self._unsure:
+                self._ack_riding()
+                while len(self._acks) and time.monotonic() < deadline:
+                    self._relay.poll(0.05)
+                    self._settle_and_ack(time.monotonic())
         except _ACK_AT_EXIT_FAILURES as exc:
             log.warning("bridge %s: could not acknowledge at exit (%s)", self.bridge_id, exc)
-        left = self._acks.jobs()
+        unacked = len(self._acks) > 0 or self._riding is not None
         try:
             moved = self._reaper.retire()
-            if left or moved:
+            if unacked or moved:
                 log.warning("bridge %s: returned %d unacknowledged jobs to ready (Kafka may "
                             "also have them: at-least-once)", self.bridge_id, moved)
             # Lists no heartbeat swept yet (an incarnation of this bridge that was
@@ -385,8 +388,9 @@ class Bridge:
         self._record_acks(prefixes, now)
 
     def _ack_riding(self) -> None:
-        """Send the ack waiting for an idle wait on its own (kept on a failure
-        before it was sent; dropped by :meth:`_reincarnate`)."""
+        """Send the ack waiting for an idle wait on its own. Kept on a failure (sent
+        again only if it surely did not run: after an unknown outcome the id is
+        retired first, and :meth:`_reincarnate` drops it)."""
         if self._riding is not None:
             self._taker.ack(self._riding[0])
             prefixes, self._riding = self._riding[1], None

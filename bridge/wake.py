@@ -189,7 +189,8 @@ class Waker:
             unread = any(each.ahead or each.first for each in self._blocked)
             self._drop()  # a half-read reply must not meet the next command
             # Sent: whatever failed since, the script may have run. A fenced
-            # bridge's scripts all answer "fenced": nothing ran.
+            # bridge's scripts all answer "fenced": nothing ran (the ack and the
+            # take sent ahead are of one queue and slot, one owners set).
             if unread and not isinstance(exc, Fenced):
                 raise OutcomeUnknown(f"a script sent with the wait: {exc}") from exc
             raise
