@@ -294,15 +294,12 @@ class Bridge:
                 self._send(Batch(source, items, now))
                 jobs += len(items)
             took += len(ahead)
-        riding = sum(len(prefix) for prefix in self._riding[1]) if self._riding else 0
+        if self._rotation.may_hold_jobs:
+            # No idle wait comes while lists may hold jobs: an ack waiting for one
+            # goes on its own (else its batches would hold the in-flight bound).
+            self._ack_riding()
         while not self._stop.is_set():
-            room = self.settings.bridge.max_batches_in_flight - len(self._acks) - riding
-            if room <= 0 and riding and self._rotation.may_hold_jobs:
-                # Acks waiting for an idle wait hold the bound while there are jobs
-                # to take: the wait would be long, so they go on their own.
-                self._ack_riding()
-                riding = 0
-                continue
+            room = self.settings.bridge.max_batches_in_flight - len(self._acks)
             if room <= 0:
                 break
             got = self._rotation.take_next(self._taker.take_lists, self._lag_allows, room)
@@ -387,23 +384,21 @@ class Bridge:
             self._acks.remove(prefix)
         self._record_acks(prefixes, now)
 
-    def _ack_riding(self) -> None:
-        """Send the ack waiting for an idle wait on its own. Kept on a failure (sent
-        again only if it surely did not run: after an unknown outcome the id is
-        retired first, and :meth:`_reincarnate` drops it)."""
+    def _ack_riding(self, acked: bool = False) -> None:
+        """Send the ack waiting for an idle wait on its own, unless it was
+        ``acked`` in one. Kept on a failure (sent again only if it surely did not
+        run: after an unknown outcome the id is retired first, and
+        :meth:`_reincarnate` drops it)."""
         if self._riding is not None:
-            self._taker.ack(self._riding[0])
+            if not acked:
+                self._taker.ack(self._riding[0])
             prefixes, self._riding = self._riding[1], None
             self._record_acks(prefixes, time.monotonic())
 
     def _rode(self, reply: Any) -> None:
         """Read the reply of the ack sent first in the idle wait's write
         (:data:`~bridge.wake.NOT_SENT`: not sent, so sent now on its own)."""
-        if reply is NOT_SENT or not self._taker.acked_ahead(reply):
-            self._ack_riding()
-        elif self._riding is not None:
-            prefixes, self._riding = self._riding[1], None
-            self._record_acks(prefixes, time.monotonic())
+        self._ack_riding(acked=reply is not NOT_SENT and self._taker.acked_ahead(reply))
 
     def _record_acks(self, prefixes: Sequence[list[Batch]], now: float) -> None:
         """Bookkeeping for batches Redis acknowledged (out of :attr:`_acks` already)."""

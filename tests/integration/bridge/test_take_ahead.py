@@ -373,12 +373,12 @@ def test_acks_waiting_for_a_wait_do_not_hold_a_backlog_back(make_settings, redis
     ids = fill(redis_client, settings, "q", 20)
     _wake(redis_client, settings)
     bridge = Bridge(settings, bridge_id="backlog")
-    sent_alone: list[bool] = []  # per ack of the waiting kind: was one waiting
+    sent_alone: list[bool] = []  # per call: was an ack waiting, sent on its own
     real_ack_riding = bridge._ack_riding
 
-    def ack_riding() -> None:
-        sent_alone.append(bridge._riding is not None)
-        real_ack_riding()
+    def ack_riding(acked: bool = False) -> None:
+        sent_alone.append(bridge._riding is not None and not acked)
+        real_ack_riding(acked)
 
     bridge._ack_riding = ack_riding  # type: ignore[method-assign]
     runner = threading.Thread(target=bridge.run, daemon=True)
