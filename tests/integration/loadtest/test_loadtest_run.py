@@ -56,8 +56,8 @@ def test_loadtest_writes_json_and_html_report_and_loses_nothing(in_services, red
 @pytest.mark.chaos
 def test_a_worker_kill_reports_when_its_partitions_ran_elsewhere(in_services, tmp_path):
     report_dir = tmp_path / "report"
-    main(["loadtest", "--rate", "500", "--duration", "16", "--workers", "2", "--kill", "worker",
-          "--every", "8", "--report-dir", str(report_dir), "--drain-timeout-s", "90"])
+    main(["loadtest", "--rate", "500", "--duration", "10", "--workers", "2", "--kill", "worker",
+          "--every", "6", "--report-dir", str(report_dir), "--drain-timeout-s", "90"])
     report = orjson.loads((report_dir / "report.json").read_bytes())
     assert report["ledger"]["lost"] == 0
     (kill,) = report["chaos"]["kills"]

@@ -16,10 +16,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
     pytest.param(20_000, 3, id="default"),
     pytest.param(200_000, 10, id="full", marks=pytest.mark.slow),
 ])
-def test_bridge_killed_at_random_loses_nothing(make_pipeline, jobs, kills):
+def test_bridge_killed_at_random_loses_nothing(make_pipeline, calm_stack, jobs, kills):
     batch_size, batches_in_flight = 500, 4
-    p = make_pipeline(bridge={"batch_size": batch_size,
-                              "max_batches_in_flight": batches_in_flight})
+    p = make_pipeline(calm_stack, bridge={"batch_size": batch_size,
+                                          "max_batches_in_flight": batches_in_flight})
     p.start_worker()
     bridge = p.start_bridge()
     run_s = kills * 2.5

@@ -13,11 +13,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 @pytest.mark.parametrize("jobs", [pytest.param(10_000, id="default"),
                                   pytest.param(100_000, id="full", marks=pytest.mark.slow)])
-def test_broker_killed_and_restarted_loses_nothing(make_pipeline, jobs):
-    p = make_pipeline()
+def test_broker_killed_and_restarted_loses_nothing(make_stack, make_pipeline, jobs):
+    p = make_pipeline(make_stack())  # a stack of its own: the fault is the broker's
     p.start_bridge()
     p.start_worker()
-    producer, result = run_in_thread(lambda: p.produce(jobs, rate_per_s=jobs / 15))
+    producer, result = run_in_thread(lambda: p.produce(jobs, rate_per_s=jobs / 10))
     p.wait_for(lambda: p.report().executed > jobs // 10, 60, "the first jobs to run")
     p.stack.kill_kafka()
     time.sleep(3)  # the fault: the broker stays down while producers keep going
@@ -36,11 +36,11 @@ def test_broker_killed_and_restarted_loses_nothing(make_pipeline, jobs):
     pytest.param(10_000, 30.0, id="default"),
     pytest.param(100_000, 30.0, id="full", marks=pytest.mark.slow),
 ])
-def test_broker_unreachable_then_back_loses_nothing(make_pipeline, jobs, frozen_s):
-    p = make_pipeline()
+def test_broker_unreachable_then_back_loses_nothing(make_stack, make_pipeline, jobs, frozen_s):
+    p = make_pipeline(make_stack())  # a stack of its own: the fault is the broker's
     p.start_bridge()
     p.start_worker()
-    producer, result = run_in_thread(lambda: p.produce(jobs, rate_per_s=jobs / (frozen_s + 10)))
+    producer, result = run_in_thread(lambda: p.produce(jobs, rate_per_s=jobs / (frozen_s + 5)))
     p.wait_for(lambda: p.report().executed > jobs // 20, 60, "the first jobs to run")
     p.stack.freeze_kafka()
     time.sleep(frozen_s)  # the fault: SIGSTOP, sockets open but no answers

@@ -39,11 +39,11 @@ def _relay_holds(p, partitions: int) -> bool:
         == partitions
 
 
-def test_outage_shorter_than_the_retry_horizon_dead_letters_nothing(make_pipeline):
+def test_outage_shorter_than_the_retry_horizon_dead_letters_nothing(make_pipeline, calm_stack):
     jobs, outage_s = 500, 4.0
     tiers, max_attempts, jitter = [1, 2], 6, 0.5  # horizon: 1 + 2 + 2 + 2 + 2 = 9 s > outage
-    p = make_pipeline(queue={"retry_tiers_s": tiers, "max_attempts": max_attempts,
-                             "retry_jitter": jitter})
+    p = make_pipeline(calm_stack, queue={"retry_tiers_s": tiers, "max_attempts": max_attempts,
+                                         "retry_jitter": jitter})
     outage = p.root / "outage"
     outage.touch()
     p.start_bridge()
@@ -86,9 +86,9 @@ def test_outage_shorter_than_the_retry_horizon_dead_letters_nothing(make_pipelin
     assert spread_s >= min(tiers) * jitter * 0.4, deciles
 
 
-def test_outage_longer_than_the_horizon_dead_letters_each_job_once(make_pipeline):
+def test_outage_longer_than_the_horizon_dead_letters_each_job_once(make_pipeline, calm_stack):
     jobs, max_attempts = 100, 3
-    p = make_pipeline(queue={"retry_tiers_s": [0.5, 1], "max_attempts": max_attempts})
+    p = make_pipeline(calm_stack, queue={"retry_tiers_s": [0.5, 1], "max_attempts": max_attempts})
     (p.root / "outage").touch()  # never recovers
     p.start_bridge()
     p.start_worker()

@@ -75,24 +75,27 @@ def _enqueue_rate(producer, calls: int, batch: int) -> float:
     return calls * batch / (time.perf_counter() - started)
 
 
-def test_appendfsync_always_throughput_cost(make_pipeline):
+def test_appendfsync_always_throughput_cost(make_pipeline, calm_stack):
     """The rates are reported, not asserted (speed belongs to benchmarks); what is
     asserted is that each was measured in its mode and counts jobs that landed."""
     from ingest import Producer
 
-    p = make_pipeline(queue={"max_backlog": 10_000_000})  # no bridge: jobs stay in Redis
+    p = make_pipeline(calm_stack, queue={"max_backlog": 10_000_000})  # no bridge: jobs stay
     client = redis.Redis.from_url(p.stack.redis_url)
     rates = {}
-    with Producer(p.settings) as producer:
-        for mode in ("everysec", "always"):
-            client.config_set("appendfsync", mode)
-            assert client.config_get("appendfsync") == {"appendfsync": mode}
-            _enqueue_rate(producer, 200, 1)  # warm up
-            before = _backlog(p, client)
-            rates[f"{mode}_single_per_s"] = round(_enqueue_rate(producer, 2000, 1))
-            rates[f"{mode}_batch100_per_s"] = round(_enqueue_rate(producer, 100, 100))
-            assert _backlog(p, client) - before == 2000 + 100 * 100
-    client.close()
+    try:
+        with Producer(p.settings) as producer:
+            for mode in ("everysec", "always"):
+                client.config_set("appendfsync", mode)
+                assert client.config_get("appendfsync") == {"appendfsync": mode}
+                _enqueue_rate(producer, 200, 1)  # warm up
+                before = _backlog(p, client)
+                rates[f"{mode}_single_per_s"] = round(_enqueue_rate(producer, 2000, 1))
+                rates[f"{mode}_batch100_per_s"] = round(_enqueue_rate(producer, 100, 100))
+                assert _backlog(p, client) - before == 2000 + 100 * 100
+    finally:
+        client.config_set("appendfsync", "everysec")  # the stack is shared: as found
+        client.close()
     print("[appendfsync cost] " + " ".join(f"{k}={v}" for k, v in rates.items()))
 
 
@@ -105,12 +108,12 @@ def _backlog(p, client: redis.Redis) -> int:
 
 @pytest.mark.parametrize("limit", ["maxmemory", "max_backlog"])
 def test_full_redis_refuses_clearly_and_recovers_after_draining(make_stack, make_pipeline,
-                                                               limit):
+                                                               calm_stack, limit):
     if limit == "maxmemory":
-        stack = make_stack(maxmemory_bytes=16 * 1024 * 1024)
+        stack = make_stack(maxmemory_bytes=8 * 1024 * 1024)
         p = make_pipeline(stack, queue={"max_backlog": 10_000_000}, ingest={"deadline_s": 1.0})
     else:
-        p = make_pipeline(queue={"max_backlog": 5_000}, ingest={"deadline_s": 1.0})
+        p = make_pipeline(calm_stack, queue={"max_backlog": 5_000}, ingest={"deadline_s": 1.0})
     from ingest import Producer
 
     refusal: Exception | None = None

@@ -20,8 +20,8 @@ SESSION_TIMEOUT_S = CLASSIC_SESSION_TIMEOUT_MS / 1000  # the workers' default
     pytest.param(10_000, 3, id="default"),
     pytest.param(100_000, 12, id="full", marks=pytest.mark.slow),
 ])
-def test_workers_killed_every_few_seconds_lose_nothing(make_pipeline, jobs, kills):
-    p = make_pipeline()
+def test_workers_killed_every_few_seconds_lose_nothing(make_pipeline, calm_stack, jobs, kills):
+    p = make_pipeline(calm_stack)
     p.start_bridge()
     workers = [p.start_worker(), p.start_worker()]
     producer, result = run_in_thread(lambda: p.produce(jobs, rate_per_s=jobs / (kills * 3)))
@@ -40,9 +40,9 @@ def test_workers_killed_every_few_seconds_lose_nothing(make_pipeline, jobs, kill
     assert report.unexpected == 0, report.unexpected_ids
 
 
-def test_worker_frozen_past_session_timeout_is_replaced(make_pipeline):
+def test_worker_frozen_past_session_timeout_is_replaced(make_pipeline, calm_stack):
     jobs = 5_000
-    p = make_pipeline()
+    p = make_pipeline(calm_stack)
     p.start_bridge()
     frozen = p.start_worker()
     p.start_worker()
