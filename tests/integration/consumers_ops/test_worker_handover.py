@@ -1,7 +1,8 @@
 """A worker that stops lets go of its partitions, and the one that stays takes them
-(a second worker joins and stops, ROUNDS times). A dynamic member leaves the group
-as it stops; a static one (the default) keeps its place until its session (6 s)
-lapses, which GROUP_SETTLES_S covers; one that never closed its consumer stays.
+(a second worker joins and stops, ROUNDS times). The one that joins is a dynamic
+member, which leaves the group as it stops, so a round does not sit out a static
+member's session (6 s; test_liveness.py waits one out); one that never closed
+its consumer would stay until its session lapsed, and never stop at all.
 
 Both workers re-read pause flags every millisecond, so a stopping one is
 nearly always inside a Redis command when its shutdown cancels its tasks:
@@ -45,14 +46,16 @@ def shares(settings: Settings) -> list[int]:
 
 def test_a_stopped_worker_hands_its_partitions_to_the_one_that_stays(make_settings,
                                                                      kafka_cleanup):
-    settings = make_settings(queues={"default": {"partitions": PARTITIONS}},
-                             worker={"control_interval_s": 0.001})
+    queues = {"default": {"partitions": PARTITIONS}}
+    settings = make_settings(queues=queues, worker={"control_interval_s": 0.001})
+    joiner = make_settings(queues=queues, worker={"control_interval_s": 0.001,
+                                                  "membership": "dynamic"})
     apply_topics(settings)
     topic = names.main_topic(settings.namespace, "default")
     with worker_running(settings) as stays:
         assert wait_for(lambda: shares(settings) == [PARTITIONS], GROUP_SETTLES_S)
         for _ in range(ROUNDS):
-            with worker_running(settings):  # its exit asserts that the stop ended
+            with worker_running(joiner):  # its exit asserts that the stop ended
                 assert wait_for(lambda: shares(settings) == [2, 2], GROUP_SETTLES_S)
             assert wait_for(lambda: shares(settings) == [PARTITIONS], GROUP_SETTLES_S)
         jobs = [make_job(task="work") for _ in range(PARTITIONS)]

@@ -34,7 +34,7 @@ def test_redis_killed_and_restarted_from_its_aof(make_stack, make_pipeline, appe
     warm_up = 500
     p.produce(warm_up)
     p.wait_for(lambda: p.report().executed >= warm_up, 180, "the pipeline to run jobs")
-    producer, result = run_in_thread(lambda: p.produce(jobs - warm_up, rate_per_s=jobs / 10))
+    producer, result = run_in_thread(lambda: p.produce(jobs - warm_up, rate_per_s=jobs / 6))
     p.wait_for(lambda: p.accepted() > jobs // 5, 60, "a fifth of the jobs to be acknowledged")
     before_window = _acknowledged(p)
     window_opened = time.monotonic()
