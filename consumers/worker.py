@@ -140,11 +140,13 @@ class Worker:
             fetcher.set_paused_topics(control_topics | lanes.full_topics())
 
         delivering: set[TPO] = set()  # one set: bad input and failures alike
+        # One for admission's reads and the runner's writes: one connection of its own.
+        markers = DoneMarkers(redis, ns)
         runner = Runner(lanes, tracker, sink, FollowUps(producer, s.topology, ns, loop),
-                        DoneMarkers(redis, ns), limiter, stats, s.worker.concurrency,
+                        markers, limiter, stats, s.worker.concurrency,
                         store=fetcher.store, delivering=delivering, on_pause_change=push_pause,
                         states=states if states.tracked else None, trouble=trouble)
-        admission = Admission(self.app, lanes.by_topic, DoneMarkers(redis, ns), sink, controls,
+        admission = Admission(self.app, lanes.by_topic, markers, sink, controls,
                               stats, runner.settle, tracker, runner.delivered, delivering,
                               states if states.tracked else None, runner.cancelled, trouble)
         tasks = runner.start()
