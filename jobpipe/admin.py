@@ -36,13 +36,42 @@ def desired_topics(settings: Settings, queues: list[QueueSpec] | None = None) ->
     return wanted
 
 
-def _current_partitions(admin: AdminClient, bootstrap: str, timeout_s: float) -> dict[str, int]:
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer a metadata request: "
-                               f"{exc}") from exc
-    return {name: len(t.partitions) for name, t in metadata.topics.items() if not t.error}
+# A refusal may be a credential that has not reached the listener yet (a SCRAM
+# user created a moment before is refused once or twice): it fails the call
+# once it has lasted this long, instead of the whole timeout (30 s).
+REFUSED_FOR_S = 2.0
+# First wait for a metadata answer; it doubles up to the timeout's end, so a
+# slow broker still gets its time and a refusal is looked at in between.
+_FIRST_ASK_S = 0.5
+
+
+def _current_partitions(admin: AdminClient, bootstrap: str, timeout_s: float,
+                        refused: list[str]) -> dict[str, int]:
+    """The partition count of each topic; ``refused`` is filled by the client's
+    ``error_cb`` with SASL/TLS failures (they never reach the metadata error)."""
+    now = time.monotonic()
+    deadline, ask_s = now + timeout_s, _FIRST_ASK_S
+    refused_since: float | None = None
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=max(0.01, min(ask_s, deadline - now)))
+            return {name: len(t.partitions) for name, t in metadata.topics.items()
+                    if not t.error}
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            now = time.monotonic()
+            if refused and refused_since is None:
+                refused_since = now
+            if refused_since is not None and (now - refused_since >= REFUSED_FOR_S
+                                              or now >= deadline):
+                raise KafkaUnavailable(
+                    f"Kafka at {bootstrap} refused the connection: {refused[-1]}; check "
+                    "the security keys of kafka.config (sasl.username, sasl.password ...)"
+                ) from None
+            if now >= deadline:
+                raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer a metadata "
+                                       f"request: {exc}") from exc
+            ask_s *= 2
 
 
 def apply_topics(
@@ -54,9 +83,10 @@ def apply_topics(
     every topic has a leader for each partition.
 
     Raises:
-        KafkaUnavailable: the broker did not answer in ``timeout_s``.
+        KafkaUnavailable: the broker did not answer in ``timeout_s``, or refused
+            the client's credentials for ``REFUSED_FOR_S``.
     """
-    refused: list[str] = []  # SASL/TLS failures reach error_cb, not the metadata error
+    refused: list[str] = []
 
     def on_error(err: KafkaError) -> None:
         if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
@@ -65,15 +95,7 @@ def apply_topics(
     conf: dict[str, Any] = {**kafka_admin_config(settings.kafka), "error_cb": on_error}
     admin = AdminClient(conf)
     wanted = desired_topics(settings, queues)
-    try:
-        current = _current_partitions(admin, settings.kafka.bootstrap, timeout_s)
-    except KafkaUnavailable:
-        admin.poll(0)
-        if refused:
-            raise KafkaUnavailable(f"Kafka at {settings.kafka.bootstrap} refused the "
-                                   f"connection: {refused[-1]}; check the security keys of "
-                                   "kafka.config (sasl.username, sasl.password ...)") from None
-        raise
+    current = _current_partitions(admin, settings.kafka.bootstrap, timeout_s, refused)
     kafka = settings.kafka
     topic_config = {"min.insync.replicas": str(kafka.min_insync_replicas)}
     to_create = [NewTopic(t, num_partitions=n, replication_factor=kafka.replication_factor,
