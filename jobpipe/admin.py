@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from jobpipe.connections import kafka_admin_config
 from jobpipe.errors import KafkaUnavailable
+from jobpipe.kafka_metadata import BrokerWatch, fetch_metadata
 from jobpipe.settings import Settings
 from jobpipe.topology import QueueSpec
 
@@ -36,44 +36,6 @@ def desired_topics(settings: Settings, queues: list[QueueSpec] | None = None) ->
     return wanted
 
 
-# A refusal may be a credential that has not reached the listener yet (a SCRAM
-# user created a moment before is refused once or twice): it fails the call
-# once it has lasted this long, instead of the whole timeout (30 s).
-REFUSED_FOR_S = 2.0
-# First wait for a metadata answer; it doubles up to the timeout's end, so a
-# slow broker still gets its time and a refusal is looked at in between.
-_FIRST_ASK_S = 0.5
-
-
-def _current_partitions(admin: AdminClient, bootstrap: str, timeout_s: float,
-                        refused: list[str]) -> dict[str, int]:
-    """The partition count of each topic; ``refused`` is filled by the client's
-    ``error_cb`` with SASL/TLS failures (they never reach the metadata error)."""
-    now = time.monotonic()
-    deadline, ask_s = now + timeout_s, _FIRST_ASK_S
-    refused_since: float | None = None
-    while True:
-        try:
-            metadata = admin.list_topics(timeout=max(0.01, min(ask_s, deadline - now)))
-            return {name: len(t.partitions) for name, t in metadata.topics.items()
-                    if not t.error}
-        except KafkaException as exc:
-            admin.poll(0)  # serves error_cb
-            now = time.monotonic()
-            if refused and refused_since is None:
-                refused_since = now
-            if refused_since is not None and (now - refused_since >= REFUSED_FOR_S
-                                              or now >= deadline):
-                raise KafkaUnavailable(
-                    f"Kafka at {bootstrap} refused the connection: {refused[-1]}; check "
-                    "the security keys of kafka.config (sasl.username, sasl.password ...)"
-                ) from None
-            if now >= deadline:
-                raise KafkaUnavailable(f"Kafka at {bootstrap} did not answer a metadata "
-                                       f"request: {exc}") from exc
-            ask_s *= 2
-
-
 def apply_topics(
     settings: Settings, queues: list[QueueSpec] | None = None, timeout_s: float = 30.0
 ) -> list[TopicChange]:
@@ -83,19 +45,17 @@ def apply_topics(
     every topic has a leader for each partition.
 
     Raises:
-        KafkaUnavailable: the broker did not answer in ``timeout_s``, or refused
-            the client's credentials for ``REFUSED_FOR_S``.
+        KafkaUnavailable: the broker did not answer in ``timeout_s`` (one that
+            refuses connections is waited for: it may be starting).
+        ConfigError: the broker refused the client's credentials
+            (:func:`jobpipe.kafka_metadata.fetch_metadata`).
     """
-    refused: list[str] = []
-
-    def on_error(err: KafkaError) -> None:
-        if err.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
-            refused.append(err.str())
-
-    conf: dict[str, Any] = {**kafka_admin_config(settings.kafka), "error_cb": on_error}
-    admin = AdminClient(conf)
+    watch = BrokerWatch()
+    admin = AdminClient({**kafka_admin_config(settings.kafka), **watch.config()})
     wanted = desired_topics(settings, queues)
-    current = _current_partitions(admin, settings.kafka.bootstrap, timeout_s, refused)
+    metadata = fetch_metadata(admin, watch, settings.kafka.bootstrap, timeout_s,
+                              wait_while_down=True)  # a broker still starting
+    current = {name: len(t.partitions) for name, t in metadata.topics.items() if not t.error}
     kafka = settings.kafka
     topic_config = {"min.insync.replicas": str(kafka.min_insync_replicas)}
     to_create = [NewTopic(t, num_partitions=n, replication_factor=kafka.replication_factor,

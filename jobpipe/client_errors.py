@@ -35,7 +35,7 @@ _KAFKA_DOWN = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                          KafkaError._TIMED_OUT_QUEUE})
 # Codes that fail the same way next time: a bad property, refused credentials,
 # a missing ACL. Only these stop a supervised stage for good.
-_KAFKA_REFUSED = frozenset({KafkaError._INVALID_ARG, KafkaError._AUTHENTICATION,
+KAFKA_REFUSED = frozenset({KafkaError._INVALID_ARG, KafkaError._AUTHENTICATION,
                             KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL,
                             KafkaError.TOPIC_AUTHORIZATION_FAILED,
                             KafkaError.GROUP_AUTHORIZATION_FAILED,
@@ -90,7 +90,7 @@ def _kafka_error(exc: KafkaException, settings: Settings | None) -> JobpipeError
     if not isinstance(error, KafkaError):
         return KafkaUnavailable(f"{where} failed: {_one_line(exc)}")
     detail = error.str() or error.name()
-    if error.code() in _KAFKA_REFUSED:
+    if error.code() in KAFKA_REFUSED:
         return ConfigError(f"kafka: {where} refused: {detail} ({error.name()})")
     if error.code() in _KAFKA_DOWN or error.retriable():
         return KafkaUnavailable(f"{where} is unreachable: {detail}")

@@ -3,10 +3,15 @@
 ``list_topics(timeout=10)`` against a bootstrap address nobody listens on
 waits the whole timeout, though librdkafka knows within milliseconds that the
 connection was refused: it says so to ``error_cb`` (``_ALL_BROKERS_DOWN``),
-which is served only by a poll. One-shot commands (``jobpipe check``, the DLQ
-tools) ask in short slices and look at that verdict between them, so a
-stopped broker is one clear line at once, while a slow but reachable one
-still gets the whole timeout.
+which is served only by a poll. One-shot commands (``jobpipe check``,
+``jobpipe topics apply``, the DLQ tools) ask in short slices and look at that
+verdict between them, so a stopped broker is one clear line at once, while a
+slow but reachable one still gets the whole timeout.
+
+Refused credentials (SASL, TLS) reach ``error_cb`` too, at the first
+connection. They end the wait once the refusal has lasted ``REFUSED_FOR_S``: a
+SCRAM user created a moment before may be refused once or twice before it
+reaches the listener.
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
-from jobpipe.errors import KafkaUnavailable
+from jobpipe.client_errors import KAFKA_REFUSED
+from jobpipe.errors import ConfigError, KafkaUnavailable
 
 # How long one metadata attempt may wait before the verdict is looked at again.
 SLICE_S = 0.2
+# How long a refusal must last before it is the answer.
+REFUSED_FOR_S = 2.0
 _CONNECT_FAILURES = frozenset({KafkaError._TRANSPORT, KafkaError._RESOLVE})
 
 
 class BrokerWatch:
-    """An ``error_cb`` that remembers whether every bootstrap broker is down, and why.
+    """An ``error_cb`` that remembers whether every bootstrap broker is down, and
+    why, and since when the brokers refuse this client.
 
     Pass :meth:`config` into the client's configuration.
     """
@@ -33,28 +42,40 @@ class BrokerWatch:
     def __init__(self) -> None:
         self.all_down = False
         self.last_failure = ""
+        self.refusal = ""
+        self.refused_since: float | None = None  # monotonic; served by a poll
 
     def __call__(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+        code = error.code()
+        if code == KafkaError._ALL_BROKERS_DOWN:
             self.all_down = True
-        elif error.code() in _CONNECT_FAILURES:
+        elif code in _CONNECT_FAILURES:
             self.last_failure = error.str()
+        elif code in KAFKA_REFUSED:
+            self.refusal = error.str()
+            if self.refused_since is None:
+                self.refused_since = time.monotonic()
 
     def config(self) -> dict[str, Any]:
         return {"error_cb": self}
 
 
 def fetch_metadata(client: AdminClient | Consumer, watch: BrokerWatch, bootstrap: str,
-                   timeout_s: float, topic: str | None = None) -> ClusterMetadata:
+                   timeout_s: float, topic: str | None = None,
+                   wait_while_down: bool = False) -> ClusterMetadata:
     """The cluster's metadata (of ``topic`` alone when given).
 
     Args:
         client: built with ``watch.config()``.
         bootstrap: named in the error.
+        wait_while_down: brokers that refuse connections (still starting) are
+            waited for, up to ``timeout_s``, instead of failing at once.
 
     Raises:
         KafkaUnavailable: every broker refused the connection, or none answered
             in ``timeout_s``.
+        ConfigError: the brokers refused this client's credentials for
+            ``REFUSED_FOR_S`` (or until ``timeout_s``).
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -62,13 +83,17 @@ def fetch_metadata(client: AdminClient | Consumer, watch: BrokerWatch, bootstrap
         try:
             return client.list_topics(topic, timeout=max(0.0, min(left, SLICE_S)))
         except KafkaException as exc:
-            if left <= SLICE_S:
-                raise KafkaUnavailable(f"Kafka at {bootstrap} is unreachable: "
-                                       f"{watch.last_failure or _detail(exc)}") from None
+            failure = exc
         client.poll(0)  # serves error_cb (nothing is assigned: no message is taken)
-        if watch.all_down:
+        now = time.monotonic()
+        if watch.refused_since is not None:  # a refused client also finds all brokers down
+            if now - watch.refused_since >= REFUSED_FOR_S or now >= deadline:
+                raise ConfigError(f"Kafka at {bootstrap} refused this client: "
+                                  f"{watch.refusal}; check the security keys of "
+                                  "kafka.config (sasl.username, sasl.password, ssl.* ...)")
+        elif (watch.all_down and not wait_while_down) or now >= deadline:
             raise KafkaUnavailable(f"Kafka at {bootstrap} is unreachable: "
-                                   f"{watch.last_failure or 'all brokers are down'}")
+                                   f"{watch.last_failure or _detail(failure)}")
 
 
 def _detail(exc: KafkaException) -> str:

@@ -3,6 +3,9 @@ with ``kafka.config`` carrying the credentials and fail clearly without them."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -11,7 +14,7 @@ from confluent_kafka import Producer
 from jobpipe.admin import apply_topics
 from jobpipe.connections import kafka_producer_config
 from jobpipe.envelope import Job, encode, new_job_id, now_ns
-from jobpipe.errors import KafkaUnavailable
+from jobpipe.errors import ConfigError, JobpipeError, KafkaUnavailable
 from jobpipe.settings import Settings, load_settings
 from tests.integration.ops.kafka_read import read_all
 from tests.integration.ops.scram import (
@@ -76,14 +79,33 @@ def test_without_the_right_credentials_topics_apply_fails_in_one_line(
         sasl_bootstrap, namespace, security):
     settings = _settings(sasl_bootstrap, namespace, **security)
     started = time.monotonic()
-    with pytest.raises(KafkaUnavailable) as caught:
-        # A refusal fails the call once it has lasted REFUSED_FOR_S, long before the
-        # 30 s timeout; a client speaking no SASL hears no refusal, only a closed
-        # connection, and waits its timeout out.
+    with pytest.raises(JobpipeError) as caught:
+        # Refused credentials end the call once the refusal has lasted
+        # REFUSED_FOR_S, long before the 30 s timeout. A client speaking no SASL
+        # hears no refusal, only a closed connection: a broker that may be
+        # starting, waited for until its timeout.
         apply_topics(settings, **({} if security else {"timeout_s": 3}))
     assert time.monotonic() - started < 20
+    assert isinstance(caught.value, ConfigError if security else KafkaUnavailable)
     message = str(caught.value)
     assert "\n" not in message
     assert PASSWORD not in message
     if security:
         assert "auth" in message.lower()
+
+
+def test_check_names_refused_credentials_in_one_line(sasl_bootstrap, namespace, redis_url):
+    """``jobpipe check`` with a wrong password: exit 1 and the broker's refusal,
+    from fetch_metadata's refusal rule, not its 10 s "unreachable"."""
+    env = {**os.environ, "JOBPIPE_NAMESPACE": namespace, "JOBPIPE_REDIS_URL": redis_url,
+           "JOBPIPE_KAFKA_BOOTSTRAP": sasl_bootstrap,
+           "JOBPIPE_KAFKA_CONFIG": "{" + ", ".join(
+               f'"{k}" = "{v}"' for k, v in _sasl(password="not-the-password-9f3").items()) + "}"}
+    done = subprocess.run([sys.executable, "-m", "jobpipe", "check"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"jobpipe: error: Kafka at {sasl_bootstrap} refused this client")
+    assert "auth" in line.lower()
+    assert "not-the-password-9f3" not in done.stdout + done.stderr
