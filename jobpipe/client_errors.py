@@ -36,10 +36,10 @@ _KAFKA_DOWN = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
 # Codes that fail the same way next time: a bad property, refused credentials,
 # a missing ACL. Only these stop a supervised stage for good.
 KAFKA_REFUSED = frozenset({KafkaError._INVALID_ARG, KafkaError._AUTHENTICATION,
-                            KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL,
-                            KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                            KafkaError.GROUP_AUTHORIZATION_FAILED,
-                            KafkaError.CLUSTER_AUTHORIZATION_FAILED})
+                           KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL,
+                           KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                           KafkaError.GROUP_AUTHORIZATION_FAILED,
+                           KafkaError.CLUSTER_AUTHORIZATION_FAILED})
 
 
 def _one_line(exc: BaseException) -> str:

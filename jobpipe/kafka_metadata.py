@@ -92,8 +92,9 @@ def fetch_metadata(client: AdminClient | Consumer, watch: BrokerWatch, bootstrap
                                   f"{watch.refusal}; check the security keys of "
                                   "kafka.config (sasl.username, sasl.password, ssl.* ...)")
         elif (watch.all_down and not wait_while_down) or now >= deadline:
-            raise KafkaUnavailable(f"Kafka at {bootstrap} is unreachable: "
-                                   f"{watch.last_failure or _detail(failure)}")
+            why = watch.last_failure or ("all brokers are down" if watch.all_down
+                                         else _detail(failure))
+            raise KafkaUnavailable(f"Kafka at {bootstrap} is unreachable: {why}")
 
 
 def _detail(exc: KafkaException) -> str:

@@ -95,8 +95,8 @@ def test_without_the_right_credentials_topics_apply_fails_in_one_line(
 
 
 def test_check_names_refused_credentials_in_one_line(sasl_bootstrap, namespace, redis_url):
-    """``jobpipe check`` with a wrong password: exit 1 and the broker's refusal,
-    from fetch_metadata's refusal rule, not its 10 s "unreachable"."""
+    """``jobpipe check`` with a wrong password: exit 1 and one line naming the
+    broker's refusal (jobpipe.kafka_metadata's rule)."""
     env = {**os.environ, "JOBPIPE_NAMESPACE": namespace, "JOBPIPE_REDIS_URL": redis_url,
            "JOBPIPE_KAFKA_BOOTSTRAP": sasl_bootstrap,
            "JOBPIPE_KAFKA_CONFIG": "{" + ", ".join(
