@@ -18,9 +18,11 @@ from tests.services import skip_unless_ci
 
 
 @contextmanager
-def started(stack: DevStack, what: str, *, redis_only: bool = False) -> Iterator[DevStack]:
+def started(stack: DevStack, what: str, *, redis_only: bool = False,
+            stop_timeout_s: float = 30.0) -> Iterator[DevStack]:
     """Run ``stack`` (only its Redis with ``redis_only``) for the ``with`` block and
-    stop it by PID afterwards; one that cannot start skips locally, fails in CI."""
+    stop it by PID afterwards (SIGKILL after ``stop_timeout_s``); one that cannot
+    start skips locally, fails in CI."""
     try:
         if redis_only:
             stack.start_redis()
@@ -32,7 +34,7 @@ def started(stack: DevStack, what: str, *, redis_only: bool = False) -> Iterator
     try:
         yield stack
     finally:
-        stack.down()
+        stack.down(stop_timeout_s)
 
 
 class PrivateStack:
