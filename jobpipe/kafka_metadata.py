@@ -3,10 +3,11 @@
 ``list_topics(timeout=10)`` against a bootstrap address nobody listens on
 waits the whole timeout, though librdkafka knows within milliseconds that the
 connection was refused: it says so to ``error_cb`` (``_ALL_BROKERS_DOWN``),
-which is served only by a poll. One-shot commands (``jobpipe check``,
-``jobpipe topics apply``, the DLQ tools) ask in short slices and look at that
-verdict between them, so a stopped broker is one clear line at once, while a
-slow but reachable one still gets the whole timeout.
+which is served only by a poll. One-shot commands (``jobpipe check``, the DLQ
+tools) ask in short slices and look at that verdict between them, so a
+stopped broker is one clear line at once, while a slow but reachable one
+still gets the whole timeout. ``jobpipe topics apply`` asks the same way but
+waits out a stopped broker (``wait_while_down``): it may be starting.
 
 Refused credentials (SASL, TLS) reach ``error_cb`` too, at the first
 connection. They end the wait once the refusal has lasted ``REFUSED_FOR_S``: a
