@@ -26,6 +26,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from bridge.batch import Batch, DeadJob
 from jobpipe.connections import kafka_producer_config
 from jobpipe.envelope import peek_key
+from jobpipe.kafka_refusal import Refusals
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class Relay:
         self._last_outage_log_s = -1e9
         self.outage_since_s: float | None = None
         self.fatal = False
+        self.refusals = Refusals(settings.kafka.bootstrap)
+        """Refused credentials: the bridge stops once they are the answer."""
         self._producer = self._create()
 
     def _create(self) -> Producer:
@@ -82,7 +85,11 @@ class Relay:
         return Producer(conf)
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.fatal():
+        if self.refusals.heard(err):
+            if self.refusals.first_s == self.refusals.last_s:  # once a spell
+                log.warning("Kafka refused the producer (%s); the bridge stops if that "
+                            "goes on", err.str())
+        elif err.fatal():
             log.error("Kafka producer fatal error: %s; recreating the producer", err)
             self.fatal = True
         elif err.code() in _OUTAGE:

@@ -187,7 +187,9 @@ class Bridge:
         log.info("bridge %s started on queues %s", self.bridge_id, ", ".join(queues))
 
     def _shutdown(self) -> None:
-        deadline = time.monotonic() + self.shutdown_timeout_s
+        # Refused credentials get no report: what is in flight goes back to ready below.
+        refused = self._relay.refusals.answer() is not None
+        deadline = time.monotonic() + (0.0 if refused else self.shutdown_timeout_s)
         try:
             # After a take or ack of unknown outcome an ack may trim jobs that are
             # not its own: the retire below returns every in-flight job instead.
@@ -265,6 +267,9 @@ class Bridge:
             self._publish_backlog()
         if self._relay.fatal:
             self._relay.restart()
+        refused = self._relay.refusals.answer()
+        if refused is not None:
+            raise refused  # the supervisor stops the command with it, in one line
         # Waiting for reports takes nothing: the rotation knows which lists a
         # take left empty, and only a wake-up (or the like) rouses them.
         took = self._take() if self._ahead or self._rotation.may_hold_jobs else 0

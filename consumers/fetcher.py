@@ -30,6 +30,8 @@ from consumers.group_health import GuardedConsumer
 from consumers.heartbeat import worker_id
 from consumers.member_name import MemberSlot, claim
 from jobpipe import metrics, names
+from jobpipe.errors import ConfigError
+from jobpipe.kafka_refusal import Refusals
 from jobpipe.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -95,11 +97,15 @@ class Fetcher:
         on_lost: called on the loop with lost partitions.
         on_assign: called on the loop with newly assigned partitions (after any
             loss reported before it: both go through one FIFO).
+        on_refused: called on the loop once Kafka's refusals of the consumer's
+            credentials are the answer (:mod:`jobpipe.kafka_refusal`); the
+            thread has stopped fetching then.
     """
 
     def __init__(self, settings: Settings, topics: list[str], loop: asyncio.AbstractEventLoop,
                  on_messages: Callable[[list[Message]], None], on_revoke: RevokeFn,
-                 on_lost: PartitionsFn, on_assign: PartitionsFn) -> None:
+                 on_lost: PartitionsFn, on_assign: PartitionsFn,
+                 on_refused: Callable[[ConfigError], None]) -> None:
         self._settings = settings
         self._topics = topics
         self._loop = loop
@@ -107,6 +113,8 @@ class Fetcher:
         self._on_revoke = on_revoke
         self._on_lost = on_lost
         self._on_assign = on_assign
+        self._on_refused = on_refused
+        self._refusals = Refusals(settings.kafka.bootstrap)
         self._lock = threading.Lock()
         self._to_store: dict[TP, int] = {}
         self._calls: list[tuple[Callable[[Consumer], Any], asyncio.Future[Any]]] = []
@@ -181,6 +189,10 @@ class Fetcher:
         try:
             while not self._stop.is_set():
                 self._service(consumer)
+                refused = self._refusals.answer()
+                if refused is not None:
+                    self._loop.call_soon_threadsafe(self._on_refused, refused)
+                    break
                 if self._guard.renew_if_stuck():
                     consumer = self._guard.consumer
                     continue
@@ -227,7 +239,8 @@ class Fetcher:
         conf: dict[str, Any] = {
             "auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
             "enable.partition.eof": True,  # an empty partition says so (FirstFetch)
-            "client.id": worker_id()}  # the id of its heartbeats (consumers.heartbeat)
+            "client.id": worker_id(),  # the id of its heartbeats (consumers.heartbeat)
+            "error_cb": self._refusals.heard}
         name = worker.instance_id if self._slot is None else self._slot.name
         if name is not None:
             conf["group.instance.id"] = name

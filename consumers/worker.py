@@ -44,7 +44,7 @@ from consumers.runner import Runner
 from consumers.states import JobStates
 from jobpipe import names
 from jobpipe.connections import async_redis_client, check_redis_at_start_async
-from jobpipe.errors import JobpipeError
+from jobpipe.errors import ConfigError, JobpipeError
 from jobpipe.gc_tuning import collect_young_less_often
 from jobpipe.settings import Settings
 
@@ -129,11 +129,20 @@ class Worker:
             arrivals.append(msgs)
             arrived.set()
 
+        refused: list[ConfigError] = []  # by Kafka, for good: this run ends with it
+        stop_run = self._stopping.set
+
+        def on_refused(error: ConfigError) -> None:
+            log.error("%s; stopping", error)
+            refused.append(error)
+            stop_run()
+
         # The fetcher's rebalance callbacks reach the runner built just below;
         # its thread (the only caller) starts once both exist.
         fetcher = Fetcher(s, [lane.topic for lane in lane_list], loop, on_messages,
                           lambda tps: self._revoke(runner, tps),
-                          lambda tps: self._lose(runner, tps), self._revoked.difference_update)
+                          lambda tps: self._lose(runner, tps), self._revoked.difference_update,
+                          on_refused)
         control_topics: set[str] = set()
 
         def push_pause() -> None:
@@ -230,8 +239,9 @@ class Worker:
             if relay_thread is not None:
                 await asyncio.to_thread(relay_thread.join, 30)
             await redis.aclose()  # type: ignore[attr-defined]
-        if trouble.refusal is not None:
-            raise trouble.refusal  # one line from the CLI or the supervisor, as at start
+        refusal = trouble.refusal or next(iter(refused), None)
+        if refusal is not None:
+            raise refusal  # one line from the CLI or the supervisor, as at start
         return idle
 
     async def _revoke(self, runner: Runner, tps: list[TP]) -> dict[TP, int]:

@@ -50,10 +50,10 @@ def apply_topics(
         ConfigError: the broker refused the client's credentials
             (:func:`jobpipe.kafka_metadata.fetch_metadata`).
     """
-    watch = BrokerWatch()
+    watch = BrokerWatch(settings.kafka.bootstrap)
     admin = AdminClient({**kafka_admin_config(settings.kafka), **watch.config()})
     wanted = desired_topics(settings, queues)
-    metadata = fetch_metadata(admin, watch, settings.kafka.bootstrap, timeout_s,
+    metadata = fetch_metadata(admin, watch, timeout_s,
                               wait_while_down=True)  # a broker still starting
     current = {name: len(t.partitions) for name, t in metadata.topics.items() if not t.error}
     kafka = settings.kafka

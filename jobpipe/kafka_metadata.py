@@ -10,9 +10,7 @@ still gets the whole timeout. ``jobpipe topics apply`` asks the same way but
 waits out a stopped broker (``wait_while_down``): it may be starting.
 
 Refused credentials (SASL, TLS) reach ``error_cb`` too, at the first
-connection. They end the wait once the refusal has lasted ``REFUSED_FOR_S``: a
-SCRAM user created a moment before may be refused once or twice before it
-reaches the listener.
+connection; :mod:`jobpipe.kafka_refusal` says when they end the wait.
 """
 
 from __future__ import annotations
@@ -23,28 +21,29 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
-from jobpipe.client_errors import KAFKA_REFUSED
-from jobpipe.errors import ConfigError, KafkaUnavailable
+from jobpipe.errors import KafkaUnavailable
+from jobpipe.kafka_refusal import Refusals
 
 # How long one metadata attempt may wait before the verdict is looked at again.
 SLICE_S = 0.2
-# How long a refusal must last before it is the answer.
-REFUSED_FOR_S = 2.0
 _CONNECT_FAILURES = frozenset({KafkaError._TRANSPORT, KafkaError._RESOLVE})
 
 
 class BrokerWatch:
     """An ``error_cb`` that remembers whether every bootstrap broker is down, and
-    why, and since when the brokers refuse this client.
+    why, and the brokers' refusals of this client.
 
     Pass :meth:`config` into the client's configuration.
+
+    Args:
+        bootstrap: the client's ``bootstrap.servers``, named in errors.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
         self.all_down = False
         self.last_failure = ""
-        self.refusal = ""
-        self.refused_since: float | None = None  # monotonic; served by a poll
+        self.refusals = Refusals(bootstrap)  # served by a poll
 
     def __call__(self, error: KafkaError) -> None:
         code = error.code()
@@ -52,31 +51,28 @@ class BrokerWatch:
             self.all_down = True
         elif code in _CONNECT_FAILURES:
             self.last_failure = error.str()
-        elif code in KAFKA_REFUSED:
-            self.refusal = error.str()
-            if self.refused_since is None:
-                self.refused_since = time.monotonic()
+        else:
+            self.refusals.heard(error)
 
     def config(self) -> dict[str, Any]:
         return {"error_cb": self}
 
 
-def fetch_metadata(client: AdminClient | Consumer, watch: BrokerWatch, bootstrap: str,
+def fetch_metadata(client: AdminClient | Consumer, watch: BrokerWatch,
                    timeout_s: float, topic: str | None = None,
                    wait_while_down: bool = False) -> ClusterMetadata:
     """The cluster's metadata (of ``topic`` alone when given).
 
     Args:
         client: built with ``watch.config()``.
-        bootstrap: named in the error.
         wait_while_down: brokers that refuse connections (still starting) are
             waited for, up to ``timeout_s``, instead of failing at once.
 
     Raises:
         KafkaUnavailable: every broker refused the connection, or none answered
             in ``timeout_s``.
-        ConfigError: the brokers refused this client's credentials for
-            ``REFUSED_FOR_S`` (or until ``timeout_s``).
+        ConfigError: the brokers refused this client's credentials
+            (:meth:`Refusals.answer`, or any refusal at ``timeout_s``).
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -87,15 +83,15 @@ def fetch_metadata(client: AdminClient | Consumer, watch: BrokerWatch, bootstrap
             failure = exc
         client.poll(0)  # serves error_cb (nothing is assigned: no message is taken)
         now = time.monotonic()
-        if watch.refused_since is not None:  # a refused client also finds all brokers down
-            if now - watch.refused_since >= REFUSED_FOR_S or now >= deadline:
-                raise ConfigError(f"Kafka at {bootstrap} refused this client: "
-                                  f"{watch.refusal}; check the security keys of "
-                                  "kafka.config (sasl.username, sasl.password, ssl.* ...)")
+        refusals = watch.refusals
+        if refusals.first_s is not None:  # a refused client also finds all brokers down
+            refused = refusals.answer() or (refusals.error() if now >= deadline else None)
+            if refused is not None:
+                raise refused
         elif (watch.all_down and not wait_while_down) or now >= deadline:
             why = watch.last_failure or ("all brokers are down" if watch.all_down
                                          else _detail(failure))
-            raise KafkaUnavailable(f"Kafka at {bootstrap} is unreachable: {why}")
+            raise KafkaUnavailable(f"Kafka at {watch.bootstrap} is unreachable: {why}")
 
 
 def _detail(exc: KafkaException) -> str:

@@ -77,7 +77,7 @@ class _Dlq:
         self.spec = spec
         self.topic = names.dlq_topic(settings.namespace, spec.name)
         group = names.group_id(settings.namespace, "dlq-replay")
-        self._watch = BrokerWatch()
+        self._watch = BrokerWatch(self.settings.kafka.bootstrap)
         self.consumer = Consumer(kafka_consumer_config(
             settings.kafka, group, **{"enable.auto.commit": False, "enable.partition.eof": True},
             **self._watch.config()))
@@ -88,8 +88,7 @@ class _Dlq:
 
     def partitions(self) -> dict[int, tuple[int, int]]:
         """Each partition's (low, high) watermark offsets."""
-        meta = fetch_metadata(self.consumer, self._watch, self.settings.kafka.bootstrap,
-                              TIMEOUT_S, self.topic)
+        meta = fetch_metadata(self.consumer, self._watch, TIMEOUT_S, self.topic)
         topic = meta.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             raise ConfigError(f"DLQ topic {self.topic} does not exist (run: jobpipe topics "

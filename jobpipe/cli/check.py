@@ -24,9 +24,9 @@ def check(obj: CliContext) -> None:
     client = redis_client(settings.redis)
     client.ping()
     check_redis_safety(client, settings.redis)
-    watch = BrokerWatch()
+    watch = BrokerWatch(settings.kafka.bootstrap)
     admin = AdminClient({**kafka_admin_config(settings.kafka), **watch.config()})
-    metadata = fetch_metadata(admin, watch, settings.kafka.bootstrap, TIMEOUT_S)
+    metadata = fetch_metadata(admin, watch, TIMEOUT_S)
     if not metadata.brokers:
         raise KafkaUnavailable(f"Kafka at {settings.kafka.bootstrap} reports no brokers")
     click.echo(f"ok: redis {redact_url(settings.redis.url)}, kafka {settings.kafka.bootstrap} "

@@ -61,7 +61,7 @@ def test_a_stuck_consumer_is_replaced_and_its_partitions_fetched_again(
     fetcher = Fetcher(settings, [topic], loop,
                       # Partition-end events (enable.partition.eof) come along; they are no jobs.
                       lambda msgs: fetched.extend(m.value() for m in msgs if m.error() is None),
-                      _no_revoke, lost.extend, lambda tps: None)
+                      _no_revoke, lost.extend, lambda tps: None, lambda error: None)
     fetcher.start()
     try:
         jobs = [make_job() for _ in range(10)]

@@ -9,12 +9,15 @@ import sys
 import time
 
 import pytest
+import redis
 from confluent_kafka import Producer
 
+from ingest import Producer as JobProducer
 from jobpipe.admin import apply_topics
 from jobpipe.connections import kafka_producer_config
-from jobpipe.envelope import Job, encode, new_job_id, now_ns
+from jobpipe.envelope import Job, encode, new_job_id, now_ns, peek_id
 from jobpipe.errors import ConfigError, JobpipeError, KafkaUnavailable
+from jobpipe.routing import Routes
 from jobpipe.settings import Settings, load_settings
 from tests.integration.ops.kafka_read import read_all
 from tests.integration.ops.scram import (
@@ -109,3 +112,42 @@ def test_check_names_refused_credentials_in_one_line(sasl_bootstrap, namespace, 
     assert line.startswith(f"jobpipe: error: Kafka at {sasl_bootstrap} refused this client")
     assert "auth" in line.lower()
     assert "not-the-password-9f3" not in done.stdout + done.stderr
+
+
+def test_a_bridge_and_a_worker_refused_by_kafka_stop_in_one_line_and_keep_every_job(
+        sasl_bootstrap, namespace, redis_url):
+    """A wrong password stops ``jobpipe bridge`` and ``jobpipe worker`` with one line
+    (jobpipe.kafka_refusal's rule), instead of logging refusals for ever; the jobs
+    the bridge took meanwhile are back in the ready list, none lost."""
+    wrong = "not-the-password-7c1"
+    settings = load_settings(None, environ={}, overrides={
+        "namespace": namespace, "redis": {"url": redis_url},
+        "queues": {"default": {"partitions": 2}}})
+    with JobProducer(settings) as producer:
+        ids = set(producer.enqueue_many("default", "noop", [{}] * 5))
+    env = {**os.environ, "JOBPIPE_NAMESPACE": namespace, "JOBPIPE_REDIS_URL": redis_url,
+           "JOBPIPE_KAFKA_BOOTSTRAP": sasl_bootstrap,
+           "JOBPIPE_KAFKA_CONFIG": "{" + ", ".join(
+               f'"{k}" = "{v}"' for k, v in _sasl(password=wrong).items()) + "}"}
+    stages = [subprocess.Popen([sys.executable, "-m", "jobpipe", *argv], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for argv in (["bridge"], ["worker", "loadtest.tasks"])]
+    errs = []
+    for stage in stages:
+        try:
+            out, err = stage.communicate(timeout=60)
+        finally:
+            stage.kill()  # by its PID; a no-op once it has exited
+        errs.append(err)
+        assert stage.returncode == 1, err
+        assert "Traceback" not in err
+        line = err.strip().splitlines()[-1]
+        assert line.startswith(f"jobpipe: error: Kafka at {sasl_bootstrap} refused this client")
+        assert "auth" in line.lower()
+        assert wrong not in out + err
+    assert "returned 5 unacknowledged jobs to ready" in errs[0]  # the bridge had taken them
+    client = redis.Redis.from_url(redis_url)
+    ready = [key for level in Routes.of(namespace, settings.topology.get("default")).ready
+             for key in level]
+    assert {peek_id(raw) for key in ready for raw in client.lrange(key, 0, -1)} == ids
+    client.close()

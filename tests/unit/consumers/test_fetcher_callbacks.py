@@ -25,7 +25,8 @@ def test_a_loss_then_a_new_assignment_leave_the_partition_assigned_on_a_busy_loo
     loop = asyncio.new_event_loop()
     gone: set[TP] = set()
     fetcher = Fetcher(load_settings(None, environ={}), ["t"], loop, lambda msgs: None,
-                      _no_revoke, gone.update, gone.difference_update)
+                      _no_revoke, gone.update, gone.difference_update,
+                      lambda error: None)
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
