@@ -68,6 +68,9 @@ REPORT_SLICE_S = 0.001
 # Longest wait for the reports of a trickle's take (bridge.pace), flushed at
 # once: while Kafka is slow or away the loop goes on after it.
 TRICKLE_FLUSH_S = 0.05
+# At exit with refused credentials, how long reports may still come (over a
+# connection authenticated before the refusals) before in-flight jobs go back.
+REFUSED_REPORT_WAIT_S = 1.0
 _ACK_AT_EXIT_FAILURES: tuple[type[Exception], ...] = (Fenced, OutcomeUnknown, *REDIS_FAILURES)
 
 
@@ -187,9 +190,11 @@ class Bridge:
         log.info("bridge %s started on queues %s", self.bridge_id, ", ".join(queues))
 
     def _shutdown(self) -> None:
-        # Refused credentials get no report: what is in flight goes back to ready below.
+        # Refused credentials get no report (but see REFUSED_REPORT_WAIT_S); what
+        # is in flight goes back to ready below.
         refused = self._relay.refusals.answer() is not None
-        deadline = time.monotonic() + (0.0 if refused else self.shutdown_timeout_s)
+        deadline = time.monotonic() + (REFUSED_REPORT_WAIT_S if refused
+                                       else self.shutdown_timeout_s)
         try:
             # After a take or ack of unknown outcome an ack may trim jobs that are
             # not its own: the retire below returns every in-flight job instead.

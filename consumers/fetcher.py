@@ -30,6 +30,7 @@ from consumers.group_health import GuardedConsumer
 from consumers.heartbeat import worker_id
 from consumers.member_name import MemberSlot, claim
 from jobpipe import metrics, names
+from jobpipe.connections import log_client_error
 from jobpipe.errors import ConfigError
 from jobpipe.kafka_refusal import Refusals
 from jobpipe.settings import Settings
@@ -97,9 +98,10 @@ class Fetcher:
         on_lost: called on the loop with lost partitions.
         on_assign: called on the loop with newly assigned partitions (after any
             loss reported before it: both go through one FIFO).
-        on_refused: called on the loop once Kafka's refusals of the consumer's
-            credentials are the answer (:mod:`jobpipe.kafka_refusal`); the
-            thread has stopped fetching then.
+        on_refused: called on the loop, once, when Kafka's refusals of the
+            consumer's credentials are the answer (:mod:`jobpipe.kafka_refusal`);
+            the thread goes on until :meth:`stop`, so the worker stops in its
+            usual order (running jobs finish, their offsets are committed).
     """
 
     def __init__(self, settings: Settings, topics: list[str], loop: asyncio.AbstractEventLoop,
@@ -115,6 +117,7 @@ class Fetcher:
         self._on_assign = on_assign
         self._on_refused = on_refused
         self._refusals = Refusals(settings.kafka.bootstrap)
+        self._refused = False
         self._lock = threading.Lock()
         self._to_store: dict[TP, int] = {}
         self._calls: list[tuple[Callable[[Consumer], Any], asyncio.Future[Any]]] = []
@@ -189,10 +192,11 @@ class Fetcher:
         try:
             while not self._stop.is_set():
                 self._service(consumer)
-                refused = self._refusals.answer()
-                if refused is not None:
-                    self._loop.call_soon_threadsafe(self._on_refused, refused)
-                    break
+                if not self._refused:
+                    refused = self._refusals.answer()
+                    if refused is not None:
+                        self._refused = True
+                        self._loop.call_soon_threadsafe(self._on_refused, refused)
                 if self._guard.renew_if_stuck():
                     consumer = self._guard.consumer
                     continue
@@ -240,11 +244,15 @@ class Fetcher:
             "auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
             "enable.partition.eof": True,  # an empty partition says so (FirstFetch)
             "client.id": worker_id(),  # the id of its heartbeats (consumers.heartbeat)
-            "error_cb": self._refusals.heard}
+            "error_cb": self._on_error}
         name = worker.instance_id if self._slot is None else self._slot.name
         if name is not None:
             conf["group.instance.id"] = name
         return conf
+
+    def _on_error(self, error: KafkaError) -> None:
+        if not self._refusals.heard(error):
+            log_client_error(worker_id(), error)
 
     def _service(self, consumer: Consumer) -> None:
         with self._lock:

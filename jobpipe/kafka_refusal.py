@@ -21,19 +21,26 @@ from jobpipe.errors import ConfigError
 
 # How long refusals must go on before they are the answer.
 REFUSED_FOR_S = 2.0
-# Refusals further apart are two spells: librdkafka's reconnect backoff grows to
-# reconnect.backoff.max.ms (10 s by default), so a spell's refusals come closer.
+# Refusals further apart are two spells. librdkafka retries after reconnect.backoff.ms
+# (100 ms), doubling up to reconnect.backoff.max.ms (10 s): a spell's first
+# refusals come well within REFUSED_FOR_S, whatever the maximum.
 SPELL_GAP_S = 15.0
 # The codes of a connection refused for what this client presented.
 CREDENTIALS_REFUSED = frozenset({KafkaError._AUTHENTICATION,
                                  KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL})
+# librdkafka also reports a SASL handshake that failed on its side (the connection
+# broke, or timed out: "SASL SCRAM-SHA-256 mechanism handshake failed: Local: Broker
+# transport failure") as _AUTHENTICATION: a broker frozen mid-handshake, no refusal.
+_LOCAL_FAILURE = "Local: "
 
 
 class Refusals:
     """The latest spell of refusals one client (or one stage's clients) heard.
 
     Feed it from ``error_cb`` (:meth:`heard`); ask :meth:`answer` where the
-    caller can stop. Used from the thread that polls the client.
+    caller can stop. Both run on the thread that polls the client (a consumer
+    being replaced may still call in while it closes on a side thread: plain
+    attribute writes, at worst a spell starts over).
 
     Args:
         bootstrap: named in the error.
@@ -49,7 +56,7 @@ class Refusals:
 
     def heard(self, error: KafkaError, now_s: float | None = None) -> bool:
         """Note ``error`` if it is a refusal; whether it was."""
-        if error.code() not in CREDENTIALS_REFUSED:
+        if error.code() not in CREDENTIALS_REFUSED or _LOCAL_FAILURE in error.str():
             return False
         now_s = time.monotonic() if now_s is None else now_s
         if self.first_s is None or now_s - self.last_s > SPELL_GAP_S:

@@ -45,3 +45,16 @@ def test_a_broker_that_is_down_is_no_refusal():
                                   now_s=now_s)
     assert refusals.first_s is None
     assert refusals.answer() is None
+
+
+def test_a_sasl_handshake_broken_on_our_side_is_no_refusal():
+    """librdkafka reports a SASL handshake that failed locally (a broker frozen
+    or gone mid-handshake) as _AUTHENTICATION too."""
+    refusals = Refusals(BOOTSTRAP)
+    broken = KafkaError(KafkaError._AUTHENTICATION,
+                        "sasl_plaintext://127.0.0.1:9/bootstrap: SASL SCRAM-SHA-256 mechanism "
+                        "handshake failed: Local: Broker transport failure: broker's "
+                        "supported mechanisms: ")
+    for now_s in (100.0, 101.0, 103.0):
+        assert not refusals.heard(broken, now_s=now_s)
+    assert refusals.answer() is None

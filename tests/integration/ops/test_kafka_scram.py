@@ -132,13 +132,13 @@ def test_a_bridge_and_a_worker_refused_by_kafka_stop_in_one_line_and_keep_every_
     stages = [subprocess.Popen([sys.executable, "-m", "jobpipe", *argv], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
               for argv in (["bridge"], ["worker", "loadtest.tasks"])]
-    errs = []
-    for stage in stages:
-        try:
-            out, err = stage.communicate(timeout=60)
-        finally:
+    try:
+        ended = [stage.communicate(timeout=60) for stage in stages]
+    finally:
+        for stage in stages:
             stage.kill()  # by its PID; a no-op once it has exited
-        errs.append(err)
+    errs = [err for _, err in ended]
+    for stage, (out, err) in zip(stages, ended, strict=True):
         assert stage.returncode == 1, err
         assert "Traceback" not in err
         line = err.strip().splitlines()[-1]
