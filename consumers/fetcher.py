@@ -30,7 +30,6 @@ from consumers.group_health import GuardedConsumer
 from consumers.heartbeat import worker_id
 from consumers.member_name import MemberSlot, claim
 from jobpipe import metrics, names
-from jobpipe.connections import log_client_error
 from jobpipe.errors import ConfigError
 from jobpipe.kafka_refusal import Refusals
 from jobpipe.settings import Settings
@@ -244,15 +243,13 @@ class Fetcher:
             "auto.commit.interval.ms": max(100, int(worker.commit_interval_s * 1000)),
             "enable.partition.eof": True,  # an empty partition says so (FirstFetch)
             "client.id": worker_id(),  # the id of its heartbeats (consumers.heartbeat)
-            "error_cb": self._on_error}
+            # Only refusals: librdkafka logs the rest itself (its FAIL lines), and
+            # confluent-kafka drops what reaches no error_cb.
+            "error_cb": self._refusals.heard}
         name = worker.instance_id if self._slot is None else self._slot.name
         if name is not None:
             conf["group.instance.id"] = name
         return conf
-
-    def _on_error(self, error: KafkaError) -> None:
-        if not self._refusals.heard(error):
-            log_client_error(worker_id(), error)
 
     def _service(self, consumer: Consumer) -> None:
         with self._lock:

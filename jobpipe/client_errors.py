@@ -19,7 +19,7 @@ from jobpipe.errors import (
     RedisRefused,
     RedisUnavailable,
 )
-from jobpipe.kafka_refusal import CREDENTIALS_REFUSED
+from jobpipe.kafka_refusal import is_refusal
 from jobpipe.redact import redact_url
 from jobpipe.redis_failures import (
     REDIS_FAILURES,
@@ -34,12 +34,12 @@ _KAFKA_DOWN = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                          KafkaError._TIMED_OUT, KafkaError._RESOLVE,
                          KafkaError._MSG_TIMED_OUT, KafkaError._WAIT_COORD,
                          KafkaError._TIMED_OUT_QUEUE})
-# Codes that fail the same way next time: a bad property, refused credentials,
-# a missing ACL. Only these stop a supervised stage for good.
-_KAFKA_REFUSED = CREDENTIALS_REFUSED | {KafkaError._INVALID_ARG,
-                                        KafkaError.TOPIC_AUTHORIZATION_FAILED,
-                                        KafkaError.GROUP_AUTHORIZATION_FAILED,
-                                        KafkaError.CLUSTER_AUTHORIZATION_FAILED}
+# Codes that fail the same way next time: a bad property, a missing ACL (and
+# refused credentials: jobpipe.kafka_refusal.is_refusal). Only these stop a
+# supervised stage for good.
+_KAFKA_REFUSED = frozenset({KafkaError._INVALID_ARG, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+                            KafkaError.GROUP_AUTHORIZATION_FAILED,
+                            KafkaError.CLUSTER_AUTHORIZATION_FAILED})
 
 
 def _one_line(exc: BaseException) -> str:
@@ -90,7 +90,7 @@ def _kafka_error(exc: KafkaException, settings: Settings | None) -> JobpipeError
     if not isinstance(error, KafkaError):
         return KafkaUnavailable(f"{where} failed: {_one_line(exc)}")
     detail = error.str() or error.name()
-    if error.code() in _KAFKA_REFUSED:
+    if error.code() in _KAFKA_REFUSED or is_refusal(error):
         return ConfigError(f"kafka: {where} refused: {detail} ({error.name()})")
     if error.code() in _KAFKA_DOWN or error.retriable():
         return KafkaUnavailable(f"{where} is unreachable: {detail}")

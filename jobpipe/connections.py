@@ -26,9 +26,6 @@ from jobpipe.redact import redact_url
 from jobpipe.redis_failures import REDIS_DOWN
 from jobpipe.settings import KafkaSettings, RedisSettings
 
-if typing.TYPE_CHECKING:  # a producer never imports confluent_kafka
-    from confluent_kafka import KafkaError
-
 log = logging.getLogger(__name__)
 
 
@@ -299,12 +296,6 @@ def _librdkafka_line_key(record: logging.LogRecord) -> tuple[Any, ...]:
 
 
 LIBRDKAFKA_LOG.addFilter(RepeatFilter(_librdkafka_line_key))
-
-
-def log_client_error(client: str, error: KafkaError) -> None:
-    """Log what reached an ``error_cb`` and was not handled there, as librdkafka
-    logs an error when no ``error_cb`` is set (repeats filtered alike)."""
-    LIBRDKAFKA_LOG.error("%s [%s] %s", "ERROR", client, error.str())
 
 
 def kafka_common_config(settings: KafkaSettings) -> dict[str, Any]:

@@ -22,11 +22,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
 from jobpipe.errors import KafkaUnavailable
-from jobpipe.kafka_refusal import Refusals
+from jobpipe.kafka_refusal import CREDENTIALS_REFUSED, Refusals
 
 # How long one metadata attempt may wait before the verdict is looked at again.
 SLICE_S = 0.2
-_CONNECT_FAILURES = frozenset({KafkaError._TRANSPORT, KafkaError._RESOLVE})
+# Codes whose words say why no broker answered: a refused connection, a name not
+# resolved, a SASL handshake broken on this side (CREDENTIALS_REFUSED, not a refusal).
+_FAILURE_WORDS = frozenset({KafkaError._TRANSPORT, KafkaError._RESOLVE}) | CREDENTIALS_REFUSED
 
 
 class BrokerWatch:
@@ -46,13 +48,11 @@ class BrokerWatch:
         self.refusals = Refusals(bootstrap)  # served by a poll
 
     def __call__(self, error: KafkaError) -> None:
-        code = error.code()
-        if code == KafkaError._ALL_BROKERS_DOWN:
+        refused = self.refusals.heard(error)
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self.all_down = True
-        elif code in _CONNECT_FAILURES:
+        elif not refused and error.code() in _FAILURE_WORDS:
             self.last_failure = error.str()
-        else:
-            self.refusals.heard(error)
 
     def config(self) -> dict[str, Any]:
         return {"error_cb": self}

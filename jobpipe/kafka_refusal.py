@@ -34,6 +34,11 @@ CREDENTIALS_REFUSED = frozenset({KafkaError._AUTHENTICATION,
 _LOCAL_FAILURE = "Local: "
 
 
+def is_refusal(error: KafkaError) -> bool:
+    """Whether ``error`` is the broker refusing this client's credentials."""
+    return error.code() in CREDENTIALS_REFUSED and _LOCAL_FAILURE not in error.str()
+
+
 class Refusals:
     """The latest spell of refusals one client (or one stage's clients) heard.
 
@@ -56,7 +61,7 @@ class Refusals:
 
     def heard(self, error: KafkaError, now_s: float | None = None) -> bool:
         """Note ``error`` if it is a refusal; whether it was."""
-        if error.code() not in CREDENTIALS_REFUSED or _LOCAL_FAILURE in error.str():
+        if not is_refusal(error):
             return False
         now_s = time.monotonic() if now_s is None else now_s
         if self.first_s is None or now_s - self.last_s > SPELL_GAP_S:

@@ -137,6 +137,7 @@ def test_a_bridge_and_a_worker_refused_by_kafka_stop_in_one_line_and_keep_every_
     finally:
         for stage in stages:
             stage.kill()  # by its PID; a no-op once it has exited
+            stage.wait(30)
     errs = [err for _, err in ended]
     for stage, (out, err) in zip(stages, ended, strict=True):
         assert stage.returncode == 1, err

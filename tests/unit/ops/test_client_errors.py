@@ -52,6 +52,15 @@ def test_kafka_errors_are_sorted_into_transient_and_permanent(code: int, kind: t
     assert "what librdkafka said" in str(error)
 
 
+def test_a_sasl_handshake_broken_on_this_side_is_retryable() -> None:
+    """librdkafka gives it the code of refused credentials (_AUTHENTICATION)."""
+    broken = KafkaError(KafkaError._AUTHENTICATION, "SASL SCRAM-SHA-256 mechanism handshake "
+                        "failed: Local: Broker transport failure: broker's supported mechanisms: ")
+    error = as_jobpipe_error(KafkaException(broken), SETTINGS)
+    assert isinstance(error, KafkaUnavailable)
+    assert error.retryable
+
+
 @pytest.mark.parametrize("exc", [
     redis.exceptions.NoPermissionError(
         "User jp-bridge has no permissions to run the 'bzpopmin' command"),
